@@ -1,0 +1,128 @@
+# wkfs: one non-recursive Makefile.
+#
+# Each directory gets only its own library flags, so a wrong include (a
+# fuse header in lib/, libwebsockets in fs/) fails to build:
+#   lib/    sqlite3, libxxhash, inih          -> build/libwkfs.a
+#   fs/     fuse3                              -> linked into build/wkfs
+#   tools/  (the command; links fs/ and lib/)  -> build/wkfs
+#   syncd/  libwebsockets                      -> build/wkfs-syncd, wkfs-relay
+#
+# Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
+#          install (PREFIX, DESTDIR) clean format demo bench deps
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+WERROR  ?= 0
+B       := build
+
+CC      ?= cc
+PKG     ?= pkg-config
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wno-unused-parameter -D_GNU_SOURCE \
+	   -D_FILE_OFFSET_BITS=64 -MMD -MP -Ilib
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+ifeq ($(SAN),1)
+B       := build-san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+LDLIBS  += -lpthread
+
+pkg_cflags = $(shell $(PKG) --cflags $(1) 2>/dev/null)
+pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
+
+LIB_PKGS   := sqlite3 libxxhash inih
+FS_PKGS    := fuse3
+SYNCD_PKGS := libwebsockets
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+FS_SRC    := $(sort $(wildcard fs/*.c))
+TOOLS_SRC := $(sort $(wildcard tools/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_HELP := $(filter-out $(UNIT_SRC),$(sort $(wildcard tests/unit/*.c)))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
+FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
+TOOLS_OBJ := $(TOOLS_SRC:%.c=$(B)/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_HOBJ := $(UNIT_HELP:%.c=$(B)/%.o)
+
+LIBWKFS   := $(B)/libwkfs.a
+WKFS      := $(B)/wkfs
+BINS      := $(WKFS)
+
+LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
+
+.PHONY: all check check-run check-long install clean format demo bench deps
+all: $(BINS)
+
+$(B)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(call pkg_cflags,$(LIB_PKGS)) -c -o $@ $<
+
+$(B)/fs/%.o: fs/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Ifs $(call pkg_cflags,$(FS_PKGS)) -c -o $@ $<
+
+$(B)/tools/%.o: tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Ifs -c -o $@ $<
+
+$(B)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(call pkg_cflags,cmocka $(LIB_PKGS)) -c -o $@ $<
+
+$(LIBWKFS): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(WKFS): $(TOOLS_OBJ) $(FS_OBJ) $(LIBWKFS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(FS_OBJ) $(LIBWKFS) \
+		$(call pkg_libs,$(FS_PKGS)) $(LIB_LIBS) $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HOBJ) $(LIBWKFS) \
+		$(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
+
+# check installs what is missing first, then re-reads this Makefile so that
+# pkg-config sees the freshly installed libraries.
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: $(BINS) $(UNIT_BIN)
+	@B=$(B) tests/run
+
+check-long: deps
+	@$(MAKE) --no-print-directory $(BINS) $(UNIT_BIN)
+	@B=$(B) WKFS_LONG=1 tests/run
+
+deps:
+	@tools/install-deps
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@B=$(B) tools/demo
+
+bench: deps
+	@tools/install-deps --bench
+	@$(MAKE) --no-print-directory $(BINS)
+	@B=$(B) tests/bench/fs.sh
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $(wildcard lib/*.[ch] fs/*.[ch] tools/*.[ch] \
+		syncd/*.[ch] tests/unit/*.[ch])
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

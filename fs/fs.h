@@ -1,0 +1,65 @@
+/*
+ * fs.h - the wkfs FUSE filesystem's shared state (fs/ only).
+ *
+ * fs/ is the only directory that includes fuse_lowlevel.h.  The filesystem is
+ * a passthrough over a directory fd of DIR taken before mounting (so it works
+ * when mounted over DIR itself), with an inode table of O_PATH fds keyed by
+ * the backing (dev, ino), in the manner of libfuse's passthrough_hp.  Every
+ * namespace change and every close of a written file is handed to the
+ * recorder (lib/recorder.h).
+ */
+#ifndef WKFS_FS_H
+#define WKFS_FS_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "op.h"
+#include "recorder.h"
+
+struct finode {
+	int fd; /* O_PATH to the backing inode */
+	dev_t dev;
+	ino_t ino;
+	bool is_dir;
+	/* Under fs.ilock: */
+	uint64_t nlookup;
+	struct wk_id node;  /* the tracked node, WK_ID_NONE if untracked */
+	int nwriters;       /* open handles that may write */
+	bool dirty;         /* content changed since its last put */
+	struct finode *next;
+};
+
+struct wkfs {
+	int rootfd;               /* DIR, opened before the mount */
+	struct finode root;
+	struct recorder *rec;
+	struct fuse_session *se;
+	double timeout;           /* entry and attribute cache, seconds */
+	bool writeback;
+
+	pthread_mutex_t ilock;    /* the inode table and finode fields */
+	struct finode **table;
+	size_t n_buckets, count;
+};
+
+void wkfs_ops_fill(struct fuse_lowlevel_ops *o);
+
+/* Inode table (inode.c). */
+void inode_table_init(struct wkfs *fs);
+void inode_table_free(struct wkfs *fs);
+struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino);
+/* Finds or adds the finode for st, taking a lookup reference; takes over fd
+ * (closing it when the inode was known already). */
+struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st);
+struct finode *inode_find(struct wkfs *fs, dev_t dev, ino_t ino);
+void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n);
+
+/* The tracked node of in, or NULL (recorder lock held). */
+struct nnode *inode_node_l(struct wkfs *fs, struct finode *in);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * ops_common.h - helpers shared by the two halves of the handler table.
+ */
+#ifndef WKFS_OPS_COMMON_H
+#define WKFS_OPS_COMMON_H
+
+#include "fs.h"
+
+/* True for DIR/.wkfs, which the mount does not show. */
+bool is_sidecar(struct wkfs *fs, fuse_ino_t parent, const char *name);
+
+/* Looks parent/name up in the backing directory and fills e, taking a
+ * lookup reference on its finode. 0 or -errno. */
+int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
+	      struct fuse_entry_param *e);
+
+/* Records a new name (after the syscall made it) and ties its finode. */
+void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
+		struct fuse_entry_param *e, const char *target);
+
+/* Fills the namespace handlers (ops_ns.c). */
+void ops_ns_fill(struct fuse_lowlevel_ops *o);
+
+#endif

@@ -1,0 +1,601 @@
+/*
+ * ops_io.c - FUSE handlers for attributes and file contents, and the
+ * handler table.
+ *
+ * A file's content is recorded once per close, not per write(): writes only
+ * mark the finode dirty, and flush (every close(2)), release and fsync turn
+ * a dirty finode into one put.  The hash is computed by the recorder's
+ * thread from a descriptor handed over here, so close does not wait for it;
+ * fsync does, since it promises the op is on disk too.
+ *
+ * Locks (flock, POSIX) are left to the kernel: every process that can reach
+ * the files goes through this one mount, so local locking is complete.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "ops_common.h"
+#include "wlog.h"
+
+#define MAX_WRITE (1 << 20)
+
+static void proc_path(char buf[64], int fd)
+{
+	snprintf(buf, 64, "/proc/self/fd/%d", fd);
+}
+
+static void mark_dirty(struct wkfs *fs, struct finode *in)
+{
+	pthread_mutex_lock(&fs->ilock);
+	in->dirty = true;
+	pthread_mutex_unlock(&fs->ilock);
+}
+
+/*
+ * Records a put for in if it is dirty.  fd is a descriptor of the file to
+ * read the content from (not consumed); durable waits for the op to reach
+ * the disk.
+ */
+static void record_put(struct wkfs *fs, struct finode *in, int fd,
+		       bool durable)
+{
+	struct nnode *n;
+	int rfd;
+
+	pthread_mutex_lock(&fs->ilock);
+	bool dirty = in->dirty;
+
+	in->dirty = false;
+	pthread_mutex_unlock(&fs->ilock);
+	if (!dirty)
+		return;
+	if (fd >= 0) {
+		rfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	} else {
+		char p[64];
+
+		proc_path(p, in->fd);
+		rfd = open(p, O_RDONLY | O_CLOEXEC);
+	}
+	if (rfd < 0) {
+		wk_warn("cannot record new content: %s", strerror(errno));
+		return;
+	}
+	rec_lock(fs->rec);
+	n = inode_node_l(fs, in);
+	if (n)
+		rec_put_l(fs->rec, n, rfd, NULL, 0, 0);
+	else
+		close(rfd);
+	rec_unlock(fs->rec);
+	if (durable)
+		rec_flush(fs->rec, true);
+}
+
+static void wkfs_init(void *data, struct fuse_conn_info *conn)
+{
+	struct wkfs *fs = data;
+
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		fs->writeback = true;
+	}
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* The kernel does flock and POSIX locks itself (see above). */
+	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
+	conn->max_write = MAX_WRITE;
+	conn->max_readahead = MAX_WRITE;
+}
+
+static void wkfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	inode_forget(fs, inode_get(fs, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void wkfs_forget_multi(fuse_req_t req, size_t count,
+			      struct fuse_forget_data *forgets)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	for (size_t i = 0; i < count; i++)
+		inode_forget(fs, inode_get(fs, forgets[i].ino),
+			     forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void wkfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct stat st;
+
+	if (fstatat(inode_get(fs, ino)->fd, "", &st,
+		    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static int apply_setattr(struct finode *in, struct stat *attr, int valid,
+			 struct fuse_file_info *fi)
+{
+	char p[64];
+
+	proc_path(p, in->fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (fi ? fchmod(fi->fh, attr->st_mode)
+		       : chmod(p, attr->st_mode))
+			return -errno;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t u = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+		gid_t g = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(in->fd, "", u, g,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (fi ? ftruncate(fi->fh, attr->st_size)
+		       : truncate(p, attr->st_size))
+			return -errno;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_nsec = UTIME_OMIT}};
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (fi ? futimens(fi->fh, tv) : utimensat(AT_FDCWD, p, tv, 0))
+			return -errno;
+	}
+	return 0;
+}
+
+static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int valid, struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct finode *in = inode_get(fs, ino);
+	uint32_t attrs = 0;
+	struct stat st;
+	int rc;
+
+	rc = apply_setattr(in, attr, valid, fi);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) <
+	    0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE)
+		mark_dirty(fs, in);
+
+	pthread_mutex_lock(&fs->ilock);
+	bool writing = in->nwriters > 0 || in->dirty;
+	pthread_mutex_unlock(&fs->ilock);
+
+	if (valid & FUSE_SET_ATTR_MODE)
+		attrs |= WK_ATTR_MODE;
+	/* While the file is being written, its mtime rides on the put
+	 * (with the writeback cache the kernel sends mtimes of its own). */
+	if (valid & FUSE_SET_ATTR_MTIME && !writing)
+		attrs |= WK_ATTR_MTIME;
+	if (attrs) {
+		struct nnode *n;
+
+		rec_lock(fs->rec);
+		n = inode_node_l(fs, in);
+		if (n)
+			rec_setattr_l(fs->rec, n, attrs, st.st_mode,
+				      ts_ns(&st.st_mtim));
+		rec_unlock(fs->rec);
+	}
+	/* A truncate of a file nobody has open is a complete change. */
+	if (valid & FUSE_SET_ATTR_SIZE && !fi) {
+		pthread_mutex_lock(&fs->ilock);
+		bool alone = in->nwriters == 0;
+		pthread_mutex_unlock(&fs->ilock);
+		if (alone)
+			record_put(fs, in, -1, false);
+	}
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void wkfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(inode_get(fs, ino)->fd, "", buf, PATH_MAX);
+
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* With the writeback cache the kernel reads to fill pages of files open
+ * for writing, and does O_APPEND itself. */
+static int backing_flags(struct wkfs *fs, int flags)
+{
+	if (fs->writeback) {
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return (flags & ~O_NOFOLLOW) | O_CLOEXEC;
+}
+
+static bool may_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+static void opened(struct wkfs *fs, struct finode *in,
+		   struct fuse_file_info *fi)
+{
+	if (may_write(fi->flags)) {
+		pthread_mutex_lock(&fs->ilock);
+		in->nwriters++;
+		if (fi->flags & O_TRUNC)
+			in->dirty = true;
+		pthread_mutex_unlock(&fs->ilock);
+	}
+	fi->keep_cache = 1;
+}
+
+static void wkfs_open(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct finode *in = inode_get(fs, ino);
+	char p[64];
+	int fd;
+
+	proc_path(p, in->fd);
+	fd = open(p, backing_flags(fs, fi->flags) & ~O_CREAT);
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fi->fh = fd;
+	opened(fs, in, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* The request was interrupted: undo. */
+		close(fd);
+	}
+}
+
+static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	bool is_new = true;
+	int fd, rc;
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fd = openat(inode_get(fs, parent)->fd, name,
+		    backing_flags(fs, fi->flags) | O_CREAT | O_EXCL, mode);
+	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
+		is_new = false;
+		fd = openat(inode_get(fs, parent)->fd, name,
+			    backing_flags(fs, fi->flags) & ~O_CREAT);
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	rc = do_lookup(fs, parent, name, &e);
+	if (rc) {
+		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (is_new)
+		record_new(fs, parent, name, &e, NULL);
+	fi->fh = fd;
+	opened(fs, inode_get(fs, e.ino), fi);
+	fuse_reply_create(req, &e, fi);
+}
+
+static void wkfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void wkfs_write_buf(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_bufvec *in_buf, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	ssize_t n;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fi->fh;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in_buf, 0);
+	if (n < 0) {
+		fuse_reply_err(req, -n);
+		return;
+	}
+	mark_dirty(fs, inode_get(fs, ino));
+	fuse_reply_write(req, (size_t)n);
+}
+
+static void wkfs_flush(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	int fd2;
+
+	/* close(2) on a dup of ours: report its errors like close would. */
+	fd2 = dup(fi->fh);
+	if (fd2 >= 0 && close(fd2) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (may_write(fi->flags))
+		record_put(fs, inode_get(fs, ino), fi->fh, false);
+	fuse_reply_err(req, 0);
+}
+
+static void wkfs_release(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct finode *in = inode_get(fs, ino);
+
+	if (may_write(fi->flags)) {
+		/* Writes through a shared mapping can land after flush. */
+		record_put(fs, in, fi->fh, false);
+		pthread_mutex_lock(&fs->ilock);
+		in->nwriters--;
+		pthread_mutex_unlock(&fs->ilock);
+	}
+	close(fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void wkfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		       struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	int rc = datasync ? fdatasync(fi->fh) : fsync(fi->fh);
+
+	if (rc < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	record_put(fs, inode_get(fs, ino), fi->fh, false);
+	rec_flush(fs->rec, true);
+	fuse_reply_err(req, 0);
+}
+
+static void wkfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct statvfs st;
+
+	if (fstatvfs(fs->rootfd, &st) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void wkfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			   off_t offset, off_t length,
+			   struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (fallocate(fi->fh, mode, offset, length) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	mark_dirty(fs, inode_get(fs, ino));
+	fuse_reply_err(req, 0);
+}
+
+static void wkfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		       struct fuse_file_info *fi)
+{
+	off_t r = lseek(fi->fh, off, whence);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void wkfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+				 off_t off_in, struct fuse_file_info *fi_in,
+				 fuse_ino_t ino_out, off_t off_out,
+				 struct fuse_file_info *fi_out, size_t len,
+				 int flags)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	ssize_t n = copy_file_range(fi_in->fh, &off_in, fi_out->fh, &off_out,
+				    len, flags);
+
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	mark_dirty(fs, inode_get(fs, ino_out));
+	fuse_reply_write(req, (size_t)n);
+}
+
+/* xattrs of regular files and directories, through a real descriptor (an
+ * O_PATH one cannot carry them); symlinks have none here. */
+static int xattr_fd(struct wkfs *fs, fuse_ino_t ino)
+{
+	struct finode *in = inode_get(fs, ino);
+	char p[64];
+	struct stat st;
+
+	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return -ENOTSUP;
+	proc_path(p, in->fd);
+	int fd = open(p, (S_ISDIR(st.st_mode) ? O_RDONLY : O_RDONLY) |
+				 O_CLOEXEC | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+static void reply_xattr(fuse_req_t req, size_t size, char *buf, ssize_t n)
+{
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (size == 0)
+		fuse_reply_xattr(req, n);
+	else
+		fuse_reply_buf(req, buf, n);
+}
+
+static void wkfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			  size_t size)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	int fd = xattr_fd(fs, ino);
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		free(buf);
+		return;
+	}
+	n = fgetxattr(fd, name, buf, size);
+	reply_xattr(req, size, buf, n);
+	close(fd);
+	free(buf);
+}
+
+static void wkfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	int fd = xattr_fd(fs, ino);
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (fd < 0) {
+		/* No xattrs on a symlink: an empty list. */
+		if (fd == -ENOTSUP && size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_err(req, -fd);
+		free(buf);
+		return;
+	}
+	n = flistxattr(fd, buf, size);
+	reply_xattr(req, size, buf, n);
+	close(fd);
+	free(buf);
+}
+
+static void wkfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			  const char *value, size_t size, int flags)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	int fd = xattr_fd(fs, ino);
+
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fuse_reply_err(req, fsetxattr(fd, name, value, size, flags) < 0
+				    ? errno
+				    : 0);
+	close(fd);
+}
+
+static void wkfs_removexattr(fuse_req_t req, fuse_ino_t ino,
+			     const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	int fd = xattr_fd(fs, ino);
+
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fuse_reply_err(req, fremovexattr(fd, name) < 0 ? errno : 0);
+	close(fd);
+}
+
+void wkfs_ops_fill(struct fuse_lowlevel_ops *o)
+{
+	memset(o, 0, sizeof(*o));
+	ops_ns_fill(o);
+	o->init = wkfs_init;
+	o->forget = wkfs_forget;
+	o->forget_multi = wkfs_forget_multi;
+	o->getattr = wkfs_getattr;
+	o->setattr = wkfs_setattr;
+	o->readlink = wkfs_readlink;
+	o->open = wkfs_open;
+	o->create = wkfs_create;
+	o->read = wkfs_read;
+	o->write_buf = wkfs_write_buf;
+	o->flush = wkfs_flush;
+	o->release = wkfs_release;
+	o->fsync = wkfs_fsync;
+	o->statfs = wkfs_statfs;
+	o->fallocate = wkfs_fallocate;
+	o->lseek = wkfs_lseek;
+	o->copy_file_range = wkfs_copy_file_range;
+	o->getxattr = wkfs_getxattr;
+	o->listxattr = wkfs_listxattr;
+	o->setxattr = wkfs_setxattr;
+	o->removexattr = wkfs_removexattr;
+}

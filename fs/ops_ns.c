@@ -1,0 +1,558 @@
+/*
+ * ops_ns.c - FUSE handlers that change or read the namespace: lookup,
+ * mkdir, mknod, symlink, link, unlink, rmdir, rename, readdir.
+ *
+ * Each handler does the syscall on the backing directory first and records
+ * the op only when it succeeded; the recorder's lock is never held across a
+ * syscall or a reply.  DIR/.wkfs does not exist as far as the mount is
+ * concerned: lookups fail with ENOENT and attempts to create it with EPERM.
+ */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ops_common.h"
+#include "scan.h"
+#include "wlog.h"
+#include "xalloc.h"
+
+bool is_sidecar(struct wkfs *fs, fuse_ino_t parent, const char *name)
+{
+	return inode_get(fs, parent) == &fs->root && strcmp(name, ".wkfs") == 0;
+}
+
+int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
+	      struct fuse_entry_param *e)
+{
+	struct finode *p = inode_get(fs, parent), *in;
+	int fd;
+
+	memset(e, 0, sizeof(*e));
+	if (is_sidecar(fs, parent, name))
+		return -ENOENT;
+	fd = openat(p->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) <
+	    0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	in = inode_ref(fs, fd, &e->attr);
+	pthread_mutex_lock(&fs->ilock);
+	bool untracked = wk_id_eq(in->node, WK_ID_NONE);
+	pthread_mutex_unlock(&fs->ilock);
+	if (untracked) {
+		struct nnode *pn, *n = NULL;
+
+		rec_lock(fs->rec);
+		pn = inode_node_l(fs, p);
+		if (pn)
+			n = nindex_child(rec_index(fs->rec), pn, name);
+		if (n) {
+			pthread_mutex_lock(&fs->ilock);
+			in->node = n->id;
+			pthread_mutex_unlock(&fs->ilock);
+		}
+		rec_unlock(fs->rec);
+	}
+	e->ino = (uintptr_t)in;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+static void wkfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	int rc = do_lookup(fs, parent, name, &e);
+
+	if (rc == -ENOENT) {
+		/* A negative entry, cached like a positive one. */
+		e.ino = 0;
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+/* Records a new name under parent (file, directory or symlink) and ties the
+ * finode of e to its node. */
+void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
+		struct fuse_entry_param *e, const char *target)
+{
+	struct finode *p = inode_get(fs, parent);
+	struct finode *in = inode_get(fs, e->ino);
+	enum wk_kind kind = S_ISDIR(e->attr.st_mode)   ? WK_KIND_DIR
+			    : S_ISLNK(e->attr.st_mode) ? WK_KIND_SYMLINK
+			    : S_ISREG(e->attr.st_mode) ? WK_KIND_FILE
+						       : 0;
+	struct nnode *pn, *n = NULL;
+	int rc;
+
+	if (!kind)
+		return;
+	rec_lock(fs->rec);
+	pn = inode_node_l(fs, p);
+	if (!pn || rec_ignored_l(fs->rec, pn, name, kind == WK_KIND_DIR))
+		goto out;
+	n = nindex_child(rec_index(fs->rec), pn, name);
+	if (n) {
+		/* The index still had a node there (its op came from a scan
+		 * or a replaced name): the new object replaces it. */
+		rec_remove_l(fs->rec, n);
+		n = NULL;
+	}
+	rc = rec_create_l(fs->rec, pn, name, kind, e->attr.st_mode,
+			  e->attr.st_ino, target, &n);
+	if (rc) {
+		wk_warn("cannot record %s: %s", name, strerror(-rc));
+		n = NULL;
+	}
+out:
+	if (n) {
+		pthread_mutex_lock(&fs->ilock);
+		in->node = n->id;
+		pthread_mutex_unlock(&fs->ilock);
+	}
+	rec_unlock(fs->rec);
+}
+
+static void reply_new(fuse_req_t req, struct wkfs *fs, fuse_ino_t parent,
+		      const char *name, const char *target)
+{
+	struct fuse_entry_param e;
+	int rc = do_lookup(fs, parent, name, &e);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	record_new(fs, parent, name, &e, target);
+	fuse_reply_entry(req, &e);
+}
+
+static void wkfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (mkdirat(inode_get(fs, parent)->fd, name, mode) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	reply_new(req, fs, parent, name, NULL);
+}
+
+static void wkfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, dev_t rdev)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (mknodat(inode_get(fs, parent)->fd, name, mode, rdev) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	reply_new(req, fs, parent, name, NULL);
+}
+
+static void wkfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			 const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (symlinkat(link, inode_get(fs, parent)->fd, name) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	reply_new(req, fs, parent, name, link);
+}
+
+static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+		      const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct finode *in = inode_get(fs, ino);
+	struct fuse_entry_param e;
+	char proc[64];
+	int rc;
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
+	if (linkat(AT_FDCWD, proc, inode_get(fs, parent)->fd, name,
+		   AT_SYMLINK_FOLLOW) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	rc = do_lookup(fs, parent, name, &e);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* Replicas know no hard links: the new name is a new file with the
+	 * same content (create, then put). */
+	if (S_ISREG(e.attr.st_mode)) {
+		struct nnode *pn, *n = NULL;
+
+		rec_lock(fs->rec);
+		pn = inode_node_l(fs, inode_get(fs, parent));
+		if (pn && !rec_ignored_l(fs->rec, pn, name, false) &&
+		    !nindex_child(rec_index(fs->rec), pn, name) &&
+		    rec_create_l(fs->rec, pn, name, WK_KIND_FILE,
+				 e.attr.st_mode, e.attr.st_ino, NULL,
+				 &n) == 0 &&
+		    e.attr.st_size > 0) {
+			int rfd = open(proc, O_RDONLY | O_CLOEXEC);
+
+			if (rfd >= 0)
+				rec_put_l(fs->rec, n, rfd, NULL, 0, 0);
+		}
+		rec_unlock(fs->rec);
+	}
+	fuse_reply_entry(req, &e);
+}
+
+/* Records the removal of parent/name, if it is tracked. */
+static void record_remove(struct wkfs *fs, fuse_ino_t parent,
+			  const char *name)
+{
+	struct nnode *pn, *n;
+
+	rec_lock(fs->rec);
+	pn = inode_node_l(fs, inode_get(fs, parent));
+	n = pn ? nindex_child(rec_index(fs->rec), pn, name) : NULL;
+	if (n)
+		rec_remove_l(fs->rec, n);
+	rec_unlock(fs->rec);
+}
+
+static void wkfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (unlinkat(inode_get(fs, parent)->fd, name, 0) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	record_remove(fs, parent, name);
+	fuse_reply_err(req, 0);
+}
+
+static void wkfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (unlinkat(inode_get(fs, parent)->fd, name, AT_REMOVEDIR) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	record_remove(fs, parent, name);
+	fuse_reply_err(req, 0);
+}
+
+/* Ties the finode now at parent/name (if the kernel knows it) to n. */
+static void retie(struct wkfs *fs, struct finode *parent, const char *name,
+		  struct nnode *n)
+{
+	struct finode *in;
+	struct stat st;
+
+	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	in = inode_find(fs, st.st_dev, st.st_ino);
+	if (!in)
+		return;
+	pthread_mutex_lock(&fs->ilock);
+	in->node = n ? n->id : WK_ID_NONE;
+	pthread_mutex_unlock(&fs->ilock);
+}
+
+static void record_rename(struct wkfs *fs, fuse_ino_t parent,
+			  const char *name, fuse_ino_t newparent,
+			  const char *newname, unsigned int flags)
+{
+	struct finode *op = inode_get(fs, parent);
+	struct finode *np = inode_get(fs, newparent);
+	struct recorder *r = fs->rec;
+	struct nnode *opn, *npn, *src = NULL, *dst = NULL, *moved = NULL;
+	bool dir_src;
+
+	rec_lock(r);
+	opn = inode_node_l(fs, op);
+	npn = inode_node_l(fs, np);
+	if (opn)
+		src = nindex_child(rec_index(r), opn, name);
+	if (npn)
+		dst = nindex_child(rec_index(r), npn, newname);
+
+	if (flags & RENAME_EXCHANGE) {
+		/* Two moves through a name no replica will ever show: the
+		 * merge orders them, so both land where the kernel put
+		 * them. */
+		if (src && dst && npn && opn) {
+			char tmp[64];
+
+			snprintf(tmp, sizeof(tmp), ".wkfs-exchange-%016llx",
+				 (unsigned long long)src->id.hlc);
+			rec_move_l(r, src, npn, tmp);
+			rec_move_l(r, dst, opn, name);
+			rec_move_l(r, src, npn, newname);
+		} else {
+			/* Tracked on one side only: the other side's name
+			 * changes its status; rescan both names. */
+			if (src)
+				rec_remove_l(r, src);
+			if (dst)
+				rec_remove_l(r, dst);
+			if (opn && !rec_ignored_l(r, opn, name, false))
+				scan_import_l(r, fs->rootfd, opn, name, NULL);
+			if (npn && !rec_ignored_l(r, npn, newname, false))
+				scan_import_l(r, fs->rootfd, npn, newname,
+					      &moved);
+		}
+		rec_unlock(r);
+		if (moved)
+			retie(fs, np, newname, moved);
+		return;
+	}
+
+	dir_src = src ? src->kind == WK_KIND_DIR : false;
+	if (dst && dst != src)
+		rec_remove_l(r, dst);
+	if (!npn || rec_ignored_l(r, npn, newname, dir_src)) {
+		/* Into an untracked place: gone as far as replicas care. */
+		if (src)
+			rec_remove_l(r, src);
+		moved = NULL;
+	} else if (src) {
+		rec_move_l(r, src, npn, newname);
+		moved = src;
+	} else {
+		/* From an ignored name to a synced one: new, with content. */
+		scan_import_l(r, fs->rootfd, npn, newname, &moved);
+	}
+	rec_unlock(r);
+	retie(fs, np, newname, moved);
+}
+
+static void wkfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	if (is_sidecar(fs, parent, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (is_sidecar(fs, newparent, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (renameat2(inode_get(fs, parent)->fd, name,
+		      inode_get(fs, newparent)->fd, newname, flags) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	record_rename(fs, parent, name, newparent, newname, flags);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+struct dirh {
+	DIR *dp;
+	off_t offset;
+	struct dirent *entry;
+};
+
+static void wkfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct dirh *d = xcalloc(1, sizeof(*d));
+	int fd = openat(inode_get(fs, ino)->fd, ".",
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(d->dp = fdopendir(fd))) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		free(d);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->keep_cache = 1;
+	fi->cache_readdir = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t offset, struct fuse_file_info *fi, bool plus)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	bool at_root = inode_get(fs, ino) == &fs->root;
+	char *buf = xcalloc(1, size), *p = buf;
+	size_t rem = size;
+	int err = 0;
+
+	if (offset != d->offset) {
+		seekdir(d->dp, offset);
+		d->entry = NULL;
+		d->offset = offset;
+	}
+	for (;;) {
+		struct fuse_entry_param e;
+		const char *name;
+		size_t used;
+		off_t next;
+
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry) {
+				err = errno;
+				break;
+			}
+		}
+		next = d->entry->d_off;
+		name = d->entry->d_name;
+		if (at_root && strcmp(name, ".wkfs") == 0) {
+			d->entry = NULL;
+			d->offset = next;
+			continue;
+		}
+		if (plus && strcmp(name, ".") && strcmp(name, "..")) {
+			err = -do_lookup(fs, ino, name, &e);
+			if (err == ENOENT) {
+				d->entry = NULL;
+				d->offset = next;
+				err = 0;
+				continue;
+			}
+			if (err)
+				break;
+			used = fuse_add_direntry_plus(req, p, rem, name, &e,
+						      next);
+			if (used > rem) {
+				inode_forget(fs, inode_get(fs, e.ino), 1);
+				break;
+			}
+		} else {
+			struct stat st = {.st_ino = d->entry->d_ino,
+					  .st_mode = d->entry->d_type << 12};
+
+			if (plus) {
+				memset(&e, 0, sizeof(e));
+				e.attr = st;
+				used = fuse_add_direntry_plus(req, p, rem,
+							      name, &e, next);
+			} else {
+				used = fuse_add_direntry(req, p, rem, name,
+							 &st, next);
+			}
+			if (used > rem)
+				break;
+		}
+		p += used;
+		rem -= used;
+		d->entry = NULL;
+		d->offset = next;
+	}
+	if (err && rem == size)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void wkfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t offset, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, offset, fi, false);
+}
+
+static void wkfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			     off_t offset, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, offset, fi, true);
+}
+
+static void wkfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi)
+{
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void wkfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			  struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	int rc = datasync ? fdatasync(dirfd(d->dp)) : fsync(dirfd(d->dp));
+
+	if (rc == 0)
+		rec_flush(fs->rec, true);
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+void ops_ns_fill(struct fuse_lowlevel_ops *o)
+{
+	o->lookup = wkfs_lookup;
+	o->mkdir = wkfs_mkdir;
+	o->mknod = wkfs_mknod;
+	o->symlink = wkfs_symlink;
+	o->link = wkfs_link;
+	o->unlink = wkfs_unlink;
+	o->rmdir = wkfs_rmdir;
+	o->rename = wkfs_rename;
+	o->opendir = wkfs_opendir;
+	o->readdir = wkfs_readdir;
+	o->readdirplus = wkfs_readdirplus;
+	o->releasedir = wkfs_releasedir;
+	o->fsyncdir = wkfs_fsyncdir;
+}

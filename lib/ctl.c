@@ -1,0 +1,159 @@
+/*
+ * ctl.c - line requests over a unix socket, with fd passing.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int fill_addr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+int ctl_listen(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, rc;
+
+	rc = fill_addr(&sa, path);
+	if (rc)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 16) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Reads up to a newline, with a deadline so a stuck peer cannot hang us. */
+static int read_line_fd(int fd, char *buf, size_t len, int *passed)
+{
+	size_t n = 0;
+
+	if (passed)
+		*passed = -1;
+	while (n + 1 < len) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = {buf + n, 1};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t r;
+
+		if (passed) {
+			msg.msg_control = cbuf;
+			msg.msg_controllen = sizeof(cbuf);
+		}
+		r = poll(&pfd, 1, 30000);
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r < 0)
+			continue;
+		r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ECONNRESET;
+		if (passed) {
+			struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+			if (c && c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_RIGHTS)
+				memcpy(passed, CMSG_DATA(c), sizeof(int));
+		}
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+int ctl_read_line(int fd, char *buf, size_t len)
+{
+	return read_line_fd(fd, buf, len, NULL);
+}
+
+int ctl_reply(int fd, const char *line, int pass_fd)
+{
+	char buf[CTL_LINE_MAX + 1];
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int n = snprintf(buf, sizeof(buf), "%s\n", line);
+
+	if (n < 0 || n >= (int)sizeof(buf))
+		return -EMSGSIZE;
+	iov.iov_base = buf;
+	iov.iov_len = n;
+	if (pass_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
+	return sendmsg(fd, &msg, MSG_NOSIGNAL) == n ? 0 : -errno;
+}
+
+int ctl_request(const char *path, const char *req, char *reply, size_t len,
+		int *fd_out)
+{
+	struct sockaddr_un sa;
+	char line[CTL_LINE_MAX + 1];
+	int fd, rc, n;
+
+	if (fd_out)
+		*fd_out = -1;
+	rc = fill_addr(&sa, path);
+	if (rc)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	n = snprintf(line, sizeof(line), "%s\n", req);
+	if (n < 0 || n >= (int)sizeof(line)) {
+		rc = -EMSGSIZE;
+		goto out_close;
+	}
+	if (send(fd, line, n, MSG_NOSIGNAL) != n) {
+		rc = -errno;
+		goto out_close;
+	}
+	/* Read byte by byte: the fd rides on the first byte's message. */
+	rc = read_line_fd(fd, reply, len, fd_out);
+
+out_close:
+	close(fd);
+	return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * ctl.h - the mount process's control socket (RUNDIR/fs.sock).
+ *
+ * A unix stream socket; a client sends one request line and reads one reply
+ * line.  Requests (version 1):
+ *
+ *   dirfd   -> "ok" with DIR's directory fd attached (SCM_RIGHTS): how other
+ *              processes reach the hidden DIR/.wkfs while DIR is mounted
+ *   flush   -> "ok" once every op recorded so far is committed to wkfs.db
+ *   pid     -> "ok PID"
+ *
+ * Any other line -> "error unknown request".  Replies are at most
+ * CTL_LINE_MAX bytes.  Who may connect is decided by the socket's directory
+ * permissions (0700, owner only).
+ */
+#ifndef WKFS_CTL_H
+#define WKFS_CTL_H
+
+#include <stddef.h>
+
+#define CTL_LINE_MAX 512
+
+/* Listens on path (an old socket file there is replaced). Returns fd. */
+int ctl_listen(const char *path);
+
+/* Connects, sends req, reads the reply line into reply (NUL-terminated, no
+ * newline).  With fd_out non-NULL, a passed fd is stored there (-1 if none).
+ * Returns 0 or -errno (-ECONNREFUSED / -ENOENT: nobody listening). */
+int ctl_request(const char *path, const char *req, char *reply, size_t len,
+		int *fd_out);
+
+/* Server side: reads one request line from a connected client. */
+int ctl_read_line(int fd, char *buf, size_t len);
+
+/* Server side: sends a reply line, with fd attached when pass_fd >= 0. */
+int ctl_reply(int fd, const char *line, int pass_fd);
+
+#endif

@@ -1,0 +1,699 @@
+/*
+ * recorder.c - ops stamped in memory, committed in batches by one thread.
+ *
+ * What a crash costs: ops still in the queue are lost, but the change they
+ * describe is in the backing directory, and the scan at the next mount
+ * records it again (see scan.c).  So the queue trades nothing the user saved
+ * for a create that does not wait for SQLite.
+ */
+#include "recorder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "db.h"
+#include "hlc.h"
+#include "ignore.h"
+#include "wlog.h"
+#include "xalloc.h"
+
+struct qitem {
+	struct wk_op op;
+	int fd; /* put: content still to hash, -1 otherwise */
+	struct qitem *next;
+};
+
+struct recorder {
+	int dirfd;
+	struct wkdb *db; /* the writer thread's alone once it runs */
+
+	pthread_mutex_t lock;
+	/* Under lock: */
+	struct nindex *ix;
+	struct hlc clock;
+	uint64_t actor;
+	struct ignore *ig;
+	struct qitem *head, *tail;
+	uint64_t queued;          /* ops queued since open */
+	uint64_t committed;       /* ops committed since open */
+	uint64_t durable_upto;    /* ops fsynced since open */
+	bool want_durable;
+	bool stop;
+	pthread_cond_t work;      /* signals the writer */
+	pthread_cond_t done;      /* signals flush waiters */
+
+	pthread_t writer;
+	bool writer_running;
+};
+
+#define IGNORE_FILE ".wkfsignore"
+
+void rec_lock(struct recorder *r)
+{
+	pthread_mutex_lock(&r->lock);
+}
+
+void rec_unlock(struct recorder *r)
+{
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct nindex *rec_index(struct recorder *r)
+{
+	return r->ix;
+}
+
+uint64_t rec_actor(struct recorder *r)
+{
+	return r->actor;
+}
+
+uint64_t rec_recorded(struct recorder *r)
+{
+	uint64_t n;
+
+	rec_lock(r);
+	n = r->queued;
+	rec_unlock(r);
+	return n;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+struct load_ctx {
+	struct nindex *ix;
+	struct db_node *pending; /* rows whose parent came later */
+	size_t n_pending, cap_pending;
+};
+
+static void fill_nnode(struct nnode *n, const struct db_node *d)
+{
+	n->mode = d->mode;
+	n->size = d->size;
+	n->mtime_ns = d->mtime_ns;
+	n->has_hash = d->has_hash;
+	n->hash = d->hash;
+	n->target = d->target ? xstrdup(d->target) : NULL;
+	n->version = d->version;
+	n->content = d->content;
+	n->ino = d->ino;
+}
+
+static int load_row(void *arg, const struct db_node *d)
+{
+	struct load_ctx *c = arg;
+	struct db_node *p;
+
+	if (c->n_pending == c->cap_pending) {
+		c->cap_pending = c->cap_pending ? 2 * c->cap_pending : 1024;
+		c->pending = xrealloc(c->pending,
+				      c->cap_pending * sizeof(*c->pending));
+	}
+	p = &c->pending[c->n_pending++];
+	*p = *d;
+	p->target = d->target ? xstrdup(d->target) : NULL;
+	return 0;
+}
+
+/* Rows come in key order, not tree order: attach in passes until no row
+ * finds its parent.  Rows left over are orphans of a damaged table. */
+int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err,
+		  size_t errlen)
+{
+	struct load_ctx c = {.ix = ix};
+	size_t left;
+	int rc;
+
+	rc = db_nodes_foreach(db, load_row, &c);
+	if (rc) {
+		snprintf(err, errlen, "cannot read the nodes table: %s",
+			 db_errmsg(db));
+		goto out;
+	}
+	left = c.n_pending;
+	while (left) {
+		size_t placed = 0;
+
+		for (size_t i = 0; i < c.n_pending; i++) {
+			struct db_node *d = &c.pending[i];
+			struct nnode *parent, *n;
+
+			if (d->kind == 0)
+				continue;
+			parent = nindex_get(ix, d->parent);
+			if (!parent)
+				continue;
+			if (nindex_add(ix, d->id, parent, d->name, d->kind,
+				       &n) == 0)
+				fill_nnode(n, d);
+			else
+				wk_warn("dropping duplicate node %s",
+					d->name);
+			d->kind = 0;
+			placed++;
+			left--;
+		}
+		if (!placed)
+			break;
+	}
+	if (left)
+		wk_warn("%zu nodes of the database have no parent; the scan"
+			" will record what is on disk instead",
+			left);
+out:
+	for (size_t i = 0; i < c.n_pending; i++)
+		db_node_release(&c.pending[i]);
+	free(c.pending);
+	return rc;
+}
+
+/* Reads the .wkfsignore in dir (a tracked directory) into the rules. */
+void rec_reload_ignore_l(struct recorder *r, const char *path)
+{
+	char file[4096 + 16];
+	char *buf = NULL;
+	struct stat st;
+	int fd = -1;
+	ssize_t n;
+
+	snprintf(file, sizeof(file), "%s%s%s", path, path[0] ? "/" : "",
+		 IGNORE_FILE);
+	fd = openat(r->dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > (1 << 20)) {
+		ignore_remove_file(r->ig, path);
+		goto out;
+	}
+	buf = xmalloc(st.st_size + 1);
+	n = pread(fd, buf, st.st_size, 0);
+	if (n < 0)
+		ignore_remove_file(r->ig, path);
+	else
+		ignore_set_file(r->ig, path, buf, n);
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void reload_ignore_of(struct recorder *r, struct nnode *dir)
+{
+	char path[4096];
+
+	if (nindex_path(dir, path, sizeof(path)) == 0)
+		rec_reload_ignore_l(r, path);
+}
+
+bool rec_ignored_path_l(struct recorder *r, const char *path, bool is_dir)
+{
+	if (strcmp(path, ".wkfs") == 0)
+		return true;
+	return ignore_match_leaf(r->ig, path, is_dir);
+}
+
+static void load_ignore_files(struct recorder *r, struct nnode *dir)
+{
+	struct nnode *c;
+
+	if (nindex_child(r->ix, dir, IGNORE_FILE))
+		reload_ignore_of(r, dir);
+	for (c = dir->first_child; c; c = c->next_sibling)
+		if (c->kind == WK_KIND_DIR)
+			load_ignore_files(r, c);
+}
+
+static uint64_t random_actor(void)
+{
+	uint64_t a = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (read(fd, &a, sizeof(a)) != sizeof(a))
+			a = 0;
+		close(fd);
+	}
+	/* 0 is the root's actor; never use it. */
+	return a ? a : (uint64_t)getpid() << 20 | 1;
+}
+
+static void *writer_main(void *arg);
+
+int rec_open(int dirfd, const struct wk_config *cfg, bool create,
+	     struct recorder **out, char *err, size_t errlen)
+{
+	struct recorder *r = xcalloc(1, sizeof(*r));
+	uint64_t last = 0;
+	int rc;
+
+	r->dirfd = dirfd;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->work, NULL);
+	pthread_cond_init(&r->done, NULL);
+	r->ix = nindex_new();
+	r->ig = ignore_new();
+	for (size_t i = 0; i < cfg->n_ignore; i++)
+		ignore_add_pattern(r->ig, "", cfg->ignore[i]);
+
+	rc = db_open_at(dirfd, create ? DB_CREATE : 0, &r->db, err, errlen);
+	if (rc)
+		goto out_free;
+	rc = db_meta_get_u64(r->db, "actor", &r->actor);
+	if (rc == -ENOENT && create) {
+		r->actor = random_actor();
+		rc = db_meta_set_u64(r->db, "actor", r->actor);
+	}
+	if (rc) {
+		snprintf(err, errlen, "the database has no actor id (%s):"
+			 " was it made by 'wkfs init'?", strerror(-rc));
+		goto out_free;
+	}
+	if (db_meta_get_u64(r->db, "hlc", &last) == -ENOENT)
+		last = 0;
+	hlc_init(&r->clock, last);
+	rc = rec_load_tree(r->db, r->ix, err, errlen);
+	if (rc)
+		goto out_free;
+	load_ignore_files(r, nindex_root(r->ix));
+
+	rc = -pthread_create(&r->writer, NULL, writer_main, r);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the writer thread");
+		goto out_free;
+	}
+	r->writer_running = true;
+	*out = r;
+	return 0;
+
+out_free:
+	db_close(r->db);
+	nindex_free(r->ix);
+	ignore_free(r->ig);
+	free(r);
+	return rc;
+}
+
+void rec_close(struct recorder *r)
+{
+	if (!r)
+		return;
+	if (r->writer_running) {
+		rec_flush(r, true);
+		rec_lock(r);
+		r->stop = true;
+		pthread_cond_signal(&r->work);
+		rec_unlock(r);
+		pthread_join(r->writer, NULL);
+	}
+	db_close(r->db);
+	nindex_free(r->ix);
+	ignore_free(r->ig);
+	pthread_cond_destroy(&r->work);
+	pthread_cond_destroy(&r->done);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* ---- recording -------------------------------------------------------- */
+
+bool rec_ignored_l(struct recorder *r, struct nnode *parent, const char *name,
+		   bool is_dir)
+{
+	char path[4096];
+	size_t len;
+
+	if (!parent->parent && strcmp(name, ".wkfs") == 0)
+		return true;
+	if (nindex_path(parent, path, sizeof(path)))
+		return false;
+	len = strlen(path);
+	if (len + strlen(name) + 2 > sizeof(path))
+		return false;
+	snprintf(path + len, sizeof(path) - len, "%s%s", len ? "/" : "", name);
+	return ignore_match_leaf(r->ig, path, is_dir);
+}
+
+static struct qitem *new_op(struct recorder *r, enum wk_op_kind kind,
+			    struct nnode *n)
+{
+	struct qitem *q = xcalloc(1, sizeof(*q));
+
+	q->fd = -1;
+	q->op.id.hlc = hlc_now(&r->clock);
+	q->op.id.actor = r->actor;
+	q->op.kind = kind;
+	q->op.node = n ? n->id : WK_ID_NONE;
+	q->op.base = WK_ID_NONE;
+	return q;
+}
+
+static void enqueue(struct recorder *r, struct qitem *q)
+{
+	if (r->tail)
+		r->tail->next = q;
+	else
+		r->head = q;
+	r->tail = q;
+	r->queued++;
+	pthread_cond_signal(&r->work);
+}
+
+static void set_place(struct wk_op *op, struct nnode *parent,
+		      const char *name)
+{
+	op->parent = parent->id;
+	snprintf(op->name, sizeof(op->name), "%s", name);
+}
+
+static bool is_ignore_file(struct nnode *n)
+{
+	return n->kind == WK_KIND_FILE && strcmp(n->name, IGNORE_FILE) == 0;
+}
+
+int rec_create_l(struct recorder *r, struct nnode *parent, const char *name,
+		 enum wk_kind kind, uint32_t mode, uint64_t ino,
+		 const char *target, struct nnode **out)
+{
+	static const enum wk_op_kind op_of[] = {
+		[WK_KIND_FILE] = WK_OP_CREATE,
+		[WK_KIND_DIR] = WK_OP_MKDIR,
+		[WK_KIND_SYMLINK] = WK_OP_SYMLINK,
+	};
+	struct qitem *q;
+	struct nnode *n;
+	uint64_t hlc;
+	int rc;
+
+	if (!wk_name_valid(name))
+		return -EINVAL;
+	if (target && strlen(target) > WK_TARGET_MAX)
+		return -ENAMETOOLONG;
+	q = new_op(r, op_of[kind], NULL);
+	hlc = q->op.id.hlc;
+	rc = nindex_add(r->ix, q->op.id, parent, name, kind, &n);
+	if (rc) {
+		free(q);
+		return rc;
+	}
+	(void)hlc;
+	n->mode = mode & 07777;
+	n->ino = ino;
+	if (target) {
+		n->target = xstrdup(target);
+		n->size = strlen(target);
+		snprintf(q->op.target, sizeof(q->op.target), "%s", target);
+	}
+	if (kind == WK_KIND_FILE) {
+		content_hash_buf("", 0, &n->hash);
+		n->has_hash = true;
+	}
+	q->op.node = n->id;
+	q->op.mode = n->mode;
+	set_place(&q->op, parent, name);
+	enqueue(r, q);
+	if (out)
+		*out = n;
+	return 0;
+}
+
+int rec_put_l(struct recorder *r, struct nnode *n, int fd,
+	      const struct wk_hash *hash, uint64_t size, int64_t mtime_ns)
+{
+	struct qitem *q;
+
+	if (n->kind != WK_KIND_FILE) {
+		if (fd >= 0)
+			close(fd);
+		return -EISDIR;
+	}
+	q = new_op(r, WK_OP_PUT, n);
+	q->op.base = n->content;
+	q->fd = fd;
+	if (fd < 0) {
+		q->op.hash = *hash;
+		q->op.size = size;
+		q->op.mtime_ns = mtime_ns;
+		n->hash = *hash;
+		n->has_hash = true;
+		n->size = size;
+		n->mtime_ns = mtime_ns;
+	}
+	n->content = n->version = q->op.id;
+	enqueue(r, q);
+	if (is_ignore_file(n))
+		reload_ignore_of(r, n->parent);
+	return 0;
+}
+
+int rec_move_l(struct recorder *r, struct nnode *n, struct nnode *parent,
+	       const char *name)
+{
+	struct nnode *old_parent = n->parent;
+	struct qitem *q;
+	int rc;
+
+	if (!wk_name_valid(name))
+		return -EINVAL;
+	q = new_op(r, WK_OP_MOVE, n);
+	set_place(&q->op, n->parent, n->name);
+	q->op.new_parent = parent->id;
+	snprintf(q->op.new_name, sizeof(q->op.new_name), "%s", name);
+	rc = nindex_move(r->ix, n, parent, name);
+	if (rc) {
+		free(q);
+		return rc;
+	}
+	n->version = q->op.id;
+	enqueue(r, q);
+	if (is_ignore_file(n) || strcmp(q->op.name, IGNORE_FILE) == 0) {
+		reload_ignore_of(r, old_parent);
+		reload_ignore_of(r, parent);
+	}
+	return 0;
+}
+
+int rec_remove_l(struct recorder *r, struct nnode *n)
+{
+	struct nnode *parent = n->parent;
+	bool ign = is_ignore_file(n);
+	struct qitem *q;
+	int rc;
+
+	while (n->first_child) {
+		rc = rec_remove_l(r, n->first_child);
+		if (rc)
+			return rc;
+	}
+	q = new_op(r, WK_OP_REMOVE, n);
+	set_place(&q->op, n->parent, n->name);
+	/* What the remove saw: a later merge keeps edits it did not see. */
+	q->op.base = n->content;
+	rc = nindex_remove(r->ix, n);
+	if (rc) {
+		free(q);
+		return rc;
+	}
+	enqueue(r, q);
+	if (ign)
+		reload_ignore_of(r, parent);
+	return 0;
+}
+
+int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
+		  uint32_t mode, int64_t mtime_ns)
+{
+	struct qitem *q;
+
+	if (attrs & WK_ATTR_MODE && n->kind == WK_KIND_SYMLINK)
+		attrs &= ~WK_ATTR_MODE;
+	if (attrs & WK_ATTR_MODE && (mode & 07777) == n->mode)
+		attrs &= ~WK_ATTR_MODE;
+	if (attrs & WK_ATTR_MTIME && mtime_ns == n->mtime_ns)
+		attrs &= ~WK_ATTR_MTIME;
+	if (!attrs)
+		return 0;
+	q = new_op(r, WK_OP_SETATTR, n);
+	q->op.attrs = attrs;
+	if (attrs & WK_ATTR_MODE)
+		q->op.mode = n->mode = mode & 07777;
+	if (attrs & WK_ATTR_MTIME)
+		q->op.mtime_ns = n->mtime_ns = mtime_ns;
+	n->version = q->op.id;
+	enqueue(r, q);
+	return 0;
+}
+
+int rec_flush(struct recorder *r, bool durable)
+{
+	uint64_t target;
+
+	rec_lock(r);
+	target = r->queued;
+	if (durable) {
+		r->want_durable = true;
+		pthread_cond_signal(&r->work);
+	}
+	while (r->committed < target ||
+	       (durable && r->durable_upto < target))
+		pthread_cond_wait(&r->done, &r->lock);
+	rec_unlock(r);
+	return 0;
+}
+
+/* ---- the writer thread ------------------------------------------------ */
+
+static void hash_put(struct recorder *r, struct qitem *q)
+{
+	struct stat st;
+	struct nnode *n;
+	uint64_t size;
+	int rc;
+
+	rc = content_hash_fd(q->fd, &q->op.hash, &size);
+	if (rc == 0 && fstat(q->fd, &st) == 0) {
+		q->op.size = size;
+		q->op.mtime_ns = st.st_mtim.tv_sec * 1000000000LL +
+				 st.st_mtim.tv_nsec;
+	} else {
+		wk_warn("cannot read a file to hash it: %s", strerror(-rc));
+	}
+	close(q->fd);
+	q->fd = -1;
+	rec_lock(r);
+	n = nindex_get(r->ix, q->op.node);
+	if (n && wk_id_eq(n->content, q->op.id)) {
+		n->hash = q->op.hash;
+		n->has_hash = true;
+		n->size = q->op.size;
+		n->mtime_ns = q->op.mtime_ns;
+	}
+	rec_unlock(r);
+}
+
+/* Writes the node row of id as the index holds it now, or deletes it. */
+static int write_node(struct recorder *r, struct wk_id id)
+{
+	struct db_node d = {0};
+	struct nnode *n;
+	bool gone;
+
+	rec_lock(r);
+	n = nindex_get(r->ix, id);
+	gone = !n || !n->parent;
+	if (!gone) {
+		d.id = n->id;
+		d.parent = n->parent->id;
+		snprintf(d.name, sizeof(d.name), "%s", n->name);
+		d.kind = n->kind;
+		d.mode = n->mode;
+		d.size = n->size;
+		d.mtime_ns = n->mtime_ns;
+		d.has_hash = n->has_hash;
+		d.hash = n->hash;
+		d.target = n->target ? xstrdup(n->target) : NULL;
+		d.version = n->version;
+		d.content = n->content;
+		d.ino = n->ino;
+	}
+	rec_unlock(r);
+	if (gone)
+		return db_node_delete(r->db, id);
+	int rc = db_node_put(r->db, &d);
+
+	db_node_release(&d);
+	return rc;
+}
+
+static int commit_batch(struct recorder *r, struct qitem *batch,
+			bool durable, uint64_t last)
+{
+	struct qitem *q;
+	int rc;
+
+	for (q = batch; q; q = q->next)
+		if (q->fd >= 0)
+			hash_put(r, q);
+	rc = db_begin(r->db);
+	if (rc)
+		return rc;
+	for (q = batch; q && !rc; q = q->next) {
+		rc = db_op_append(r->db, &q->op, DB_ORIGIN_LOCAL, NULL);
+		if (rc == -EEXIST)
+			rc = 0; /* already there: a retried batch */
+		if (!rc)
+			rc = write_node(r, q->op.node);
+	}
+	if (!rc)
+		rc = db_meta_set_u64(r->db, "hlc", last);
+	if (!rc)
+		rc = db_commit(r->db, durable);
+	if (rc)
+		db_rollback(r->db);
+	return rc;
+}
+
+static void *writer_main(void *arg)
+{
+	struct recorder *r = arg;
+
+	rec_lock(r);
+	for (;;) {
+		struct qitem *batch, *q;
+		uint64_t upto, last;
+		bool durable;
+		int rc;
+
+		while (!r->head && !r->want_durable && !r->stop)
+			pthread_cond_wait(&r->work, &r->lock);
+		if (!r->head && !r->want_durable && r->stop)
+			break;
+		batch = r->head;
+		r->head = r->tail = NULL;
+		upto = r->queued;
+		durable = r->want_durable;
+		r->want_durable = false;
+		last = hlc_last(&r->clock);
+		rec_unlock(r);
+
+		rc = commit_batch(r, batch, durable, last);
+
+		rec_lock(r);
+		if (rc) {
+			/* Disk full or I/O error: keep the batch and try
+			 * again in a second; nothing is dropped. */
+			wk_err("cannot write the oplog (%s), retrying: %s",
+			       strerror(-rc), db_errmsg(r->db));
+			q = batch;
+			while (q && q->next)
+				q = q->next;
+			if (q) {
+				q->next = r->head;
+				if (!r->head)
+					r->tail = q;
+				r->head = batch;
+			}
+			r->want_durable |= durable;
+			rec_unlock(r);
+			sleep(1);
+			rec_lock(r);
+			continue;
+		}
+		r->committed = upto;
+		if (durable)
+			r->durable_upto = upto;
+		pthread_cond_broadcast(&r->done);
+		while (batch) {
+			q = batch->next;
+			free(batch);
+			batch = q;
+		}
+	}
+	rec_unlock(r);
+	return NULL;
+}

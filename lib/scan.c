@@ -1,0 +1,494 @@
+/*
+ * scan.c - compare the backing directory with the tracked tree (scan.h).
+ *
+ * Four passes over a flat list of what is on disk, parents before children:
+ *   1. walk the disk (skipping .wkfs and ignored paths)
+ *   2. match entries to nodes by path, with the same kind   (mark MATCHED)
+ *   3. match the rest to unmatched nodes by inode number    (mark MOVED)
+ *      -> everything still unmarked would be removed: the mass-delete check
+ *   4. record: moves, creates, content and mode changes, then removals
+ */
+#include "scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "wlog.h"
+#include "xalloc.h"
+
+enum { MARK_NONE, MARK_MATCHED, MARK_MOVED, MARK_NEW };
+
+struct bentry {
+	ssize_t parent; /* index in the list, -1 for the root's children */
+	char *name;
+	char *path;     /* relative to the root */
+	struct stat st;
+	struct nnode *node; /* the node it becomes */
+};
+
+struct walk {
+	struct recorder *r;
+	struct bentry *v;
+	size_t n, cap;
+};
+
+static enum wk_kind kind_of(mode_t m)
+{
+	if (S_ISDIR(m))
+		return WK_KIND_DIR;
+	if (S_ISLNK(m))
+		return WK_KIND_SYMLINK;
+	if (S_ISREG(m))
+		return WK_KIND_FILE;
+	return 0; /* sockets, fifos, devices: not synced */
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+	return st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = -errno;
+		close(dfd);
+		return rc;
+	}
+	while ((de = readdir(d))) {
+		struct bentry *b;
+		struct stat st;
+		char *p;
+		bool dir;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!path[0] && !strcmp(de->d_name, ".wkfs"))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+		    0)
+			continue; /* vanished meanwhile */
+		if (!kind_of(st.st_mode) || !wk_name_valid(de->d_name))
+			continue;
+		dir = S_ISDIR(st.st_mode);
+		p = path[0] ? xasprintf("%s/%s", path, de->d_name)
+			    : xstrdup(de->d_name);
+		if (rec_ignored_path_l(w->r, p, dir)) {
+			free(p);
+			continue;
+		}
+		if (w->n == w->cap) {
+			w->cap = w->cap ? 2 * w->cap : 256;
+			w->v = xrealloc(w->v, w->cap * sizeof(*w->v));
+		}
+		b = &w->v[w->n++];
+		b->parent = parent;
+		b->name = xstrdup(de->d_name);
+		b->path = p;
+		b->st = st;
+		b->node = NULL;
+		if (dir) {
+			int cfd = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						 O_CLOEXEC);
+
+			if (cfd < 0) {
+				wk_warn("cannot read directory %s: %s", p,
+					strerror(errno));
+				continue;
+			}
+			/* Its own .wkfsignore rules apply to what is below. */
+			if (faccessat(cfd, ".wkfsignore", F_OK,
+				      AT_SYMLINK_NOFOLLOW) == 0)
+				rec_reload_ignore_l(w->r, p);
+			rc = walk_dir(w, cfd, (ssize_t)w->n - 1, p);
+			if (rc)
+				break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static struct nnode *parent_node(struct walk *w, struct bentry *b,
+				 struct nnode *root)
+{
+	return b->parent < 0 ? root : w->v[b->parent].node;
+}
+
+static void clear_marks(struct nnode *n)
+{
+	n->scan_mark = MARK_NONE;
+	for (struct nnode *c = n->first_child; c; c = c->next_sibling)
+		clear_marks(c);
+}
+
+struct ino_map {
+	struct nnode **slot;
+	size_t mask;
+};
+
+static void ino_map_fill(struct ino_map *m, struct nnode *n)
+{
+	for (struct nnode *c = n->first_child; c; c = c->next_sibling) {
+		if (c->scan_mark == MARK_NONE && c->ino) {
+			size_t i = c->ino & m->mask;
+
+			while (m->slot[i])
+				i = (i + 1) & m->mask;
+			m->slot[i] = c;
+		}
+		ino_map_fill(m, c);
+	}
+}
+
+static struct nnode *ino_map_take(struct ino_map *m, uint64_t ino,
+				  enum wk_kind kind)
+{
+	for (size_t i = ino & m->mask; m->slot[i]; i = (i + 1) & m->mask) {
+		struct nnode *n = m->slot[i];
+
+		if (n->ino == ino && n->kind == kind &&
+		    n->scan_mark == MARK_NONE) {
+			n->scan_mark = MARK_MOVED;
+			return n;
+		}
+	}
+	return NULL;
+}
+
+static void count_unmarked(struct nnode *n, uint64_t *files, uint64_t *all)
+{
+	for (struct nnode *c = n->first_child; c; c = c->next_sibling) {
+		if (c->scan_mark == MARK_NONE) {
+			(*all)++;
+			if (c->kind != WK_KIND_DIR)
+				(*files)++;
+		}
+		count_unmarked(c, files, all);
+	}
+}
+
+static void count_files(struct nnode *n, uint64_t *files)
+{
+	for (struct nnode *c = n->first_child; c; c = c->next_sibling) {
+		if (c->kind != WK_KIND_DIR)
+			(*files)++;
+		count_files(c, files);
+	}
+}
+
+static int read_target(int dirfd, const char *path, char *buf, size_t len)
+{
+	ssize_t n = readlinkat(dirfd, path, buf, len - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Hashes a regular file beneath dirfd without following links. */
+static int hash_file(int dirfd, const char *path, struct wk_hash *h,
+		     uint64_t *size)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = content_hash_fd(fd, h, size);
+	close(fd);
+	return rc;
+}
+
+/* Records new content or mode of a matched file, if any changed. */
+static int refresh(struct recorder *r, int dirfd, struct bentry *b,
+		   struct scan_stats *stats)
+{
+	struct nnode *n = b->node;
+	const struct stat *st = &b->st;
+	int rc = 0;
+
+	if (n->kind == WK_KIND_FILE &&
+	    (!n->has_hash || n->size != (uint64_t)st->st_size ||
+	     n->mtime_ns != mtime_ns(st) || n->ino != st->st_ino)) {
+		struct wk_hash h;
+		uint64_t size;
+
+		rc = hash_file(dirfd, b->path, &h, &size);
+		if (rc)
+			return rc;
+		n->ino = st->st_ino;
+		if (!n->has_hash || memcmp(&h, &n->hash, sizeof(h)) ||
+		    size != n->size) {
+			rc = rec_put_l(r, n, -1, &h, size, mtime_ns(st));
+			stats->changed++;
+		} else {
+			n->mtime_ns = mtime_ns(st);
+		}
+	}
+	if (!rc && n->kind != WK_KIND_SYMLINK &&
+	    (st->st_mode & 07777) != n->mode)
+		rc = rec_setattr_l(r, n, WK_ATTR_MODE, st->st_mode, 0);
+	return rc;
+}
+
+/* Records b as a new node under parent. */
+static int create_new(struct recorder *r, int dirfd, struct nnode *parent,
+		      struct bentry *b, struct scan_stats *stats)
+{
+	enum wk_kind kind = kind_of(b->st.st_mode);
+	char target[WK_TARGET_MAX + 1];
+	int rc;
+
+	if (kind == WK_KIND_SYMLINK) {
+		rc = read_target(dirfd, b->path, target, sizeof(target));
+		if (rc)
+			return rc;
+	}
+	rc = rec_create_l(r, parent, b->name, kind, b->st.st_mode,
+			  b->st.st_ino,
+			  kind == WK_KIND_SYMLINK ? target : NULL, &b->node);
+	if (rc)
+		return rc;
+	b->node->scan_mark = MARK_NEW;
+	stats->created++;
+	if (kind == WK_KIND_FILE && b->st.st_size > 0) {
+		struct wk_hash h;
+		uint64_t size;
+
+		rc = hash_file(dirfd, b->path, &h, &size);
+		if (!rc)
+			rc = rec_put_l(r, b->node, -1, &h, size,
+				       mtime_ns(&b->st));
+	} else if (kind == WK_KIND_FILE) {
+		b->node->mtime_ns = mtime_ns(&b->st);
+	}
+	return rc;
+}
+
+static int record_entry(struct recorder *r, int dirfd, struct walk *w,
+			struct bentry *b, struct scan_stats *stats)
+{
+	struct nnode *parent = parent_node(w, b, nindex_root(rec_index(r)));
+	enum wk_kind kind = kind_of(b->st.st_mode);
+	struct nnode *here, *moved = b->node;
+	char target[WK_TARGET_MAX + 1];
+	int rc;
+
+	if (!parent)
+		return 0; /* its directory could not be recorded */
+	here = nindex_child(rec_index(r), parent, b->name);
+	if (moved && moved->scan_mark == MARK_MOVED && moved == here) {
+		/* Inside a renamed directory: it moved with its parent. */
+		moved->scan_mark = MARK_MATCHED;
+	} else if (moved && moved->scan_mark == MARK_MOVED) {
+		if (here && here != moved) {
+			/* The name is held by a node of another kind that
+			 * is gone from disk. */
+			rc = rec_remove_l(r, here);
+			if (rc)
+				return rc;
+		}
+		rc = rec_move_l(r, moved, parent, b->name);
+		if (rc)
+			return rc;
+		moved->scan_mark = MARK_MATCHED;
+		stats->moved++;
+	} else if (here && here->kind == kind &&
+		   here->scan_mark == MARK_MATCHED) {
+		b->node = here;
+	} else {
+		if (here && here->scan_mark != MARK_NEW) {
+			rc = rec_remove_l(r, here);
+			if (rc)
+				return rc;
+		}
+		return create_new(r, dirfd, parent, b, stats);
+	}
+	if (kind == WK_KIND_SYMLINK) {
+		rc = read_target(dirfd, b->path, target, sizeof(target));
+		if (rc)
+			return rc;
+		if (!b->node->target || strcmp(target, b->node->target)) {
+			/* A symlink's target is its identity: replace it. */
+			rc = rec_remove_l(r, b->node);
+			return rc ? rc : create_new(r, dirfd, parent, b, stats);
+		}
+		return 0;
+	}
+	return refresh(r, dirfd, b, stats);
+}
+
+/* Removes, children first, every node nothing on disk matched. */
+static int remove_unmatched(struct recorder *r, struct nnode *n,
+			    struct scan_stats *stats)
+{
+	struct nnode *c = n->first_child, *next;
+	int rc;
+
+	for (; c; c = next) {
+		next = c->next_sibling;
+		if (c->scan_mark == MARK_NONE) {
+			rc = rec_remove_l(r, c);
+			stats->removed++;
+		} else {
+			rc = remove_unmatched(r, c, stats);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int scan_tree(struct recorder *r, int dirfd, bool accept_deletions,
+	      struct scan_stats *stats, char *err, size_t errlen)
+{
+	struct walk w = {.r = r};
+	struct ino_map m = {0};
+	struct nnode *root;
+	uint64_t gone_files = 0, gone_all = 0, files = 0;
+	size_t slots;
+	int rc, dfd;
+
+	memset(stats, 0, sizeof(*stats));
+	dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	rec_lock(r);
+	root = nindex_root(rec_index(r));
+	clear_marks(root);
+	rec_reload_ignore_l(r, "");
+	rc = walk_dir(&w, dfd, -1, "");
+	if (rc) {
+		snprintf(err, errlen, "cannot read the directory: %s",
+			 strerror(-rc));
+		goto out;
+	}
+	stats->entries = w.n;
+
+	/* 2: by path. */
+	for (size_t i = 0; i < w.n; i++) {
+		struct bentry *b = &w.v[i];
+		struct nnode *p = parent_node(&w, b, root), *n;
+
+		n = p ? nindex_child(rec_index(r), p, b->name) : NULL;
+		if (n && n->kind == kind_of(b->st.st_mode)) {
+			n->scan_mark = MARK_MATCHED;
+			b->node = n;
+		}
+	}
+	/* 3: by inode number. */
+	slots = 1024;
+	while (slots < 2 * nindex_count(rec_index(r)))
+		slots *= 2;
+	m.slot = xcalloc(slots, sizeof(*m.slot));
+	m.mask = slots - 1;
+	ino_map_fill(&m, root);
+	for (size_t i = 0; i < w.n; i++)
+		if (!w.v[i].node)
+			w.v[i].node = ino_map_take(&m, w.v[i].st.st_ino,
+						   kind_of(w.v[i].st.st_mode));
+	free(m.slot);
+
+	count_unmarked(root, &gone_files, &gone_all);
+	count_files(root, &files);
+	if (!accept_deletions && gone_all > 0 &&
+	    ((w.n == 0) || (gone_files >= 10 && 2 * gone_files > files))) {
+		snprintf(err, errlen,
+			 "%llu of %llu tracked files are missing from the"
+			 " directory (is it the right path, is the drive"
+			 " there?); nothing was recorded. If you deleted them"
+			 " on purpose, mount with --accept-deletions",
+			 (unsigned long long)gone_files,
+			 (unsigned long long)files);
+		rc = -ECANCELED;
+		goto out;
+	}
+
+	/* 4: record. */
+	for (size_t i = 0; i < w.n && !rc; i++)
+		rc = record_entry(r, dirfd, &w, &w.v[i], stats);
+	if (!rc)
+		rc = remove_unmatched(r, root, stats);
+	if (rc)
+		snprintf(err, errlen, "cannot record the scan: %s",
+			 strerror(-rc));
+out:
+	clear_marks(root);
+	rec_unlock(r);
+	for (size_t i = 0; i < w.n; i++) {
+		free(w.v[i].name);
+		free(w.v[i].path);
+	}
+	free(w.v);
+	return rc;
+}
+
+int scan_import_l(struct recorder *r, int dirfd, struct nnode *parent,
+		  const char *name, struct nnode **out)
+{
+	struct scan_stats stats = {0};
+	struct walk w = {.r = r};
+	struct bentry top = {.parent = -1};
+	char ppath[4096];
+	int rc;
+
+	rc = nindex_path(parent, ppath, sizeof(ppath));
+	if (rc)
+		return rc;
+	top.name = (char *)name;
+	top.path = ppath[0] ? xasprintf("%s/%s", ppath, name) : xstrdup(name);
+	if (fstatat(dirfd, top.path, &top.st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!kind_of(top.st.st_mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = create_new(r, dirfd, parent, &top, &stats);
+	if (rc || !S_ISDIR(top.st.st_mode))
+		goto out;
+	{
+		int cfd = openat(dirfd, top.path,
+				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					 O_CLOEXEC);
+
+		if (cfd < 0) {
+			rc = -errno;
+			goto out;
+		}
+		rc = walk_dir(&w, cfd, -1, top.path);
+	}
+	for (size_t i = 0; i < w.n && !rc; i++) {
+		struct bentry *b = &w.v[i];
+		struct nnode *p = b->parent < 0 ? top.node
+						: w.v[b->parent].node;
+
+		if (p)
+			rc = create_new(r, dirfd, p, b, &stats);
+	}
+out:
+	if (!rc && out)
+		*out = top.node;
+	for (size_t i = 0; i < w.n; i++) {
+		free(w.v[i].name);
+		free(w.v[i].path);
+	}
+	free(w.v);
+	free(top.path);
+	return rc;
+}

@@ -1,0 +1,10 @@
+/*
+ * cmds.h - subcommands of the wkfs tool; each returns the exit status.
+ */
+#ifndef WKFS_CMDS_H
+#define WKFS_CMDS_H
+
+int cmd_init(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+
+#endif

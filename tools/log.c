@@ -1,0 +1,212 @@
+/*
+ * log.c - `wkfs log DIR [--json] [-n N]`: the oplog, oldest first.
+ *
+ * Text: "SEQ TIME KIND PATH [-> NEWPATH] [details]".  JSON: one object per
+ * line (JSON Lines), fields as in docs/architecture.md.  Paths are resolved
+ * against the current tree: the op's directory as it is named now, plus the
+ * name the op recorded.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "db.h"
+#include "hlc.h"
+#include "locate.h"
+#include "nindex.h"
+#include "recorder.h"
+#include "wlog.h"
+
+struct log_ctx {
+	struct nindex *ix;
+	bool json;
+};
+
+static void place(struct nindex *ix, struct wk_id parent, const char *name,
+		  char *out, size_t len)
+{
+	struct nnode *p = nindex_get(ix, parent);
+	char dir[4096] = "";
+
+	if (p && nindex_path(p, dir, sizeof(dir)) != 0)
+		dir[0] = '\0';
+	snprintf(out, len, "%s%s%s", dir, dir[0] ? "/" : "", name);
+}
+
+/* The path of node id now, for ops that name no place (put, setattr). */
+static void node_path(struct nindex *ix, struct wk_id id, char *out,
+		      size_t len)
+{
+	struct nnode *n = nindex_get(ix, id);
+
+	if (!n || nindex_path(n, out, len) != 0)
+		snprintf(out, len, "?");
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void iso_time(uint64_t hlc, char *buf, size_t len)
+{
+	uint64_t ms = hlc_ms(hlc);
+	time_t s = ms / 1000;
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static int print_op(void *arg, const struct db_oprow *r)
+{
+	struct log_ctx *c = arg;
+	const struct wk_op *op = &r->op;
+	const char *kind = wk_op_kind_name(op->kind);
+	char path[8192], npath[8192], t[64], id[WK_ID_STRLEN];
+	char h[WK_HASH_STRLEN];
+	bool placed = op->kind != WK_OP_PUT && op->kind != WK_OP_SETATTR;
+
+	if (placed)
+		place(c->ix, op->parent, op->name, path, sizeof(path));
+	else
+		node_path(c->ix, op->node, path, sizeof(path));
+	if (op->kind == WK_OP_MOVE)
+		place(c->ix, op->new_parent, op->new_name, npath,
+		      sizeof(npath));
+	iso_time(op->id.hlc, t, sizeof(t));
+
+	if (!c->json) {
+		printf("%" PRId64 " %s %-7s %s", r->seq, t, kind ? kind : "?",
+		       path);
+		if (op->kind == WK_OP_MOVE)
+			printf(" -> %s", npath);
+		if (op->kind == WK_OP_PUT)
+			printf(" size=%" PRIu64 " hash=%s", op->size,
+			       wk_hash_str(&op->hash, h));
+		if (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MODE)
+			printf(" mode=%04o", op->mode);
+		if (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MTIME)
+			printf(" mtime_ns=%" PRId64, op->mtime_ns);
+		if (op->kind == WK_OP_SYMLINK)
+			printf(" target=%s", op->target);
+		putchar('\n');
+		return 0;
+	}
+	printf("{\"seq\":%" PRId64 ",\"hlc\":%" PRIu64 ",\"time\":\"%s\","
+	       "\"actor\":\"%016" PRIx64 "\",\"kind\":\"%s\",\"node\":\"%s\"",
+	       r->seq, op->id.hlc, t, op->id.actor, kind ? kind : "?",
+	       wk_id_str(op->node, id));
+	if (placed) {
+		printf(",\"parent\":\"%s\",\"name\":", wk_id_str(op->parent, id));
+		json_str(op->name);
+	}
+	printf(",\"path\":");
+	json_str(path);
+	if (op->kind == WK_OP_MOVE) {
+		printf(",\"new_parent\":\"%s\",\"new_name\":",
+		       wk_id_str(op->new_parent, id));
+		json_str(op->new_name);
+		printf(",\"new_path\":");
+		json_str(npath);
+	}
+	if (op->kind == WK_OP_MKDIR || op->kind == WK_OP_CREATE ||
+	    (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MODE))
+		printf(",\"mode\":\"%04o\"", op->mode);
+	if (op->kind == WK_OP_PUT ||
+	    (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MTIME))
+		printf(",\"mtime_ns\":%" PRId64, op->mtime_ns);
+	if (op->kind == WK_OP_PUT) {
+		printf(",\"size\":%" PRIu64 ",\"hash\":\"%s\",\"base\":\"%s\"",
+		       op->size, wk_hash_str(&op->hash, h),
+		       wk_id_str(op->base, id));
+	}
+	if (op->kind == WK_OP_REMOVE && !wk_id_eq(op->base, WK_ID_NONE))
+		printf(",\"base\":\"%s\"", wk_id_str(op->base, id));
+	if (op->kind == WK_OP_SYMLINK) {
+		printf(",\"target\":");
+		json_str(op->target);
+	}
+	printf(",\"origin\":\"%s\",\"shipped\":%s}\n",
+	       r->origin == DB_ORIGIN_LOCAL ? "local" : "remote",
+	       r->shipped ? "true" : "false");
+	return 0;
+}
+
+int cmd_log(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{"json", no_argument, NULL, 'j'},
+		{0},
+	};
+	struct log_ctx c = {0};
+	struct wkdb *db = NULL;
+	const char *dir = ".";
+	char err[512];
+	long last_n = 0;
+	int opt, fd, rc, ret = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "n:", longs, NULL)) != -1) {
+		if (opt == 'j') {
+			c.json = true;
+		} else if (opt == 'n') {
+			char *end;
+
+			last_n = strtol(optarg, &end, 10);
+			if (*end || last_n <= 0) {
+				fprintf(stderr, "wkfs log: -n takes a positive"
+						" number\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr,
+				"usage: wkfs log [DIR] [--json] [-n N]\n");
+			return 2;
+		}
+	}
+	if (optind < argc)
+		dir = argv[optind];
+	fd = locate_dirfd(dir, err, sizeof(err));
+	if (fd < 0) {
+		wk_err("%s", err);
+		return 1;
+	}
+	rc = db_open_at(fd, DB_READONLY, &db, err, sizeof(err));
+	if (rc) {
+		wk_err("%s: %s", dir, err);
+		goto out_close;
+	}
+	c.ix = nindex_new();
+	rc = rec_load_tree(db, c.ix, err, sizeof(err));
+	if (!rc)
+		rc = db_ops_foreach(db, 0, last_n, print_op, &c);
+	if (rc)
+		wk_err("%s: cannot read the oplog: %s", dir, strerror(-rc));
+	else
+		ret = 0;
+	nindex_free(c.ix);
+	db_close(db);
+out_close:
+	close(fd);
+	return ret;
+}

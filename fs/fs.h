@@ -31,6 +31,8 @@ struct finode {
 	struct wk_id node;  /* the tracked node, WK_ID_NONE if untracked */
 	int nwriters;       /* open handles that may write */
 	bool dirty;         /* content changed since its last put */
+	bool kernel_mtime;  /* written: the kernel owes us its mtime (with the
+			       writeback cache it sends one late setattr) */
 	struct finode *next;
 };
 

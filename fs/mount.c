@@ -130,7 +130,7 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+fo:h", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fo:h", longs, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			o->foreground = true;

@@ -25,10 +25,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "content.h"
 #include "ops_common.h"
 #include "wlog.h"
 
 #define MAX_WRITE (1 << 20)
+#define SYNC_HASH_MAX (1 << 20)
+#define KERNEL_SKEW (2 * 1000000000LL)
 
 static void proc_path(char buf[64], int fd)
 {
@@ -39,6 +42,7 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 {
 	pthread_mutex_lock(&fs->ilock);
 	in->dirty = true;
+	in->kernel_mtime = fs->writeback;
 	pthread_mutex_unlock(&fs->ilock);
 }
 
@@ -50,6 +54,9 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 static void record_put(struct wkfs *fs, struct finode *in, int fd,
 		       bool durable)
 {
+	struct wk_hash h;
+	uint64_t size = 0;
+	struct stat st;
 	struct nnode *n;
 	int rfd;
 
@@ -72,11 +79,20 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd,
 		wk_warn("cannot record new content: %s", strerror(errno));
 		return;
 	}
+	/* Small files are hashed here, so the put carries exactly what this
+	 * close left; big ones go to the writer thread, which may then see a
+	 * later write (that write brings its own put). */
+	if (fstat(rfd, &st) == 0 && st.st_size <= SYNC_HASH_MAX &&
+	    content_hash_fd(rfd, &h, &size) == 0) {
+		close(rfd);
+		rfd = -1;
+	}
 	rec_lock(fs->rec);
 	n = inode_node_l(fs, in);
 	if (n)
-		rec_put_l(fs->rec, n, rfd, NULL, 0, 0);
-	else
+		rec_put_l(fs->rec, n, rfd, &h, size,
+			  st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+	else if (rfd >= 0)
 		close(rfd);
 	rec_unlock(fs->rec);
 	if (durable)
@@ -97,6 +113,11 @@ static void wkfs_init(void *data, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_READ;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* With ACLs in the kernel, an ACL write that changes the mode comes
+	 * back to us as a setattr, which records it (sed -i copies modes
+	 * that way). */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* The kernel does flock and POSIX locks itself (see above). */
@@ -208,23 +229,32 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		mark_dirty(fs, in);
 
 	pthread_mutex_lock(&fs->ilock);
-	bool writing = in->nwriters > 0 || in->dirty;
+	bool kernel_mtime = in->kernel_mtime &&
+			    (valid & (FUSE_SET_ATTR_MTIME |
+				      FUSE_SET_ATTR_ATIME)) ==
+				    FUSE_SET_ATTR_MTIME;
+	bool dirty = in->dirty;
 	pthread_mutex_unlock(&fs->ilock);
 
 	if (valid & FUSE_SET_ATTR_MODE)
 		attrs |= WK_ATTR_MODE;
-	/* While the file is being written, its mtime rides on the put
-	 * (with the writeback cache the kernel sends mtimes of its own). */
-	if (valid & FUSE_SET_ATTR_MTIME && !writing)
+	if (valid & FUSE_SET_ATTR_MTIME)
 		attrs |= WK_ATTR_MTIME;
 	if (attrs) {
 		struct nnode *n;
+		int64_t mt = ts_ns(&st.st_mtim);
 
 		rec_lock(fs->rec);
 		n = inode_node_l(fs, in);
-		if (n)
-			rec_setattr_l(fs->rec, n, attrs, st.st_mode,
-				      ts_ns(&st.st_mtim));
+		/* With the writeback cache the kernel sends the mtime of its
+		 * own writes (mtime only, no atime), before the put (the file
+		 * is dirty) or just after it: that time belongs to the put,
+		 * not to the user. */
+		if (n && kernel_mtime &&
+		    (dirty || llabs(mt - n->mtime_ns) < KERNEL_SKEW))
+			attrs &= ~WK_ATTR_MTIME;
+		if (n && attrs)
+			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);
 	}
 	/* A truncate of a file nobody has open is a complete change. */
@@ -492,6 +522,22 @@ static int xattr_fd(struct wkfs *fs, fuse_ino_t ino)
 	return fd < 0 ? -errno : fd;
 }
 
+/* An access ACL carries the mode's bits: record the mode it left. */
+static void record_mode(struct wkfs *fs, struct finode *in, int fd,
+			const char *name)
+{
+	struct stat st;
+	struct nnode *n;
+
+	if (strcmp(name, "system.posix_acl_access") != 0 || fstat(fd, &st) < 0)
+		return;
+	rec_lock(fs->rec);
+	n = inode_node_l(fs, in);
+	if (n)
+		rec_setattr_l(fs->rec, n, WK_ATTR_MODE, st.st_mode, 0);
+	rec_unlock(fs->rec);
+}
+
 static void reply_xattr(fuse_req_t req, size_t size, char *buf, ssize_t n)
 {
 	if (n < 0)
@@ -553,10 +599,14 @@ static void wkfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	fuse_reply_err(req, fsetxattr(fd, name, value, size, flags) < 0
-				    ? errno
-				    : 0);
+	if (fsetxattr(fd, name, value, size, flags) < 0) {
+		fuse_reply_err(req, errno);
+		close(fd);
+		return;
+	}
+	record_mode(fs, inode_get(fs, ino), fd, name);
 	close(fd);
+	fuse_reply_err(req, 0);
 }
 
 static void wkfs_removexattr(fuse_req_t req, fuse_ino_t ino,
@@ -569,8 +619,14 @@ static void wkfs_removexattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	fuse_reply_err(req, fremovexattr(fd, name) < 0 ? errno : 0);
+	if (fremovexattr(fd, name) < 0) {
+		fuse_reply_err(req, errno);
+		close(fd);
+		return;
+	}
+	record_mode(fs, inode_get(fs, ino), fd, name);
 	close(fd);
+	fuse_reply_err(req, 0);
 }
 
 void wkfs_ops_fill(struct fuse_lowlevel_ops *o)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "content.h"
 #include "ops_common.h"
 #include "scan.h"
 #include "wlog.h"
@@ -304,9 +305,43 @@ static void retie(struct wkfs *fs, struct finode *parent, const char *name,
 	pthread_mutex_unlock(&fs->ilock);
 }
 
+/* The content now at a renamed name, read before taking the recorder's
+ * lock: a hash for a small file, a descriptor to hash later for a big one;
+ * fd -2 when it is not a regular file. */
+struct pre_content {
+	int fd;
+	struct wk_hash hash;
+	uint64_t size;
+	int64_t mtime;
+};
+
+static void read_content(struct finode *dir, const char *name,
+			 struct pre_content *pre)
+{
+	struct stat st;
+	int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+					       O_NONBLOCK);
+
+	pre->fd = -2;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return;
+	}
+	pre->mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	pre->fd = fd;
+	if (st.st_size <= (1 << 20) &&
+	    content_hash_fd(fd, &pre->hash, &pre->size) == 0) {
+		close(fd);
+		pre->fd = -1;
+	}
+}
+
 static void record_rename(struct wkfs *fs, fuse_ino_t parent,
 			  const char *name, fuse_ino_t newparent,
-			  const char *newname, unsigned int flags)
+			  const char *newname, unsigned int flags,
+			  struct pre_content *pre)
 {
 	struct finode *op = inode_get(fs, parent);
 	struct finode *np = inode_get(fs, newparent);
@@ -354,6 +389,20 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent,
 	}
 
 	dir_src = src ? src->kind == WK_KIND_DIR : false;
+	if (src && dst && dst != src && src->kind == WK_KIND_FILE &&
+	    dst->kind == WK_KIND_FILE && pre->fd != -2) {
+		/* An atomic save (write a temporary, rename it over the
+		 * file): the file keeps its identity and gets new content,
+		 * so a concurrent edit elsewhere meets it as an edit. */
+		if (src->mode != dst->mode)
+			rec_setattr_l(r, dst, WK_ATTR_MODE, src->mode, 0);
+		rec_put_l(r, dst, pre->fd, &pre->hash, pre->size, pre->mtime);
+		pre->fd = -1;
+		rec_remove_l(r, src);
+		rec_unlock(r);
+		retie(fs, np, newname, dst);
+		return;
+	}
 	if (dst && dst != src)
 		rec_remove_l(r, dst);
 	if (!npn || rec_ignored_l(r, npn, newname, dir_src)) {
@@ -386,12 +435,35 @@ static void wkfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (renameat2(inode_get(fs, parent)->fd, name,
-		      inode_get(fs, newparent)->fd, newname, flags) < 0) {
+	struct finode *np = inode_get(fs, newparent);
+	struct pre_content pre = {.fd = -2};
+	struct stat replaced;
+	bool had_dst;
+
+	/* What the rename replaces: its finode must stop speaking for the
+	 * node (the kernel still sends it late setattrs). */
+	had_dst = !(flags & RENAME_EXCHANGE) &&
+		  fstatat(np->fd, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
+	if (renameat2(inode_get(fs, parent)->fd, name, np->fd, newname,
+		      flags) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
-	record_rename(fs, parent, name, newparent, newname, flags);
+	if (had_dst) {
+		struct finode *old = inode_find(fs, replaced.st_dev,
+						replaced.st_ino);
+
+		if (old) {
+			pthread_mutex_lock(&fs->ilock);
+			old->node = WK_ID_NONE;
+			pthread_mutex_unlock(&fs->ilock);
+		}
+	}
+	if (!(flags & RENAME_EXCHANGE))
+		read_content(np, newname, &pre);
+	record_rename(fs, parent, name, newparent, newname, flags, &pre);
+	if (pre.fd >= 0)
+		close(pre.fd);
 	fuse_reply_err(req, 0);
 }
 

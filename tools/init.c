@@ -37,7 +37,7 @@ int cmd_init(int argc, char **argv)
 	FILE *f;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		if (c != 'd') {
 			fprintf(stderr, "usage: wkfs init DIR [--device NAME]\n");
 			return 2;

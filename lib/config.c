@@ -35,12 +35,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONFIG_PATH		 ".wkfs/config.ini"
-#define CONFIG_DEFAULT_BRANCH	 "wk/oplog"
-#define CONFIG_DEFAULT_INTERVAL	 30
-#define CONFIG_INTERVAL_MAX	 86400 /* a day */
-#define CONFIG_DEVICE_NAME_MAX	 64    /* bytes; it goes into file names */
-#define CONFIG_LINE_MAX		 (INI_MAX_LINE - 1)
+#define CONFIG_PATH		".wkfs/config.ini"
+#define CONFIG_DEFAULT_BRANCH	"wk/oplog"
+#define CONFIG_DEFAULT_INTERVAL 30
+#define CONFIG_INTERVAL_MAX	86400 /* a day */
+#define CONFIG_DEVICE_NAME_MAX	64    /* bytes; it goes into file names */
+#define CONFIG_LINE_MAX		(INI_MAX_LINE - 1)
 
 enum config_key {
 	KEY_NAME,
@@ -173,8 +173,9 @@ static bool branch_valid(const char *v)
 
 static const char *check_branch(struct config_parser *p, const char *v)
 {
-	return branch_valid(v) ? NULL
-			       : "a git branch name such as " CONFIG_DEFAULT_BRANCH;
+	return branch_valid(v)
+		       ? NULL
+		       : "a git branch name such as " CONFIG_DEFAULT_BRANCH;
 }
 
 /* Parses a decimal interval in seconds; 0 when v is not one. */
@@ -228,7 +229,7 @@ static void parser_fail(struct config_parser *p, const char *fmt, ...)
 }
 
 static const struct config_section_def *section_find(const char *name,
-						      size_t len)
+						     size_t len)
 {
 	for (size_t i = 0; i < N_SECTIONS; i++)
 		if (strlen(config_sections[i].name) == len &&
@@ -281,8 +282,7 @@ static char *parser_read_line(char *str, int num, void *stream)
 	return str;
 }
 
-static void config_store(struct wk_config *c, enum config_key k,
-			 const char *v)
+static void config_store(struct wk_config *c, enum config_key k, const char *v)
 {
 	switch (k) {
 	case KEY_NAME:
@@ -503,8 +503,7 @@ static bool value_storable(const char *key, const char *v)
 	return strlen(key) + strlen(" = ") + strlen(v) <= CONFIG_LINE_MAX;
 }
 
-static bool value_ok(struct config_parser *p, enum config_key k,
-		     const char *v)
+static bool value_ok(struct config_parser *p, enum config_key k, const char *v)
 {
 	return value_storable(config_keys[k].name, v) &&
 	       !config_keys[k].check(p, v);
@@ -522,8 +521,7 @@ static bool config_writable(const struct wk_config *c)
 			ok = false;
 	if (ok && c->remote_url && !value_ok(&p, KEY_URL, c->remote_url))
 		ok = false;
-	if (ok && c->remote_token &&
-	    !value_ok(&p, KEY_TOKEN, c->remote_token))
+	if (ok && c->remote_token && !value_ok(&p, KEY_TOKEN, c->remote_token))
 		ok = false;
 	if (ok && c->remote_branch &&
 	    !value_ok(&p, KEY_BRANCH, c->remote_branch))

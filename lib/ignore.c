@@ -27,23 +27,23 @@
 #define IGNORE_LINE_MAX 4096
 
 const char *const ignore_defaults[] = {
-	".*.sw[a-p]",   /* vim swap files: .name.swp, .swo, ... */
-	"*.swp",        /* vim swap files kept in another directory */
-	"4913",         /* vim's probe for a writable directory */
-	"\\#*#",        /* emacs auto-save */
-	".#*",          /* emacs lock link */
-	"*~",           /* backups of emacs, vim and many more */
-	"~$*",          /* Microsoft Office owner file */
-	".~lock.*#",    /* LibreOffice lock file */
-	"*.part",       /* partial downloads (Firefox, KDE) */
+	".*.sw[a-p]",	/* vim swap files: .name.swp, .swo, ... */
+	"*.swp",	/* vim swap files kept in another directory */
+	"4913",		/* vim's probe for a writable directory */
+	"\\#*#",	/* emacs auto-save */
+	".#*",		/* emacs lock link */
+	"*~",		/* backups of emacs, vim and many more */
+	"~$*",		/* Microsoft Office owner file */
+	".~lock.*#",	/* LibreOffice lock file */
+	"*.part",	/* partial downloads (Firefox, KDE) */
 	"*.crdownload", /* partial downloads (Chromium) */
-	".DS_Store",    /* macOS Finder state */
-	"Thumbs.db",    /* Windows thumbnail cache */
+	".DS_Store",	/* macOS Finder state */
+	"Thumbs.db",	/* Windows thumbnail cache */
 	NULL,
 };
 
 enum {
-	RULE_NEGATE = 1 << 0,   /* "!pattern": re-include */
+	RULE_NEGATE = 1 << 0,	/* "!pattern": re-include */
 	RULE_DIR_ONLY = 1 << 1, /* "pattern/": directories only */
 	RULE_ANCHORED = 1 << 2, /* a '/' at the start or in the middle */
 };
@@ -64,8 +64,8 @@ struct ig_rule {
 struct ig_group {
 	char *base; /* directory the rules are anchored at: "" is the root */
 	size_t baselen;
-	unsigned depth;  /* path components in base */
-	bool from_file;  /* a .wkfsignore (else defaults or added patterns) */
+	unsigned depth; /* path components in base */
+	bool from_file; /* a .wkfsignore (else defaults or added patterns) */
 	struct ig_rule *rules;
 	size_t n, alloc;
 };
@@ -324,9 +324,8 @@ static bool rule_match(const struct ig_rule *r, const char *rel, size_t rlen,
 	case RULE_LITERAL:
 		return n == r->len && memcmp(s, r->pat, n) == 0;
 	case RULE_SUFFIX:
-		return n >= r->len - 1 &&
-		       memcmp(s + n - (r->len - 1), r->pat + 1, r->len - 1) ==
-			       0;
+		return n >= r->len - 1 && memcmp(s + n - (r->len - 1),
+						 r->pat + 1, r->len - 1) == 0;
 	case RULE_GLOB:
 		break;
 	}
@@ -362,8 +361,8 @@ static struct ig_group *group_insert(struct ignore *ig, size_t at,
 
 	if (ig->n == ig->alloc) {
 		ig->alloc = ig->alloc ? 2 * ig->alloc : 8;
-		ig->groups = xrealloc(ig->groups,
-				      ig->alloc * sizeof(*ig->groups));
+		ig->groups =
+			xrealloc(ig->groups, ig->alloc * sizeof(*ig->groups));
 	}
 	memmove(ig->groups + at + 1, ig->groups + at,
 		(ig->n - at) * sizeof(*ig->groups));
@@ -446,8 +445,7 @@ void ignore_free(struct ignore *ig)
 	free(ig);
 }
 
-int ignore_add_pattern(struct ignore *ig, const char *base,
-		       const char *pattern)
+int ignore_add_pattern(struct ignore *ig, const char *base, const char *pattern)
 {
 	struct ig_group *g;
 	struct ig_rule r;

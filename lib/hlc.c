@@ -53,6 +53,10 @@ uint64_t hlc_now(struct hlc *h)
 
 uint64_t hlc_update(struct hlc *h, uint64_t remote)
 {
+	uint64_t wall = h->clock(h->clock_arg);
+
+	if (hlc_ms(remote) > wall + HLC_MAX_DRIFT_MS)
+		return 0;
 	return advance(h, remote > h->last ? remote : h->last);
 }
 

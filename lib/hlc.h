@@ -39,8 +39,15 @@ void hlc_init_clock(struct hlc *h, uint64_t persisted_last, hlc_clock_fn fn,
 /* A timestamp for a local event. */
 uint64_t hlc_now(struct hlc *h);
 
-/* Merges a remote timestamp; returns the timestamp for the receive event. */
+/*
+ * Merges a remote timestamp; returns the timestamp for the receive event.
+ * A remote value more than HLC_MAX_DRIFT_MS ahead of the wall clock is
+ * refused (returns 0 and changes nothing): a corrupt or hostile peer must
+ * not drag every replica's clock into the future or wrap it.
+ */
 uint64_t hlc_update(struct hlc *h, uint64_t remote);
+
+#define HLC_MAX_DRIFT_MS (24ULL * 3600 * 1000)
 
 /* The greatest value handed out or seen: what to persist. */
 uint64_t hlc_last(const struct hlc *h);

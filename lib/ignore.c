@@ -27,7 +27,7 @@
 #define IGNORE_LINE_MAX 4096
 
 const char *const ignore_defaults[] = {
-	".*.sw[a-p]",	/* vim swap files: .name.swp, .swo, ... */
+	".*.sw[a-px]",	/* vim swap files .swp, .swo, ... and its .swx probe */
 	"*.swp",	/* vim swap files kept in another directory */
 	"4913",		/* vim's probe for a writable directory */
 	"\\#*#",	/* emacs auto-save */

@@ -44,7 +44,7 @@ static void emit(int prio, const char *fmt, va_list ap)
 	}
 	/* One write per message so lines from threads do not interleave. */
 	char line[1024];
-	int n = snprintf(line, sizeof(line), "%s: ", prog);
+	int n = snprintf(line, sizeof(line), "%.64s: ", prog);
 
 	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	strcat(line, "\n");

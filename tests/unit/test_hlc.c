@@ -299,6 +299,23 @@ static void test_real_clock(void **state)
 	assert_int_equal(hlc_now(&h), T(after + 100000, 4));
 }
 
+/* A remote timestamp far in the future (or one that would wrap) is refused
+ * and leaves the clock as it was; one just inside the limit is taken. */
+static void test_update_refuses_runaway_remote(void **state)
+{
+	struct fake_clock fc = {.ms = 5000};
+	struct hlc h;
+
+	(void)state;
+	hlc_init_clock(&h, 0, fake_now, &fc);
+	assert_int_equal(hlc_now(&h), T(5000, 0));
+	assert_int_equal(hlc_update(&h, UINT64_MAX), 0);
+	assert_int_equal(hlc_update(&h, T(5000 + HLC_MAX_DRIFT_MS + 1, 0)), 0);
+	assert_int_equal(hlc_last(&h), T(5000, 0));
+	assert_int_equal(hlc_update(&h, T(5000 + HLC_MAX_DRIFT_MS, 3)),
+			 T(5000 + HLC_MAX_DRIFT_MS, 4));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_counter_overflow_carries),
 		cmocka_unit_test(test_counter_overflow_burst),
 		cmocka_unit_test(test_real_clock),
+		cmocka_unit_test(test_update_refuses_runaway_remote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

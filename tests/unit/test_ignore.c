@@ -244,6 +244,7 @@ static void test_defaults(void **state)
 		{".notes.txt.swp", true},
 		{"dir/.notes.txt.swp", true},
 		{".notes.txt.swo", true},
+		{".notes.txt.swx", true},
 		{".notes.txt.swn", true},
 		{".a.swa", true},
 		{".a.swq", false},
@@ -297,7 +298,7 @@ static void test_defaults(void **state)
 static void test_defaults_list(void **state)
 {
 	static const char *const want[] = {
-		".*.sw[a-p]",	/* vim swap */
+		".*.sw[a-px]",	/* vim swap and its probe */
 		"*.swp",	/* vim swap elsewhere */
 		"4913",		/* vim probe */
 		"\\#*#",	/* emacs auto-save */

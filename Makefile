@@ -90,6 +90,14 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HOBJ) $(LIBWKFS) \
 		$(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
 
+$(B)/bench-chunk: tests/bench/chunk.c $(LIBWKFS)
+	$(CC) $(CFLAGS) $(call pkg_cflags,$(LIB_PKGS)) $(LDFLAGS) -o $@ $< \
+		$(LIBWKFS) $(LIB_LIBS) $(LDLIBS)
+
+.PHONY: bench-chunk
+bench-chunk: $(B)/bench-chunk
+	$(B)/bench-chunk
+
 # check installs what is missing first, then re-reads this Makefile so that
 # pkg-config sees the freshly installed libraries.
 check: deps

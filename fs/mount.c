@@ -308,6 +308,19 @@ static int daemonize(int *notify_fd)
 	return 0;
 }
 
+/* A daemon keeps none of its parent's descriptors but the ones it needs
+ * (a test harness waits for every holder of its pipes to exit). */
+static void close_inherited(int keep1, int keep2)
+{
+	int lo = keep1 < keep2 ? keep1 : keep2;
+	int hi = keep1 < keep2 ? keep2 : keep1;
+
+	close_range(3, lo - 1, 0);
+	if (hi > lo + 1)
+		close_range(lo + 1, hi - 1, 0);
+	close_range(hi + 1, ~0U, 0);
+}
+
 static void notify(int *fd, char status)
 {
 	if (*fd < 0)
@@ -355,9 +368,13 @@ int fs_mount_main(int argc, char **argv)
 		goto out_config;
 	}
 	/* Fork before any thread exists; the child reports back. */
-	if (!o.foreground && daemonize(&notify_fd) < 0) {
-		fail("cannot start in the background: %s", strerror(errno));
-		goto out_config;
+	if (!o.foreground) {
+		if (daemonize(&notify_fd) < 0) {
+			fail("cannot start in the background: %s",
+			     strerror(errno));
+			goto out_config;
+		}
+		close_inherited(fs.rootfd, notify_fd);
 	}
 	rc = rec_open(fs.rootfd, &cfg, false, &fs.rec, err, sizeof(err));
 	if (rc) {

@@ -104,7 +104,7 @@ static int print_op(void *arg, const struct db_oprow *r)
 			printf(" size=%" PRIu64 " hash=%s", op->size,
 			       wk_hash_str(&op->hash, h));
 		if (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MODE)
-			printf(" mode=%04o", op->mode);
+			printf(" mode=0%03o", op->mode);
 		if (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MTIME)
 			printf(" mtime_ns=%" PRId64, op->mtime_ns);
 		if (op->kind == WK_OP_SYMLINK)
@@ -131,7 +131,7 @@ static int print_op(void *arg, const struct db_oprow *r)
 	}
 	if (op->kind == WK_OP_MKDIR || op->kind == WK_OP_CREATE ||
 	    (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MODE))
-		printf(",\"mode\":\"%04o\"", op->mode);
+		printf(",\"mode\":\"0%03o\"", op->mode);
 	if (op->kind == WK_OP_PUT ||
 	    (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MTIME))
 		printf(",\"mtime_ns\":%" PRId64, op->mtime_ns);

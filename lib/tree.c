@@ -85,6 +85,21 @@ static void mark_dirty(struct tnode *p)
 		p->dflags |= TN_SUBDIRTY;
 }
 
+/* n's own entry changed (or where it is): its directory is walked again,
+ * and the view learns which child to look at (see tview_update). */
+static void note_change(struct tree *t, struct tnode *n)
+{
+	mark_dirty(n->parent);
+	if (n->dflags & TN_CHANGED)
+		return;
+	n->dflags |= TN_CHANGED;
+	if (t->nchg == t->achg) {
+		t->achg = t->achg ? 2 * t->achg : 256;
+		t->chg = xrealloc(t->chg, t->achg * sizeof(*t->chg));
+	}
+	t->chg[t->nchg++] = n;
+}
+
 static bool compute_live(const struct tree *t, const struct tnode *n)
 {
 	if (!n->created)
@@ -110,7 +125,7 @@ static void refresh_live(struct tree *t, struct tnode *n)
 		n->live = live;
 		if (!p)
 			return;
-		mark_dirty(p);
+		note_change(t, n);
 		if (live)
 			p->nlive++;
 		else
@@ -132,7 +147,7 @@ static void attach(struct tree *t, struct tnode *n, struct tnode *p,
 	tstr_put(n->name);
 	n->name = name;
 	n->stamp = stamp;
-	mark_dirty(p);
+	note_change(t, n);
 	if (n->live) {
 		p->nlive++;
 		refresh_live(t, p);
@@ -143,7 +158,7 @@ static void detach(struct tree *t, struct tnode *n)
 {
 	struct tnode *p = n->parent;
 
-	mark_dirty(p);
+	note_change(t, n);
 	if (n->prev)
 		n->prev->next = n->next;
 	else
@@ -159,11 +174,6 @@ static void detach(struct tree *t, struct tnode *n)
 
 /* ---- the commutative part --------------------------------------------- */
 
-static void entry_changed(struct tnode *n)
-{
-	mark_dirty(n->parent);
-}
-
 static void add_version(struct tree *t, struct tnode *n, const struct tver *v)
 {
 	if (idset_get(&t->retired, retired_key(n, v->id)) & OPF_RETIRED)
@@ -173,7 +183,7 @@ static void add_version(struct tree *t, struct tnode *n, const struct tver *v)
 		n->heads = xrealloc(n->heads, n->aheads * sizeof(*n->heads));
 	}
 	n->heads[n->nheads++] = *v;
-	entry_changed(n);
+	note_change(t, n);
 	refresh_live(t, n);
 }
 
@@ -184,28 +194,30 @@ static void retire(struct tree *t, struct tnode *n, struct wk_id v)
 		if (!wk_id_eq(n->heads[i].id, v))
 			continue;
 		n->heads[i] = n->heads[--n->nheads];
-		entry_changed(n);
+		note_change(t, n);
 		refresh_live(t, n);
 		return;
 	}
 }
 
-static void set_mode(struct tnode *n, uint32_t mode, struct wk_id stamp)
+static void set_mode(struct tree *t, struct tnode *n, uint32_t mode,
+		     struct wk_id stamp)
 {
 	if (wk_id_cmp(stamp, n->mode_stamp) <= 0)
 		return;
 	n->mode = mode;
 	n->mode_stamp = stamp;
-	entry_changed(n);
+	note_change(t, n);
 }
 
-static void set_mtime(struct tnode *n, int64_t mtime, struct wk_id stamp)
+static void set_mtime(struct tree *t, struct tnode *n, int64_t mtime,
+		      struct wk_id stamp)
 {
 	if (wk_id_cmp(stamp, n->mtime_stamp) <= 0)
 		return;
 	n->mtime_ns = mtime;
 	n->mtime_stamp = stamp;
-	entry_changed(n);
+	note_change(t, n);
 }
 
 static void batch_push(struct tree *t, uint8_t kind, const struct wk_op *op,
@@ -252,7 +264,7 @@ static void take_op(struct tree *t, const struct wk_op *op)
 			v.size = strlen(n->target);
 		}
 		v.mtime_ns = op->mtime_ns;
-		set_mode(n, op->mode, op->id);
+		set_mode(t, n, op->mode, op->id);
 		add_version(t, n, &v);
 		batch_push(t, SL_CREATE, op, n, node_ref(t, op->parent),
 			   op->name);
@@ -276,9 +288,9 @@ static void take_op(struct tree *t, const struct wk_op *op)
 	case WK_OP_SETATTR:
 		n = node_ref(t, op->node);
 		if (op->attrs & WK_ATTR_MODE)
-			set_mode(n, op->mode, op->id);
+			set_mode(t, n, op->mode, op->id);
 		if (op->attrs & WK_ATTR_MTIME)
-			set_mtime(n, op->mtime_ns, op->id);
+			set_mtime(t, n, op->mtime_ns, op->id);
 		break;
 	}
 }
@@ -421,6 +433,7 @@ void tree_free(struct tree *t)
 		slog_release(&t->log[i]);
 	free(t->log);
 	free(t->batch);
+	free(t->chg);
 	for (size_t i = 0; i <= t->nodes.mask; i++)
 		if (t->nodes.v[i].p)
 			node_free(t->nodes.v[i].p);

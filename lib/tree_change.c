@@ -488,8 +488,13 @@ static int check_vent(const struct tree *t, const struct vent *v, size_t *count,
 		}
 		for (const struct tnode *c = m->first; c; c = c->next) {
 			if (c->live && (!c->vent || c->vent->parent != v)) {
-				snprintf(why, whylen, "%s/%s not shown",
-					 v->name->s, c->name->s);
+				snprintf(why, whylen,
+					 "%s/%s not shown (%s in %s)",
+					 v->name->s, c->name->s,
+					 c->vent ? c->vent->name->s : "-",
+					 c->vent && c->vent->parent
+						 ? c->vent->parent->name->s
+						 : "-");
 				return -EUCLEAN;
 			}
 		}

@@ -86,6 +86,7 @@ struct tver {
 
 #define TN_DIRTY    0x1 /* its children or their entries changed */
 #define TN_SUBDIRTY 0x2 /* something below it did */
+#define TN_CHANGED  0x4 /* in tree->chg: its own entry may differ */
 
 struct vent;
 
@@ -139,6 +140,8 @@ struct tree {
 	/* scratch for one batch */
 	struct slog *batch;
 	size_t nbatch, abatch;
+	struct tnode **chg; /* nodes whose entries may have changed */
+	size_t nchg, achg;
 
 	/* view, tree_view.c */
 	struct vent *vroot;
@@ -151,6 +154,10 @@ struct tree {
 	size_t nwalked, awalked;
 	struct vent **stack;
 	size_t nstack, astack;
+	struct vent **mdrop; /* old entries of changed children */
+	size_t nmdrop, amdrop;
+	void *emit_a, *emit_b; /* tree_change.c scratch */
+	size_t aemit;
 	struct tview_scratch *vs;
 };
 

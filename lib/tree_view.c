@@ -150,6 +150,7 @@ void tview_vent_free(struct vent *v)
 {
 	tstr_put(v->name);
 	tstr_put(v->nname);
+	free(v->cg);
 	free(v->kids);
 	free(v->mem);
 	free(v);
@@ -191,6 +192,9 @@ void tview_release(struct tree *t)
 	free(t->touched);
 	free(t->walked);
 	free(t->stack);
+	free(t->mdrop);
+	free(t->emit_a);
+	free(t->emit_b);
 	free(s->d);
 	free(s->tab);
 	free(s->sec);
@@ -419,6 +423,10 @@ static bool set_members(struct vent *v, struct tnode **m, uint32_t n)
 		same = v->mem[i] == m[i];
 	if (same)
 		return false;
+	/* Members that leave must not point here any more. */
+	for (uint32_t i = 0; i < v->nmem; i++)
+		if (v->mem[i]->vent == v)
+			v->mem[i]->vent = NULL;
 	GROW(v->mem, v->amem, n);
 	memcpy(v->mem, m, n * sizeof(*m));
 	v->nmem = n;
@@ -437,8 +445,8 @@ static void file_attrs(struct vattr *a, const struct tnode *n,
 }
 
 /* Claims the vent for entry k of directory dir. */
-static void claim(struct tree *t, struct tview_scratch *s, struct vent *dir,
-		  uint32_t k)
+static struct vent *claim(struct tree *t, struct tview_scratch *s,
+			  struct vent *dir, uint32_t k, bool push)
 {
 	struct dent *d = &s->d[k];
 	struct tnode *key = d->node, *win = d->node;
@@ -477,7 +485,7 @@ static void claim(struct tree *t, struct tview_scratch *s, struct vent *dir,
 		file_attrs(&v->na, d->node, d->v);
 		if (!v->conflict)
 			d->node->vent = v;
-		return;
+		return v;
 	}
 	if (set_members(v, s->mem, nm))
 		v->full = true;
@@ -486,8 +494,11 @@ static void claim(struct tree *t, struct tview_scratch *s, struct vent *dir,
 	v->na.mode = win->mode;
 	v->na.mtime_ns = win->mtime_ns;
 	v->na.version = WK_ID_NONE;
-	if (v->full || members_flagged(v))
+	/* Without push, the caller walks the committed kids itself. */
+	if ((push || v->parent != dir) &&
+	    (v->state == VS_NEW || v->full || members_flagged(v)))
 		push_vent(&t->stack, &t->nstack, &t->astack, v);
+	return v;
 }
 
 static void recompute_dir(struct tree *t, struct vent *dir)
@@ -520,10 +531,140 @@ static void recompute_dir(struct tree *t, struct vent *dir)
 	for (size_t j = 0; j < s->tabcap; j++)
 		if (s->tab[j].owned)
 			tstr_put(s->tab[j].s);
-	for (uint32_t i = 0; i < s->nd; i++)
-		if (!s->d[i].merged)
-			claim(t, s, dir, i);
+	dir->nsec = 0;
+	for (uint32_t i = 0; i < s->nd; i++) {
+		if (s->d[i].merged)
+			continue;
+		dir->nsec += s->d[i].secondary;
+		claim(t, s, dir, i, true);
+	}
 	push_vent(&t->walked, &t->nwalked, &t->awalked, dir);
+}
+
+/* ---- the fast path ---------------------------------------------------- */
+
+/*
+ * Most rounds change a few children of a directory whose entries have no
+ * conflict names at all.  Then the entries of the other children cannot
+ * change, and each changed child's entry can be claimed alone, as long as
+ * it is a single entry (no conflict copy) under a name nobody else holds.
+ * Anything else goes the full way; both give the same view.
+ */
+
+static void bucket(struct tree *t, struct vent *dir, struct tnode *c)
+{
+	if (dir->cg_round != t->round) {
+		dir->cg_round = t->round;
+		dir->ncg = 0;
+	}
+	GROW(dir->cg, dir->acg, dir->ncg + 1);
+	dir->cg[dir->ncg].c = c;
+	dir->cg[dir->ncg++].old = c->vent;
+}
+
+/* Files out of t->chg into the directories they were or are shown in. */
+static void sort_changes(struct tree *t)
+{
+	for (size_t i = 0; i < t->nchg; i++) {
+		struct tnode *c = t->chg[i];
+		struct vent *now = NULL, *was = NULL;
+
+		c->dflags &= (uint8_t)~TN_CHANGED;
+		if (c->live && c->parent && c->parent->vent)
+			now = c->parent->vent;
+		if (c->vent && c->vent->state != VS_NEW)
+			was = c->vent->parent;
+		/* A merged directory's members change: not for the fast
+		 * path, and it must be judged now, before claims change it. */
+		if (c->kind == WK_KIND_DIR && c->vent && c->vent->nmem > 1) {
+			if (was)
+				was->full = true;
+			if (now)
+				now->full = true;
+		}
+		if (now)
+			bucket(t, now, c);
+		if (was && was != now)
+			bucket(t, was, c);
+	}
+	t->nchg = 0;
+}
+
+static bool own_entry(const struct vent *v, const struct tnode *c)
+{
+	if (v->kind == WK_KIND_DIR)
+		return v->nmem == 1 && v->mem[0] == c;
+	return v->node == c && !v->conflict;
+}
+
+static bool shown_in(const struct tnode *c, const struct vent *dir)
+{
+	return c->live && c->parent && c->parent->vent == dir;
+}
+
+/* Pass 1: can every changed child of dir be claimed alone? */
+static bool fast_ok(struct tree *t, struct tview_scratch *s, struct vent *dir)
+{
+	tab_reset(s, dir->ncg);
+	for (uint32_t i = 0; i < dir->ncg; i++) {
+		struct tnode *c = dir->cg[i].c;
+		const struct vent *x;
+		struct nslot *slot;
+
+		if (!shown_in(c, dir))
+			continue;
+		if (c->kind == WK_KIND_FILE && c->nheads > 1) {
+			s->nd = 0;
+			add_file(s, c);
+			if (s->nd > 1)
+				return false;
+		}
+		x = tview_child(t, dir, c->name->s, c->name->len);
+		if (x && !own_entry(x, c))
+			return false;
+		slot = tab_slot(s, c->name);
+		if (slot->s)
+			return false;
+		slot->s = c->name;
+	}
+	return true;
+}
+
+static bool fast_update(struct tree *t, struct vent *dir)
+{
+	struct tview_scratch *s = t->vs;
+
+	if (dir->full || dir->nsec)
+		return false;
+	if (dir->cg_round != t->round)
+		return true; /* dirty, but no entry of its own changed */
+	if (!fast_ok(t, s, dir))
+		return false;
+	for (uint32_t i = 0; i < dir->ncg; i++) {
+		struct tnode *c = dir->cg[i].c;
+		struct vent *old = dir->cg[i].old, *v = NULL;
+
+		if (shown_in(c, dir)) {
+			s->nd = 0;
+			if (c->kind == WK_KIND_FILE) {
+				add_file(s, c);
+			} else {
+				struct dent *d = dent_add(s, c, c->kind);
+
+				for (uint32_t j = 0; j < c->nheads; j++)
+					if (wk_id_eq(c->heads[j].id, c->id))
+						d->v = &c->heads[j];
+			}
+			s->d[0].fname = tstr_get(s->d[0].pname);
+			v = claim(t, s, dir, 0, false);
+		}
+		if (old && old != v && old->parent == dir) {
+			/* Not ours to walk: claimed elsewhere or dropped. */
+			old->left_round = t->round;
+			push_vent(&t->mdrop, &t->nmdrop, &t->amdrop, old);
+		}
+	}
+	return true;
 }
 
 /* ---- the walk --------------------------------------------------------- */
@@ -549,7 +690,8 @@ static void drop(struct tree *t, struct vent *v)
 void tview_update(struct tree *t, struct tree_changes *out)
 {
 	t->round++;
-	t->ntouched = t->nwalked = t->nstack = 0;
+	t->ntouched = t->nwalked = t->nstack = t->nmdrop = 0;
+	sort_changes(t);
 	push_vent(&t->stack, &t->nstack, &t->astack, t->vroot);
 	while (t->nstack) {
 		struct vent *v = t->stack[--t->nstack];
@@ -558,7 +700,7 @@ void tview_update(struct tree *t, struct tree_changes *out)
 
 		for (uint32_t i = 0; !dirty && i < v->nmem; i++)
 			dirty = v->mem[i]->dflags & TN_DIRTY;
-		if (dirty) {
+		if (dirty && !fast_update(t, v)) {
 			clear_flags(v);
 			v->full = false;
 			recompute_dir(t, v);
@@ -568,11 +710,15 @@ void tview_update(struct tree *t, struct tree_changes *out)
 			struct vent *k = v->kids[i];
 
 			if (k->kind == WK_KIND_DIR &&
+			    k->left_round != t->round &&
 			    (k->full || members_flagged(k)))
 				push_vent(&t->stack, &t->nstack, &t->astack, k);
 		}
 		clear_flags(v);
 	}
+	for (size_t i = 0; i < t->nmdrop; i++)
+		if (t->mdrop[i]->round != t->round)
+			drop(t, t->mdrop[i]);
 	for (size_t i = 0; i < t->nwalked; i++) {
 		struct vent *dir = t->walked[i];
 

@@ -43,6 +43,14 @@ struct vent {
 	uint32_t nmem, amem;
 	unsigned round; /* last round that claimed it */
 	size_t stage;	/* index of its staging name while it moves */
+	uint32_t nsec;	/* dir: entries under a conflict name */
+	struct vchg {
+		struct tnode *c;  /* a child that changed this round */
+		struct vent *old; /* its main entry before the round */
+	} * cg;
+	uint32_t ncg, acg;
+	unsigned cg_round;   /* the round cg is for */
+	unsigned left_round; /* round its node left its committed parent */
 };
 
 struct vent *tview_by_key(const struct tree *t, struct wk_id node,

@@ -192,6 +192,24 @@ static bool deliver(struct sim *s, struct replica *r, const size_t *idx,
 		hlc_update(&r->clock, batch[i].id.hlc);
 		seen_set(r, idx[i]);
 	}
+	if (getenv("WKFS_SIM_TRACE")) {
+		char *d = tree_dump(r->t);
+
+		printf("--- replica %d before:\n%s", (int)(r - s->r), d);
+		free(d);
+		for (size_t i = 0; i < n; i++) {
+			char a[WK_ID_STRLEN], b[WK_ID_STRLEN], c[WK_ID_STRLEN];
+			const struct wk_op *o = &batch[i];
+
+			printf("  op %s %s node %s parent %s %s%s\n",
+			       wk_op_kind_name(o->kind), wk_id_str(o->id, a),
+			       wk_id_str(o->node, b),
+			       wk_id_str(o->kind == WK_OP_MOVE ? o->new_parent
+							       : o->parent,
+					 c),
+			       o->name, o->new_name);
+		}
+	}
 	tree_changes_init(&ch);
 	tree_apply(r->t, batch, n, &ch);
 	if (fakefs_apply(r->f, &ch, s->why, sizeof(s->why)))

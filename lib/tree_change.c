@@ -217,22 +217,40 @@ static void emit(struct tree *t, struct tree_changes *out)
 
 /* ---- committing ------------------------------------------------------- */
 
+static void kid_put(struct vent *p, uint32_t i, struct vent *v)
+{
+	p->kids[i] = v;
+	v->idx = i;
+}
+
+/* Directories come first in kids, [0, ndirs), so the walk scans only
+ * them; order is otherwise free, so both add and delete are swaps. */
 static void kid_add(struct vent *p, struct vent *v)
 {
 	if (p->nkids == p->akids) {
 		p->akids = p->akids ? 2 * p->akids : 4;
 		p->kids = xrealloc(p->kids, p->akids * sizeof(*p->kids));
 	}
-	v->idx = p->nkids;
-	p->kids[p->nkids++] = v;
+	if (v->kind != WK_KIND_DIR) {
+		kid_put(p, p->nkids++, v);
+		return;
+	}
+	if (p->ndirs < p->nkids)
+		kid_put(p, p->nkids, p->kids[p->ndirs]);
+	p->nkids++;
+	kid_put(p, p->ndirs++, v);
 }
 
 static void kid_del(struct vent *p, struct vent *v)
 {
-	struct vent *last = p->kids[--p->nkids];
+	uint32_t i = v->idx;
 
-	p->kids[v->idx] = last;
-	last->idx = v->idx;
+	if (v->kind == WK_KIND_DIR) {
+		kid_put(p, i, p->kids[--p->ndirs]);
+		i = p->ndirs;
+	}
+	if (i < --p->nkids)
+		kid_put(p, i, p->kids[p->nkids]);
 }
 
 static uint64_t vname_hash(const struct vent *v)
@@ -502,7 +520,8 @@ static int check_vent(const struct tree *t, const struct vent *v, size_t *count,
 	for (uint32_t i = 0; i < v->nkids; i++) {
 		int rc;
 
-		if (v->kids[i]->parent != v || v->kids[i]->idx != i) {
+		if (v->kids[i]->parent != v || v->kids[i]->idx != i ||
+		    (v->kids[i]->kind == WK_KIND_DIR) != (i < v->ndirs)) {
 			snprintf(why, whylen, "bad kid link in %s", v->name->s);
 			return -EUCLEAN;
 		}

@@ -706,11 +706,10 @@ void tview_update(struct tree *t, struct tree_changes *out)
 			recompute_dir(t, v);
 			continue;
 		}
-		for (uint32_t i = 0; i < v->nkids; i++) {
+		for (uint32_t i = 0; i < v->ndirs; i++) {
 			struct vent *k = v->kids[i];
 
-			if (k->kind == WK_KIND_DIR &&
-			    k->left_round != t->round &&
+			if (k->left_round != t->round &&
 			    (k->full || members_flagged(k)))
 				push_vent(&t->stack, &t->nstack, &t->astack, k);
 		}

@@ -38,6 +38,7 @@ struct vent {
 	struct vattr a, na;
 	struct vent **kids; /* committed children, unordered */
 	uint32_t nkids, akids;
+	uint32_t ndirs;	    /* kids[0, ndirs) are the directories */
 	uint32_t idx;	    /* index in parent->kids */
 	struct tnode **mem; /* dir: members, by id */
 	uint32_t nmem, amem;

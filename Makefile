@@ -59,7 +59,8 @@ BINS      := $(WKFS)
 
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
-.PHONY: all check check-run check-long install clean format demo bench deps
+.PHONY: all check check-run check-long install clean format demo bench deps \
+	bench-merge
 all: $(BINS)
 
 $(B)/lib/%.o: lib/%.c
@@ -121,6 +122,13 @@ bench: deps
 	@tools/install-deps --bench
 	@$(MAKE) --no-print-directory $(BINS)
 	@B=$(B) tests/bench/fs.sh
+
+# The merge engine's benchmark: pure library code, no dependencies to add.
+$(B)/bench-merge: tests/bench/merge.c $(LIBWKFS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBWKFS) $(LIB_LIBS) $(LDLIBS)
+
+bench-merge: $(B)/bench-merge
+	@$(B)/bench-merge
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin

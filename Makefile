@@ -60,7 +60,7 @@ BINS      := $(WKFS)
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
-	bench-merge
+	bench-chunk bench-merge
 all: $(BINS)
 
 $(B)/lib/%.o: lib/%.c
@@ -91,14 +91,6 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HOBJ) $(LIBWKFS) \
 		$(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
 
-$(B)/bench-chunk: tests/bench/chunk.c $(LIBWKFS)
-	$(CC) $(CFLAGS) $(call pkg_cflags,$(LIB_PKGS)) $(LDFLAGS) -o $@ $< \
-		$(LIBWKFS) $(LIB_LIBS) $(LDLIBS)
-
-.PHONY: bench-chunk
-bench-chunk: $(B)/bench-chunk
-	$(B)/bench-chunk
-
 # check installs what is missing first, then re-reads this Makefile so that
 # pkg-config sees the freshly installed libraries.
 check: deps
@@ -123,12 +115,13 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@B=$(B) tests/bench/fs.sh
 
-# The merge engine's benchmark: pure library code, no dependencies to add.
-$(B)/bench-merge: tests/bench/merge.c $(LIBWKFS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBWKFS) $(LIB_LIBS) $(LDLIBS)
+# Benchmarks of pure library code: tests/bench/NAME.c -> $(B)/bench-NAME.
+$(B)/bench-%: tests/bench/%.c $(LIBWKFS)
+	$(CC) $(CFLAGS) $(call pkg_cflags,$(LIB_PKGS)) $(LDFLAGS) -o $@ $< \
+		$(LIBWKFS) $(LIB_LIBS) $(LDLIBS)
 
-bench-merge: $(B)/bench-merge
-	@$(B)/bench-merge
+bench-chunk bench-merge: bench-%: $(B)/bench-%
+	@$(B)/bench-$*
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -548,7 +548,7 @@ static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 int db_nodes_foreach(struct wkdb *db, db_node_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, stop = 0;
 
 	rc = sqlite3_prepare_v2(db->sql,
 				"SELECT id, parent, name, kind, mode, size,"
@@ -577,15 +577,15 @@ int db_nodes_foreach(struct wkdb *db, db_node_fn fn, void *arg)
 		n.version = get_id(st, 9);
 		n.content = get_id(st, 10);
 		n.ino = (uint64_t)sqlite3_column_int64(st, 11);
-		rc = fn(arg, &n);
+		stop = fn(arg, &n);
 		db_node_release(&n);
-		if (rc)
+		if (stop)
 			break;
 	}
 	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	return rc == SQLITE_ROW ? 0 : (rc > 0 ? rc_errno(rc) : rc);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
 static void read_op(sqlite3_stmt *st, struct db_oprow *r)
@@ -625,7 +625,7 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 		" origin, shipped FROM ops";
 	sqlite3_stmt *st;
 	char *sql;
-	int rc;
+	int rc, stop = 0;
 
 	if (last_n > 0)
 		sql = xasprintf("SELECT * FROM (%s WHERE seq > ?1 ORDER BY seq"
@@ -644,15 +644,15 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 		struct db_oprow *r = xmalloc(sizeof(*r));
 
 		read_op(st, r);
-		rc = fn(arg, r);
+		stop = fn(arg, r);
 		free(r);
-		if (rc)
+		if (stop)
 			break;
 	}
 	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	return rc > 0 ? rc_errno(rc) : rc;
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)

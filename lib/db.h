@@ -101,7 +101,8 @@ int db_node_put(struct wkdb *db, const struct db_node *n);
 int db_node_delete(struct wkdb *db, struct wk_id id);
 
 /* Calls fn for every node (parents before children is not guaranteed).
- * fn returns 0 to go on; anything else stops and is returned. */
+ * fn returns 0 to go on; anything else stops the walk and is returned as
+ * it is (so use values that cannot be mistaken for -errno, or -errno). */
 typedef int (*db_node_fn)(void *arg, const struct db_node *n);
 int db_nodes_foreach(struct wkdb *db, db_node_fn fn, void *arg);
 

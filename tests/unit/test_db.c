@@ -1,0 +1,377 @@
+/*
+ * test_db.c - the sidecar database: creation, migration, refusal of what it
+ * must not touch, and the rows it stores.  Real files in a temp directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "db.h"
+
+struct fixture {
+	char dir[64];
+	int dirfd;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char path[128];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/wkfs-test-db.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(path, sizeof(path), "%s/.wkfs", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	f->dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(f->dirfd >= 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	close(f->dirfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static char *db_path(struct fixture *f)
+{
+	static char p[128];
+
+	snprintf(p, sizeof(p), "%s/.wkfs/wkfs.db", f->dir);
+	return p;
+}
+
+/* Reads a whole file (for "unchanged" checks). */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc(n + 1);
+	assert_int_equal(fread(buf, 1, n, fp), (size_t)n);
+	fclose(fp);
+	*len = n;
+	return buf;
+}
+
+static int user_version_of(const char *path)
+{
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	int v = -1;
+
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st,
+					    NULL),
+			 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+	return v;
+}
+
+static void exec_raw(const char *path, const char *sql)
+{
+	sqlite3 *s;
+
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(s);
+}
+
+static void test_create_sets_schema_version(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db;
+	char err[256];
+
+	/* Without DB_CREATE a missing database is an error. */
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "wkfs.db"));
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	db_close(db);
+	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION);
+}
+
+/* An empty database at version 0 is migrated forward on open. */
+static void test_migrates_from_version_zero(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db;
+	char err[256];
+	int64_t total = -1, unshipped = -1;
+
+	exec_raw(db_path(f), "CREATE TABLE unrelated(x)");
+	assert_int_equal(user_version_of(db_path(f)), 0);
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)), 0);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(unshipped, 0);
+	db_close(db);
+	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION);
+}
+
+static void test_refuses_newer_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db = NULL;
+	char err[256];
+
+	exec_raw(db_path(f), "PRAGMA user_version = 99");
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)),
+			 -EPROTO);
+	assert_null(db);
+	assert_non_null(strstr(err, "newer"));
+	assert_int_equal(user_version_of(db_path(f)), 99);
+}
+
+/* A corrupt file is an error naming what to do, and stays byte for byte. */
+static void test_corrupt_file_is_refused_and_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db = NULL;
+	char err[256], junk[8192];
+	size_t n1, n2;
+	char *before, *after;
+	FILE *fp;
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7 + 3);
+	fp = fopen(db_path(f), "wb");
+	assert_non_null(fp);
+	fwrite(junk, 1, sizeof(junk), fp);
+	fclose(fp);
+	before = slurp(db_path(f), &n1);
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 -EIO);
+	assert_null(db);
+	assert_non_null(strstr(err, "corrupt"));
+	after = slurp(db_path(f), &n2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, n1);
+	free(before);
+	free(after);
+}
+
+static void test_ops_round_trip_in_order(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct wkdb *db;
+	char err[256];
+	int64_t seq = 0, total, unshipped;
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	assert_int_equal(db_begin(db), 0);
+	for (int i = 1; i <= 3; i++) {
+		memset(op, 0, sizeof(*op));
+		op->id = (struct wk_id){100 + i, 7};
+		op->kind = i == 3 ? WK_OP_PUT : WK_OP_CREATE;
+		op->node = (struct wk_id){101, 7};
+		op->parent = WK_ID_ROOT;
+		snprintf(op->name, sizeof(op->name), "f%d", i);
+		op->mode = 0644;
+		op->size = 42;
+		op->hash.b[0] = 0xab;
+		op->base = WK_ID_NONE;
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, &seq),
+				 0);
+		assert_int_equal(seq, i);
+	}
+	/* Unique on (hlc, actor): the same op twice is refused. */
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL), -EEXIST);
+	assert_int_equal(db_commit(db, true), 0);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(total, 3);
+	assert_int_equal(unshipped, 3);
+	free(op);
+	db_close(db);
+}
+
+struct collect {
+	int64_t seqs[8];
+	uint64_t hlcs[8];
+	int n;
+};
+
+static int collect_op(void *arg, const struct db_oprow *r)
+{
+	struct collect *c = arg;
+
+	c->seqs[c->n] = r->seq;
+	c->hlcs[c->n] = r->op.id.hlc;
+	c->n++;
+	return 0;
+}
+
+static void test_ops_foreach_last_n(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct collect c = {0};
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	for (int i = 1; i <= 5; i++) {
+		op->id = (struct wk_id){i, 1};
+		op->kind = WK_OP_MKDIR;
+		op->node = op->id;
+		op->parent = WK_ID_ROOT;
+		snprintf(op->name, sizeof(op->name), "d%d", i);
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL),
+				 0);
+	}
+	assert_int_equal(db_ops_foreach(db, 0, 2, collect_op, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.seqs[0], 4);
+	assert_int_equal(c.seqs[1], 5);
+	c.n = 0;
+	assert_int_equal(db_ops_foreach(db, 3, 0, collect_op, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.hlcs[0], 4);
+	free(op);
+	db_close(db);
+}
+
+static int find_node(void *arg, const struct db_node *n)
+{
+	struct db_node *want = arg;
+
+	if (!wk_id_eq(n->id, want->id))
+		return 0;
+	assert_string_equal(n->name, want->name);
+	assert_true(wk_id_eq(n->parent, want->parent));
+	assert_int_equal(n->kind, want->kind);
+	assert_int_equal(n->mode, want->mode);
+	assert_int_equal(n->size, want->size);
+	assert_int_equal(n->mtime_ns, want->mtime_ns);
+	assert_true(n->has_hash);
+	assert_memory_equal(n->hash.b, want->hash.b, 16);
+	assert_true(wk_id_eq(n->content, want->content));
+	assert_int_equal(n->ino, want->ino);
+	return 1;
+}
+
+static void test_nodes_put_read_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct db_node n = {
+		.id = {0x0102030405060708ULL, 0xfffffffffffffffeULL},
+		.parent = WK_ID_ROOT,
+		.name = "notes.txt",
+		.kind = WK_KIND_FILE,
+		.mode = 0640,
+		.size = 1234,
+		.mtime_ns = 1700000000123456789LL,
+		.has_hash = true,
+		.version = {9, 9},
+		.content = {8, 8},
+		.ino = 777,
+	};
+	struct wkdb *db;
+	char err[256];
+
+	n.hash.b[15] = 0x5a;
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	assert_int_equal(db_node_put(db, &n), 0);
+	/* The id survives the blob encoding, high bits included. */
+	assert_int_equal(db_nodes_foreach(db, find_node, &n), 1);
+	assert_int_equal(db_node_delete(db, n.id), 0);
+	assert_int_equal(db_nodes_foreach(db, find_node, &n), 0);
+	db_close(db);
+}
+
+static void test_meta_values(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db;
+	char err[256], buf[32];
+	uint64_t v = 0;
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	assert_int_equal(db_meta_get_u64(db, "actor", &v), -ENOENT);
+	assert_int_equal(db_meta_set_u64(db, "actor", UINT64_MAX - 1), 0);
+	assert_int_equal(db_meta_get_u64(db, "actor", &v), 0);
+	assert_true(v == UINT64_MAX - 1);
+	assert_int_equal(db_meta_set_str(db, "device", "laptop"), 0);
+	assert_int_equal(db_meta_get_str(db, "device", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "laptop");
+	db_close(db);
+}
+
+/* A read-only handle never writes: not even the schema of a fresh file. */
+static void test_readonly_does_not_migrate(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db = NULL;
+	char err[256];
+
+	exec_raw(db_path(f), "CREATE TABLE unrelated(x)");
+	assert_int_equal(db_open_at(f->dirfd, DB_READONLY, &db, err,
+				    sizeof(err)),
+			 -EPROTO);
+	assert_non_null(strstr(err, "older"));
+	assert_int_equal(user_version_of(db_path(f)), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_sets_schema_version,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrates_from_version_zero,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_newer_schema,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_corrupt_file_is_refused_and_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ops_round_trip_in_order,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ops_foreach_last_n, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_nodes_put_read_delete,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meta_values, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_does_not_migrate,
+						setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

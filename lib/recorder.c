@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "content.h"
@@ -45,6 +46,7 @@ struct recorder {
 	uint64_t committed;       /* ops committed since open */
 	uint64_t durable_upto;    /* ops fsynced since open */
 	bool want_durable;
+	unsigned waiters;         /* threads in rec_flush() */
 	bool stop;
 	pthread_cond_t work;      /* signals the writer */
 	pthread_cond_t done;      /* signals flush waiters */
@@ -54,6 +56,10 @@ struct recorder {
 };
 
 #define IGNORE_FILE ".wkfsignore"
+
+/* Group commit (see gather()): how long ops may wait, and how many. */
+#define GATHER_MS 20
+#define GATHER_MAX 4096
 
 void rec_lock(struct recorder *r)
 {
@@ -361,7 +367,10 @@ static void enqueue(struct recorder *r, struct qitem *q)
 		r->head = q;
 	r->tail = q;
 	r->queued++;
-	pthread_cond_signal(&r->work);
+	/* Wake the writer for the first op; it gathers the rest. */
+	if (r->queued - r->committed == 1 ||
+	    r->queued - r->committed >= GATHER_MAX)
+		pthread_cond_signal(&r->work);
 }
 
 static void set_place(struct wk_op *op, struct nnode *parent,
@@ -535,13 +544,14 @@ int rec_flush(struct recorder *r, bool durable)
 
 	rec_lock(r);
 	target = r->queued;
-	if (durable) {
+	r->waiters++;
+	if (durable)
 		r->want_durable = true;
-		pthread_cond_signal(&r->work);
-	}
+	pthread_cond_signal(&r->work);
 	while (r->committed < target ||
 	       (durable && r->durable_upto < target))
 		pthread_cond_wait(&r->done, &r->lock);
+	r->waiters--;
 	rec_unlock(r);
 	return 0;
 }
@@ -638,6 +648,30 @@ static int commit_batch(struct recorder *r, struct qitem *batch,
 	return rc;
 }
 
+/*
+ * Group commit: a transaction costs a WAL append of every page it touches,
+ * so one op per transaction would make a burst of creates rewrite the same
+ * pages thousands of times.  Nobody on the request path waits for commits,
+ * so the writer lets ops gather for a moment, unless someone is waiting
+ * (fsync, `wkfs log`, unmount) or the queue is already large.
+ */
+static void gather(struct recorder *r)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += GATHER_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!r->stop && !r->want_durable && r->waiters == 0 &&
+	       r->queued - r->committed < GATHER_MAX)
+		if (pthread_cond_timedwait(&r->work, &r->lock, &until) ==
+		    ETIMEDOUT)
+			break;
+}
+
 static void *writer_main(void *arg)
 {
 	struct recorder *r = arg;
@@ -653,6 +687,7 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&r->work, &r->lock);
 		if (!r->head && !r->want_durable && r->stop)
 			break;
+		gather(r);
 		batch = r->head;
 		r->head = r->tail = NULL;
 		upto = r->queued;

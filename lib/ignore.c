@@ -28,6 +28,7 @@
 
 const char *const ignore_defaults[] = {
 	".*.sw[a-px]",	/* vim swap files .swp, .swo, ... and its .swx probe */
+	".*.sw[a-p]x",	/* vim's probe beside a swap file: .name.swpx */
 	"*.swp",	/* vim swap files kept in another directory */
 	"4913",		/* vim's probe for a writable directory */
 	"\\#*#",	/* emacs auto-save */

@@ -245,6 +245,7 @@ static void test_defaults(void **state)
 		{"dir/.notes.txt.swp", true},
 		{".notes.txt.swo", true},
 		{".notes.txt.swx", true},
+		{".notes.txt.swpx", true},
 		{".notes.txt.swn", true},
 		{".a.swa", true},
 		{".a.swq", false},
@@ -299,6 +300,7 @@ static void test_defaults_list(void **state)
 {
 	static const char *const want[] = {
 		".*.sw[a-px]",	/* vim swap and its probe */
+		".*.sw[a-p]x",	/* vim probe beside a swap file */
 		"*.swp",	/* vim swap elsewhere */
 		"4913",		/* vim probe */
 		"\\#*#",	/* emacs auto-save */

@@ -18,7 +18,8 @@
  *
  * Lines: "welcome HEAD", "op SEQ ACTOR HLC LEN KIND NAME", "caught_up SEQ",
  * "ack BATCH HIGH_SEQ", "missing NAME", "chunk_ack NAME", "chunk NAME LEN",
- * "not_found NAME", "error CODE NAME: REASON", "close STATUS REASON".
+ * "not_found NAME", "error CODE NAME: REASON", "close STATUS REASON",
+ * "recv TYPE" (raw: any other message).
  * Exit: 0 done, 1 usage or connection failure, 3 the relay sent ERROR or
  * closed, 4 timeout, 5 chunk not found.
  */
@@ -538,8 +539,11 @@ static int cmd_raw(int argc, char **argv)
 	}
 	rc = wsc_send(c, frame, len);
 	free(frame);
-	while (!rc)
+	while (!rc) {
 		rc = wsc_recv(c, timeout_ms, &m);
+		if (!rc)
+			printf("recv %s\n", wire_type_name(m.type));
+	}
 	rc = report(c, rc);
 	wsc_close(c);
 	return rc;

@@ -377,3 +377,29 @@ seqs() { awk '$1 == "op" { print $2 }'; }
 	assert_success
 	assert_line 'pushed 2 high_seq 2'
 }
+
+@test "wss: the relay serves TLS, and a client checks the certificate" {
+	command -v openssl >/dev/null || skip "no openssl command"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+		-keyout "$BATS_TEST_TMPDIR/key.pem" \
+		-out "$BATS_TEST_TMPDIR/cert.pem" 2>/dev/null
+	tok=$(add_folder Notes)
+	stop_relay
+	: >"$RLOG"
+	"$RELAY" --data "$DATA" --bind 127.0.0.1:0 \
+		--tls-cert "$BATS_TEST_TMPDIR/cert.pem" \
+		--tls-key "$BATS_TEST_TMPDIR/key.pem" >>"$RLOG" 2>&1 &
+	RPID=$!
+	wait_until 10 grep -q '^listening on ' "$RLOG"
+	PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$RLOG")
+
+	# Self-signed: refused unless the client is told to accept it.
+	run rt pull "wss://127.0.0.1:$PORT/Notes" "$tok" 8 0
+	assert_failure 1
+	WKFS_TLS_INSECURE=1 run rt push "wss://127.0.0.1:$PORT/Notes" "$tok" 7 2
+	assert_success
+	assert_line 'pushed 2 high_seq 2'
+	# Plain ws to a TLS port gets nowhere.
+	run rt pull "$(url Notes)" "$tok" 8 0
+	assert_failure
+}

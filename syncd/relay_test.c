@@ -5,8 +5,11 @@
  * so bats tests can drive a relay and grep what happened.  Not installed.
  *
  *   wkfs-relay-test [--timeout S] CMD ...
- *     push URL TOKEN ACTOR N [FIRST_HLC]   N ops (mkdir "op-HLC"), hlc
- *                                          FIRST_HLC.. (default 1)
+ *     push URL TOKEN ACTOR N [FIRST_HLC [SIZE]]
+ *                                          N ops (mkdir "op-HLC"), hlc
+ *                                          FIRST_HLC.. (default 1); with
+ *                                          SIZE, opaque SIZE-byte payloads
+ *     stall URL TOKEN ACTOR                HELLO, then never read again
  *     pull URL TOKEN ACTOR CURSOR          ops until CAUGHT_UP
  *     watch URL TOKEN ACTOR [CURSOR [N]]   ops until N live ones or timeout
  *     cursor URL TOKEN ACTOR SEQ           send CURSOR
@@ -43,7 +46,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: wkfs-relay-test [--timeout S] push URL TOKEN ACTOR N"
-		" [FIRST_HLC]\n"
+		" [FIRST_HLC [SIZE]]\n"
+		"       ... stall URL TOKEN ACTOR\n"
 		"       ... pull URL TOKEN ACTOR CURSOR\n"
 		"       ... watch URL TOKEN ACTOR [CURSOR [N]]\n"
 		"       ... cursor URL TOKEN ACTOR SEQ\n"
@@ -163,18 +167,22 @@ static void print_op(const struct wire_opent *e)
 
 static int cmd_push(int argc, char **argv)
 {
-	uint64_t actor, n, first = 1, high = 0, batch_id = 0;
+	uint64_t actor, n, first = 1, high = 0, batch_id = 0, size = 0;
 	struct wire_buf frame, pay;
 	struct wire_msg m;
 	struct wsc *c;
 	int rc;
 
-	if (argc < 5 || argc > 6)
+	if (argc < 5 || argc > 7)
 		usage();
 	actor = parse_u64(argv[3]);
 	n = parse_u64(argv[4]);
-	if (argc == 6)
+	if (argc >= 6)
 		first = parse_u64(argv[5]);
+	if (argc == 7)
+		size = parse_u64(argv[6]);
+	if (size > WIRE_PAYLOAD_MAX)
+		usage();
 	c = open_session(argv[1], argv[2], actor, 0, &rc);
 	if (!c)
 		return rc;
@@ -196,6 +204,14 @@ static int cmd_push(int argc, char **argv)
 				 first + i);
 			wire_buf_reset(&pay);
 			wire_op_encode(&pay, &op);
+			/* SIZE: an opaque payload of that many bytes instead.
+			 */
+			if (size) {
+				wire_buf_reset(&pay);
+				for (uint64_t k = 0; k < size; k++)
+					wire_buf_append(&pay, &op.name[k % 4],
+							1);
+			}
 			e.payload = wire_buf_data(&pay);
 			e.len = (uint32_t)wire_buf_len(&pay);
 			if (wire_batch_count(&frame) >= 100 ||
@@ -490,6 +506,22 @@ static int cmd_chunk_get(int argc, char **argv)
 	return rc;
 }
 
+/* A reader that never reads: the relay must not buffer for it. */
+static int cmd_stall(int argc, char **argv)
+{
+	struct wsc *c;
+	int rc;
+
+	if (argc != 4)
+		usage();
+	c = open_session(argv[1], argv[2], parse_u64(argv[3]), 0, &rc);
+	if (!c)
+		return rc;
+	printf("stalling\n");
+	for (;;)
+		pause();
+}
+
 static int cmd_raw(int argc, char **argv)
 {
 	const char *token = NULL;
@@ -584,6 +616,8 @@ int main(int argc, char **argv)
 		return cmd_chunk_put(argc, argv);
 	if (strcmp(cmd, "chunk-get") == 0)
 		return cmd_chunk_get(argc, argv);
+	if (strcmp(cmd, "stall") == 0)
+		return cmd_stall(argc, argv);
 	if (strcmp(cmd, "raw") == 0)
 		return cmd_raw(argc, argv);
 	usage();

@@ -5,7 +5,8 @@
 #   lib/    sqlite3, libxxhash, inih          -> build/libwkfs.a
 #   fs/     fuse3                              -> linked into build/wkfs
 #   tools/  (the command; links fs/ and lib/)  -> build/wkfs
-#   syncd/  libwebsockets                      -> build/wkfs-syncd, wkfs-relay
+#   syncd/  libwebsockets, libcrypto           -> build/wkfs-relay,
+#           (+ sqlite3 for relay_db.c only)       build/wkfs-relay-test
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
 #          install (PREFIX, DESTDIR) clean format demo bench deps
@@ -39,29 +40,37 @@ pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
 
 LIB_PKGS   := sqlite3 libxxhash inih
 FS_PKGS    := fuse3
-SYNCD_PKGS := libwebsockets
+SYNCD_PKGS := libwebsockets libcrypto
 
 LIB_SRC   := $(sort $(wildcard lib/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
 TOOLS_SRC := $(sort $(wildcard tools/*.c))
+RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_db.c \
+	     syncd/relay_chunks.c
+RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_HELP := $(filter-out $(UNIT_SRC),$(sort $(wildcard tests/unit/*.c)))
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(B)/%.o)
+RELAY_OBJ := $(RELAY_SRC:%.c=$(B)/%.o)
+RTEST_OBJ := $(RTEST_SRC:%.c=$(B)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_HOBJ := $(UNIT_HELP:%.c=$(B)/%.o)
 
 LIBWKFS   := $(B)/libwkfs.a
 WKFS      := $(B)/wkfs
-BINS      := $(WKFS)
+RELAY     := $(B)/wkfs-relay
+RTEST     := $(B)/wkfs-relay-test
+BINS      := $(WKFS) $(RELAY)
+TEST_BINS := $(RTEST)
 
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
 	bench-chunk bench-merge
-all: $(BINS)
+all: $(BINS) $(TEST_BINS)
 
 $(B)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
@@ -75,6 +84,14 @@ $(B)/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Ifs -c -o $@ $<
 
+# relay_db.c is the relay's one SQLite user (see syncd/relay_db.h).
+$(B)/syncd/relay_db.o: SYNCD_EXTRA := $(call pkg_cflags,sqlite3)
+
+$(B)/syncd/%.o: syncd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isyncd $(call pkg_cflags,$(SYNCD_PKGS)) $(SYNCD_EXTRA) \
+		-c -o $@ $<
+
 $(B)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(call pkg_cflags,cmocka $(LIB_PKGS)) -c -o $@ $<
@@ -87,6 +104,14 @@ $(WKFS): $(TOOLS_OBJ) $(FS_OBJ) $(LIBWKFS)
 	$(CC) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(FS_OBJ) $(LIBWKFS) \
 		$(call pkg_libs,$(FS_PKGS)) $(LIB_LIBS) $(LDLIBS)
 
+$(RELAY): $(RELAY_OBJ) $(LIBWKFS)
+	$(CC) $(LDFLAGS) -o $@ $(RELAY_OBJ) $(LIBWKFS) \
+		$(call pkg_libs,$(SYNCD_PKGS)) $(LIB_LIBS) $(LDLIBS)
+
+$(RTEST): $(RTEST_OBJ) $(LIBWKFS)
+	$(CC) $(LDFLAGS) -o $@ $(RTEST_OBJ) $(LIBWKFS) \
+		$(call pkg_libs,$(SYNCD_PKGS)) $(LIB_LIBS) $(LDLIBS)
+
 $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HOBJ) $(LIBWKFS) \
 		$(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
@@ -96,11 +121,11 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: $(BINS) $(UNIT_BIN)
+check-run: $(BINS) $(TEST_BINS) $(UNIT_BIN)
 	@B=$(B) tests/run
 
 check-long: deps
-	@$(MAKE) --no-print-directory $(BINS) $(UNIT_BIN)
+	@$(MAKE) --no-print-directory $(BINS) $(TEST_BINS) $(UNIT_BIN)
 	@B=$(B) WKFS_LONG=1 tests/run
 
 deps:

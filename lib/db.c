@@ -498,8 +498,11 @@ int db_op_append(struct wkdb *db, const struct wk_op *op,
 	if (op->kind == WK_OP_PUT) {
 		sqlite3_bind_int64(st, 12, (sqlite3_int64)op->size);
 		sqlite3_bind_blob(st, 13, op->hash.b, 16, SQLITE_STATIC);
-		bind_id_opt(st, 14, op->base);
 	}
+	/* A put's base is what it replaced, a remove's what it saw: the
+	 * merge keeps edits a remove did not see. */
+	if (op->kind == WK_OP_PUT || op->kind == WK_OP_REMOVE)
+		bind_id_opt(st, 14, op->base);
 	if (op->kind == WK_OP_SYMLINK)
 		sqlite3_bind_text(st, 15, op->target, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 16, origin);

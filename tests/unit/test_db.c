@@ -350,6 +350,40 @@ static void test_readonly_does_not_migrate(void **state)
 	assert_int_equal(user_version_of(db_path(f)), 0);
 }
 
+static int grab_first(void *arg, const struct db_oprow *r)
+{
+	memcpy(arg, &r->op, sizeof(r->op));
+	return 1;
+}
+
+/* A remove keeps the version it saw: the merge lets unseen edits win. */
+static void test_remove_keeps_its_base(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct wk_op *back = calloc(1, sizeof(*back));
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	op->id = (struct wk_id){50, 2};
+	op->kind = WK_OP_REMOVE;
+	op->node = (struct wk_id){10, 2};
+	op->parent = WK_ID_ROOT;
+	snprintf(op->name, sizeof(op->name), "gone.txt");
+	op->base = (struct wk_id){40, 3};
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL), 0);
+	assert_int_equal(db_ops_foreach(db, 0, 0, grab_first, back), 1);
+	assert_int_equal(back->kind, WK_OP_REMOVE);
+	assert_true(wk_id_eq(back->base, op->base));
+	assert_string_equal(back->name, "gone.txt");
+	free(op);
+	free(back);
+	db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +404,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_meta_values, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_does_not_migrate,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_keeps_its_base,
 						setup, teardown),
 	};
 

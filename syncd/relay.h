@@ -1,0 +1,41 @@
+/*
+ * relay.h - wkfs-relay's pieces: the server (relay_server.c) and the
+ * folder commands (relay_main.c).
+ *
+ * The server is one libwebsockets context served by one thread; it owns the
+ * database handle and the chunk store and speaks docs/protocol.md.  Limits
+ * that are the relay's own (not the protocol's) are here.
+ */
+#ifndef WKFS_RELAY_H
+#define WKFS_RELAY_H
+
+#include <stdbool.h>
+
+/* An OPS message the relay builds stays under this many bytes. */
+#define RELAY_OPS_BYTES (1u << 20)
+/* Replies queued for one connection: over SOFT the relay stops reading from
+ * it until they drain below half of SOFT; over HARD it gives up on it. */
+#define RELAY_PENDING_SOFT (4u << 20)
+#define RELAY_PENDING_HARD (16u << 20)
+/* Seconds a new connection has to send HELLO. */
+#define RELAY_HELLO_SECS 10
+/* Seconds between checks that live sessions' tokens are still valid. */
+#define RELAY_REVOKE_CHECK_SECS 2
+
+struct relay_opts {
+	const char *host; /* numeric address to bind */
+	int port;	  /* 0: any free port (printed when listening) */
+	const char *data_dir;
+	const char *tls_cert; /* both or neither */
+	const char *tls_key;
+	bool verbose;
+};
+
+/*
+ * Serves until SIGINT or SIGTERM; 0 on a clean stop, else -errno (after
+ * printing why).  Prints "listening on HOST:PORT" on stdout once clients
+ * may connect.
+ */
+int relay_serve(const struct relay_opts *o);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * relay_chunks.c - the relay's chunk store (see relay_chunks.h).
+ */
+#include "relay_chunks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "content.h"
+
+#define CHUNK_PATH_MAX 4096
+
+/* DATA/chunks/FOLDER/ab and the file name cdef... (30 hex digits). */
+static int chunk_paths(const char *data_dir, const char *folder,
+		       const uint8_t name[WIRE_NAME_LEN], char *dir, char *file)
+{
+	static const char hex[] = "0123456789abcdef";
+	char h[2 * WIRE_NAME_LEN + 1];
+	int n;
+
+	for (unsigned i = 0; i < WIRE_NAME_LEN; i++) {
+		h[2 * i] = hex[name[i] >> 4];
+		h[2 * i + 1] = hex[name[i] & 15];
+	}
+	h[2 * WIRE_NAME_LEN] = '\0';
+	n = snprintf(dir, CHUNK_PATH_MAX, "%s/chunks/%s/%.2s", data_dir, folder,
+		     h);
+	if (n < 0 || n >= CHUNK_PATH_MAX)
+		return -ENAMETOOLONG;
+	n = snprintf(file, CHUNK_PATH_MAX, "%s/%s", dir, h + 2);
+	if (n < 0 || n >= CHUNK_PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+bool relay_chunk_has(const char *data_dir, const char *folder,
+		     const uint8_t name[WIRE_NAME_LEN], uint32_t *size)
+{
+	char dir[CHUNK_PATH_MAX], file[CHUNK_PATH_MAX];
+	struct stat st;
+
+	if (chunk_paths(data_dir, folder, name, dir, file))
+		return false;
+	if (stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	if (size)
+		*size = (uint32_t)st.st_size;
+	return true;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* mkdir, and when it made one, fsync of the parent that gained it. */
+static int mkdir_synced(char *path)
+{
+	char *slash = strrchr(path, '/');
+	int rc;
+
+	if (mkdir(path, 0700) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	rc = fsync_dir(path);
+	*slash = '/';
+	return rc;
+}
+
+/* Creates DATA/chunks/FOLDER and DATA/chunks/FOLDER/ab as needed. */
+static int make_dirs(const char *dir)
+{
+	char path[CHUNK_PATH_MAX];
+	char *slash;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	slash = strrchr(path, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	rc = mkdir_synced(path);
+	*slash = '/';
+	return rc ? rc : mkdir_synced(path);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int relay_chunk_put(const char *data_dir, const char *folder,
+		    const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
+		    size_t len)
+{
+	char dir[CHUNK_PATH_MAX], file[CHUNK_PATH_MAX], tmp[CHUNK_PATH_MAX];
+	struct wk_hash h;
+	int fd, rc;
+
+	if (len > WIRE_CHUNK_MAX)
+		return -EMSGSIZE;
+	content_hash_buf(data, len, &h);
+	if (memcmp(h.b, name, WIRE_NAME_LEN) != 0)
+		return -EILSEQ;
+	rc = chunk_paths(data_dir, folder, name, dir, file);
+	if (rc)
+		return rc;
+	if (access(file, F_OK) == 0)
+		return 0;
+	rc = make_dirs(dir);
+	if (rc)
+		return rc;
+	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", dir) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, data, len);
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, file) < 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	return fsync_dir(dir);
+}
+
+int relay_chunk_get(const char *data_dir, const char *folder,
+		    const uint8_t name[WIRE_NAME_LEN], struct wire_buf *out)
+{
+	char dir[CHUNK_PATH_MAX], file[CHUNK_PATH_MAX];
+	struct stat st;
+	size_t start = wire_buf_len(out), got = 0;
+	int fd, rc;
+
+	rc = chunk_paths(data_dir, folder, name, dir, file);
+	if (rc)
+		return rc;
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > WIRE_CHUNK_MAX) {
+		rc = -EIO;
+		goto out_close;
+	}
+	rc = wire_buf_reserve(out, (size_t)st.st_size);
+	if (rc)
+		goto out_close;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, wire_buf_data(out) + start + got,
+				 (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out_close;
+		}
+		got += (size_t)n;
+	}
+	out->len += got;
+
+out_close:
+	close(fd);
+	return rc;
+}

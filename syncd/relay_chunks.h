@@ -1,0 +1,40 @@
+/*
+ * relay_chunks.h - wkfs-relay's chunk store, DATA/chunks/FOLDER/ab/cdef....
+ *
+ * A chunk is a file named by the hex of its XXH3-128 (the first two digits
+ * are a directory, so no directory holds more than 1/256 of a folder's
+ * chunks).  Chunks are kept per folder so that one folder's token can never
+ * read, or learn of, another folder's content.  Writes are atomic and
+ * durable: temp file, fsync, rename, fsync of the directory; a crash leaves
+ * at worst a stray temp file (named .tmp-*), never a torn chunk.
+ *
+ * The folder name must already be valid (wire_folder_valid()), which keeps
+ * paths inside DATA/chunks.  Functions return 0 or -errno.
+ */
+#ifndef WKFS_RELAY_CHUNKS_H
+#define WKFS_RELAY_CHUNKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+/* True when the folder's store holds the chunk; *size gets its size. */
+bool relay_chunk_has(const char *data_dir, const char *folder,
+		     const uint8_t name[WIRE_NAME_LEN], uint32_t *size);
+
+/*
+ * Verifies that data hashes to name (-EILSEQ if not), then stores it.  A
+ * chunk already there is not rewritten.
+ */
+int relay_chunk_put(const char *data_dir, const char *folder,
+		    const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
+		    size_t len);
+
+/* Appends the chunk's bytes to out (-ENOENT if absent, -EIO if a stored
+ * file is larger than WIRE_CHUNK_MAX). */
+int relay_chunk_get(const char *data_dir, const char *folder,
+		    const uint8_t name[WIRE_NAME_LEN], struct wire_buf *out);
+
+#endif

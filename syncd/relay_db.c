@@ -1,0 +1,452 @@
+/*
+ * relay_db.c - wkfs-relay's database (see relay_db.h for the contract).
+ *
+ * Folders are referred to by an integer id in ops and cursors.  A folder's
+ * head (its highest seq) is kept in its row and advanced in the same
+ * transaction that inserts ops, so seqs are gap-free without a MAX() scan.
+ * 64-bit actors and hlcs are stored as SQLite's signed integers, cast both
+ * ways; only equality matters for them here.
+ */
+#include "relay_db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "xalloc.h"
+
+#define RELAY_SCHEMA_VERSION 1
+
+enum stmt_id {
+	ST_FOLDER_GET,
+	ST_FOLDER_INSERT,
+	ST_FOLDER_SET_TOKEN,
+	ST_FOLDER_REVOKE,
+	ST_FOLDER_LIST,
+	ST_HEAD_GET,
+	ST_HEAD_SET,
+	ST_OP_INSERT,
+	ST_OPS_AFTER,
+	ST_CURSOR_SET,
+	ST_CURSOR_GET,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_FOLDER_GET] = "SELECT id, name, token_hash, head FROM folders"
+			  " WHERE name = ?1",
+	[ST_FOLDER_INSERT] = "INSERT INTO folders(name, token_hash, head)"
+			     " VALUES (?1, ?2, 0)",
+	[ST_FOLDER_SET_TOKEN] = "UPDATE folders SET token_hash = ?2"
+				" WHERE name = ?1",
+	[ST_FOLDER_REVOKE] = "UPDATE folders SET token_hash = NULL"
+			     " WHERE name = ?1",
+	[ST_FOLDER_LIST] = "SELECT id, name, token_hash, head FROM folders"
+			   " ORDER BY name",
+	[ST_HEAD_GET] = "SELECT head FROM folders WHERE id = ?1",
+	[ST_HEAD_SET] = "UPDATE folders SET head = ?2 WHERE id = ?1",
+	[ST_OP_INSERT] = "INSERT OR IGNORE INTO ops(folder, seq, actor, hlc,"
+			 " payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_OPS_AFTER] = "SELECT seq, actor, hlc, payload FROM ops"
+			 " WHERE folder = ?1 AND seq > ?2 AND actor != ?3"
+			 " ORDER BY seq LIMIT ?4",
+	[ST_CURSOR_SET] = "INSERT INTO cursors(folder, actor, seq)"
+			  " VALUES (?1, ?2, ?3) ON CONFLICT(folder, actor)"
+			  " DO UPDATE SET seq = max(seq, excluded.seq)",
+	[ST_CURSOR_GET] = "SELECT seq FROM cursors"
+			  " WHERE folder = ?1 AND actor = ?2",
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE folders("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" token_hash BLOB,"
+	" head INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE ops("
+	" folder INTEGER NOT NULL REFERENCES folders(id),"
+	" seq INTEGER NOT NULL,"
+	" actor INTEGER NOT NULL,"
+	" hlc INTEGER NOT NULL,"
+	" payload BLOB NOT NULL,"
+	" PRIMARY KEY(folder, seq),"
+	" UNIQUE(folder, actor, hlc)) WITHOUT ROWID;"
+	"CREATE TABLE cursors("
+	" folder INTEGER NOT NULL REFERENCES folders(id),"
+	" actor INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" PRIMARY KEY(folder, actor)) WITHOUT ROWID;"
+	"PRAGMA user_version = 1;";
+
+struct relay_db {
+	sqlite3 *sql;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static int rc_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec(struct relay_db *db, const char *sql)
+{
+	return rc_errno(sqlite3_exec(db->sql, sql, NULL, NULL, NULL));
+}
+
+/* Steps a statement that returns no row, then resets it. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
+}
+
+static int set_schema(struct relay_db *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int version, rc;
+
+	rc = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto out_corrupt;
+	rc = sqlite3_step(st);
+	version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (version < 0)
+		goto out_corrupt;
+	if (version == RELAY_SCHEMA_VERSION)
+		return 0;
+	if (version > RELAY_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "relay.db has schema %d, newer than this wkfs-relay"
+			 " (%d)",
+			 version, RELAY_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	rc = exec(db, "BEGIN IMMEDIATE");
+	if (!rc)
+		rc = exec(db, schema_sql);
+	if (!rc)
+		rc = exec(db, "COMMIT");
+	if (rc) {
+		exec(db, "ROLLBACK");
+		snprintf(err, errlen, "cannot create relay.db's tables: %s",
+			 sqlite3_errmsg(db->sql));
+	}
+	return rc;
+
+out_corrupt:
+	snprintf(err, errlen, "relay.db is unreadable or not a database: %s",
+		 sqlite3_errmsg(db->sql));
+	return -EIO;
+}
+
+int relay_db_open(const char *dir, struct relay_db **out, char *err,
+		  size_t errlen)
+{
+	struct relay_db *db = xcalloc(1, sizeof(*db));
+	char *path = xasprintf("%s/relay.db", dir);
+	int rc;
+
+	err[0] = '\0';
+	rc = sqlite3_open_v2(path, &db->sql,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+			 db->sql ? sqlite3_errmsg(db->sql) : "out of memory");
+		rc = rc_errno(rc);
+		goto out_close;
+	}
+	sqlite3_busy_timeout(db->sql, 5000);
+	rc = exec(db, "PRAGMA journal_mode = WAL");
+	if (!rc)
+		rc = exec(db, "PRAGMA synchronous = FULL");
+	if (rc) {
+		snprintf(err, errlen, "%s is unreadable or not a database: %s",
+			 path, sqlite3_errmsg(db->sql));
+		goto out_close;
+	}
+	rc = set_schema(db, err, errlen);
+	if (rc)
+		goto out_close;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(db->sql, stmt_sql[i], -1,
+				       SQLITE_PREPARE_PERSISTENT, &db->st[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path,
+				 sqlite3_errmsg(db->sql));
+			rc = -EIO;
+			goto out_close;
+		}
+	}
+	free(path);
+	*out = db;
+	return 0;
+
+out_close:
+	free(path);
+	relay_db_close(db);
+	return rc;
+}
+
+void relay_db_close(struct relay_db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(db->st[i]);
+	sqlite3_close(db->sql);
+	free(db);
+}
+
+const char *relay_db_errmsg(struct relay_db *db)
+{
+	return sqlite3_errmsg(db->sql);
+}
+
+static void read_folder(sqlite3_stmt *st, struct relay_folder *f)
+{
+	const void *h = sqlite3_column_blob(st, 2);
+
+	memset(f, 0, sizeof(*f));
+	f->id = sqlite3_column_int64(st, 0);
+	snprintf(f->name, sizeof(f->name), "%s",
+		 (const char *)sqlite3_column_text(st, 1));
+	f->active = h && sqlite3_column_bytes(st, 2) == RELAY_TOKEN_HASH_LEN;
+	if (f->active)
+		memcpy(f->token_hash, h, RELAY_TOKEN_HASH_LEN);
+	f->head = (uint64_t)sqlite3_column_int64(st, 3);
+}
+
+int relay_db_folder_get(struct relay_db *db, const char *name,
+			struct relay_folder *f)
+{
+	sqlite3_stmt *st = db->st[ST_FOLDER_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_folder(st, f);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}
+
+int relay_db_folder_add(struct relay_db *db, const char *name,
+			const uint8_t hash[RELAY_TOKEN_HASH_LEN])
+{
+	struct relay_folder f;
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = exec(db, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	rc = relay_db_folder_get(db, name, &f);
+	if (rc == 0 && f.active) {
+		rc = -EEXIST;
+		goto out_rollback;
+	}
+	if (rc && rc != -ENOENT)
+		goto out_rollback;
+	st = db->st[rc == 0 ? ST_FOLDER_SET_TOKEN : ST_FOLDER_INSERT];
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, hash, RELAY_TOKEN_HASH_LEN, SQLITE_STATIC);
+	rc = step_done(st);
+	if (rc)
+		goto out_rollback;
+	return exec(db, "COMMIT");
+
+out_rollback:
+	exec(db, "ROLLBACK");
+	return rc;
+}
+
+int relay_db_folder_revoke(struct relay_db *db, const char *name)
+{
+	sqlite3_stmt *st = db->st[ST_FOLDER_REVOKE];
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	if (rc)
+		return rc;
+	return sqlite3_changes(db->sql) ? 0 : -ENOENT;
+}
+
+int relay_db_folders_foreach(struct relay_db *db, relay_folder_fn fn, void *arg)
+{
+	sqlite3_stmt *st = db->st[ST_FOLDER_LIST];
+	struct relay_folder f;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_folder(st, &f);
+		ret = fn(arg, &f);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = rc_errno(rc);
+	sqlite3_reset(st);
+	return ret;
+}
+
+int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head)
+{
+	sqlite3_stmt *st = db->st[ST_HEAD_GET];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, folder);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*head = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}
+
+int relay_db_push(struct relay_db *db, int64_t folder,
+		  const struct wire_msg *push, uint64_t *head, uint32_t *added)
+{
+	sqlite3_stmt *st = db->st[ST_OP_INSERT];
+	struct wire_iter it;
+	struct wire_opent e;
+	uint64_t h;
+	uint32_t n = 0;
+	int rc;
+
+	rc = exec(db, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	rc = relay_db_head(db, folder, &h);
+	if (rc)
+		goto out_rollback;
+	wire_iter_init(&it, push);
+	while (wire_iter_next(&it, &e)) {
+		sqlite3_bind_int64(st, 1, folder);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(h + 1));
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)e.actor);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)e.hlc);
+		/* A zero-length blob must still be a blob, not NULL. */
+		sqlite3_bind_blob(st, 5, e.len ? (const void *)e.payload : "",
+				  (int)e.len, SQLITE_STATIC);
+		rc = step_done(st);
+		if (rc)
+			goto out_rollback;
+		if (sqlite3_changes(db->sql)) {
+			h++;
+			n++;
+		}
+	}
+	if (n) {
+		st = db->st[ST_HEAD_SET];
+		sqlite3_bind_int64(st, 1, folder);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)h);
+		rc = step_done(st);
+		if (rc)
+			goto out_rollback;
+	}
+	rc = exec(db, "COMMIT");
+	if (rc)
+		goto out_rollback;
+	*head = h;
+	*added = n;
+	return 0;
+
+out_rollback:
+	exec(db, "ROLLBACK");
+	return rc;
+}
+
+int relay_db_ops_after(struct relay_db *db, int64_t folder, uint64_t after,
+		       uint64_t skip_actor, unsigned limit, relay_op_fn fn,
+		       void *arg, unsigned *rows)
+{
+	sqlite3_stmt *st = db->st[ST_OPS_AFTER];
+	struct wire_opent e;
+	unsigned n = 0;
+	int rc, ret = 0;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)skip_actor);
+	sqlite3_bind_int64(st, 4, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.seq = (uint64_t)sqlite3_column_int64(st, 0);
+		e.actor = (uint64_t)sqlite3_column_int64(st, 1);
+		e.hlc = (uint64_t)sqlite3_column_int64(st, 2);
+		e.payload = sqlite3_column_blob(st, 3);
+		e.len = (uint32_t)sqlite3_column_bytes(st, 3);
+		ret = fn(arg, &e);
+		if (ret)
+			break;
+		n++;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = rc_errno(rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	*rows = n;
+	return ret < 0 ? ret : 0;
+}
+
+int relay_db_cursor_set(struct relay_db *db, int64_t folder, uint64_t actor,
+			uint64_t seq)
+{
+	sqlite3_stmt *st = db->st[ST_CURSOR_SET];
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
+	return step_done(st);
+}
+
+int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
+			uint64_t *seq)
+{
+	sqlite3_stmt *st = db->st[ST_CURSOR_GET];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*seq = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}

@@ -1,0 +1,96 @@
+/*
+ * relay_db.h - wkfs-relay's database, DATA/relay.db.
+ *
+ * The relay's only SQLite user (lib/db.c is the sidecar's; this is the one
+ * other file that includes sqlite3.h, so all relay SQL lives here and
+ * SQLITE_* codes never leave it).  Tables:
+ *
+ *   folders(id, name, token_hash, head)   token_hash NULL: revoked
+ *   ops(folder, seq, actor, hlc, payload) seq 1, 2, 3... per folder, no
+ *                                         gaps; UNIQUE(folder, actor, hlc)
+ *   cursors(folder, actor, seq)           the last seq each replica applied
+ *
+ * WAL with synchronous=FULL: a committed push survives power loss, so the
+ * relay may acknowledge it.  Not thread-safe: the relay uses one handle from
+ * its service loop; `wkfs-relay folder ...` opens its own (SQLite's locking
+ * makes the two safe together).  Functions return 0 or -errno: -ENOENT,
+ * -EEXIST, -EBUSY, -ENOSPC, -EIO.
+ */
+#ifndef WKFS_RELAY_DB_H
+#define WKFS_RELAY_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define RELAY_TOKEN_HASH_LEN 32 /* SHA-256 */
+
+struct relay_db;
+
+struct relay_folder {
+	int64_t id;
+	char name[WIRE_FOLDER_MAX + 1];
+	bool active; /* false: its token was revoked */
+	uint8_t token_hash[RELAY_TOKEN_HASH_LEN];
+	uint64_t head; /* highest seq */
+};
+
+/* Opens (creating if needed) DIR/relay.db; err gets a one-line reason. */
+int relay_db_open(const char *dir, struct relay_db **out, char *err,
+		  size_t errlen);
+void relay_db_close(struct relay_db *db);
+
+/* -ENOENT for an unknown folder. */
+int relay_db_folder_get(struct relay_db *db, const char *name,
+			struct relay_folder *f);
+
+/*
+ * Creates folder `name` with a token hash; a revoked folder gets the new
+ * token and keeps its history.  -EEXIST when it is active.
+ */
+int relay_db_folder_add(struct relay_db *db, const char *name,
+			const uint8_t hash[RELAY_TOKEN_HASH_LEN]);
+
+/* Forgets the folder's token (its history stays).  -ENOENT if unknown. */
+int relay_db_folder_revoke(struct relay_db *db, const char *name);
+
+/* Calls fn for every folder by name; a nonzero return stops and is
+ * returned. */
+typedef int (*relay_folder_fn)(void *arg, const struct relay_folder *f);
+int relay_db_folders_foreach(struct relay_db *db, relay_folder_fn fn,
+			     void *arg);
+
+/*
+ * Stores the ops of a decoded PUSH in one durable transaction; duplicates
+ * on (folder, actor, hlc) are skipped.  *head gets the folder's head after
+ * the commit, *added how many ops were new.  On error nothing is stored.
+ */
+int relay_db_push(struct relay_db *db, int64_t folder,
+		  const struct wire_msg *push, uint64_t *head, uint32_t *added);
+
+int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head);
+
+/*
+ * Calls fn with the ops of seq > after, in seq order, at most `limit` of
+ * them, leaving out those of actor skip_actor.  The payload pointer is valid
+ * only during the call.  fn returns 0 to go on, 1 to stop (the op was not
+ * taken), or -errno.  *rows gets the number of ops fn took.
+ */
+typedef int (*relay_op_fn)(void *arg, const struct wire_opent *e);
+int relay_db_ops_after(struct relay_db *db, int64_t folder, uint64_t after,
+		       uint64_t skip_actor, unsigned limit, relay_op_fn fn,
+		       void *arg, unsigned *rows);
+
+/* Raises (never lowers) the cursor of (folder, actor) to seq. */
+int relay_db_cursor_set(struct relay_db *db, int64_t folder, uint64_t actor,
+			uint64_t seq);
+
+/* The cursor of (folder, actor); -ENOENT if none was stored. */
+int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
+			uint64_t *seq);
+
+const char *relay_db_errmsg(struct relay_db *db);
+
+#endif

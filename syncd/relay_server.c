@@ -1,0 +1,853 @@
+/*
+ * relay_server.c - wkfs-relay's WebSocket server (docs/protocol.md).
+ *
+ * One lws context, one service loop, one thread: every callback below runs
+ * on it, so nothing is locked.  As in the lws minimal examples, data is
+ * sent only from LWS_CALLBACK_SERVER_WRITEABLE, one message per callback,
+ * with LWS_PRE bytes of headroom; anything that wants to send asks for a
+ * writeable callback instead.
+ *
+ * Memory per connection stays bounded whatever a peer does:
+ *  - a message is reassembled in a buffer capped at WIRE_FRAME_MAX;
+ *  - replies wait in a queue whose size is accounted: over
+ *    RELAY_PENDING_SOFT the relay stops reading that connection, over
+ *    RELAY_PENDING_HARD it gives up on it;
+ *  - ops are never queued: each connection has a send cursor and the next
+ *    OPS is read from the database when the connection can take it; chunks
+ *    asked for are queued by name and read when they are sent.
+ * A connection that misbehaves gets ERROR and is closed; no other is
+ * touched.  Messages are built in two relay-wide scratch buffers, which is
+ * safe because lws copies whatever it cannot send at once.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "relay_chunks.h"
+#include "relay_db.h"
+#include "wire.h"
+#include "wlog.h"
+#include "xalloc.h"
+
+enum conn_state {
+	CONN_HELLO,   /* waiting for HELLO */
+	CONN_READY,   /* welcomed: catch-up, then live */
+	CONN_FAILING, /* an ERROR is to be sent */
+	CONN_CLOSING, /* the ERROR went out: close at the next writeable */
+};
+
+/* A reply waiting to be sent: a whole frame, or a chunk to read then. */
+struct outmsg {
+	struct outmsg *next;
+	bool lazy_chunk;
+	uint8_t name[WIRE_NAME_LEN];
+	struct wire_buf frame;
+};
+
+/* Per connection; lws allocates and zeroes it (per_session_data_size). */
+struct conn {
+	struct lws *wsi;
+	struct relay *r;
+	enum conn_state state;
+	struct conn *next, *prev; /* r->live, once READY */
+	char path[WIRE_FOLDER_MAX + 2];
+
+	/* the session, from HELLO */
+	int64_t folder_id;
+	char folder[WIRE_FOLDER_MAX + 1];
+	uint8_t token_hash[RELAY_TOKEN_HASH_LEN];
+	uint64_t actor;
+	uint64_t send_seq; /* every op up to here was sent (or skipped) */
+	bool caught_up_sent;
+
+	/* input */
+	struct wire_buf rx;
+	bool in_msg;
+	bool throttled;
+
+	/* output */
+	struct outmsg *q_head, *q_tail;
+	size_t q_bytes;
+	uint16_t err_code;
+	char err_reason[WIRE_REASON_MAX + 1];
+};
+
+struct relay {
+	const struct relay_opts *o;
+	struct lws_context *ctx;
+	struct relay_db *db;
+	struct conn *live;	 /* welcomed connections, for fan-out */
+	struct wire_buf ops_buf; /* scratch: OPS being built */
+	struct wire_buf frame;	 /* scratch: any other frame being sent */
+	struct wire_buf chunk;	 /* scratch: a chunk read from the store */
+	lws_sorted_usec_list_t revoke_sul;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	stop_requested = sig;
+}
+
+static void token_hash(const uint8_t *token, size_t len,
+		       uint8_t out[RELAY_TOKEN_HASH_LEN])
+{
+	unsigned int n = RELAY_TOKEN_HASH_LEN;
+
+	EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
+}
+
+/* ---- output queue ---- */
+
+static void q_free(struct conn *c)
+{
+	while (c->q_head) {
+		struct outmsg *m = c->q_head;
+
+		c->q_head = m->next;
+		wire_buf_release(&m->frame);
+		free(m);
+	}
+	c->q_tail = NULL;
+	c->q_bytes = 0;
+}
+
+static size_t outmsg_cost(const struct outmsg *m)
+{
+	return sizeof(*m) + m->frame.alloc;
+}
+
+static void q_push(struct conn *c, struct outmsg *m)
+{
+	if (c->q_tail)
+		c->q_tail->next = m;
+	else
+		c->q_head = m;
+	c->q_tail = m;
+	c->q_bytes += outmsg_cost(m);
+}
+
+/* Marks the connection failed: only the ERROR goes out, then it closes. */
+static void __attribute__((format(printf, 3, 4)))
+conn_fail(struct conn *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->state == CONN_FAILING || c->state == CONN_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->err_reason, sizeof(c->err_reason), fmt, ap);
+	va_end(ap);
+	c->err_code = (uint16_t)code;
+	c->state = CONN_FAILING;
+	q_free(c);
+	if (c->r->o->verbose)
+		wk_info("closing a connection (folder %s): %s: %s",
+			c->folder[0] ? c->folder : "-", wire_err_name(code),
+			c->err_reason);
+	lws_callback_on_writable(c->wsi);
+}
+
+static void conn_queue(struct conn *c, const struct wire_msg *msg)
+{
+	struct outmsg *m = xcalloc(1, sizeof(*m));
+	int rc;
+
+	wire_buf_init(&m->frame, LWS_PRE, WIRE_FRAME_MAX);
+	rc = wire_encode(&m->frame, msg);
+	if (rc) {
+		wire_buf_release(&m->frame);
+		free(m);
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot encode %s: %s",
+			  wire_type_name(msg->type), strerror(-rc));
+		return;
+	}
+	q_push(c, m);
+	if (c->q_bytes > RELAY_PENDING_HARD) {
+		conn_fail(c, WIRE_ERR_OVERLOAD,
+			  "over %u bytes of replies waiting: read them",
+			  RELAY_PENDING_HARD);
+		return;
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
+static void conn_queue_chunk(struct conn *c, const uint8_t *name)
+{
+	struct outmsg *m = xcalloc(1, sizeof(*m));
+
+	m->lazy_chunk = true;
+	memcpy(m->name, name, WIRE_NAME_LEN);
+	q_push(c, m);
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Tells every other welcomed connection of the folder to send new ops. */
+static void fan_out(struct relay *r, struct conn *from)
+{
+	for (struct conn *c = r->live; c; c = c->next)
+		if (c != from && c->folder_id == from->folder_id &&
+		    c->state == CONN_READY)
+			lws_callback_on_writable(c->wsi);
+}
+
+static void live_add(struct conn *c)
+{
+	c->next = c->r->live;
+	c->prev = NULL;
+	if (c->next)
+		c->next->prev = c;
+	c->r->live = c;
+}
+
+static void live_remove(struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (c->r->live == c)
+		c->r->live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+/* ---- requests ---- */
+
+static void on_hello(struct conn *c, const struct wire_msg *m)
+{
+	static const uint8_t nobody[RELAY_TOKEN_HASH_LEN];
+	struct relay_folder f;
+	struct wire_msg w = {.type = WIRE_WELCOME};
+	uint8_t hash[RELAY_TOKEN_HASH_LEN];
+	bool ok;
+	int rc;
+
+	if (m->hello.version != WIRE_VERSION) {
+		conn_fail(c, WIRE_ERR_VERSION,
+			  "protocol version %u is not supported; this relay"
+			  " speaks version %d",
+			  m->hello.version, WIRE_VERSION);
+		return;
+	}
+	token_hash(m->hello.token, WIRE_TOKEN_LEN, hash);
+	rc = relay_db_folder_get(c->r->db, m->hello.folder, &f);
+	if (rc && rc != -ENOENT) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot read folders: %s",
+			  strerror(-rc));
+		return;
+	}
+	/* The same work, and the same answer, for an unknown folder. */
+	ok = CRYPTO_memcmp(hash, rc == 0 && f.active ? f.token_hash : nobody,
+			   RELAY_TOKEN_HASH_LEN) == 0 &&
+	     rc == 0 && f.active;
+	if (!ok) {
+		conn_fail(c, WIRE_ERR_AUTH, "bad folder or token");
+		return;
+	}
+	if (c->path[0] && strcmp(c->path, "/") != 0 &&
+	    strcmp(c->path + 1, m->hello.folder) != 0) {
+		conn_fail(c, WIRE_ERR_AUTH,
+			  "the URL names another folder than HELLO");
+		return;
+	}
+	if (m->hello.cursor > f.head) {
+		conn_fail(c, WIRE_ERR_CURSOR,
+			  "cursor %llu is beyond this relay's head %llu:"
+			  " a different or restored relay?",
+			  (unsigned long long)m->hello.cursor,
+			  (unsigned long long)f.head);
+		return;
+	}
+	if (m->hello.cursor)
+		relay_db_cursor_set(c->r->db, f.id, m->hello.actor,
+				    m->hello.cursor);
+	c->folder_id = f.id;
+	memcpy(c->folder, f.name, sizeof(c->folder));
+	memcpy(c->token_hash, f.token_hash, sizeof(c->token_hash));
+	c->actor = m->hello.actor;
+	c->send_seq = m->hello.cursor;
+	c->state = CONN_READY;
+	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+	live_add(c);
+	w.welcome.version = WIRE_VERSION;
+	w.welcome.head_seq = f.head;
+	conn_queue(c, &w);
+	if (c->r->o->verbose)
+		wk_info("session: folder %s actor %016llx cursor %llu",
+			c->folder, (unsigned long long)c->actor,
+			(unsigned long long)c->send_seq);
+}
+
+static void on_push(struct conn *c, const struct wire_msg *m)
+{
+	struct wire_msg ack = {.type = WIRE_ACK};
+	uint64_t head;
+	uint32_t added;
+	int rc;
+
+	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
+	if (rc) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",
+			  strerror(-rc));
+		return;
+	}
+	ack.ack.batch_id = m->batch.batch_id;
+	ack.ack.high_seq = head;
+	conn_queue(c, &ack);
+	if (added)
+		fan_out(c->r, c);
+}
+
+static void on_cursor(struct conn *c, const struct wire_msg *m)
+{
+	uint64_t head = 0;
+	int rc = relay_db_head(c->r->db, c->folder_id, &head);
+
+	if (!rc && m->cursor.seq > head) {
+		conn_fail(c, WIRE_ERR_CURSOR, "cursor %llu is beyond head %llu",
+			  (unsigned long long)m->cursor.seq,
+			  (unsigned long long)head);
+		return;
+	}
+	if (!rc)
+		rc = relay_db_cursor_set(c->r->db, c->folder_id, c->actor,
+					 m->cursor.seq);
+	if (rc)
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot store the cursor: %s",
+			  strerror(-rc));
+}
+
+/* HAVE -> MISSING, and CHUNK_GET's NOT_FOUND. */
+static void on_names(struct conn *c, const struct wire_msg *m)
+{
+	struct wire_msg out = {.type = m->type == WIRE_HAVE ? WIRE_MISSING
+							    : WIRE_NOT_FOUND};
+	uint8_t *lack = xmalloc((size_t)m->names.count * WIRE_NAME_LEN + 1);
+	const char *dir = c->r->o->data_dir;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < m->names.count; i++) {
+		const uint8_t *name = m->names.names + i * WIRE_NAME_LEN;
+
+		if (relay_chunk_has(dir, c->folder, name, NULL)) {
+			if (m->type == WIRE_CHUNK_GET)
+				conn_queue_chunk(c, name);
+			continue;
+		}
+		memcpy(lack + (size_t)n * WIRE_NAME_LEN, name, WIRE_NAME_LEN);
+		n++;
+	}
+	out.names.count = n;
+	out.names.names = lack;
+	if (m->type == WIRE_HAVE || n)
+		conn_queue(c, &out);
+	free(lack);
+}
+
+static void on_chunk_put(struct conn *c, const struct wire_msg *m)
+{
+	struct wire_msg ack = {.type = WIRE_CHUNK_ACK};
+	int rc;
+
+	rc = relay_chunk_put(c->r->o->data_dir, c->folder, m->chunk.name,
+			     m->chunk.data, m->chunk.len);
+	if (rc == -EILSEQ) {
+		conn_fail(c, WIRE_ERR_HASH,
+			  "chunk data does not hash to its name");
+		return;
+	}
+	if (rc) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot store a chunk: %s",
+			  strerror(-rc));
+		return;
+	}
+	memcpy(ack.chunk.name, m->chunk.name, WIRE_NAME_LEN);
+	conn_queue(c, &ack);
+}
+
+static void on_frame(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct wire_msg m;
+	int rc = wire_decode(p, len, &m);
+
+	if (rc == -EMSGSIZE) {
+		conn_fail(c, WIRE_ERR_TOO_BIG, "%s over a protocol limit",
+			  wire_type_name(p[0]) ? wire_type_name(p[0])
+					       : "message");
+		return;
+	}
+	if (rc) {
+		conn_fail(c, WIRE_ERR_MALFORMED, "malformed %s message",
+			  len && wire_type_name(p[0]) ? wire_type_name(p[0])
+						      : "unknown");
+		return;
+	}
+	if (!wire_type_from_client(m.type)) {
+		conn_fail(c, WIRE_ERR_STATE, "%s is sent by servers only",
+			  wire_type_name(m.type));
+		return;
+	}
+	if (m.type == WIRE_ERROR) {
+		conn_fail(c, WIRE_ERR_STATE, "the client gave up: %s",
+			  m.error.reason);
+		return;
+	}
+	if ((c->state == CONN_HELLO) != (m.type == WIRE_HELLO)) {
+		conn_fail(c, WIRE_ERR_STATE,
+			  c->state == CONN_HELLO ? "HELLO must come first"
+						 : "HELLO was already sent");
+		return;
+	}
+	switch (m.type) {
+	case WIRE_HELLO:
+		on_hello(c, &m);
+		break;
+	case WIRE_PUSH:
+		on_push(c, &m);
+		break;
+	case WIRE_CURSOR:
+		on_cursor(c, &m);
+		break;
+	case WIRE_HAVE:
+	case WIRE_CHUNK_GET:
+		on_names(c, &m);
+		break;
+	case WIRE_CHUNK_PUT:
+		on_chunk_put(c, &m);
+		break;
+	case WIRE_PING: {
+		struct wire_msg pong = {.type = WIRE_PONG};
+
+		pong.ping.nonce = m.ping.nonce;
+		conn_queue(c, &pong);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void on_receive(struct conn *c, const uint8_t *in, size_t len)
+{
+	if (c->state == CONN_FAILING || c->state == CONN_CLOSING) {
+		/* Drained, not read: see on_writeable(). */
+		c->in_msg = !lws_is_final_fragment(c->wsi);
+		if (!c->in_msg && c->state == CONN_CLOSING)
+			lws_callback_on_writable(c->wsi);
+		return;
+	}
+	if (!c->in_msg) {
+		c->in_msg = true;
+		wire_buf_reset(&c->rx);
+		if (!lws_frame_is_binary(c->wsi)) {
+			conn_fail(c, WIRE_ERR_MALFORMED,
+				  "text messages are not part of the protocol");
+			return;
+		}
+		if (len + lws_remaining_packet_payload(c->wsi) >
+		    WIRE_FRAME_MAX) {
+			conn_fail(c, WIRE_ERR_TOO_BIG, "message over %u bytes",
+				  WIRE_FRAME_MAX);
+			return;
+		}
+	}
+	if (wire_buf_append(&c->rx, in, len)) {
+		conn_fail(c, WIRE_ERR_TOO_BIG, "message over %u bytes",
+			  WIRE_FRAME_MAX);
+		return;
+	}
+	if (!lws_is_final_fragment(c->wsi))
+		return;
+	c->in_msg = false;
+	on_frame(c, wire_buf_data(&c->rx), wire_buf_len(&c->rx));
+	/* Keep a big message's memory only while it is needed. */
+	if (c->rx.alloc > 65536)
+		wire_buf_release(&c->rx);
+	else
+		wire_buf_reset(&c->rx);
+	if (c->q_bytes > RELAY_PENDING_SOFT && !c->throttled &&
+	    c->state == CONN_READY) {
+		c->throttled = true;
+		lws_rx_flow_control(c->wsi, 0);
+	}
+}
+
+/* ---- sending ---- */
+
+static int write_frame(struct conn *c, struct wire_buf *b)
+{
+	size_t len = wire_buf_len(b);
+	int n = lws_write(c->wsi, wire_buf_data(b), len, LWS_WRITE_BINARY);
+
+	return n < (int)len ? -EIO : 0;
+}
+
+struct batch_fill {
+	struct wire_buf *b;
+	uint64_t last;
+	bool full;
+};
+
+static int batch_fill_op(void *arg, const struct wire_opent *e)
+{
+	struct batch_fill *bf = arg;
+	int rc = wire_batch_add(bf->b, e);
+
+	if (rc == -EMSGSIZE) {
+		bf->full = true;
+		return 1;
+	}
+	if (rc)
+		return rc;
+	bf->last = e->seq;
+	return 0;
+}
+
+/*
+ * Sends the next OPS after c->send_seq, if there is one for this client;
+ * *sent says whether a message went out.  Ops of the client's own actor
+ * are skipped, and `through` tells it how far it got.
+ */
+static int send_ops(struct conn *c, bool *sent)
+{
+	struct relay *r = c->r;
+	struct batch_fill bf = {&r->ops_buf, c->send_seq, false};
+	uint64_t head, through;
+	unsigned rows;
+	int rc;
+
+	*sent = false;
+	rc = relay_db_head(r->db, c->folder_id, &head);
+	if (rc || c->send_seq >= head)
+		return rc;
+	wire_buf_reset(&r->ops_buf);
+	rc = wire_batch_begin(&r->ops_buf, WIRE_OPS, 0);
+	if (!rc)
+		rc = relay_db_ops_after(r->db, c->folder_id, c->send_seq,
+					c->actor, WIRE_BATCH_MAX, batch_fill_op,
+					&bf, &rows);
+	if (rc)
+		return rc;
+	bf.full = bf.full || rows == WIRE_BATCH_MAX;
+	/* Nothing was written since head was read: one thread. */
+	through = bf.full ? bf.last : head;
+	if (wire_batch_count(&r->ops_buf) == 0) {
+		c->send_seq = through;
+		return 0;
+	}
+	wire_batch_set_through(&r->ops_buf, through);
+	rc = write_frame(c, &r->ops_buf);
+	if (rc)
+		return rc;
+	c->send_seq = through;
+	*sent = true;
+	return 0;
+}
+
+static int send_queued(struct conn *c)
+{
+	struct relay *r = c->r;
+	struct outmsg *m = c->q_head;
+	int rc;
+
+	c->q_head = m->next;
+	if (!c->q_head)
+		c->q_tail = NULL;
+	c->q_bytes -= outmsg_cost(m);
+	if (m->lazy_chunk) {
+		struct wire_msg ch = {.type = WIRE_CHUNK};
+
+		wire_buf_reset(&r->chunk);
+		wire_buf_reset(&r->frame);
+		rc = relay_chunk_get(r->o->data_dir, c->folder, m->name,
+				     &r->chunk);
+		if (!rc) {
+			memcpy(ch.chunk.name, m->name, WIRE_NAME_LEN);
+			ch.chunk.data = wire_buf_data(&r->chunk);
+			ch.chunk.len = (uint32_t)wire_buf_len(&r->chunk);
+			rc = wire_encode(&r->frame, &ch);
+		}
+		if (!rc)
+			rc = write_frame(c, &r->frame);
+		else
+			conn_fail(c, WIRE_ERR_STORAGE,
+				  "cannot read a chunk: %s", strerror(-rc));
+	} else {
+		rc = write_frame(c, &m->frame);
+	}
+	wire_buf_release(&m->frame);
+	free(m);
+	if (c->throttled && c->q_bytes < RELAY_PENDING_SOFT / 2) {
+		c->throttled = false;
+		lws_rx_flow_control(c->wsi, 1);
+	}
+	return rc;
+}
+
+static int send_error(struct conn *c)
+{
+	struct wire_msg e = {.type = WIRE_ERROR};
+
+	e.error.code = c->err_code;
+	memcpy(e.error.reason, c->err_reason, sizeof(e.error.reason));
+	wire_buf_reset(&c->r->frame);
+	if (wire_encode(&c->r->frame, &e))
+		return -EIO;
+	c->state = CONN_CLOSING;
+	return write_frame(c, &c->r->frame);
+}
+
+static bool more_to_send(struct conn *c)
+{
+	uint64_t head = 0;
+
+	if (c->state != CONN_READY)
+		return c->state != CONN_HELLO || c->q_head;
+	if (c->q_head || !c->caught_up_sent)
+		return true;
+	return relay_db_head(c->r->db, c->folder_id, &head) == 0 &&
+	       c->send_seq < head;
+}
+
+/* LWS_CALLBACK_SERVER_WRITEABLE: at most one message. */
+static int on_writeable(struct conn *c)
+{
+	bool sent = false;
+	int rc = 0;
+
+	if (c->state == CONN_CLOSING) {
+		size_t n = strnlen(c->err_reason, 123);
+
+		/*
+		 * Closing while the peer is still sending a message (one too
+		 * big, say) would reset the connection and could destroy the
+		 * ERROR before the peer reads it: drain the message first,
+		 * for a few seconds at most.
+		 */
+		if (c->in_msg) {
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+					RELAY_HELLO_SECS);
+			return 0;
+		}
+
+		lws_close_reason(c->wsi,
+				 c->err_code == WIRE_ERR_STORAGE
+					 ? LWS_CLOSE_STATUS_UNEXPECTED_CONDITION
+					 : LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)c->err_reason, n);
+		return -1;
+	}
+	if (c->state == CONN_FAILING)
+		rc = send_error(c);
+	else if (c->q_head)
+		rc = send_queued(c);
+	else if (c->state == CONN_READY) {
+		rc = send_ops(c, &sent);
+		if (rc) {
+			conn_fail(c, WIRE_ERR_STORAGE, "cannot read ops: %s",
+				  strerror(-rc));
+			rc = 0;
+		} else if (!sent && !c->caught_up_sent) {
+			struct wire_msg cu = {.type = WIRE_CAUGHT_UP};
+
+			cu.cursor.seq = c->send_seq;
+			c->caught_up_sent = true;
+			wire_buf_reset(&c->r->frame);
+			rc = wire_encode(&c->r->frame, &cu);
+			if (!rc)
+				rc = write_frame(c, &c->r->frame);
+		}
+	}
+	if (rc == -EIO)
+		return -1; /* the socket is gone */
+	if (more_to_send(c))
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* ---- revocation ---- */
+
+/* Ends sessions whose folder token was revoked or replaced meanwhile. */
+static void revoke_check(lws_sorted_usec_list_t *sul)
+{
+	struct relay *r = (struct relay *)((char *)sul -
+					   offsetof(struct relay, revoke_sul));
+	struct relay_folder f;
+
+	for (struct conn *c = r->live; c; c = c->next) {
+		if (c->state != CONN_READY)
+			continue;
+		if (relay_db_folder_get(r->db, c->folder, &f) == 0 &&
+		    f.active && f.id == c->folder_id &&
+		    CRYPTO_memcmp(f.token_hash, c->token_hash,
+				  RELAY_TOKEN_HASH_LEN) == 0)
+			continue;
+		conn_fail(c, WIRE_ERR_REVOKED,
+			  "the folder's token was revoked");
+	}
+	lws_sul_schedule(r->ctx, 0, &r->revoke_sul, revoke_check,
+			 RELAY_REVOKE_CHECK_SECS * LWS_US_PER_SEC);
+}
+
+/* ---- lws glue ---- */
+
+static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			  void *user, void *in, size_t len)
+{
+	struct conn *c = user;
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		memset(c, 0, sizeof(*c));
+		c->wsi = wsi;
+		c->r = r;
+		wire_buf_init(&c->rx, 0, WIRE_FRAME_MAX);
+		if (lws_hdr_copy(wsi, c->path, sizeof(c->path),
+				 WSI_TOKEN_GET_URI) < 0)
+			strcpy(c->path, "?"); /* too long: matches no folder */
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, RELAY_HELLO_SECS);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		on_receive(c, in, len);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return on_writeable(c);
+	case LWS_CALLBACK_CLOSED:
+		live_remove(c);
+		q_free(c);
+		wire_buf_release(&c->rx);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols relay_protocols[] = {
+	{
+		.name = "wkfs",
+		.callback = relay_callback,
+		.per_session_data_size = sizeof(struct conn),
+		.rx_buffer_size = 65536,
+	},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static int open_store(struct relay *r, int *lock_fd)
+{
+	const char *dir = r->o->data_dir;
+	char err[512], *path;
+	int rc;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		wk_err("cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	path = xasprintf("%s/chunks", dir);
+	rc = mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	free(path);
+	if (rc) {
+		wk_err("cannot create %s/chunks: %s", dir, strerror(-rc));
+		return rc;
+	}
+	path = xasprintf("%s/relay.lock", dir);
+	*lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(path);
+	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		wk_err("%s is in use by another wkfs-relay", dir);
+		return -EBUSY;
+	}
+	rc = relay_db_open(dir, &r->db, err, sizeof(err));
+	if (rc)
+		wk_err("%s", err);
+	return rc;
+}
+
+int relay_serve(const struct relay_opts *o)
+{
+	struct lws_context_creation_info info;
+	struct relay r;
+	struct lws_vhost *vh;
+	int lock_fd = -1, rc;
+
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	rc = open_store(&r, &lock_fd);
+	if (rc)
+		goto out;
+	wire_buf_init(&r.ops_buf, LWS_PRE, RELAY_OPS_BYTES);
+	wire_buf_init(&r.frame, LWS_PRE, WIRE_FRAME_MAX);
+	wire_buf_init(&r.chunk, 0, WIRE_CHUNK_MAX);
+
+	lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	if (o->tls_cert)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.user = &r;
+	r.ctx = lws_create_context(&info);
+	if (!r.ctx) {
+		wk_err("cannot start libwebsockets");
+		rc = -EIO;
+		goto out;
+	}
+	info.port = o->port;
+	info.iface = o->host;
+	/* With IPv6 on, lws binds an IPv4 address as the IPv6 wildcard:
+	 * every interface.  An IPv4 address gets an IPv4 socket. */
+	if (!strchr(o->host, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.protocols = relay_protocols;
+	info.vhost_name = "wkfs-relay";
+	info.ssl_cert_filepath = o->tls_cert;
+	info.ssl_private_key_filepath = o->tls_key;
+	vh = lws_create_vhost(r.ctx, &info);
+	if (!vh || lws_get_vhost_listen_port(vh) <= 0) {
+		wk_err("cannot listen on %s:%d", o->host, o->port);
+		rc = -EADDRNOTAVAIL;
+		goto out;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	lws_sul_schedule(r.ctx, 0, &r.revoke_sul, revoke_check,
+			 RELAY_REVOKE_CHECK_SECS * LWS_US_PER_SEC);
+	printf(strchr(o->host, ':') ? "listening on [%s]:%d\n"
+				    : "listening on %s:%d\n",
+	       o->host, lws_get_vhost_listen_port(vh));
+	fflush(stdout);
+
+	while (!stop_requested)
+		if (lws_service(r.ctx, 0) < 0)
+			break;
+	if (o->verbose)
+		wk_info("stopping");
+
+out:
+	if (r.ctx) {
+		lws_sul_cancel(&r.revoke_sul);
+		lws_context_destroy(r.ctx);
+	}
+	relay_db_close(r.db);
+	wire_buf_release(&r.ops_buf);
+	wire_buf_release(&r.frame);
+	wire_buf_release(&r.chunk);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
+}

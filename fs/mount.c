@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,18 +77,20 @@ static bool mounted_at(const char *path, char *fstype, size_t len)
 static int clear_dead_mount(const char *path)
 {
 	char type[256];
-	struct stat st;
+	struct statfs sfs;
 
 	if (!mounted_at(path, type, sizeof(type)))
 		return 0;
 	if (strcmp(type, "fuse.wkfs") != 0 && strcmp(type, "fuse") != 0)
 		return 0;
-	if (stat(path, &st) == 0) {
+	/* statfs always asks the filesystem; stat may be answered from the
+	 * kernel's attribute cache long after the process died. */
+	if (statfs(path, &sfs) == 0) {
 		if (strcmp(type, "fuse.wkfs") == 0)
 			return -EBUSY;
 		return 0;
 	}
-	if (errno != ENOTCONN)
+	if (errno != ENOTCONN && errno != ECONNABORTED)
 		return 0;
 	wk_info("%s: clearing the mount left by a crashed wkfs", path);
 	if (umount2(path, MNT_DETACH) == 0)
@@ -117,6 +120,36 @@ static int fail(const char *fmt, ...)
 	va_end(ap);
 	wk_err("%s", msg);
 	return 1;
+}
+
+/*
+ * realpath(), except that a mount point left by a crashed wkfs (every
+ * access fails with ENOTCONN) is detached first, so that a crash never
+ * needs a manual fusermount before mounting again.
+ */
+static char *resolve(const char *arg, char out[PATH_MAX])
+{
+	char abs[PATH_MAX];
+
+	if (realpath(arg, out))
+		return out;
+	if (errno != ENOTCONN && errno != ECONNABORTED)
+		return NULL;
+	if (arg[0] == '/') {
+		snprintf(abs, sizeof(abs), "%s", arg);
+	} else {
+		char cwd[PATH_MAX];
+
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    snprintf(abs, sizeof(abs), "%s/%s", cwd, arg) >=
+			    (int)sizeof(abs))
+			return NULL;
+	}
+	/* mountinfo lists canonical paths: drop a trailing slash. */
+	for (size_t n = strlen(abs); n > 1 && abs[n - 1] == '/'; n--)
+		abs[n - 1] = '\0';
+	clear_dead_mount(abs);
+	return realpath(arg, out);
 }
 
 static int parse(int argc, char **argv, struct mount_opts *o)
@@ -154,11 +187,11 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 				"[-o OPTIONS] [--accept-deletions]\n");
 		return 2;
 	}
-	if (!realpath(argv[optind], o->dir))
+	if (!resolve(argv[optind], o->dir))
 		return fail("%s: %s: give the path of an existing directory",
 			    argv[optind], strerror(errno));
 	if (argc - optind == 2) {
-		if (!realpath(argv[optind + 1], o->mnt))
+		if (!resolve(argv[optind + 1], o->mnt))
 			return fail("%s: %s: create the mount point first",
 				    argv[optind + 1], strerror(errno));
 	} else {
@@ -227,14 +260,20 @@ static int check_dir(struct mount_opts *o, int *dirfd_out)
 	struct stat st;
 	int fd, rc;
 
-	if (stat(o->dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return fail("%s: not a directory: give the synced directory",
-			    o->dir);
+	/* Dead mounts first: they make every later check fail oddly. */
 	rc = clear_dead_mount(o->mnt);
 	if (rc == -EBUSY)
 		return fail("%s: already mounted by wkfs: run 'wkfs umount "
 			    "%s' first",
 			    o->mnt, o->mnt);
+	/* DIR mounted over itself hides its .wkfs: say so, not "init". */
+	if (strcmp(o->dir, o->mnt) != 0 && clear_dead_mount(o->dir) == -EBUSY)
+		return fail("%s: already mounted by wkfs over itself: run "
+			    "'wkfs umount %s' first",
+			    o->dir, o->dir);
+	if (stat(o->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return fail("%s: not a directory: give the synced directory",
+			    o->dir);
 	fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return fail("%s: %s", o->dir, strerror(errno));

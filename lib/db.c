@@ -298,6 +298,13 @@ int db_open_at(int dirfd, int flags, struct wkdb **out, char *err,
 	} else if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, ".wkfs/wkfs.db is not a regular file");
 		return -EINVAL;
+	} else if (st.st_size == 0) {
+		/* SQLite would take an empty file for a new database; ours are
+		 * never empty, so this one was truncated. */
+		snprintf(err, errlen,
+			 ".wkfs/wkfs.db is empty (truncated?): restore it from"
+			 " a backup or move it away and run 'wkfs init' again");
+		return -EIO;
 	}
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/.wkfs/wkfs.db", dirfd);

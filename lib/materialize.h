@@ -39,15 +39,20 @@
  *  - Crash safety.  Before the first step the (checked) list is written to
  *    DIR/.wkfs/tmp/journal.<n> (temporary file, fsync, rename, fsync of the
  *    directory), with one progress byte per change marked as each step
- *    ends.  After a crash mat_recover() replays the journal from the first
- *    unmarked step; every step recognises its own completed effect (a
- *    rename whose source is gone and destination present, a write whose
+ *    ends (and made durable at once after a RENAME or REMOVE: run again
+ *    after later steps, those could move or delete what took the name
+ *    since).  After a crash mat_recover() replays the journal from the
+ *    first unmarked step; every step recognises its own completed effect
+ *    (a rename whose source is gone and destination present, a write whose
  *    destination has the hash, mkdir finding the directory, remove finding
  *    nothing), so the one step that may have been cut short is finished,
- *    not repeated.  At the end the file system is synced (syncfs) and the
- *    journal deleted.  A journal whose bytes do not check out (magic,
- *    length, checksum, every field) is refused with -EBADMSG, never
- *    executed; mat_recover() moves it aside to journal.<n>.bad.
+ *    not repeated.  Steps further back are never rerun: a list that reuses
+ *    a name (a swap through staging) is not idempotent as a whole.  At the
+ *    end every directory the batch touched is fsynced, the marks are made
+ *    durable, and the journal deleted.  A journal whose bytes do not check
+ *    out (magic, batch number, checksum, every field) is refused with
+ *    -EBADMSG, never executed; mat_recover() moves it aside to
+ *    journal.<n>.bad.
  *
  *  - Staging names are made unique per batch: the engine's
  *    TREE_STAGE_DIR/merge-<k> becomes TREE_STAGE_DIR/merge-<n>-<k> for the

@@ -1,0 +1,22 @@
+/*
+ * fault.h - named fault points for deterministic crash tests.
+ *
+ * Code that must survive a crash at a precise moment calls
+ * fault_point("area.moment") there.  With WKFS_FAULT=area.moment in the
+ * environment the process dies on the spot with _exit(FAULT_EXIT) - no
+ * atexit handlers, no stdio flush, no cleanup, like a kill -9 - on the
+ * WKFS_FAULT_AT-th time that point is reached (1 when unset).  Without
+ * WKFS_FAULT a fault point costs one getenv().
+ *
+ * Only one point is armed at a time, so a single counter counts its hits
+ * (atomically: points may be reached from several threads).  The counter
+ * lives for the process; a test forks a fresh child per crash.
+ */
+#ifndef WKFS_FAULT_H
+#define WKFS_FAULT_H
+
+#define FAULT_EXIT 99
+
+void fault_point(const char *name);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * mat_path.c - the materializer's checked path resolution and its object
+ * store (see materialize.h for the rules, mat_int.h for the functions).
+ *
+ * Every path a change names is checked component by component before any
+ * syscall sees it, then its parent is opened beneath DIR with openat2()
+ * and RESOLVE_NO_SYMLINKS: the kernel refuses any symlink and any escape,
+ * so a symlink planted in DIR cannot redirect a step.  Kernels without
+ * openat2 get the same effect from a walk of O_NOFOLLOW opens (no ".."
+ * can occur: the names were checked).
+ */
+#include "mat_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "xalloc.h"
+
+bool mat_is_stage(const char *path)
+{
+	size_t l = strlen(MAT_STAGE_PREFIX);
+
+	return strncmp(path, MAT_STAGE_PREFIX, l) == 0 && path[l] != '\0' &&
+	       strchr(path + l, '/') == NULL;
+}
+
+/* Checks every component of path; 0, -EINVAL or -EPERM. */
+static int check_path(const char *path, bool stage)
+{
+	char comp[WK_NAME_MAX + 2];
+	const char *p = path;
+	size_t len = strnlen(path, MAT_PATH_MAX + 1);
+
+	if (len == 0 || len > MAT_PATH_MAX)
+		return -EINVAL;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t l = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (l > WK_NAME_MAX)
+			return -EINVAL;
+		memcpy(comp, p, l);
+		comp[l] = '\0';
+		if (!wk_name_valid(comp))
+			return -EINVAL;
+		if (p == path && strcmp(comp, ".wkfs") == 0 &&
+		    !(stage && mat_is_stage(path)))
+			return -EPERM;
+		if (!slash)
+			return 0;
+		p = slash + 1;
+	}
+}
+
+/* Opens a checked relative directory path ("" = DIR) component by
+ * component, never following a symlink. */
+static int walk(struct mat *m, const char *dir, int flags)
+{
+	char *copy = xstrdup(dir), *save = NULL;
+	int fd = openat(m->rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	for (char *c = strtok_r(copy, "/", &save); c && fd >= 0;
+	     c = strtok_r(NULL, "/", &save)) {
+		int next = openat(
+			fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		close(fd);
+		fd = next;
+	}
+	free(copy);
+	if (fd < 0)
+		return -errno;
+	if (flags != O_PATH) {
+		int rfd = openat(fd, ".", flags | O_DIRECTORY | O_CLOEXEC);
+
+		close(fd);
+		return rfd < 0 ? -errno : rfd;
+	}
+	return fd;
+}
+
+/* Opens directory dir (checked, relative, "" = DIR) beneath DIR. */
+static int open_beneath(struct mat *m, const char *dir, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+
+	if (dir[0] == '\0')
+		dir = ".";
+	for (int tries = 0; !m->no_openat2; tries++) {
+		long fd =
+			syscall(SYS_openat2, m->rootfd, dir, &how, sizeof(how));
+
+		if (fd >= 0)
+			return (int)fd;
+		if (errno == ENOSYS) {
+			m->no_openat2 = true;
+			break;
+		}
+		/* EAGAIN: a concurrent rename somewhere; try again. */
+		if (errno != EAGAIN || tries == 8)
+			return -errno;
+	}
+	return walk(m, strcmp(dir, ".") == 0 ? "" : dir, flags);
+}
+
+int mat_parent(struct mat *m, const char *path, bool stage, int *dirfd,
+	       const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int rc = check_path(path, stage);
+
+	if (rc < 0)
+		return rc;
+	dir = xstrndup(path, slash ? (size_t)(slash - path) : 0);
+	rc = open_beneath(m, dir, O_PATH);
+	free(dir);
+	if (rc < 0)
+		return rc;
+	*dirfd = rc;
+	*name = slash ? slash + 1 : path;
+	return 0;
+}
+
+int mat_open_dir(struct mat *m, const char *path)
+{
+	if (path[0] != '\0') {
+		int rc = check_path(path, false);
+
+		/* The staging directory itself is fine to open, too. */
+		if (rc < 0 && strcmp(path, TREE_STAGE_DIR) != 0)
+			return rc;
+	}
+	return open_beneath(m, path, O_RDONLY);
+}
+
+int mat_sync(struct mat *m, int fd)
+{
+	return m->nosync ? 0 : fsync(fd);
+}
+
+int mat_datasync(struct mat *m, int fd)
+{
+	return m->nosync ? 0 : fdatasync(fd);
+}
+
+void mat_tmpname(struct mat *m, char tag, char buf[64])
+{
+	snprintf(buf, 64, "%c.%ld.%llu", tag, (long)getpid(),
+		 (unsigned long long)m->tmpn++);
+}
+
+/* ---- the object store ---- */
+
+int mat_object_open(struct mat *m, const struct wk_hash *h)
+{
+	char hex[WK_HASH_STRLEN];
+	int fd;
+
+	wk_hash_str(h, hex);
+	fd = openat(m->objfd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+bool mat_object_have(struct mat *m, const struct wk_hash *h)
+{
+	char hex[WK_HASH_STRLEN];
+	struct stat st;
+
+	wk_hash_str(h, hex);
+	return fstatat(m->objfd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISREG(st.st_mode);
+}
+
+int mat_object_drop(struct mat *m, const struct wk_hash *h)
+{
+	char hex[WK_HASH_STRLEN];
+
+	wk_hash_str(h, hex);
+	return unlinkat(m->objfd, hex, 0) < 0 ? -errno : 0;
+}
+
+int mat_copy_fd(int src, int dst)
+{
+	static const size_t piece = 1 << 20;
+	loff_t in = 0;
+	char *buf;
+
+	for (;;) {
+		ssize_t n = copy_file_range(src, &in, dst, NULL, piece, 0);
+
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP && errno != EBADF)
+			return -errno;
+		break;
+	}
+	/* No copy_file_range between these two: copy by hand, from where
+	 * it stopped (dst's offset moved with it). */
+	buf = xmalloc(piece);
+	for (;;) {
+		ssize_t n = pread(src, buf, piece, in), w = 0;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			return n < 0 ? -errno : 0;
+		}
+		while (w < n) {
+			ssize_t k = write(dst, buf + w, (size_t)(n - w));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				free(buf);
+				return -errno;
+			}
+			w += k;
+		}
+		in += n;
+	}
+}
+
+int mat_object_put(struct mat *m, int srcfd, struct wk_hash *out)
+{
+	char tmp[64], hex[WK_HASH_STRLEN];
+	struct wk_hash h;
+	uint64_t size;
+	int fd, rc;
+
+	mat_tmpname(m, 'o', tmp);
+	fd = openat(m->tmpfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+	if (fd < 0)
+		return -errno;
+	rc = mat_copy_fd(srcfd, fd);
+	/* Named by what was copied, whatever the source did meanwhile. */
+	if (rc == 0)
+		rc = content_hash_fd(fd, &h, &size);
+	if (rc == 0 && out)
+		*out = h;
+	if (rc == 0 && mat_object_have(m, &h))
+		goto out_unlink;
+	if (rc == 0 && mat_sync(m, fd) < 0)
+		rc = -errno;
+	if (rc == 0 &&
+	    renameat(m->tmpfd, tmp, m->objfd, wk_hash_str(&h, hex)) < 0)
+		rc = -errno;
+	if (rc == 0 && mat_sync(m, m->objfd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc < 0)
+		unlinkat(m->tmpfd, tmp, 0);
+	return rc;
+
+out_unlink:
+	close(fd);
+	unlinkat(m->tmpfd, tmp, 0);
+	return 0;
+}

@@ -1,0 +1,634 @@
+/*
+ * materialize.c - carrying out the merge engine's changes in the backing
+ * directory: one function per change kind, the journaled batch around
+ * them, and recovery after a crash (contract: materialize.h).
+ *
+ * Each step is written so that running it again after it completed, with
+ * nothing else done since, finds its effect and does nothing more: that
+ * is what makes a crash between a step and its progress mark harmless.
+ * Steps further back are never rerun; the journal's progress bytes say
+ * where to resume.
+ */
+#include "mat_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "fault.h"
+#include "wlog.h"
+#include "xalloc.h"
+
+/* ---- small helpers ---- */
+
+static struct timespec ns_to_ts(int64_t ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return ts;
+}
+
+/* Sets the mtime of name in dirfd (never following it). */
+static int set_mtime_at(int dirfd, const char *name, int64_t ns)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, ns_to_ts(ns)};
+
+	return utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* Permission bits a file may get: no setuid or setgid from a remote. */
+static mode_t file_mode(uint32_t mode)
+{
+	return (mode_t)(mode & 07777 & ~(S_ISUID | S_ISGID));
+}
+
+/* renameat2(RENAME_NOREPLACE), emulated where a file system lacks it. */
+static int rename_noreplace(int sfd, const char *s, int dfd, const char *d)
+{
+	struct stat st;
+
+	if (renameat2(sfd, s, dfd, d, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	if (fstatat(dfd, d, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	return renameat(sfd, s, dfd, d) < 0 ? -errno : 0;
+}
+
+static bool exists_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Renames a finished temporary over name, between the fault points. */
+static int put_in_place(int tmpfd, const char *tmp, int dirfd, const char *name,
+			bool replace)
+{
+	int rc;
+
+	fault_point("mat.before_rename");
+	if (replace)
+		rc = renameat(tmpfd, tmp, dirfd, name) < 0 ? -errno : 0;
+	else
+		rc = rename_noreplace(tmpfd, tmp, dirfd, name);
+	if (rc < 0) {
+		unlinkat(tmpfd, tmp, 0);
+		return rc;
+	}
+	fault_point("mat.after_rename");
+	return 0;
+}
+
+/* ---- the steps ---- */
+
+/* True when dirfd/name is a regular file holding c's content; *fdp gets
+ * it opened read-only (to fix its attributes). */
+static bool has_content(int dirfd, const char *name,
+			const struct tree_change *c, int *fdp)
+{
+	struct wk_hash h;
+	struct stat st;
+	uint64_t size;
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != c->size)
+		goto out_close;
+	if (c->size > 0 &&
+	    (content_hash_fd(fd, &h, &size) < 0 || size != c->size ||
+	     memcmp(h.b, c->hash.b, sizeof(h.b)) != 0))
+		goto out_close;
+	*fdp = fd;
+	return true;
+
+out_close:
+	close(fd);
+	return false;
+}
+
+static int set_file_attrs(int fd, const struct tree_change *c)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, ns_to_ts(c->mtime_ns)};
+
+	if (fchmod(fd, file_mode(c->mode)) < 0 || futimens(fd, ts) < 0)
+		return -errno;
+	return 0;
+}
+
+/* An fd with c's content: the store, else the caller's source. */
+static int open_content(struct mat *m, const struct tree_change *c)
+{
+	int fd = mat_object_open(m, &c->hash);
+
+	if (fd >= 0 || !m->source)
+		return fd;
+	return m->source(m->source_arg, &c->hash, c->size);
+}
+
+/* Fills the temporary tfd with c's content and checks it. */
+static int fill_tmp(struct mat *m, const struct tree_change *c, int tfd)
+{
+	struct wk_hash h;
+	uint64_t size;
+	int src, rc;
+
+	if (c->size == 0)
+		return 0;
+	src = open_content(m, c);
+	if (src < 0)
+		return src;
+	rc = mat_copy_fd(src, tfd);
+	close(src);
+	if (rc == 0)
+		rc = content_hash_fd(tfd, &h, &size);
+	if (rc == 0 && (size != c->size || memcmp(h.b, c->hash.b, 16) != 0))
+		rc = -EBADMSG;
+	return rc;
+}
+
+static int do_write(struct mat *m, const struct tree_change *c, int dirfd,
+		    const char *name)
+{
+	char tmp[64];
+	int fd, rc;
+
+	if (has_content(dirfd, name, c, &fd)) {
+		rc = set_file_attrs(fd, c);
+		close(fd);
+		return rc;
+	}
+	mat_tmpname(m, 'w', tmp);
+	fd = openat(m->tmpfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rc = fill_tmp(m, c, fd);
+	if (rc == 0)
+		rc = set_file_attrs(fd, c);
+	if (rc == 0 && mat_sync(m, fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc < 0) {
+		unlinkat(m->tmpfd, tmp, 0);
+		return rc;
+	}
+	/* Replaces a file or a symlink (the link, not what it points to);
+	 * a directory there fails with EISDIR. */
+	return put_in_place(m->tmpfd, tmp, dirfd, name, true);
+}
+
+static bool is_link_to(int dirfd, const char *name, const char *target)
+{
+	char buf[WK_TARGET_MAX + 2];
+	ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf));
+
+	return n >= 0 && (size_t)n == strlen(target) &&
+	       memcmp(buf, target, (size_t)n) == 0;
+}
+
+static int do_symlink(struct mat *m, const struct tree_change *c, int dirfd,
+		      const char *name)
+{
+	size_t tl = strnlen(c->target, WK_TARGET_MAX + 1);
+	char tmp[64];
+	int rc;
+
+	if (tl == 0 || tl > WK_TARGET_MAX)
+		return -EINVAL;
+	if (is_link_to(dirfd, name, c->target))
+		return set_mtime_at(dirfd, name, c->mtime_ns);
+	mat_tmpname(m, 'l', tmp);
+	if (symlinkat(c->target, m->tmpfd, tmp) < 0)
+		return -errno;
+	rc = set_mtime_at(m->tmpfd, tmp, c->mtime_ns);
+	if (rc < 0) {
+		unlinkat(m->tmpfd, tmp, 0);
+		return rc;
+	}
+	return put_in_place(m->tmpfd, tmp, dirfd, name, false);
+}
+
+static int do_mkdir(const struct tree_change *c, int dirfd, const char *name)
+{
+	struct stat st;
+
+	/* Writable for the rest of the batch; the real mode comes last. */
+	if (mkdirat(dirfd, name, (c->mode | 0700) & 07777) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode))
+		return 0;
+	return -EEXIST;
+}
+
+static int do_remove(const struct tree_change *c, int dirfd, const char *name)
+{
+	int flags = c->type == WK_KIND_DIR ? AT_REMOVEDIR : 0;
+
+	if (unlinkat(dirfd, name, flags) == 0 || errno == ENOENT)
+		return 0;
+	return -errno;
+}
+
+static int do_setattr(const struct tree_change *c, int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return 0; /* with the other directories, at the end */
+	if (!S_ISLNK(st.st_mode) &&
+	    fchmodat(dirfd, name, file_mode(c->mode), AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return set_mtime_at(dirfd, name, c->mtime_ns);
+}
+
+static int do_rename(struct mat *m, const struct tree_change *c)
+{
+	const char *sname, *dname;
+	int sfd, dfd, rc;
+
+	rc = mat_parent(m, c->path, true, &sfd, &sname);
+	if (rc < 0)
+		return rc;
+	rc = mat_parent(m, c->new_path, true, &dfd, &dname);
+	if (rc < 0)
+		goto out_close_src;
+	fault_point("mat.before_rename");
+	rc = rename_noreplace(sfd, sname, dfd, dname);
+	if (rc == 0)
+		fault_point("mat.after_rename");
+	else if ((rc == -ENOENT || rc == -EEXIST) && !exists_at(sfd, sname)) {
+		/* Done before (the destination is there), or nothing to
+		 * stage: a list run a second time. */
+		if (exists_at(dfd, dname) || mat_is_stage(c->new_path))
+			rc = 0;
+		else
+			rc = -ENOENT;
+	}
+	close(dfd);
+out_close_src:
+	close(sfd);
+	return rc;
+}
+
+static int run_step(struct mat *m, const struct tree_change *c)
+{
+	const char *name;
+	int dirfd, rc;
+
+	if (c->kind == TREE_CH_RENAME)
+		return do_rename(m, c);
+	rc = mat_parent(m, c->path, false, &dirfd, &name);
+	if (rc < 0)
+		return rc;
+	switch (c->kind) {
+	case TREE_CH_WRITE:
+		rc = do_write(m, c, dirfd, name);
+		break;
+	case TREE_CH_SYMLINK:
+		rc = do_symlink(m, c, dirfd, name);
+		break;
+	case TREE_CH_MKDIR:
+		rc = do_mkdir(c, dirfd, name);
+		break;
+	case TREE_CH_REMOVE:
+		rc = do_remove(c, dirfd, name);
+		break;
+	case TREE_CH_SETATTR:
+		rc = do_setattr(c, dirfd, name);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	close(dirfd);
+	return rc;
+}
+
+/* ---- the batch ---- */
+
+static void account(struct mat_result *res, int rc, const char *path)
+{
+	if (rc == 0) {
+		res->done++;
+		return;
+	}
+	res->failed++;
+	if (res->first_err == 0) {
+		res->first_err = rc;
+		res->first_path = xstrdup(path);
+	}
+}
+
+/* Modes and mtimes of directories, deepest (last created) first. */
+static void finish_dirs(struct mat *m, const struct tree_changes *ch,
+			struct mat_result *res)
+{
+	for (size_t i = ch->n; i-- > 0;) {
+		const struct tree_change *c = &ch->v[i];
+		const char *name;
+		struct stat st;
+		int dirfd, rc;
+
+		if (c->type != WK_KIND_DIR ||
+		    (c->kind != TREE_CH_MKDIR && c->kind != TREE_CH_SETATTR))
+			continue;
+		if (mat_parent(m, c->path, false, &dirfd, &name) < 0)
+			continue; /* failed (and counted) as a step */
+		rc = 0;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			; /* gone since, or failed as a step */
+		else if (fchmodat(dirfd, name, c->mode & 07777,
+				  AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		else
+			rc = set_mtime_at(dirfd, name, c->mtime_ns);
+		close(dirfd);
+		if (rc < 0)
+			account(res, rc, c->path);
+	}
+}
+
+/* Puts back staged entries whose move out of staging failed. */
+static void rescue_staged(struct mat *m, const struct tree_changes *ch,
+			  struct mat_result *res)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+		const char *sname, *name;
+		int sfd, dirfd;
+
+		if (c->kind != TREE_CH_RENAME || !mat_is_stage(c->new_path) ||
+		    mat_is_stage(c->path))
+			continue;
+		if (mat_parent(m, c->new_path, true, &sfd, &sname) < 0)
+			continue;
+		if (!exists_at(sfd, sname))
+			goto next;
+		if (mat_parent(m, c->path, false, &dirfd, &name) == 0) {
+			int rc = rename_noreplace(sfd, sname, dirfd, name);
+
+			close(dirfd);
+			if (rc == 0) {
+				wk_warn("materialize: put %s back after a "
+					"failed move",
+					c->path);
+				goto next;
+			}
+		}
+		res->stranded++;
+		wk_warn("materialize: %s is left in %s: its move failed",
+			c->path, c->new_path);
+	next:
+		close(sfd);
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return xstrndup(path, slash ? (size_t)(slash - path) : 0);
+}
+
+/* Makes every directory entry the batch touched durable. */
+static int sync_dirs(struct mat *m, const struct tree_changes *ch)
+{
+	char **dirs = xmalloc((2 * ch->n + 1) * sizeof(*dirs));
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < ch->n; i++) {
+		dirs[n++] = dir_of(ch->v[i].path);
+		if (ch->v[i].new_path)
+			dirs[n++] = dir_of(ch->v[i].new_path);
+	}
+	qsort(dirs, n, sizeof(*dirs), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		int fd;
+
+		if (i > 0 && strcmp(dirs[i], dirs[i - 1]) == 0)
+			continue;
+		fd = mat_open_dir(m, dirs[i]);
+		if (fd >= 0) {
+			if (mat_sync(m, fd) < 0 && rc == 0)
+				rc = -errno;
+			close(fd);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+	return rc;
+}
+
+int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
+		  int jfd, size_t poff, size_t start, struct mat_result *res)
+{
+	char jname[64];
+	int rc;
+
+	for (size_t i = start; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+
+		rc = run_step(m, c);
+		account(res, rc, c->path);
+		if (rc < 0)
+			wk_debug("materialize: change %zu (%d) %s: %s", i,
+				 c->kind, c->path, strerror(-rc));
+		else if (m->notify)
+			m->notify(m->notify_arg, c->kind, c->path, c->new_path);
+		/* Running a rename or remove again after later steps could
+		 * move or delete what took the name since: its mark must
+		 * reach the disk before the next step can. */
+		if (pwrite(jfd, "\1", 1, (off_t)(poff + i)) != 1 ||
+		    ((c->kind == TREE_CH_RENAME || c->kind == TREE_CH_REMOVE) &&
+		     mat_datasync(m, jfd) < 0)) {
+			rc = errno ? -errno : -EIO;
+			wk_err("materialize: journal %" PRIu64 ": %s", seq,
+			       strerror(-rc));
+			return rc;
+		}
+		fault_point("mat.mid_batch");
+	}
+	finish_dirs(m, ch, res);
+	rescue_staged(m, ch, res);
+	rc = sync_dirs(m, ch);
+	if (rc < 0) {
+		wk_err("materialize: syncing batch %" PRIu64 ": %s", seq,
+		       strerror(-rc));
+		return rc;
+	}
+	/* All marks durable: should the unlink below be lost, a replay
+	 * only finishes the batch again. */
+	if (mat_datasync(m, jfd) < 0)
+		return -errno;
+	fault_point("mat.before_finish");
+	snprintf(jname, sizeof(jname), MAT_JOURNAL_PREFIX "%" PRIu64, seq);
+	if (unlinkat(m->tmpfd, jname, 0) < 0 || mat_sync(m, m->tmpfd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Writes the journal of batch seq durably; the open fd or -errno. */
+static int write_journal(struct mat *m, uint64_t seq,
+			 const struct tree_changes *ch, size_t *poff)
+{
+	char tmp[64], jname[64];
+	uint8_t *buf;
+	size_t len, off = 0;
+	int fd, rc;
+
+	rc = mat_journal_encode(seq, ch, &buf, &len, poff);
+	if (rc < 0)
+		return rc;
+	mat_tmpname(m, 'j', tmp);
+	fd = openat(m->tmpfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto out_unlink;
+		}
+		off += (size_t)n;
+	}
+	snprintf(jname, sizeof(jname), MAT_JOURNAL_PREFIX "%" PRIu64, seq);
+	if (mat_sync(m, fd) < 0 ||
+	    renameat(m->tmpfd, tmp, m->tmpfd, jname) < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	if (mat_sync(m, m->tmpfd) < 0) {
+		rc = -errno;
+		unlinkat(m->tmpfd, jname, 0);
+		close(fd);
+		goto out_free;
+	}
+	free(buf);
+	return fd;
+
+out_unlink:
+	unlinkat(m->tmpfd, tmp, 0);
+	close(fd);
+out_free:
+	free(buf);
+	return rc;
+}
+
+/* The engine's staging name, made unique to batch seq. */
+static char *stage_unique(const char *path, uint64_t seq)
+{
+	size_t l = strlen(MAT_STAGE_PREFIX);
+
+	if (strncmp(path, MAT_STAGE_PREFIX, l) != 0)
+		return xstrdup(path);
+	return xasprintf(MAT_STAGE_PREFIX "%" PRIu64 "-%s", seq, path + l);
+}
+
+static bool shape_ok(const struct tree_change *c)
+{
+	if (c->kind < TREE_CH_REMOVE || c->kind > TREE_CH_SETATTR ||
+	    c->type < WK_KIND_FILE || c->type > WK_KIND_SYMLINK || !c->path)
+		return false;
+	if (c->kind == TREE_CH_RENAME && !c->new_path)
+		return false;
+	return c->kind != TREE_CH_SYMLINK || c->target;
+}
+
+int mat_apply(struct mat *m, const struct tree_changes *ch,
+	      struct mat_result *res)
+{
+	struct tree_changes own;
+	uint64_t seq = m->seq;
+	size_t poff;
+	int jfd, rc;
+
+	memset(res, 0, sizeof(*res));
+	for (size_t i = 0; i < ch->n; i++)
+		if (!shape_ok(&ch->v[i]))
+			return -EINVAL;
+	tree_changes_init(&own);
+	own.v = xcalloc(ch->n + 1, sizeof(*own.v));
+	own.alloc = ch->n + 1;
+	for (size_t i = 0; i < ch->n; i++) {
+		struct tree_change *c = &own.v[own.n++];
+
+		*c = ch->v[i];
+		c->path = stage_unique(ch->v[i].path, seq);
+		if (c->new_path)
+			c->new_path = stage_unique(c->new_path, seq);
+		if (c->target)
+			c->target = xstrdup(c->target);
+	}
+	m->seq++;
+	jfd = write_journal(m, seq, &own, &poff);
+	if (jfd < 0) {
+		rc = jfd;
+		goto out_release;
+	}
+	fault_point("mat.after_journal");
+	rc = mat_run_batch(m, &own, seq, jfd, poff, 0, res);
+	close(jfd);
+out_release:
+	tree_changes_release(&own);
+	return rc;
+}
+
+bool mat_ready(struct mat *m, const struct tree_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+		int fd;
+
+		if (c->kind != TREE_CH_WRITE || c->size == 0 ||
+		    mat_object_have(m, &c->hash))
+			continue;
+		if (!m->source)
+			return false;
+		fd = m->source(m->source_arg, &c->hash, c->size);
+		if (fd < 0)
+			return false;
+		close(fd);
+	}
+	return true;
+}
+
+void mat_result_release(struct mat_result *res)
+{
+	free(res->first_path);
+	memset(res, 0, sizeof(*res));
+}

@@ -477,9 +477,9 @@ int db_op_append(struct wkdb *db, const struct wk_op *op,
 		 enum db_origin origin, int64_t *seq)
 {
 	sqlite3_stmt *st = db->st[ST_OP_INSERT];
-	bool placed = op->kind == WK_OP_MKDIR || op->kind == WK_OP_CREATE ||
-		      op->kind == WK_OP_SYMLINK || op->kind == WK_OP_MOVE ||
-		      op->kind == WK_OP_REMOVE;
+	/* Every op records where it happened (for puts and setattrs only
+	 * informative: the log shows the path at the time of the op). */
+	bool placed = op->name[0] != '\0';
 	int rc;
 
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)op->id.hlc);

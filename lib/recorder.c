@@ -442,6 +442,7 @@ int rec_put_l(struct recorder *r, struct nnode *n, int fd,
 		return -EISDIR;
 	}
 	q = new_op(r, WK_OP_PUT, n);
+	set_place(&q->op, n->parent, n->name);
 	q->op.base = n->content;
 	q->fd = fd;
 	if (fd < 0) {
@@ -528,6 +529,7 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 	if (!attrs)
 		return 0;
 	q = new_op(r, WK_OP_SETATTR, n);
+	set_place(&q->op, n->parent, n->name);
 	q->op.attrs = attrs;
 	if (attrs & WK_ATTR_MODE)
 		q->op.mode = n->mode = mode & 07777;

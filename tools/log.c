@@ -2,9 +2,9 @@
  * log.c - `wkfs log DIR [--json] [-n N]`: the oplog, oldest first.
  *
  * Text: "SEQ TIME KIND PATH [-> NEWPATH] [details]".  JSON: one object per
- * line (JSON Lines), fields as in docs/architecture.md.  Paths are resolved
- * against the current tree: the op's directory as it is named now, plus the
- * name the op recorded.
+ * line (JSON Lines), fields as in docs/architecture.md.  A path is the op's
+ * directory as it is named now plus the name the op recorded, so a put
+ * shows the name the file had when it was written.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -84,7 +84,8 @@ static int print_op(void *arg, const struct db_oprow *r)
 	const char *kind = wk_op_kind_name(op->kind);
 	char path[8192], npath[8192], t[64], id[WK_ID_STRLEN];
 	char h[WK_HASH_STRLEN];
-	bool placed = op->kind != WK_OP_PUT && op->kind != WK_OP_SETATTR;
+	/* Ops from before names were recorded on puts have none. */
+	bool placed = op->name[0] != '\0';
 
 	if (placed)
 		place(c->ix, op->parent, op->name, path, sizeof(path));

@@ -502,6 +502,16 @@ int fs_mount_main(int argc, char **argv)
 		p = xasprintf("%s/fs.pid", run);
 		unlink(p);
 		free(p);
+		/* Leave no trace of a clean unmount (a crash leaves files
+		 * that the next mount replaces). */
+		for (const char *const *f = (const char *const[]){
+			     "path", "backing", NULL};
+		     *f; f++) {
+			p = xasprintf("%s/%s", run, *f);
+			unlink(p);
+			free(p);
+		}
+		rmdir(run);
 	}
 	ret = 0;
 out_unmount:

@@ -459,7 +459,9 @@ static void wkfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			pthread_mutex_unlock(&fs->ilock);
 		}
 	}
-	if (!(flags & RENAME_EXCHANGE))
+	/* Only a rename over a file can be an atomic save that needs the
+	 * new content (see record_rename). */
+	if (had_dst && S_ISREG(replaced.st_mode))
 		read_content(np, newname, &pre);
 	record_rename(fs, parent, name, newparent, newname, flags, &pre);
 	if (pre.fd >= 0)

@@ -622,9 +622,16 @@ static int write_node(struct recorder *r, struct wk_id id)
 	return rc;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return wk_id_cmp(*(const struct wk_id *)a, *(const struct wk_id *)b);
+}
+
 static int commit_batch(struct recorder *r, struct qitem *batch,
 			bool durable, uint64_t last)
 {
+	struct wk_id *ids;
+	size_t n_ids = 0;
 	struct qitem *q;
 	int rc;
 
@@ -638,9 +645,20 @@ static int commit_batch(struct recorder *r, struct qitem *batch,
 		rc = db_op_append(r->db, &q->op, DB_ORIGIN_LOCAL, NULL);
 		if (rc == -EEXIST)
 			rc = 0; /* already there: a retried batch */
-		if (!rc)
-			rc = write_node(r, q->op.node);
 	}
+	/* A node touched by several ops of the batch (create, put, move...)
+	 * gets its row written once, as it is now. */
+	for (q = batch; q; q = q->next)
+		n_ids++;
+	ids = xmalloc(n_ids * sizeof(*ids));
+	n_ids = 0;
+	for (q = batch; q; q = q->next)
+		ids[n_ids++] = q->op.node;
+	qsort(ids, n_ids, sizeof(*ids), cmp_id);
+	for (size_t i = 0; i < n_ids && !rc; i++)
+		if (i == 0 || !wk_id_eq(ids[i], ids[i - 1]))
+			rc = write_node(r, ids[i]);
+	free(ids);
 	if (!rc)
 		rc = db_meta_set_u64(r->db, "hlc", last);
 	if (!rc)

@@ -8,7 +8,8 @@
  * what to change in the backing directory as a list of path-level changes
  * (struct tree_changes) that the caller executes in order.
  *
- * How the state is derived (docs/merge.md explains it with examples):
+ * How the state is derived (docs/architecture.md, "The merge", explains it
+ * with examples):
  *
  *  - Structure (which node sits in which directory under which name) is the
  *    result of replaying the create-like ops (mkdir, create, symlink) and the

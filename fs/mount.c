@@ -43,7 +43,7 @@ struct mount_opts {
 	char mnt[PATH_MAX];
 	bool foreground;
 	bool accept_deletions;
-	char *fuse_opts; /* -o, passed on */
+	char *fuse_opts; /* -o options FUSE gets (filter_opts), or NULL */
 };
 
 /* Finds the fstype of the mount whose mount point is path, if any. */
@@ -152,6 +152,72 @@ static char *resolve(const char *arg, char out[PATH_MAX])
 	return realpath(arg, out);
 }
 
+/*
+ * Mount options: FUSE's and the kernel's that make sense for wkfs are passed
+ * on; fstab's own (defaults, _netdev, x-systemd.*...) are for mount(8) and
+ * systemd and are dropped; anything else is an error naming it, before
+ * anything is touched.
+ */
+static const char *const passed_opts[] = {
+	"ro", "rw", "allow_other", "allow_root", "default_permissions",
+	"noatime", "atime", "relatime", "strictatime", "nodiratime", "nosuid",
+	"suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
+	"auto_unmount", "debug", "max_read=", "fsname=", "subtype=", NULL,
+};
+static const char *const dropped_opts[] = {
+	"defaults", "_netdev", "nofail", "noauto", "auto", "user", "users",
+	"nouser", "owner", "group", "x-", "comment=", NULL,
+};
+
+static bool opt_in(const char *opt, size_t len, const char *const *list)
+{
+	for (; *list; list++) {
+		size_t l = strlen(*list);
+
+		if ((*list)[l - 1] == '=' || (*list)[l - 1] == '-') {
+			if (len >= l && strncmp(opt, *list, l) == 0)
+				return true;
+		} else if (len == l && strncmp(opt, *list, l) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Checks opts and keeps in *kept (a fresh string, or NULL when empty) the
+ * ones FUSE gets.  Returns 0, or 1 after saying which option is wrong. */
+static int filter_opts(const char *opts, char **kept)
+{
+	size_t n = strlen(opts);
+	char *out = xmalloc(n + 1);
+	size_t used = 0;
+
+	*kept = NULL;
+	for (const char *p = opts; *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len && opt_in(p, len, passed_opts)) {
+			if (used)
+				out[used++] = ',';
+			memcpy(out + used, p, len);
+			used += len;
+		} else if (len && !opt_in(p, len, dropped_opts)) {
+			free(out);
+			return fail("unknown mount option '%.*s': run 'wkfs"
+				    " mount --help' for the options wkfs takes",
+				    (int)len, p);
+		}
+		p += len + (end ? 1 : 0);
+	}
+	out[used] = '\0';
+	if (used)
+		*kept = out;
+	else
+		free(out);
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct mount_opts *o)
 {
 	static const struct option longs[] = {
@@ -172,11 +238,23 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 			o->accept_deletions = true;
 			break;
 		case 'o':
-			o->fuse_opts = optarg;
+			free(o->fuse_opts);
+			if (filter_opts(optarg, &o->fuse_opts))
+				return 1;
 			break;
 		case 'h':
 			printf("usage: wkfs mount DIR [MOUNTPOINT] [-f] "
-			       "[-o OPTIONS] [--accept-deletions]\n");
+			       "[-o OPTIONS] [--accept-deletions]\n"
+			       "  -f                   stay in the foreground\n"
+			       "  --accept-deletions   record files missing "
+			       "since the last mount as deleted\n"
+			       "  -o OPTIONS           comma-separated:\n"
+			       "    passed to FUSE:  ro rw allow_other allow_root"
+			       " noatime relatime nosuid nodev\n"
+			       "                     noexec sync dirsync "
+			       "auto_unmount debug max_read= fsname=\n"
+			       "    for fstab, ignored: defaults _netdev nofail "
+			       "noauto auto user users x-*\n");
 			exit(0);
 		default:
 			return 2;
@@ -384,9 +462,22 @@ static void detach_stdio(void)
 	wlog_syslog();
 }
 
+static int mount_run(struct mount_opts *opts);
+
 int fs_mount_main(int argc, char **argv)
 {
 	struct mount_opts o = {0};
+	int rc = parse(argc, argv, &o);
+
+	if (!rc)
+		rc = mount_run(&o);
+	free(o.fuse_opts);
+	return rc;
+}
+
+static int mount_run(struct mount_opts *opts)
+{
+	struct mount_opts o = *opts;
 	struct wkfs fs = {0};
 	struct wk_config cfg;
 	struct ctl_server ctl = {.lfd = -1};
@@ -394,9 +485,6 @@ int fs_mount_main(int argc, char **argv)
 	char err[512], run[RUNDIR_MAX];
 	int rc, notify_fd = -1, ret = 1;
 
-	rc = parse(argc, argv, &o);
-	if (rc)
-		return rc;
 	rc = check_dir(&o, &fs.rootfd);
 	if (rc)
 		return rc;

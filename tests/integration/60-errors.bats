@@ -197,3 +197,21 @@ snapshot() {
 	assert_one_line_error
 	assert_equal "$(snapshot "$D")" "$snap"
 }
+
+@test "mount with an unknown -o option names it; fstab's own options pass" {
+	echo x >"$D/f"
+	wk_init "$D"
+	# a change made while unmounted: a refused mount must not record it
+	echo y >"$D/g"
+	snap=$(snapshot "$D")
+	try_mount -o noatime,bogus_opt "$D"
+	assert_one_line_error
+	[[ $stderr == *"'bogus_opt'"* ]]
+	! is_fuse_mounted "$D"
+	assert_equal "$(snapshot "$D")" "$snap"
+	try_mount -o defaults,_netdev,nofail,x-systemd.automount,noatime "$D"
+	assert_success
+	is_fuse_mounted "$D"
+	grep -q " $D fuse.wkfs [^ ]*noatime" /proc/self/mounts
+	assert_op put g
+}

@@ -9,7 +9,7 @@
 #           (+ sqlite3 for relay_db.c only)       build/wkfs-relay-test
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
-#          install (PREFIX, DESTDIR) clean format demo bench deps
+#          install (PREFIX, DESTDIR, SBINDIR) clean format demo bench deps
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -148,9 +148,13 @@ $(B)/bench-%: tests/bench/%.c $(LIBWKFS)
 bench-chunk bench-merge: bench-%: $(B)/bench-%
 	@$(B)/bench-$*
 
+# mount(8) looks for mount.TYPE helpers in /sbin only.
+SBINDIR ?= /sbin
+
 install: $(BINS)
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	ln -sf $(PREFIX)/bin/wkfs $(DESTDIR)$(SBINDIR)/mount.wkfs
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] fs/*.[ch] tools/*.[ch] \

@@ -3,7 +3,9 @@
  *
  * Exit status: 0 fine, 1 error, 2 usage.
  */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmds.h"
@@ -19,13 +21,81 @@ static void usage(FILE *f)
 	      "  mount DIR [MNT] [-f] [-o OPTS] [--accept-deletions]\n"
 	      "  umount DIR                    unmount\n"
 	      "  log DIR [--json] [-n N]       the recorded operations\n"
-	      "  --version, help\n",
+	      "  --version, help\n"
+	      "mount helper form (fstab type fuse.wkfs, or mount.wkfs for type"
+	      " wkfs):\n"
+	      "  wkfs SRC MNT [-o OPTS]        mount SRC at MNT (SRC = MNT: in"
+	      " place)\n",
 	      f);
+}
+
+/*
+ * The mount-helper form: `wkfs SRC MNT [-o OPTS]`, as mount.fuse3 runs it
+ * for fstab type fuse.wkfs, and `mount.wkfs SRC MNT [-o OPTS]` (a link to
+ * this program), as mount(8) runs it for type wkfs.  mount(8)'s helper
+ * flags: -n (no mtab) -s (sloppy) -v are ignored, -f (fake) does nothing.
+ */
+static bool is_helper_form(int argc, char **argv)
+{
+	const char *base = strrchr(argv[0], '/');
+
+	base = base ? base + 1 : argv[0];
+	if (strcmp(base, "mount.wkfs") == 0)
+		return true;
+	return argc >= 3 && strchr(argv[1], '/') && argv[2][0] != '-';
+}
+
+static int helper_mount(int argc, char **argv)
+{
+	char *args[8] = {"mount"};
+	const char *src = NULL, *mnt = NULL, *opts = NULL;
+	int n = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+			opts = argv[++i];
+		} else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+			opts = argv[i] + 2;
+		} else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+			i++;
+		} else if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "-s") ||
+			   !strcmp(argv[i], "-v")) {
+			continue;
+		} else if (strcmp(argv[i], "-f") == 0) {
+			return 0; /* mount -f: pretend */
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "wkfs: unknown mount helper option "
+					"'%s'\n",
+				argv[i]);
+			return 2;
+		} else if (!src) {
+			src = argv[i];
+		} else if (!mnt) {
+			mnt = argv[i];
+		} else {
+			fprintf(stderr, "usage: mount.wkfs SRC MNT [-o OPTS]\n");
+			return 2;
+		}
+	}
+	if (!src || !mnt) {
+		fprintf(stderr, "usage: mount.wkfs SRC MNT [-o OPTS]\n");
+		return 2;
+	}
+	args[n++] = (char *)src;
+	args[n++] = (char *)mnt;
+	if (opts) {
+		args[n++] = "-o";
+		args[n++] = (char *)opts;
+	}
+	args[n] = NULL;
+	return fs_mount_main(n, args);
 }
 
 int main(int argc, char **argv)
 {
 	wlog_init("wkfs");
+	if (is_helper_form(argc, argv))
+		return helper_mount(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -25,6 +25,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "content.h"
 #include "ops_common.h"
 #include "wlog.h"
@@ -206,6 +207,22 @@ static int apply_setattr(struct finode *in, struct stat *attr, int valid,
 	return 0;
 }
 
+/* Sets the backing file's mtime to ns and refreshes st.  Through the
+ * inode's own descriptor: a late setattr's file handle may be closed and
+ * its number reused by then. */
+static int restore_mtime(struct finode *in, int64_t ns, struct stat *st)
+{
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
+				 {.tv_sec = ns / 1000000000LL,
+				  .tv_nsec = ns % 1000000000LL}};
+	char p[64];
+
+	proc_path(p, in->fd);
+	if (utimensat(AT_FDCWD, p, tv, 0))
+		return -1;
+	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+}
+
 static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int valid, struct fuse_file_info *fi)
 {
@@ -242,7 +259,7 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		attrs |= WK_ATTR_MTIME;
 	if (attrs) {
 		struct nnode *n;
-		int64_t mt = ts_ns(&st.st_mtim);
+		int64_t mt = ts_ns(&st.st_mtim), restore = 0;
 
 		rec_lock(fs->rec);
 		n = inode_node_l(fs, in);
@@ -251,11 +268,20 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		 * is dirty) or just after it: that time belongs to the put,
 		 * not to the user. */
 		if (n && kernel_mtime &&
-		    (dirty || llabs(mt - n->mtime_ns) < KERNEL_SKEW))
+		    (dirty || llabs(mt - n->mtime_ns) < KERNEL_SKEW)) {
 			attrs &= ~WK_ATTR_MTIME;
+			/* After the put: keep the put's mtime on disk, so
+			 * that every replica shows the same one. */
+			if (!dirty && mt != n->mtime_ns)
+				restore = n->mtime_ns;
+		}
 		if (n && attrs)
 			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);
+		if (restore && restore_mtime(in, restore, &st) < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
 	}
 	/* A truncate of a file nobody has open is a complete change. */
 	if (valid & FUSE_SET_ATTR_SIZE && !fi) {
@@ -428,8 +454,11 @@ static void wkfs_release(fuse_req_t req, fuse_ino_t ino,
 		/* Writes through a shared mapping can land after flush. */
 		record_put(fs, in, fi->fh, false);
 		pthread_mutex_lock(&fs->ilock);
-		in->nwriters--;
+		bool last = --in->nwriters == 0;
 		pthread_mutex_unlock(&fs->ilock);
+		/* A remote update may be waiting for this close. */
+		if (last)
+			apply_kick(fs->apply);
 	}
 	close(fi->fh);
 	fuse_reply_err(req, 0);

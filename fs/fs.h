@@ -36,8 +36,11 @@ struct finode {
 	struct finode *next;
 };
 
+struct apply;
+
 struct wkfs {
 	int rootfd;               /* DIR, opened before the mount */
+	struct apply *apply;      /* remote ops (fs/apply.h) */
 	struct finode root;
 	struct recorder *rec;
 	struct fuse_session *se;
@@ -60,6 +63,17 @@ struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino);
 struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st);
 struct finode *inode_find(struct wkfs *fs, dev_t dev, ino_t ino);
 void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n);
+
+/*
+ * For the apply thread, which holds no finode reference: each looks the
+ * backing inode (dev, ino) up under the table's lock.  inode_writers gives
+ * its open handles that may write (0 when the kernel does not know it),
+ * inode_ino_of its FUSE inode number (0 when unknown), inode_tie sets the
+ * node it speaks for.
+ */
+int inode_writers(struct wkfs *fs, dev_t dev, ino_t ino);
+fuse_ino_t inode_ino_of(struct wkfs *fs, dev_t dev, ino_t ino);
+void inode_tie(struct wkfs *fs, dev_t dev, ino_t ino, struct wk_id node);
 
 /* The tracked node of in, or NULL (recorder lock held). */
 struct nnode *inode_node_l(struct wkfs *fs, struct finode *in);

@@ -94,6 +94,43 @@ struct finode *inode_find(struct wkfs *fs, dev_t dev, ino_t ino)
 	return in;
 }
 
+int inode_writers(struct wkfs *fs, dev_t dev, ino_t ino)
+{
+	struct finode *in;
+	int n = 0;
+
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, dev, ino);
+	if (in)
+		n = in->nwriters;
+	pthread_mutex_unlock(&fs->ilock);
+	return n;
+}
+
+fuse_ino_t inode_ino_of(struct wkfs *fs, dev_t dev, ino_t ino)
+{
+	struct finode *in;
+	fuse_ino_t r = 0;
+
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, dev, ino);
+	if (in)
+		r = in == &fs->root ? FUSE_ROOT_ID : (uintptr_t)in;
+	pthread_mutex_unlock(&fs->ilock);
+	return r;
+}
+
+void inode_tie(struct wkfs *fs, dev_t dev, ino_t ino, struct wk_id node)
+{
+	struct finode *in;
+
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, dev, ino);
+	if (in && in != &fs->root)
+		in->node = node;
+	pthread_mutex_unlock(&fs->ilock);
+}
+
 struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st)
 {
 	struct finode *in;

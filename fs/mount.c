@@ -9,6 +9,7 @@
  * the mount answers, so scripts can use the mount right after the command.
  */
 #include "fs.h"
+#include "apply.h"
 #include "mount.h"
 
 #include <errno.h>
@@ -278,7 +279,8 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 	return 0;
 }
 
-/* The control socket's thread: answers dirfd, flush, pid. */
+/* The control socket's thread: answers dirfd, flush, pid, apply,
+ * applied. */
 struct ctl_server {
 	int lfd;
 	struct wkfs *fs;
@@ -304,6 +306,22 @@ static void *ctl_main(void *arg)
 			} else if (strcmp(line, "flush") == 0) {
 				rec_flush(c->fs->rec, false);
 				ctl_reply(cfd, "ok", -1);
+			} else if (strcmp(line, "apply") == 0 ||
+				   strcmp(line, "applied") == 0) {
+				char r[64];
+				int64_t seq = 0, pending = 0;
+				int rc = apply_request(c->fs->apply,
+						       line[5] == '\0', &seq,
+						       &pending);
+
+				if (rc)
+					snprintf(r, sizeof(r), "error %s",
+						 strerror(-rc));
+				else
+					snprintf(r, sizeof(r),
+						 "ok %lld %lld", (long long)seq,
+						 (long long)pending);
+				ctl_reply(cfd, r, -1);
 			} else if (strcmp(line, "pid") == 0) {
 				char r[32];
 
@@ -508,11 +526,18 @@ static int mount_run(struct mount_opts *opts)
 		fail("%s: %s", o.dir, err);
 		goto out_config;
 	}
+	/* Finish a crashed batch of remote changes and rebuild the merge
+	 * engine's tree before the scan compares DIR with the index. */
+	rc = apply_open(&fs, &cfg, &fs.apply, err, sizeof(err));
+	if (rc) {
+		fail("%s: %s", o.dir, err);
+		goto out_rec;
+	}
 	rc = scan_tree(fs.rec, fs.rootfd, o.accept_deletions, &stats, err,
 		       sizeof(err));
 	if (rc) {
 		fail("%s: %s", o.dir, err);
-		goto out_rec;
+		goto out_apply;
 	}
 	if (stats.created + stats.changed + stats.moved + stats.removed)
 		wk_info("%s: recorded changes made while unmounted: %llu new,"
@@ -566,6 +591,10 @@ static int mount_run(struct mount_opts *opts)
 		     run);
 		goto out_unmount;
 	}
+	if (apply_start(fs.apply) != 0) {
+		fail("%s: cannot start the apply thread", o.mnt);
+		goto out_unmount;
+	}
 	ctl.fs = &fs;
 	pthread_create(&ctl.thread, NULL, ctl_main, &ctl);
 
@@ -582,6 +611,7 @@ static int mount_run(struct mount_opts *opts)
 	shutdown(ctl.lfd, SHUT_RDWR);
 	close(ctl.lfd);
 	pthread_join(ctl.thread, NULL);
+	apply_stop(fs.apply);
 	{
 		char *p = xasprintf("%s/fs.sock", run);
 
@@ -603,6 +633,7 @@ static int mount_run(struct mount_opts *opts)
 	}
 	ret = 0;
 out_unmount:
+	apply_stop(fs.apply);
 	fuse_session_unmount(fs.se);
 	fuse_remove_signal_handlers(fs.se);
 out_session:
@@ -610,6 +641,8 @@ out_session:
 out_inodes:
 	inode_table_free(&fs);
 	close(fs.root.fd);
+out_apply:
+	apply_close(fs.apply);
 out_rec:
 	rec_close(fs.rec);
 out_config:

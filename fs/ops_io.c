@@ -25,13 +25,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "content.h"
 #include "ops_common.h"
 #include "wlog.h"
 
-#define MAX_WRITE (1 << 20)
+#define MAX_WRITE     (1 << 20)
 #define SYNC_HASH_MAX (1 << 20)
-#define KERNEL_SKEW (2 * 1000000000LL)
+#define KERNEL_SKEW   (2 * 1000000000LL)
 
 static void proc_path(char buf[64], int fd)
 {
@@ -47,12 +48,31 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 }
 
 /*
+ * The node in speaks for, made a file of its own first if it is a conflict
+ * copy (docs/merge.md: an edit or chmod of a copy promotes it).  Recorder
+ * lock held.
+ */
+static struct nnode *node_to_change_l(struct wkfs *fs, struct finode *in)
+{
+	struct nnode *n = inode_node_l(fs, in);
+
+	if (n && nnode_is_copy(n)) {
+		if (rec_promote_l(fs->rec, &n) != 0)
+			wk_warn("cannot make a conflict copy a file of its"
+				" own");
+		pthread_mutex_lock(&fs->ilock);
+		in->node = n ? n->id : WK_ID_NONE;
+		pthread_mutex_unlock(&fs->ilock);
+	}
+	return n;
+}
+
+/*
  * Records a put for in if it is dirty.  fd is a descriptor of the file to
  * read the content from (not consumed); durable waits for the op to reach
  * the disk.
  */
-static void record_put(struct wkfs *fs, struct finode *in, int fd,
-		       bool durable)
+static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 {
 	struct wk_hash h;
 	uint64_t size = 0;
@@ -88,10 +108,11 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd,
 		rfd = -1;
 	}
 	rec_lock(fs->rec);
-	n = inode_node_l(fs, in);
+	n = node_to_change_l(fs, in);
 	if (n)
 		rec_put_l(fs->rec, n, rfd, &h, size,
-			  st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+			  st.st_mtim.tv_sec * 1000000000LL +
+				  st.st_mtim.tv_nsec);
 	else if (rfd >= 0)
 		close(rfd);
 	rec_unlock(fs->rec);
@@ -206,6 +227,22 @@ static int apply_setattr(struct finode *in, struct stat *attr, int valid,
 	return 0;
 }
 
+/* Sets the backing file's mtime to ns and refreshes st.  Through the
+ * inode's own descriptor: a late setattr's file handle may be closed and
+ * its number reused by then. */
+static int restore_mtime(struct finode *in, int64_t ns, struct stat *st)
+{
+	struct timespec tv[2] = {
+		{.tv_nsec = UTIME_OMIT},
+		{.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL}};
+	char p[64];
+
+	proc_path(p, in->fd);
+	if (utimensat(AT_FDCWD, p, tv, 0))
+		return -1;
+	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+}
+
 static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int valid, struct fuse_file_info *fi)
 {
@@ -220,8 +257,7 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) <
-	    0) {
+	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -229,10 +265,10 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		mark_dirty(fs, in);
 
 	pthread_mutex_lock(&fs->ilock);
-	bool kernel_mtime = in->kernel_mtime &&
-			    (valid & (FUSE_SET_ATTR_MTIME |
-				      FUSE_SET_ATTR_ATIME)) ==
-				    FUSE_SET_ATTR_MTIME;
+	bool kernel_mtime =
+		in->kernel_mtime &&
+		(valid & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME)) ==
+			FUSE_SET_ATTR_MTIME;
 	bool dirty = in->dirty;
 	pthread_mutex_unlock(&fs->ilock);
 
@@ -242,7 +278,7 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		attrs |= WK_ATTR_MTIME;
 	if (attrs) {
 		struct nnode *n;
-		int64_t mt = ts_ns(&st.st_mtim);
+		int64_t mt = ts_ns(&st.st_mtim), restore = 0;
 
 		rec_lock(fs->rec);
 		n = inode_node_l(fs, in);
@@ -251,11 +287,22 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		 * is dirty) or just after it: that time belongs to the put,
 		 * not to the user. */
 		if (n && kernel_mtime &&
-		    (dirty || llabs(mt - n->mtime_ns) < KERNEL_SKEW))
+		    (dirty || llabs(mt - n->mtime_ns) < KERNEL_SKEW)) {
 			attrs &= ~WK_ATTR_MTIME;
+			/* After the put: keep the put's mtime on disk, so
+			 * that every replica shows the same one. */
+			if (!dirty && mt != n->mtime_ns)
+				restore = n->mtime_ns;
+		}
+		if (n && attrs && nnode_is_copy(n))
+			n = node_to_change_l(fs, in);
 		if (n && attrs)
 			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);
+		if (restore && restore_mtime(in, restore, &st) < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
 	}
 	/* A truncate of a file nobody has open is a complete change. */
 	if (valid & FUSE_SET_ATTR_SIZE && !fi) {
@@ -312,8 +359,7 @@ static void opened(struct wkfs *fs, struct finode *in,
 	fi->keep_cache = 1;
 }
 
-static void wkfs_open(fuse_req_t req, fuse_ino_t ino,
-		      struct fuse_file_info *fi)
+static void wkfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct finode *in = inode_get(fs, ino);
@@ -428,8 +474,11 @@ static void wkfs_release(fuse_req_t req, fuse_ino_t ino,
 		/* Writes through a shared mapping can land after flush. */
 		record_put(fs, in, fi->fh, false);
 		pthread_mutex_lock(&fs->ilock);
-		in->nwriters--;
+		bool last = --in->nwriters == 0;
 		pthread_mutex_unlock(&fs->ilock);
+		/* A remote update may be waiting for this close. */
+		if (last)
+			apply_kick(fs->apply);
 	}
 	close(fi->fh);
 	fuse_reply_err(req, 0);
@@ -609,8 +658,7 @@ static void wkfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	fuse_reply_err(req, 0);
 }
 
-static void wkfs_removexattr(fuse_req_t req, fuse_ino_t ino,
-			     const char *name)
+static void wkfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	int fd = xattr_fd(fs, ino);

@@ -243,8 +243,7 @@ static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 }
 
 /* Records the removal of parent/name, if it is tracked. */
-static void record_remove(struct wkfs *fs, fuse_ino_t parent,
-			  const char *name)
+static void record_remove(struct wkfs *fs, fuse_ino_t parent, const char *name)
 {
 	struct nnode *pn, *n;
 
@@ -319,8 +318,8 @@ static void read_content(struct finode *dir, const char *name,
 			 struct pre_content *pre)
 {
 	struct stat st;
-	int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-					       O_NONBLOCK);
+	int fd = openat(dir->fd, name,
+			O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
 	pre->fd = -2;
 	if (fd < 0)
@@ -338,10 +337,9 @@ static void read_content(struct finode *dir, const char *name,
 	}
 }
 
-static void record_rename(struct wkfs *fs, fuse_ino_t parent,
-			  const char *name, fuse_ino_t newparent,
-			  const char *newname, unsigned int flags,
-			  struct pre_content *pre)
+static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
+			  fuse_ino_t newparent, const char *newname,
+			  unsigned int flags, struct pre_content *pre)
 {
 	struct finode *op = inode_get(fs, parent);
 	struct finode *np = inode_get(fs, newparent);
@@ -388,6 +386,14 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent,
 		return;
 	}
 
+	/* A renamed conflict copy, or one an atomic save replaces, becomes
+	 * a file of its own first (docs/merge.md). */
+	if (src && nnode_is_copy(src) &&
+	    !(dst && dst != src && dst->kind == WK_KIND_FILE))
+		rec_promote_l(r, &src);
+	if (dst && dst != src && nnode_is_copy(dst) && src &&
+	    src->kind == WK_KIND_FILE)
+		rec_promote_l(r, &dst);
 	dir_src = src ? src->kind == WK_KIND_DIR : false;
 	if (src && dst && dst != src && src->kind == WK_KIND_FILE &&
 	    dst->kind == WK_KIND_FILE && pre->fd != -2) {
@@ -444,14 +450,14 @@ static void wkfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * node (the kernel still sends it late setattrs). */
 	had_dst = !(flags & RENAME_EXCHANGE) &&
 		  fstatat(np->fd, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
-	if (renameat2(inode_get(fs, parent)->fd, name, np->fd, newname,
-		      flags) < 0) {
+	if (renameat2(inode_get(fs, parent)->fd, name, np->fd, newname, flags) <
+	    0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
 	if (had_dst) {
-		struct finode *old = inode_find(fs, replaced.st_dev,
-						replaced.st_ino);
+		struct finode *old =
+			inode_find(fs, replaced.st_dev, replaced.st_ino);
 
 		if (old) {
 			pthread_mutex_lock(&fs->ilock);
@@ -559,11 +565,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			if (plus) {
 				memset(&e, 0, sizeof(e));
 				e.attr = st;
-				used = fuse_add_direntry_plus(req, p, rem,
-							      name, &e, next);
+				used = fuse_add_direntry_plus(req, p, rem, name,
+							      &e, next);
 			} else {
-				used = fuse_add_direntry(req, p, rem, name,
-							 &st, next);
+				used = fuse_add_direntry(req, p, rem, name, &st,
+							 next);
 			}
 			if (used > rem)
 				break;

@@ -8,6 +8,12 @@
  *              processes reach the hidden DIR/.wkfs while DIR is mounted
  *   flush   -> "ok" once every op recorded so far is committed to wkfs.db
  *   pid     -> "ok PID"
+ *   apply   -> runs a round of the apply thread (fs/apply.h) and, once it
+ *              is over, "ok APPLIED PENDING": applied_seq (every op with
+ *              seq <= it is in the merge engine's tree) and how many remote
+ *              ops after it still wait (content missing, or a file open for
+ *              writing)
+ *   applied -> the same answer without running a round
  *
  * Any other line -> "error unknown request".  Replies are at most
  * CTL_LINE_MAX bytes.  Who may connect is decided by the socket's directory

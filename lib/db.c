@@ -665,6 +665,25 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
+int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"SELECT count(*) FROM ops WHERE seq > ?1"
+				" AND origin = 1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, after);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+}
+
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)
 {
 	sqlite3_stmt *st;

@@ -112,6 +112,10 @@ typedef int (*db_op_fn)(void *arg, const struct db_oprow *row);
 int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 		   db_op_fn fn, void *arg);
 
+/* Counts the remote ops after seq `after` (not applied yet, for the
+ * mount's apply cursor). */
+int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n);
+
 /* Counts: ops in the log, and ops not yet shipped. */
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped);
 

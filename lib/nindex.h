@@ -21,24 +21,30 @@
 struct nnode {
 	struct wk_id id;
 	struct nnode *parent; /* NULL for the root */
-	char *name;           /* "" for the root */
+	char *name;	      /* "" for the root */
 	enum wk_kind kind;
 	uint32_t mode;
 	uint64_t size;
 	int64_t mtime_ns;
 	bool has_hash;
 	struct wk_hash hash;
-	char *target;         /* symlinks */
+	char *target;	      /* symlinks */
 	struct wk_id version; /* last op that changed the node */
 	struct wk_id content; /* op of its current content: base of the next
 				 put */
-	uint64_t ino;         /* backing inode number */
+	uint64_t ino;	      /* backing inode number */
+	/* A conflict copy (a losing version shown beside its file, see
+	 * docs/merge.md) is indexed so the mount can find it by name, but is
+	 * no node of its own: id is then the version shown, copy_of the node
+	 * it belongs to.  Zero (WK_ID_ROOT) for real nodes. */
+	struct wk_id copy_of;
 
 	/* Children of a directory, and the links of the two hash chains. */
 	struct nnode *first_child, *next_sibling, *prev_sibling;
 	struct nnode *id_next, *name_next;
 	size_t n_children;
-	unsigned scan_mark; /* scratch for the scan, under the recorder's lock */
+	unsigned
+		scan_mark; /* scratch for the scan, under the recorder's lock */
 };
 
 struct nindex;
@@ -75,6 +81,12 @@ int nindex_remove(struct nindex *ix, struct nnode *n);
  * -ENAMETOOLONG if it does not fit.
  */
 int nindex_path(const struct nnode *n, char *buf, size_t len);
+
+/* True when n is a conflict copy (see copy_of). */
+static inline bool nnode_is_copy(const struct nnode *n)
+{
+	return !wk_id_eq(n->copy_of, WK_ID_ROOT);
+}
 
 /* True when n is a or lies below it. */
 bool nindex_is_within(const struct nnode *n, const struct nnode *a);

@@ -25,9 +25,18 @@
 #include "wlog.h"
 #include "xalloc.h"
 
+enum qkind {
+	Q_OP,	/* an op and the row of its node */
+	Q_NODE, /* a node row only (index changed by remote ops) */
+	Q_META, /* a meta value */
+};
+
 struct qitem {
-	struct wk_op op;
-	int fd; /* put: content still to hash, -1 otherwise */
+	enum qkind what;
+	struct wk_op op; /* Q_NODE: op.node names the row */
+	int fd;		 /* put: content still to hash, -1 otherwise */
+	char key[32];	 /* Q_META */
+	uint64_t value;	 /* Q_META */
 	struct qitem *next;
 };
 
@@ -42,14 +51,14 @@ struct recorder {
 	uint64_t actor;
 	struct ignore *ig;
 	struct qitem *head, *tail;
-	uint64_t queued;          /* ops queued since open */
-	uint64_t committed;       /* ops committed since open */
-	uint64_t durable_upto;    /* ops fsynced since open */
+	uint64_t queued;       /* ops queued since open */
+	uint64_t committed;    /* ops committed since open */
+	uint64_t durable_upto; /* ops fsynced since open */
 	bool want_durable;
-	unsigned waiters;         /* threads in rec_flush() */
+	unsigned waiters; /* threads in rec_flush() */
 	bool stop;
-	pthread_cond_t work;      /* signals the writer */
-	pthread_cond_t done;      /* signals flush waiters */
+	pthread_cond_t work; /* signals the writer */
+	pthread_cond_t done; /* signals flush waiters */
 
 	pthread_t writer;
 	bool writer_running;
@@ -58,7 +67,7 @@ struct recorder {
 #define IGNORE_FILE ".wkfsignore"
 
 /* Group commit (see gather()): how long ops may wait, and how many. */
-#define GATHER_MS 20
+#define GATHER_MS  20
 #define GATHER_MAX 4096
 
 void rec_lock(struct recorder *r)
@@ -130,8 +139,7 @@ static int load_row(void *arg, const struct db_node *d)
 
 /* Rows come in key order, not tree order: attach in passes until no row
  * finds its parent.  Rows left over are orphans of a damaged table. */
-int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err,
-		  size_t errlen)
+int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err, size_t errlen)
 {
 	struct load_ctx c = {.ix = ix};
 	size_t left;
@@ -160,8 +168,7 @@ int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err,
 				       &n) == 0)
 				fill_nnode(n, d);
 			else
-				wk_warn("dropping duplicate node %s",
-					d->name);
+				wk_warn("dropping duplicate node %s", d->name);
 			d->kind = 0;
 			placed++;
 			left--;
@@ -276,8 +283,10 @@ int rec_open(int dirfd, const struct wk_config *cfg, bool create,
 		rc = db_meta_set_u64(r->db, "actor", r->actor);
 	}
 	if (rc) {
-		snprintf(err, errlen, "the database has no actor id (%s):"
-			 " was it made by 'wkfs init'?", strerror(-rc));
+		snprintf(err, errlen,
+			 "the database has no actor id (%s):"
+			 " was it made by 'wkfs init'?",
+			 strerror(-rc));
 		goto out_free;
 	}
 	if (db_meta_get_u64(r->db, "hlc", &last) == -ENOENT)
@@ -373,8 +382,7 @@ static void enqueue(struct recorder *r, struct qitem *q)
 		pthread_cond_signal(&r->work);
 }
 
-static void set_place(struct wk_op *op, struct nnode *parent,
-		      const char *name)
+static void set_place(struct wk_op *op, struct nnode *parent, const char *name)
 {
 	op->parent = parent->id;
 	snprintf(op->name, sizeof(op->name), "%s", name);
@@ -436,10 +444,10 @@ int rec_put_l(struct recorder *r, struct nnode *n, int fd,
 {
 	struct qitem *q;
 
-	if (n->kind != WK_KIND_FILE) {
+	if (n->kind != WK_KIND_FILE || nnode_is_copy(n)) {
 		if (fd >= 0)
 			close(fd);
-		return -EISDIR;
+		return nnode_is_copy(n) ? -EPERM : -EISDIR;
 	}
 	q = new_op(r, WK_OP_PUT, n);
 	set_place(&q->op, n->parent, n->name);
@@ -468,6 +476,8 @@ int rec_move_l(struct recorder *r, struct nnode *n, struct nnode *parent,
 	struct qitem *q;
 	int rc;
 
+	if (nnode_is_copy(n))
+		return -EPERM;
 	if (!wk_name_valid(name))
 		return -EINVAL;
 	q = new_op(r, WK_OP_MOVE, n);
@@ -504,6 +514,11 @@ int rec_remove_l(struct recorder *r, struct nnode *n)
 	set_place(&q->op, n->parent, n->name);
 	/* What the remove saw: a later merge keeps edits it did not see. */
 	q->op.base = n->content;
+	if (nnode_is_copy(n)) {
+		/* Only the losing version goes; the file keeps its name. */
+		q->op.node = n->copy_of;
+		q->op.base = n->id;
+	}
 	rc = nindex_remove(r->ix, n);
 	if (rc) {
 		free(q);
@@ -520,6 +535,8 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 {
 	struct qitem *q;
 
+	if (nnode_is_copy(n))
+		return -EPERM;
 	if (attrs & WK_ATTR_MODE && n->kind == WK_KIND_SYMLINK)
 		attrs &= ~WK_ATTR_MODE;
 	if (attrs & WK_ATTR_MODE && (mode & 07777) == n->mode)
@@ -542,20 +559,92 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 
 int rec_flush(struct recorder *r, bool durable)
 {
-	uint64_t target;
+	int rc;
 
 	rec_lock(r);
+	rc = rec_flush_l(r, durable);
+	rec_unlock(r);
+	return rc;
+}
+
+int rec_flush_l(struct recorder *r, bool durable)
+{
+	uint64_t target;
+
 	target = r->queued;
 	r->waiters++;
 	if (durable)
 		r->want_durable = true;
 	pthread_cond_signal(&r->work);
-	while (r->committed < target ||
-	       (durable && r->durable_upto < target))
+	while (r->committed < target || (durable && r->durable_upto < target))
 		pthread_cond_wait(&r->done, &r->lock);
 	r->waiters--;
-	rec_unlock(r);
 	return 0;
+}
+
+/* ---- remote ops ------------------------------------------------------- */
+
+int rec_observe_l(struct recorder *r, uint64_t hlc)
+{
+	return hlc_update(&r->clock, hlc) ? 0 : -ERANGE;
+}
+
+void rec_node_sync_l(struct recorder *r, struct wk_id id)
+{
+	struct qitem *q = xcalloc(1, sizeof(*q));
+
+	q->what = Q_NODE;
+	q->fd = -1;
+	q->op.node = id;
+	enqueue(r, q);
+}
+
+void rec_meta_set_l(struct recorder *r, const char *key, uint64_t v)
+{
+	struct qitem *q = xcalloc(1, sizeof(*q));
+
+	q->what = Q_META;
+	q->fd = -1;
+	snprintf(q->key, sizeof(q->key), "%s", key);
+	q->value = v;
+	enqueue(r, q);
+}
+
+int rec_promote_l(struct recorder *r, struct nnode **np)
+{
+	struct nnode *n = *np, *parent = n->parent, *nn = NULL;
+	struct wk_id node = n->copy_of, version = n->id;
+	struct wk_hash hash = n->hash;
+	bool has_hash = n->has_hash;
+	uint64_t size = n->size, ino = n->ino;
+	int64_t mtime = n->mtime_ns;
+	uint32_t mode = n->mode;
+	char *name;
+	struct qitem *q;
+	int rc;
+
+	if (!nnode_is_copy(n))
+		return 0;
+	name = xstrdup(n->name);
+	nindex_remove(r->ix, n);
+	*np = NULL;
+	rc = rec_create_l(r, parent, name, WK_KIND_FILE, mode, ino, NULL, &nn);
+	if (rc)
+		goto out;
+	if (has_hash && size > 0)
+		rc = rec_put_l(r, nn, -1, &hash, size, mtime);
+	else
+		nn->mtime_ns = mtime;
+	/* The version the copy showed is retired: the copy is now nn. */
+	q = new_op(r, WK_OP_REMOVE, NULL);
+	q->op.node = node;
+	q->op.base = version;
+	set_place(&q->op, parent, name);
+	enqueue(r, q);
+	*np = nn;
+out:
+	free(name);
+	return rc;
 }
 
 /* ---- the writer thread ------------------------------------------------ */
@@ -570,8 +659,8 @@ static void hash_put(struct recorder *r, struct qitem *q)
 	rc = content_hash_fd(q->fd, &q->op.hash, &size);
 	if (rc == 0 && fstat(q->fd, &st) == 0) {
 		q->op.size = size;
-		q->op.mtime_ns = st.st_mtim.tv_sec * 1000000000LL +
-				 st.st_mtim.tv_nsec;
+		q->op.mtime_ns =
+			st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
 	} else {
 		wk_warn("cannot read a file to hash it: %s", strerror(-rc));
 	}
@@ -597,7 +686,7 @@ static int write_node(struct recorder *r, struct wk_id id)
 
 	rec_lock(r);
 	n = nindex_get(r->ix, id);
-	gone = !n || !n->parent;
+	gone = !n || !n->parent || nnode_is_copy(n);
 	if (!gone) {
 		d.id = n->id;
 		d.parent = n->parent->id;
@@ -627,8 +716,8 @@ static int cmp_id(const void *a, const void *b)
 	return wk_id_cmp(*(const struct wk_id *)a, *(const struct wk_id *)b);
 }
 
-static int commit_batch(struct recorder *r, struct qitem *batch,
-			bool durable, uint64_t last)
+static int commit_batch(struct recorder *r, struct qitem *batch, bool durable,
+			uint64_t last)
 {
 	struct wk_id *ids;
 	size_t n_ids = 0;
@@ -642,7 +731,10 @@ static int commit_batch(struct recorder *r, struct qitem *batch,
 	if (rc)
 		return rc;
 	for (q = batch; q && !rc; q = q->next) {
-		rc = db_op_append(r->db, &q->op, DB_ORIGIN_LOCAL, NULL);
+		if (q->what == Q_META)
+			rc = db_meta_set_u64(r->db, q->key, q->value);
+		else if (q->what == Q_OP)
+			rc = db_op_append(r->db, &q->op, DB_ORIGIN_LOCAL, NULL);
 		if (rc == -EEXIST)
 			rc = 0; /* already there: a retried batch */
 	}
@@ -653,7 +745,8 @@ static int commit_batch(struct recorder *r, struct qitem *batch,
 	ids = xmalloc(n_ids * sizeof(*ids));
 	n_ids = 0;
 	for (q = batch; q; q = q->next)
-		ids[n_ids++] = q->op.node;
+		if (q->what != Q_META)
+			ids[n_ids++] = q->op.node;
 	qsort(ids, n_ids, sizeof(*ids), cmp_id);
 	for (size_t i = 0; i < n_ids && !rc; i++)
 		if (i == 0 || !wk_id_eq(ids[i], ids[i - 1]))

@@ -79,6 +79,42 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 /* Waits until every op queued so far is committed (durably: fsynced). */
 int rec_flush(struct recorder *r, bool durable);
 
+/* The same with the lock held (it is released while waiting, and held
+ * again on return: whatever was queued before is committed, and nothing
+ * new can have been queued by others only if the caller keeps the lock). */
+int rec_flush_l(struct recorder *r, bool durable);
+
+/*
+ * Applying remote ops (fs/apply.c).  These need the lock held.
+ *
+ * rec_observe_l: a remote op stamped hlc is being taken in: moves the clock
+ * past it (hlc_update), so every later local op is newer.  -ERANGE when hlc
+ * is more than a day ahead of the wall clock (the op must be refused).
+ *
+ * rec_node_sync_l: queues a write of the row of id as the index holds it
+ * (a deletion when the index does not have it, or has a conflict copy
+ * there), without recording an op: the caller changed the index to match
+ * remote ops, which are in the oplog already.
+ *
+ * rec_meta_set_l: queues meta key = v, committed in the same transaction
+ * as what was queued before it (so a cursor moves with the rows it covers).
+ */
+int rec_observe_l(struct recorder *r, uint64_t hlc);
+void rec_node_sync_l(struct recorder *r, struct wk_id id);
+void rec_meta_set_l(struct recorder *r, const char *key, uint64_t v);
+
+/*
+ * Conflict copies (nnode_is_copy()) are views of a losing version, not
+ * nodes.  rec_remove_l() on one records a remove of copy_of with the copy's
+ * version as base.  Anything else done to one (new content, a rename, a
+ * chmod) first makes it a real file: rec_promote_l() records a create at
+ * its place, a put of its content and a remove of its version, replaces the
+ * index entry by the new node and stores that in *n; a no-op for a real
+ * node.  rec_put_l(), rec_move_l() and rec_setattr_l() refuse a copy with
+ * -EPERM: callers promote first (and retie what referred to the copy).
+ */
+int rec_promote_l(struct recorder *r, struct nnode **n);
+
 /* Ops queued since open (a cheap progress count for tests and status). */
 uint64_t rec_recorded(struct recorder *r);
 
@@ -92,7 +128,6 @@ bool rec_ignored_path_l(struct recorder *r, const char *path, bool is_dir);
 struct wkdb;
 /* Loads the nodes table into ix (used by the recorder and by readers such
  * as `wkfs log`). */
-int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err,
-		  size_t errlen);
+int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err, size_t errlen);
 
 #endif

@@ -28,7 +28,7 @@ enum { MARK_NONE, MARK_MATCHED, MARK_MOVED, MARK_NEW };
 struct bentry {
 	ssize_t parent; /* index in the list, -1 for the root's children */
 	char *name;
-	char *path;     /* relative to the root */
+	char *path; /* relative to the root */
 	struct stat st;
 	struct nnode *node; /* the node it becomes */
 };
@@ -76,8 +76,7 @@ static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path)
 			continue;
 		if (!path[0] && !strcmp(de->d_name, ".wkfs"))
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
-		    0)
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* vanished meanwhile */
 		if (!kind_of(st.st_mode) || !wk_name_valid(de->d_name))
 			continue;
@@ -233,15 +232,24 @@ static int refresh(struct recorder *r, int dirfd, struct bentry *b,
 		n->ino = st->st_ino;
 		if (!n->has_hash || memcmp(&h, &n->hash, sizeof(h)) ||
 		    size != n->size) {
-			rc = rec_put_l(r, n, -1, &h, size, mtime_ns(st));
+			/* An edited conflict copy becomes a file of its own. */
+			rc = rec_promote_l(r, &b->node);
+			n = b->node;
+			if (!rc)
+				rc = rec_put_l(r, n, -1, &h, size,
+					       mtime_ns(st));
 			stats->changed++;
 		} else {
 			n->mtime_ns = mtime_ns(st);
 		}
 	}
 	if (!rc && n->kind != WK_KIND_SYMLINK &&
-	    (st->st_mode & 07777) != n->mode)
-		rc = rec_setattr_l(r, n, WK_ATTR_MODE, st->st_mode, 0);
+	    (st->st_mode & 07777) != n->mode) {
+		rc = rec_promote_l(r, &b->node);
+		n = b->node;
+		if (!rc)
+			rc = rec_setattr_l(r, n, WK_ATTR_MODE, st->st_mode, 0);
+	}
 	return rc;
 }
 
@@ -258,8 +266,7 @@ static int create_new(struct recorder *r, int dirfd, struct nnode *parent,
 		if (rc)
 			return rc;
 	}
-	rc = rec_create_l(r, parent, b->name, kind, b->st.st_mode,
-			  b->st.st_ino,
+	rc = rec_create_l(r, parent, b->name, kind, b->st.st_mode, b->st.st_ino,
 			  kind == WK_KIND_SYMLINK ? target : NULL, &b->node);
 	if (rc)
 		return rc;
@@ -302,9 +309,13 @@ static int record_entry(struct recorder *r, int dirfd, struct walk *w,
 			if (rc)
 				return rc;
 		}
-		rc = rec_move_l(r, moved, parent, b->name);
+		/* A conflict copy that moved becomes a file of its own. */
+		rc = rec_promote_l(r, &moved);
+		if (!rc)
+			rc = rec_move_l(r, moved, parent, b->name);
 		if (rc)
 			return rc;
+		b->node = moved;
 		moved->scan_mark = MARK_MATCHED;
 		stats->moved++;
 	} else if (here && here->kind == kind &&
@@ -463,9 +474,9 @@ int scan_import_l(struct recorder *r, int dirfd, struct nnode *parent,
 	if (rc || !S_ISDIR(top.st.st_mode))
 		goto out;
 	{
-		int cfd = openat(dirfd, top.path,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					 O_CLOEXEC);
+		int cfd =
+			openat(dirfd, top.path,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (cfd < 0) {
 			rc = -errno;
@@ -475,8 +486,8 @@ int scan_import_l(struct recorder *r, int dirfd, struct nnode *parent,
 	}
 	for (size_t i = 0; i < w.n && !rc; i++) {
 		struct bentry *b = &w.v[i];
-		struct nnode *p = b->parent < 0 ? top.node
-						: w.v[b->parent].node;
+		struct nnode *p =
+			b->parent < 0 ? top.node : w.v[b->parent].node;
 
 		if (p)
 			rc = create_new(r, dirfd, p, b, &stats);

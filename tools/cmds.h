@@ -6,5 +6,7 @@
 
 int cmd_init(int argc, char **argv);
 int cmd_log(int argc, char **argv);
+/* Test-only helpers (tools/debug.c). */
+int cmd_debug(int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * init.c - `wkfs init DIR [--device NAME]`: create the sidecar and record
- * what DIR holds as the first ops.
+ * init.c - `wkfs init DIR [--device NAME]`: create the sidecar (config.ini,
+ * wkfs.db, tmp/, objects/) and record what DIR holds as the first ops.
  *
  * A failed init removes what it made, so it leaves no half-made sidecar
  * behind and can simply be run again.
@@ -64,7 +64,8 @@ int cmd_init(int argc, char **argv)
 		goto out_close;
 	}
 	if (mkdirat(fd, ".wkfs", 0700) < 0 ||
-	    mkdirat(fd, ".wkfs/tmp", 0700) < 0) {
+	    mkdirat(fd, ".wkfs/tmp", 0700) < 0 ||
+	    mkdirat(fd, ".wkfs/objects", 0700) < 0) {
 		wk_err("%s: cannot create .wkfs: %s", dir, strerror(errno));
 		goto out_close;
 	}
@@ -106,6 +107,7 @@ out_undo:
 	unlinkat(fd, ".wkfs/wkfs.db-wal", 0);
 	unlinkat(fd, ".wkfs/wkfs.db-shm", 0);
 	unlinkat(fd, ".wkfs/tmp", AT_REMOVEDIR);
+	unlinkat(fd, ".wkfs/objects", AT_REMOVEDIR);
 	unlinkat(fd, ".wkfs", AT_REMOVEDIR);
 out_config:
 	config_release(&cfg);

@@ -117,6 +117,8 @@ int main(int argc, char **argv)
 		return fs_umount_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "log"))
 		return cmd_log(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "debug"))
+		return cmd_debug(argc - 1, argv + 1);
 	fprintf(stderr, "wkfs: unknown command '%s': see 'wkfs help'\n",
 		argv[1]);
 	return 2;

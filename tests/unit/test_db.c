@@ -384,6 +384,41 @@ static void test_remove_keeps_its_base(void **state)
 	db_close(db);
 }
 
+/* Remote ops dedupe on (hlc, actor) and are counted past a cursor. */
+static void test_remote_ops_dedupe_and_count(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct wkdb *db;
+	int64_t seq = 0, n = -1;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
+			 0);
+	op->kind = WK_OP_CREATE;
+	op->parent = WK_ID_ROOT;
+	for (int i = 1; i <= 3; i++) {
+		op->id = op->node = (struct wk_id){10 * i, 7};
+		snprintf(op->name, sizeof(op->name), "f%d", i);
+		assert_int_equal(db_op_append(db, op, i == 2 ? DB_ORIGIN_LOCAL
+							     : DB_ORIGIN_REMOTE,
+					      &seq),
+				 0);
+	}
+	op->id = op->node = (struct wk_id){30, 7};
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL),
+			 -EEXIST);
+	assert_int_equal(db_ops_remote_after(db, 0, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(db_ops_remote_after(db, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(db_ops_remote_after(db, seq, &n), 0);
+	assert_int_equal(n, 0);
+	free(op);
+	db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +442,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_keeps_its_base,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_remote_ops_dedupe_and_count, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

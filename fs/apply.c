@@ -1,0 +1,905 @@
+/*
+ * apply.c - feeding remote ops to the merge engine and carrying out its
+ * changes in DIR, from the mount process (see apply.h).
+ *
+ * One round, on the apply thread, under the recorder's lock:
+ *
+ *  1. rec_flush_l(): every local op is committed, so the oplog's order is
+ *     final and complete;
+ *  2. local ops not yet in the tree are fed with no change list (DIR
+ *     already shows them), so remote changes are computed against what is
+ *     on disk;
+ *  3. remote ops after applied_seq are taken in seq order up to the first
+ *     that must wait: its content is missing, or it would replace or
+ *     remove a file open for writing through the mount (that update waits
+ *     for the close, whose put then conflicts with it);
+ *  4. they are fed with a change list, which the materializer carries out;
+ *  5. the index and node rows are made to match the tree (no op is
+ *     recorded) and applied_seq is queued in the same transaction;
+ *  6. after the lock is dropped, kernel caches are invalidated for every
+ *     name and inode the batch changed (never from a FUSE handler: libfuse
+ *     warns of the deadlock).
+ *
+ * The merge engine cannot take ops back, so what step 3 decides is checked
+ * again on the change list; if that check fails (rare: a file opened for
+ * writing in between), the tree is rebuilt from the oplog and the round
+ * retried later.  What this is not: a transport (ops and content are put in
+ * place by someone else), nor a garbage collector of .wkfs/objects.
+ */
+#include "fs.h"
+#include "apply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "db.h"
+#include "hlc.h"
+#include "materialize.h"
+#include "tree.h"
+#include "wlog.h"
+#include "xalloc.h"
+
+#define ROUND_MAX	256 /* remote ops per batch */
+#define FEED_CHUNK	256 /* ops per tree_apply when feeding locals */
+#define PERIOD_S	2   /* a round at least this often */
+#define ROUNDS_PER_WAKE 64  /* batches per wake-up while ops keep coming */
+
+struct device {
+	uint64_t actor;
+	char name[TREE_DEVICE_MAX + 1];
+};
+
+/* A change the kernel must hear about, collected during mat_apply. */
+struct note {
+	enum tree_change_kind kind;
+	char *path, *new_path;
+};
+
+/* A file a WRITE is about to replace: its inode must stop speaking for
+ * the node, and the kernel must drop its cached pages. */
+struct replaced {
+	dev_t dev;
+	ino_t ino;
+};
+
+struct apply {
+	struct wkfs *fs;
+	struct recorder *rec;
+	struct wkdb *db; /* the apply thread's read connection (and at open) */
+	struct mat *mat;
+	struct tree_opts topts;
+	char own_device[TREE_DEVICE_MAX + 1];
+	uint64_t own_actor;
+	struct device *dev; /* device names seen, apply thread only */
+	size_t ndev;
+
+	/* Under the recorder's lock: */
+	struct tree *tree;
+	int64_t applied_seq; /* every op with seq <= this is in the tree */
+	int64_t local_seq;   /* every local op with seq <= this is too */
+
+	/* Apply thread only, during one round: */
+	struct note *notes;
+	size_t nnotes, anotes;
+
+	pthread_mutex_t lock; /* the fields below */
+	pthread_cond_t wake, done;
+	uint64_t requested, finished; /* round numbers */
+	bool kicked, stop, running;
+	pthread_t thread;
+};
+
+/* ---- device names ----------------------------------------------------- */
+
+static const char *device_of(uint64_t actor, void *arg)
+{
+	struct apply *ap = arg;
+	char key[64], name[256];
+
+	if (actor == ap->own_actor)
+		return ap->own_device;
+	for (size_t i = 0; i < ap->ndev; i++)
+		if (ap->dev[i].actor == actor)
+			return ap->dev[i].name;
+	snprintf(key, sizeof(key), APPLY_DEVICE_KEY "%016" PRIx64, actor);
+	if (db_meta_get_str(ap->db, key, name, sizeof(name)) != 0)
+		return NULL; /* not known yet: not cached, asked again */
+	ap->dev = xrealloc(ap->dev, (ap->ndev + 1) * sizeof(*ap->dev));
+	ap->dev[ap->ndev].actor = actor;
+	name[TREE_DEVICE_MAX] = '\0'; /* the engine keeps no more */
+	memcpy(ap->dev[ap->ndev].name, name, strlen(name) + 1);
+	return ap->dev[ap->ndev++].name;
+}
+
+/* ---- content from local files ---------------------------------------- */
+
+static struct nnode *find_hash(struct nnode *dir, const struct wk_hash *h,
+			       uint64_t size)
+{
+	for (struct nnode *c = dir->first_child; c; c = c->next_sibling) {
+		struct nnode *f;
+
+		if (c->kind == WK_KIND_FILE && c->has_hash && c->size == size &&
+		    memcmp(&c->hash, h, sizeof(*h)) == 0)
+			return c;
+		if (c->kind == WK_KIND_DIR && (f = find_hash(c, h, size)))
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * mat_source_fn: a file of DIR that the index says has content h (a local
+ * version that becomes a conflict copy, or a copy elsewhere).  Recorder
+ * lock held (every caller holds it).  A linear walk: fine while batches
+ * are small; a hash-to-node map is the upgrade.
+ */
+static int local_source(void *arg, const struct wk_hash *h, uint64_t size)
+{
+	struct apply *ap = arg;
+	struct nnode *n = find_hash(nindex_root(rec_index(ap->rec)), h, size);
+	char path[4096];
+	int fd;
+
+	if (!n || nindex_path(n, path, sizeof(path)))
+		return -ENOENT;
+	fd = openat(ap->fs->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static bool content_at_hand(struct apply *ap, const struct wk_op *op)
+{
+	int fd;
+
+	if (op->kind != WK_OP_PUT || op->size == 0 ||
+	    mat_object_have(ap->mat, &op->hash))
+		return true;
+	fd = local_source(ap, &op->hash, op->size);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* ---- open files ------------------------------------------------------- */
+
+static bool open_for_writing(struct apply *ap, const char *path)
+{
+	struct stat st;
+
+	if (fstatat(ap->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return false;
+	return inode_writers(ap->fs, st.st_dev, st.st_ino) > 0;
+}
+
+/* Would op replace or remove a file open for writing?  (Lock held.) */
+static bool op_blocked(struct apply *ap, const struct wk_op *op)
+{
+	char *path;
+	bool busy;
+
+	if (op->kind != WK_OP_PUT && op->kind != WK_OP_REMOVE)
+		return false;
+	path = tree_node_path(ap->tree, op->node);
+	if (!path)
+		return false;
+	busy = open_for_writing(ap, path);
+	free(path);
+	return busy;
+}
+
+/* The same, checked on what the engine decided. */
+static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+
+		if ((c->kind == TREE_CH_WRITE || c->kind == TREE_CH_REMOVE) &&
+		    open_for_writing(ap, c->path))
+			return true;
+	}
+	return false;
+}
+
+/* ---- building the tree ------------------------------------------------ */
+
+struct feed {
+	struct apply *ap;
+	struct wk_op *buf;
+	size_t n;
+	bool locals_only; /* else: what DIR reflects (see build_tree) */
+	int64_t last_seq;
+};
+
+static void feed_flush(struct feed *f)
+{
+	if (f->n)
+		tree_apply(f->ap->tree, f->buf, f->n, NULL);
+	f->n = 0;
+}
+
+static int feed_row(void *arg, const struct db_oprow *row)
+{
+	struct feed *f = arg;
+
+	f->last_seq = row->seq;
+	if (row->origin != DB_ORIGIN_LOCAL &&
+	    (f->locals_only || row->seq > f->ap->applied_seq))
+		return 0;
+	f->buf[f->n++] = row->op;
+	if (f->n == FEED_CHUNK)
+		feed_flush(f);
+	return 0;
+}
+
+/* Feeds ops after seq `after` with no change list: the local ones, or
+ * (locals_only false) also remote ones up to applied_seq. */
+static int feed_db(struct apply *ap, int64_t after, bool locals_only)
+{
+	struct feed f = {
+		.ap = ap, .locals_only = locals_only, .last_seq = after};
+	int rc;
+
+	f.buf = xmalloc(FEED_CHUNK * sizeof(*f.buf));
+	rc = db_ops_foreach(ap->db, after, 0, feed_row, &f);
+	feed_flush(&f);
+	free(f.buf);
+	if (!rc && f.last_seq > ap->local_seq)
+		ap->local_seq = f.last_seq;
+	return rc;
+}
+
+/* The tree of what DIR shows: every op up to applied_seq, and every local
+ * op (their effects are on disk whatever their seq).  Lock held, or
+ * before the apply thread exists. */
+static int build_tree(struct apply *ap)
+{
+	if (ap->tree)
+		tree_free(ap->tree);
+	ap->tree = tree_new(&ap->topts);
+	ap->local_seq = 0;
+	return feed_db(ap, 0, false);
+}
+
+/* ---- the index -------------------------------------------------------- */
+
+/*
+ * Brings the recorder's index in line with the tree's view, recording no
+ * op: remote ops added, moved, changed and removed nodes; conflict copies
+ * get entries of their own (nnode_is_copy).  Queues a row write for every
+ * node it changed.  Entries it touched are stat'ed for their inode number,
+ * and the finode the kernel knows for that inode is tied to the node.
+ * Lock held.  O(nodes): the simple, robust choice while batches are rare.
+ */
+struct reconcile {
+	struct apply *ap;
+	struct nindex *ix;
+	size_t changed;
+};
+
+static void clear_marks(struct nnode *n)
+{
+	n->scan_mark = 0;
+	for (struct nnode *c = n->first_child; c; c = c->next_sibling)
+		clear_marks(c);
+}
+
+static struct nnode *resolve_dir(struct nindex *ix, const char *path,
+				 size_t len)
+{
+	struct nnode *n = nindex_root(ix);
+	char name[WK_NAME_MAX + 1];
+	size_t i = 0;
+
+	while (n && i < len) {
+		size_t l = strcspn(path + i, "/");
+
+		if (l > len - i)
+			l = len - i;
+		if (l > WK_NAME_MAX)
+			return NULL;
+		memcpy(name, path + i, l);
+		name[l] = '\0';
+		n = nindex_child(ix, n, name);
+		i += l + 1;
+	}
+	return n && n->kind == WK_KIND_DIR ? n : NULL;
+}
+
+/* Moves whatever holds parent/name out of the way (it is placed, or
+ * removed, when its own entry comes or at the end). */
+static void park(struct reconcile *rc, struct nnode *parent, const char *name,
+		 struct nnode *keep)
+{
+	struct nnode *o = nindex_child(rc->ix, parent, name);
+	char tmp[64];
+
+	if (!o || o == keep)
+		return;
+	snprintf(tmp, sizeof(tmp), "\x01parked-%p", (void *)o);
+	nindex_move(rc->ix, o, o->parent, tmp);
+}
+
+/* The id the index uses for e: the version for a conflict copy; for a
+ * merged directory the member the index already has. */
+static struct wk_id index_id(struct reconcile *rc, const char *path,
+			     const struct tree_entry *e)
+{
+	struct wk_id ids[16];
+	int n;
+
+	if (e->conflict_copy)
+		return e->version;
+	if (e->kind != WK_KIND_DIR || e->nmembers < 2)
+		return e->node;
+	n = tree_dir_members(rc->ap->tree, path, ids, 16);
+	for (int i = 0; i < n && i < 16; i++)
+		if (nindex_get(rc->ix, ids[i]))
+			return ids[i];
+	return e->node;
+}
+
+static bool attrs_differ(const struct nnode *n, const struct tree_entry *e)
+{
+	if (e->kind != WK_KIND_SYMLINK && n->mode != (e->mode & 07777))
+		return true;
+	if (e->kind == WK_KIND_SYMLINK)
+		return !n->target || !e->target || strcmp(n->target, e->target);
+	if (e->kind != WK_KIND_FILE)
+		return false;
+	if (n->size != e->size || n->mtime_ns != e->mtime_ns ||
+	    !wk_id_eq(n->content, e->version))
+		return true;
+	return e->size &&
+	       (!n->has_hash || memcmp(&n->hash, &e->hash, sizeof(e->hash)));
+}
+
+static void set_attrs(struct nnode *n, const struct tree_entry *e)
+{
+	if (e->kind != WK_KIND_SYMLINK)
+		n->mode = e->mode & 07777;
+	if (e->kind == WK_KIND_SYMLINK && e->target &&
+	    (!n->target || strcmp(n->target, e->target))) {
+		free(n->target);
+		n->target = xstrdup(e->target);
+		n->size = strlen(e->target);
+	}
+	if (e->kind == WK_KIND_FILE) {
+		n->size = e->size;
+		n->mtime_ns = e->mtime_ns;
+		n->content = n->version = e->version;
+		n->has_hash = true;
+		if (e->size)
+			n->hash = e->hash;
+		else
+			content_hash_buf("", 0, &n->hash);
+	}
+	if (e->kind == WK_KIND_DIR && e->mtime_ns)
+		n->mtime_ns = e->mtime_ns;
+}
+
+static int reconcile_one(const char *path, const struct tree_entry *e,
+			 void *arg)
+{
+	struct reconcile *rc = arg;
+	struct apply *ap = rc->ap;
+	const char *slash = strrchr(path, '/');
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	struct nnode *parent = resolve_dir(rc->ix, path, plen), *n;
+	struct wk_id id = index_id(rc, path, e);
+	bool touched = false;
+	struct stat st;
+
+	if (!parent)
+		return 0; /* under something the index cannot hold */
+	n = nindex_get(rc->ix, id);
+	if (n && n->kind != e->kind) {
+		wk_warn("%s: index and tree disagree on its kind", path);
+		return 0;
+	}
+	if (!n) {
+		park(rc, parent, e->name, NULL);
+		if (nindex_add(rc->ix, id, parent, e->name, e->kind, &n))
+			return 0;
+		touched = true;
+	} else if (n->parent != parent || strcmp(n->name, e->name)) {
+		park(rc, parent, e->name, n);
+		if (nindex_move(rc->ix, n, parent, e->name)) {
+			wk_warn("%s: cannot place it in the index", path);
+			return 0;
+		}
+		touched = true;
+	}
+	n->scan_mark = 1;
+	n->copy_of = e->conflict_copy ? e->node : WK_ID_ROOT;
+	if (attrs_differ(n, e)) {
+		set_attrs(n, e);
+		touched = true;
+	}
+	if (!touched)
+		return 0;
+	rc->changed++;
+	if (fstatat(ap->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		n->ino = st.st_ino;
+		inode_tie(ap->fs, st.st_dev, st.st_ino, n->id);
+	}
+	if (!nnode_is_copy(n))
+		rec_node_sync_l(ap->rec, n->id);
+	return 0;
+}
+
+/* Removes what the view no longer shows, children first. */
+static void sweep(struct reconcile *rc, struct nnode *dir)
+{
+	struct nnode *c = dir->first_child, *next;
+
+	for (; c; c = next) {
+		next = c->next_sibling;
+		sweep(rc, c);
+		if (!c->scan_mark && !c->first_child) {
+			struct wk_id id = c->id;
+			bool copy = nnode_is_copy(c);
+
+			nindex_remove(rc->ix, c);
+			if (!copy)
+				rec_node_sync_l(rc->ap->rec, id);
+			rc->changed++;
+		}
+	}
+}
+
+static size_t reconcile_index(struct apply *ap)
+{
+	struct reconcile rc = {.ap = ap, .ix = rec_index(ap->rec)};
+	struct nnode *root = nindex_root(rc.ix);
+
+	clear_marks(root);
+	tree_foreach(ap->tree, reconcile_one, &rc);
+	sweep(&rc, root);
+	return rc.changed;
+}
+
+/* ---- kernel caches ---------------------------------------------------- */
+
+static void note_change(void *arg, enum tree_change_kind kind, const char *path,
+			const char *new_path)
+{
+	struct apply *ap = arg;
+	struct note *n;
+
+	if (ap->nnotes == ap->anotes) {
+		ap->anotes = ap->anotes ? 2 * ap->anotes : 32;
+		ap->notes = xrealloc(ap->notes, ap->anotes * sizeof(*n));
+	}
+	n = &ap->notes[ap->nnotes++];
+	n->kind = kind;
+	n->path = xstrdup(path);
+	n->new_path = new_path ? xstrdup(new_path) : NULL;
+}
+
+static bool in_sidecar(const char *path)
+{
+	return strcmp(path, ".wkfs") == 0 || strncmp(path, ".wkfs/", 6) == 0;
+}
+
+static fuse_ino_t known_ino(struct apply *ap, const char *path)
+{
+	struct stat st;
+
+	if (fstatat(ap->fs->rootfd, path[0] ? path : ".", &st,
+		    AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return inode_ino_of(ap->fs, st.st_dev, st.st_ino);
+}
+
+/* A name appeared, went or changed under its directory. */
+static void inval_name(struct apply *ap, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	char *dir = xstrndup(path, slash ? (size_t)(slash - path) : 0);
+	fuse_ino_t pino;
+
+	if (!in_sidecar(path) && (pino = known_ino(ap, dir))) {
+		fuse_lowlevel_notify_inval_entry(ap->fs->se, pino, name,
+						 strlen(name));
+		/* The directory's attributes and cached listing. */
+		fuse_lowlevel_notify_inval_inode(ap->fs->se, pino, 0, 0);
+	}
+	free(dir);
+}
+
+static void inval_inode(struct apply *ap, fuse_ino_t ino)
+{
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(ap->fs->se, ino, 0, 0);
+}
+
+static void invalidate(struct apply *ap, fuse_ino_t *old, size_t nold)
+{
+	if (!ap->fs->se)
+		return;
+	for (size_t i = 0; i < nold; i++)
+		inval_inode(ap, old[i]);
+	for (size_t i = 0; i < ap->nnotes; i++) {
+		struct note *n = &ap->notes[i];
+
+		inval_name(ap, n->path);
+		if (n->new_path)
+			inval_name(ap, n->new_path);
+		if (n->kind == TREE_CH_SETATTR || n->kind == TREE_CH_WRITE)
+			inval_inode(ap, known_ino(ap, n->path));
+	}
+}
+
+static void notes_release(struct apply *ap)
+{
+	for (size_t i = 0; i < ap->nnotes; i++) {
+		free(ap->notes[i].path);
+		free(ap->notes[i].new_path);
+	}
+	ap->nnotes = 0;
+}
+
+/* ---- a round ---------------------------------------------------------- */
+
+struct take {
+	struct apply *ap;
+	struct wk_op *ops; /* remote ops to feed */
+	size_t n;
+	int64_t last_seq; /* the prefix of the log that is dealt with */
+	bool blocked, more;
+	uint64_t rejected;
+};
+
+static int take_row(void *arg, const struct db_oprow *row)
+{
+	struct take *t = arg;
+	struct apply *ap = t->ap;
+
+	if (row->origin == DB_ORIGIN_LOCAL) {
+		t->last_seq = row->seq; /* in the tree already */
+		return 0;
+	}
+	if (t->n == ROUND_MAX) {
+		t->more = true;
+		return 1;
+	}
+	if (!tree_op_valid(&row->op) ||
+	    rec_observe_l(ap->rec, row->op.id.hlc) != 0) {
+		char id[WK_ID_STRLEN];
+
+		wk_warn("refusing remote op %s (seq %" PRId64 "): invalid or"
+			" too far in the future",
+			wk_id_str(row->op.id, id), row->seq);
+		t->rejected++;
+		t->last_seq = row->seq;
+		return 0;
+	}
+	if (!content_at_hand(ap, &row->op) || op_blocked(ap, &row->op)) {
+		t->blocked = true;
+		return 1;
+	}
+	t->ops[t->n++] = row->op;
+	t->last_seq = row->seq;
+	return 0;
+}
+
+static void set_applied(struct apply *ap, int64_t seq)
+{
+	if (seq <= ap->applied_seq)
+		return;
+	ap->applied_seq = seq;
+	rec_meta_set_l(ap->rec, APPLY_SEQ_KEY, (uint64_t)seq);
+}
+
+/* Stats the files WRITEs will replace (before the batch). */
+static size_t stat_replaced(struct apply *ap, const struct tree_changes *ch,
+			    struct replaced *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ch->n; i++) {
+		struct stat st;
+
+		if (ch->v[i].kind == TREE_CH_WRITE &&
+		    fstatat(ap->fs->rootfd, ch->v[i].path, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0) {
+			out[n].dev = st.st_dev;
+			out[n++].ino = st.st_ino;
+		}
+	}
+	return n;
+}
+
+/*
+ * One batch.  Returns 1 when more remote ops may be ready right away, 0
+ * when done for now, -errno on a database error.
+ */
+static int apply_round(struct apply *ap)
+{
+	struct recorder *r = ap->rec;
+	struct take t = {.ap = ap};
+	struct tree_changes ch;
+	struct mat_result res = {0};
+	struct replaced *rep = NULL;
+	fuse_ino_t *old = NULL;
+	size_t nrep = 0, nold = 0;
+	int rc;
+
+	tree_changes_init(&ch);
+	rec_lock(r);
+	rec_flush_l(r, false);
+	rc = feed_db(ap,
+		     ap->local_seq > ap->applied_seq ? ap->local_seq
+						     : ap->applied_seq,
+		     true);
+	if (rc)
+		goto out_unlock;
+	t.last_seq = ap->applied_seq;
+	t.ops = xmalloc(ROUND_MAX * sizeof(*t.ops));
+	rc = db_ops_foreach(ap->db, ap->applied_seq, 0, take_row, &t);
+	if (rc < 0)
+		goto out_unlock;
+	rc = 0;
+	if (t.n == 0) {
+		set_applied(ap, t.last_seq);
+		goto out_unlock;
+	}
+	tree_apply(ap->tree, t.ops, t.n, &ch);
+	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
+		/* Opened for writing since, or content gone: the engine
+		 * cannot take ops back, so start again from the oplog. */
+		wk_info("deferring %zu remote ops: a file is busy or content"
+			" is missing",
+			t.n);
+		build_tree(ap);
+		t.more = false;
+		goto out_unlock;
+	}
+	/* Create-like ops carry no mtime: show their creation time (the
+	 * node id's hlc), the same on every replica, rather than 1970. */
+	for (size_t i = 0; i < ch.n; i++)
+		if (ch.v[i].mtime_ns == 0 && ch.v[i].kind != TREE_CH_REMOVE &&
+		    ch.v[i].kind != TREE_CH_RENAME)
+			ch.v[i].mtime_ns =
+				(int64_t)hlc_ms(ch.v[i].node.hlc) * 1000000;
+	rep = xmalloc((ch.n + 1) * sizeof(*rep));
+	nrep = stat_replaced(ap, &ch, rep);
+	rc = mat_apply(ap->mat, &ch, &res);
+	if (rc) {
+		wk_err("cannot apply remote changes: %s", strerror(-rc));
+		build_tree(ap);
+		t.more = false;
+		goto out_unlock;
+	}
+	if (res.failed)
+		wk_warn("%zu of %zu remote changes failed; first: %s: %s",
+			res.failed, ch.n, res.first_path ? res.first_path : "?",
+			strerror(-res.first_err));
+	/* Replaced files: their finodes no longer speak for the node. */
+	old = xmalloc((nrep + 1) * sizeof(*old));
+	for (size_t i = 0; i < nrep; i++) {
+		old[nold] = inode_ino_of(ap->fs, rep[i].dev, rep[i].ino);
+		if (old[nold])
+			nold++;
+		inode_tie(ap->fs, rep[i].dev, rep[i].ino, WK_ID_NONE);
+	}
+	reconcile_index(ap);
+	set_applied(ap, t.last_seq);
+	rec_flush_l(r, false);
+	rec_unlock(r);
+	invalidate(ap, old, nold);
+	goto out;
+
+out_unlock:
+	rec_unlock(r);
+out:
+	notes_release(ap);
+	mat_result_release(&res);
+	tree_changes_release(&ch);
+	free(t.ops);
+	free(rep);
+	free(old);
+	if (rc < 0)
+		return rc;
+	return t.more ? 1 : 0;
+}
+
+/* ---- the thread ------------------------------------------------------- */
+
+static void *apply_main(void *arg)
+{
+	struct apply *ap = arg;
+
+	pthread_mutex_lock(&ap->lock);
+	while (!ap->stop) {
+		uint64_t round = ap->requested;
+		int rc, i = 0;
+
+		ap->kicked = false;
+		pthread_mutex_unlock(&ap->lock);
+		do
+			rc = apply_round(ap);
+		while (rc == 1 && ++i < ROUNDS_PER_WAKE);
+		if (rc < 0)
+			wk_err("applying remote ops: %s", strerror(-rc));
+		pthread_mutex_lock(&ap->lock);
+		ap->finished = round;
+		pthread_cond_broadcast(&ap->done);
+		if (!ap->stop && !ap->kicked && ap->requested == round) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += PERIOD_S;
+			pthread_cond_timedwait(&ap->wake, &ap->lock, &until);
+		}
+	}
+	pthread_mutex_unlock(&ap->lock);
+	return NULL;
+}
+
+int apply_start(struct apply *ap)
+{
+	int rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
+
+	ap->running = rc == 0;
+	return rc;
+}
+
+void apply_kick(struct apply *ap)
+{
+	if (!ap)
+		return;
+	pthread_mutex_lock(&ap->lock);
+	ap->kicked = true;
+	pthread_cond_signal(&ap->wake);
+	pthread_mutex_unlock(&ap->lock);
+}
+
+int apply_request(struct apply *ap, int run, int64_t *applied, int64_t *pending)
+{
+	int rc;
+
+	if (run && ap->running) {
+		pthread_mutex_lock(&ap->lock);
+		uint64_t want = ++ap->requested;
+
+		pthread_cond_signal(&ap->wake);
+		while (ap->finished < want && !ap->stop)
+			pthread_cond_wait(&ap->done, &ap->lock);
+		pthread_mutex_unlock(&ap->lock);
+	}
+	/* The read connection is the apply thread's: count through the
+	 * recorder's lock, which that thread holds while it uses it. */
+	rec_lock(ap->rec);
+	*applied = ap->applied_seq;
+	rc = db_ops_remote_after(ap->db, ap->applied_seq, pending);
+	rec_unlock(ap->rec);
+	return rc;
+}
+
+void apply_stop(struct apply *ap)
+{
+	if (!ap || !ap->running)
+		return;
+	pthread_mutex_lock(&ap->lock);
+	ap->stop = true;
+	pthread_cond_broadcast(&ap->wake);
+	pthread_cond_broadcast(&ap->done);
+	pthread_mutex_unlock(&ap->lock);
+	pthread_join(ap->thread, NULL);
+	ap->running = false;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
+	       char *err, size_t errlen)
+{
+	struct apply *ap = xcalloc(1, sizeof(*ap));
+	struct mat_result res = {0};
+	uint64_t seq = 0;
+	int rc;
+
+	ap->fs = fs;
+	ap->rec = fs->rec;
+	pthread_mutex_init(&ap->lock, NULL);
+	pthread_cond_init(&ap->wake, NULL);
+	pthread_cond_init(&ap->done, NULL);
+	if (cfg->device_name)
+		snprintf(ap->own_device, sizeof(ap->own_device), "%s",
+			 cfg->device_name);
+	else if (gethostname(ap->own_device, sizeof(ap->own_device)) != 0)
+		ap->own_device[0] = '\0';
+	ap->own_device[TREE_DEVICE_MAX] = '\0';
+	ap->topts.device_name = device_of;
+	ap->topts.device_arg = ap;
+
+	rc = mat_open(fs->rootfd, &ap->mat);
+	if (rc) {
+		snprintf(err, errlen,
+			 "cannot open .wkfs/tmp and .wkfs/objects:"
+			 " %s",
+			 strerror(-rc));
+		goto out_free;
+	}
+	mat_set_source(ap->mat, local_source, ap);
+	mat_set_notify(ap->mat, note_change, ap);
+	rc = mat_recover(ap->mat, &res);
+	if (res.done || res.failed)
+		wk_info("finished an interrupted batch of remote changes: %zu"
+			" done, %zu failed",
+			res.done, res.failed);
+	mat_result_release(&res);
+	if (rc && rc != -EBADMSG) {
+		snprintf(err, errlen,
+			 "cannot finish interrupted remote"
+			 " changes: %s",
+			 strerror(-rc));
+		goto out_free;
+	}
+	notes_release(ap); /* nothing the kernel has seen yet */
+	rc = db_open_at(fs->rootfd, 0, &ap->db, err, errlen);
+	if (rc)
+		goto out_free;
+	rec_lock(fs->rec);
+	ap->own_actor = rec_actor(fs->rec);
+	rec_unlock(fs->rec);
+	if (db_meta_get_u64(ap->db, APPLY_SEQ_KEY, &seq) == 0)
+		ap->applied_seq = (int64_t)seq;
+	rec_lock(fs->rec);
+	rc = build_tree(ap);
+	if (!rc)
+		reconcile_index(ap);
+	rec_unlock(fs->rec);
+	if (rc) {
+		snprintf(err, errlen, "cannot read the oplog: %s",
+			 db_errmsg(ap->db));
+		goto out_free;
+	}
+	*out = ap;
+	return 0;
+
+out_free:
+	apply_close(ap);
+	return rc;
+}
+
+void apply_close(struct apply *ap)
+{
+	if (!ap)
+		return;
+	apply_stop(ap);
+	notes_release(ap);
+	free(ap->notes);
+	if (ap->tree)
+		tree_free(ap->tree);
+	if (ap->mat)
+		mat_close(ap->mat);
+	db_close(ap->db);
+	free(ap->dev);
+	pthread_cond_destroy(&ap->wake);
+	pthread_cond_destroy(&ap->done);
+	pthread_mutex_destroy(&ap->lock);
+	free(ap);
+}
+
+int apply_dir_members_l(struct apply *ap, struct nnode *dir, struct wk_id *ids,
+			size_t max)
+{
+	char path[4096];
+
+	if (!ap || !ap->tree || nindex_path(dir, path, sizeof(path)))
+		return -ENOENT;
+	return tree_dir_members(ap->tree, path, ids, max);
+}

@@ -1,0 +1,79 @@
+/*
+ * apply.h - the mount process applies other replicas' ops to DIR.
+ *
+ * Remote ops arrive in wkfs.db's ops table with origin 1 (inserted by
+ * another process: wkfs-syncd, or `wkfs debug import` in tests) and their
+ * content in DIR/.wkfs/objects.  The mount owns one struct tree (the merge
+ * engine) holding every op it has taken in, and a thread that, every 2 s
+ * or when asked, feeds the new ops to it and carries out the resulting
+ * changes with the materializer, under the recorder's lock, then brings the
+ * recorder's index and node rows in line and invalidates the kernel's
+ * caches.  docs/architecture.md ("Applying remote ops") has the details.
+ *
+ * Calling sequence (fs/mount.c):
+ *
+ *	rec_open(...);
+ *	apply_open(fs, cfg, &fs->apply, err, len);	// recover, build tree
+ *	scan_tree(...);
+ *	... session mounted ...
+ *	apply_start(fs->apply);
+ *	... serve ...
+ *	apply_stop(fs->apply);	// before the session goes away
+ *	apply_close(fs->apply);	// before rec_close
+ *
+ * The tree is guarded by the recorder's lock: FUSE handlers may ask it
+ * questions (apply_dir_members_l) with that lock held.
+ */
+#ifndef WKFS_APPLY_H
+#define WKFS_APPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "op.h"
+
+struct apply;
+struct wkfs;
+struct nnode;
+
+/* Meta key of the cursor: every op with seq <= it is in the tree. */
+#define APPLY_SEQ_KEY "applied_seq"
+/* Meta key prefix of other replicas' device names: "device:<16 hex>". */
+#define APPLY_DEVICE_KEY "device:"
+
+/*
+ * Finishes what a crashed batch left (mat_recover), builds the tree from the
+ * oplog (ops up to applied_seq and every local op: what DIR reflects), and
+ * makes the index show the tree's conflict copies.  0 or -errno with a
+ * reason in err.
+ */
+int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
+	       char *err, size_t errlen);
+
+/* Starts the apply thread (once the FUSE session exists). */
+int apply_start(struct apply *ap);
+
+/* Asks for a round soon (the last writer of a file closed it). */
+void apply_kick(struct apply *ap);
+
+/*
+ * Runs a round and waits for it: what the ctl request `apply` does.  With
+ * run false, only reports.  *applied gets applied_seq, *pending the number
+ * of remote ops not applied yet (deferred).  0 or -errno.
+ */
+int apply_request(struct apply *ap, int run, int64_t *applied,
+		  int64_t *pending);
+
+/* Stops the thread; no more notifications reach the kernel after this. */
+void apply_stop(struct apply *ap);
+void apply_close(struct apply *ap);
+
+/*
+ * The directory nodes merged at dir's place in the view (recorder lock
+ * held): fills ids (at most max) and returns how many, or -errno.
+ */
+int apply_dir_members_l(struct apply *ap, struct nnode *dir, struct wk_id *ids,
+			size_t max);
+
+#endif

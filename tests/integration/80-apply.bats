@@ -1,0 +1,369 @@
+#!/usr/bin/env bats
+# Applying other replicas' ops in a mounted folder: replicas A, B (and C)
+# are each `wkfs init` + `wkfs mount` in place in their own temp dir and
+# share nothing but what `wkfs debug import` (test-only, standing in for
+# wkfs-syncd) carries: ops into the other's oplog, content into its
+# .wkfs/objects, then an `apply` request to its mount.  Mounts are
+# unmounted, and their processes stopped by pid, in teardown.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+B=${WKFS_BUILD:-$BATS_TEST_DIRNAME/../../build}
+W=${WKFS_BIN:-$B/wkfs}
+
+# wait_until SECONDS CMD...: polls CMD until it succeeds or time runs out.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS >= deadline)) && return 1
+		sleep 0.05
+	done
+}
+
+# The pid of the mount process of DIR, from its runtime directory.
+mount_pid() {
+	local f base
+	for base in /run/wkfs "${XDG_RUNTIME_DIR:-/nonexistent}/wkfs" \
+		"/tmp/wkfs-$(id -u)"; do
+		for f in "$base"/*/backing; do
+			[ -e "$f" ] || continue
+			if [ "$(cat "$f")" = "$1" ]; then
+				cat "$(dirname "$f")/fs.pid" 2>/dev/null
+				return 0
+			fi
+		done
+	done
+	return 1
+}
+
+# replica NAME: a fresh folder with device name NAME, mounted in place.
+replica() {
+	local d=$BATS_TEST_TMPDIR/$1
+	mkdir -p "$d"
+	"$W" init "$d" --device "$1" >/dev/null
+	"$W" mount "$d"
+	MOUNTS+=("$d")
+	PIDS+=("$(mount_pid "$d")")
+}
+
+# import SRC DST: SRC's ops into DST, applied; fails if any stays pending.
+import() {
+	run "$W" debug import "$BATS_TEST_TMPDIR/$1" "$BATS_TEST_TMPDIR/$2"
+	assert_success
+	assert_output --regexp '^imported [0-9]+ applied [0-9]+ 0$'
+}
+
+# Everything a replica shows: path, type, mode, size, symlink target.
+listing() {
+	(cd "$BATS_TEST_TMPDIR/$1" && find . -printf '%p %y %m %s %l\n' |
+		sort)
+}
+
+# Regular files with a content digest, for exact comparisons.
+contents() {
+	(cd "$BATS_TEST_TMPDIR/$1" && find . -type f -print0 | sort -z |
+		xargs -0r md5sum)
+}
+
+# mtimes of regular files agree within 50 ms (the kernel's writeback cache
+# shows its own write time for a file, a few ms from the recorded one).
+same_mtimes() {
+	python3 - "$BATS_TEST_TMPDIR/$1" "$BATS_TEST_TMPDIR/$2" <<'EOF'
+import os, sys
+a, b = sys.argv[1], sys.argv[2]
+bad = 0
+for root, dirs, files in os.walk(a):
+    for f in files:
+        p = os.path.join(root, f)
+        q = os.path.join(b, os.path.relpath(p, a))
+        ta, tb = os.lstat(p).st_mtime_ns, os.lstat(q).st_mtime_ns
+        if abs(ta - tb) > 50_000_000:
+            print(p, ta, tb); bad = 1
+sys.exit(bad)
+EOF
+}
+
+same() {
+	diff <(listing "$1") <(listing "$2")
+	diff <(contents "$1") <(contents "$2")
+	same_mtimes "$1" "$2"
+}
+
+setup() {
+	MOUNTS=()
+	PIDS=()
+	BG_PIDS=()
+}
+
+teardown() {
+	local p m
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	for m in "${MOUNTS[@]}"; do
+		"$W" umount "$m" 2>/dev/null || fusermount3 -u -z "$m" || true
+	done
+	for p in "${PIDS[@]}"; do
+		[ -n "$p" ] || continue
+		wait_until 10 eval "! kill -0 $p 2>/dev/null" ||
+			kill -9 "$p" 2>/dev/null || true
+	done
+}
+
+@test "create, write, mkdir, symlink, chmod and touch reach B" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	mkdir -p "$A/docs/deep"
+	echo hello >"$A/docs/note.txt"
+	printf 'x%.0s' {1..3000} >"$A/docs/deep/big"
+	: >"$A/empty"
+	ln -s docs/note.txt "$A/link"
+	echo run >"$A/script.sh"
+	chmod 750 "$A/script.sh"
+	chmod 700 "$A/docs/deep"
+	touch -m -d '2001-02-03 04:05:06.123456789' "$A/docs/note.txt"
+	import a b
+	same a b
+	run readlink "$Bd/link"
+	assert_output docs/note.txt
+	run stat -c %y "$Bd/docs/note.txt"
+	assert_output --partial '2001-02-03 04:05:06.123456789'
+}
+
+@test "append, truncate, rename, move, delete and rmdir reach B" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a
+	mkdir -p "$A/d1" "$A/d2" "$A/gone/sub"
+	echo one >"$A/d1/f"
+	echo keep >"$A/t"
+	echo x >"$A/gone/sub/x"
+	echo r >"$A/r"
+	import a b
+	same a b
+	echo two >>"$A/d1/f"
+	truncate -s 2 "$A/t"
+	mv "$A/d1/f" "$A/d2/g"
+	mv "$A/r" "$A/d1/r2"
+	rm -r "$A/gone"
+	rmdir "$A/d1" 2>/dev/null || true
+	chmod 711 "$A/d2"
+	import a b
+	same a b
+	run cat "$BATS_TEST_TMPDIR/b/d2/g"
+	assert_output $'one\ntwo'
+}
+
+@test "both directions: B's changes reach A, A's reach B" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	echo from-a >"$A/fa"
+	mkdir "$A/shared"
+	import a b
+	echo from-b >"$Bd/shared/fb"
+	mv "$Bd/fa" "$Bd/shared/fa"
+	import b a
+	same a b
+	echo more >>"$A/shared/fb"
+	import a b
+	same a b
+	run cat "$Bd/shared/fb"
+	assert_output $'from-b\nmore'
+}
+
+@test "three replicas: A's ops reach C through B" {
+	replica a
+	replica b
+	replica c
+	A=$BATS_TEST_TMPDIR/a
+	mkdir "$A/p"
+	echo pa >"$A/p/x"
+	import a b
+	echo pb >"$BATS_TEST_TMPDIR/b/p/y"
+	import b c
+	same b c
+	run cat "$BATS_TEST_TMPDIR/c/p/y"
+	assert_output pb
+	import c a
+	same a b
+	same b c
+}
+
+@test "a file open for writing is not clobbered; on close a conflict keeps both" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	echo base >"$A/doc.txt"
+	import a b
+	python3 -c '
+import sys, time
+f = open(sys.argv[1], "w")
+f.write("local edit\n"); f.flush()
+while True: time.sleep(0.1)
+' "$Bd/doc.txt" &
+	BG_PIDS+=($!)
+	wait_until 5 grep -q 'local edit' "$Bd/doc.txt"
+	echo remote edit >"$A/doc.txt"
+	run "$W" debug import "$A" "$Bd"
+	assert_success
+	assert_output --regexp 'applied [0-9]+ [1-9][0-9]*$'
+	run cat "$Bd/doc.txt"
+	assert_output 'local edit'
+	kill "${BG_PIDS[0]}"
+	wait "${BG_PIDS[0]}" 2>/dev/null || true
+	BG_PIDS=()
+	wait_until 10 eval "ls '$Bd' | grep -q '^doc.conflict-'"
+	run cat "$Bd"/doc.txt "$Bd"/doc.conflict-*.txt
+	assert_output --partial 'local edit'
+	assert_output --partial 'remote edit'
+	import b a
+	import a b
+	same a b
+}
+
+@test "concurrent edits: the same winner and conflict sibling on both" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	echo base >"$A/notes.md"
+	import a b
+	echo from-a >"$A/notes.md"
+	echo from-b >"$Bd/notes.md"
+	import a b
+	import b a
+	same a b
+	run ls "$A"
+	assert_output --regexp 'notes\.conflict-[0-9]{8}-[0-9]{6}-(a|b)\.md'
+	run cat "$A"/notes.md "$A"/notes.conflict-*.md
+	assert_output --partial from-a
+	assert_output --partial from-b
+}
+
+@test "deleting a conflict copy removes it on both; editing one keeps it" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	echo base >"$A/x.txt"
+	echo base >"$A/y.txt"
+	import a b
+	echo a1 >"$A/x.txt"
+	echo b1 >"$Bd/x.txt"
+	echo a2 >"$A/y.txt"
+	echo b2 >"$Bd/y.txt"
+	import a b
+	import b a
+	same a b
+	rm "$Bd"/x.conflict-*.txt
+	echo edited >"$(ls -d "$Bd"/y.conflict-*.txt)"
+	import b a
+	import a b
+	same a b
+	run ls "$A"
+	refute_output --partial x.conflict-
+	assert_output --partial y.conflict-
+	run cat "$A"/y.conflict-*.txt
+	assert_output edited
+}
+
+@test "edit beats delete" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	mkdir "$A/dir"
+	echo v1 >"$A/dir/f"
+	import a b
+	rm -r "$A/dir"
+	echo v2 >"$Bd/dir/f"
+	import a b
+	import b a
+	same a b
+	run cat "$A/dir/f"
+	assert_output v2
+}
+
+@test "hostile names from a remote are refused; nothing outside is touched" {
+	replica b
+	Bd=$BATS_TEST_TMPDIR/b
+	before=$(ls -a "$BATS_TEST_TMPDIR")
+	for name in ../escape .wkfs a/b .. . ''; do
+		run "$W" debug inject "$Bd" create "$name"
+		assert_success
+	done
+	run "$W" debug inject "$Bd" mkdir ../evil-dir
+	assert_success
+	[ "$(ls -a "$BATS_TEST_TMPDIR")" = "$before" ]
+	[ ! -e "$BATS_TEST_TMPDIR/escape" ]
+	run ls -A "$Bd"
+	assert_output ''
+	# The sidecar is intact: the mount still records and applies.
+	echo ok >"$Bd/f"
+	run "$W" debug apply "$Bd"
+	assert_output --regexp '^ok [0-9]+ 0$'
+}
+
+@test "a symlink from a remote is created, never followed" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	ln -s /etc "$A/etc-link"
+	import a b
+	mkdir "$A/real"
+	echo in >"$A/real/f"
+	import a b
+	run readlink "$Bd/etc-link"
+	assert_output /etc
+	[ ! -e /etc/f ]
+	same a b
+}
+
+@test "kernel caches: B shows new content, names and attributes at once" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	mkdir "$A/d"
+	echo old >"$A/d/f"
+	echo stay >"$A/d/s"
+	import a b
+	# Let B's kernel cache everything (86400 s timeouts in place).
+	run cat "$Bd/d/f"
+	assert_output old
+	ls -l "$Bd/d" >/dev/null
+	stat "$Bd/d/s" "$Bd/d/nope" >/dev/null 2>&1 || true
+	echo new >"$A/d/f"
+	chmod 600 "$A/d/s"
+	echo here >"$A/d/nope"
+	mv "$A/d/f" "$A/d/f2"
+	import a b
+	run cat "$Bd/d/f2"
+	assert_output new
+	[ ! -e "$Bd/d/f" ]
+	run cat "$Bd/d/nope"
+	assert_output here
+	run stat -c %a "$Bd/d/s"
+	assert_output 600
+	run ls "$Bd/d"
+	assert_output $'f2\nnope\ns'
+}
+
+@test "remote ops wait while unmounted and are applied at the next mount" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	echo one >"$A/f"
+	import a b
+	"$W" umount "$Bd"
+	echo two >"$A/f"
+	echo three >"$A/g"
+	run "$W" debug import "$A" "$Bd"
+	assert_output --partial 'not mounted'
+	"$W" mount "$Bd"
+	PIDS+=("$(mount_pid "$Bd")")
+	run "$W" debug apply "$Bd"
+	assert_output --regexp '^ok [0-9]+ 0$'
+	same a b
+}

@@ -81,3 +81,45 @@ int bbuf_put_varint(struct bbuf *b, uint64_t v)
 	} while (v);
 	return bbuf_put(b, tmp, n);
 }
+
+bool bread_varint(struct bread *in, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		uint8_t c;
+
+		if (in->p == in->end)
+			return false;
+		c = *in->p++;
+		/* The 10th byte holds bit 63 only. */
+		if (shift == 63 && c > 1)
+			return false;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			/* Shortest form only: no trailing zero byte. */
+			if (c == 0 && shift > 0)
+				return false;
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool bread_u8(struct bread *in, uint8_t *out)
+{
+	if (in->p == in->end)
+		return false;
+	*out = *in->p++;
+	return true;
+}
+
+bool bread_bytes(struct bread *in, void *dst, size_t n)
+{
+	if (bread_left(in) < n)
+		return false;
+	memcpy(dst, in->p, n);
+	in->p += n;
+	return true;
+}

@@ -23,6 +23,7 @@
 #ifndef WKFS_BYTEBUF_H
 #define WKFS_BYTEBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,5 +53,34 @@ static inline int bbuf_error(const struct bbuf *b)
 {
 	return b->err;
 }
+
+/*
+ * The reading side: a cursor over untrusted bytes.  Every read checks the
+ * bounds and returns false at the end of the input or on a malformed value,
+ * so a decoder can chain reads and fail once:
+ *
+ *	struct bread in;
+ *	bread_init(&in, p, n);
+ *	if (!bread_varint(&in, &count) || !bread_bytes(&in, name, 16)) ...
+ */
+struct bread {
+	const uint8_t *p, *end;
+};
+
+static inline void bread_init(struct bread *in, const void *p, size_t n)
+{
+	in->p = p;
+	in->end = in->p + n;
+}
+
+static inline size_t bread_left(const struct bread *in)
+{
+	return (size_t)(in->end - in->p);
+}
+
+/* A varint as bbuf_put_varint writes it; only the shortest form is taken. */
+bool bread_varint(struct bread *in, uint64_t *out);
+bool bread_u8(struct bread *in, uint8_t *out);
+bool bread_bytes(struct bread *in, void *dst, size_t n);
 
 #endif

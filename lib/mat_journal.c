@@ -128,54 +128,12 @@ out_release:
 
 /* ---- decoding: a cursor over untrusted bytes ---- */
 
-struct jrd {
-	const uint8_t *p, *end;
-};
-
-static bool rd_varint(struct jrd *in, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		uint8_t c;
-
-		if (in->p == in->end)
-			return false;
-		c = *in->p++;
-		if (shift == 63 && c > 1)
-			return false;
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*out = v;
-			return true;
-		}
-	}
-	return false;
-}
-
-static bool rd_u8(struct jrd *in, uint8_t *out)
-{
-	if (in->p == in->end)
-		return false;
-	*out = *in->p++;
-	return true;
-}
-
-static bool rd_bytes(struct jrd *in, void *dst, size_t n)
-{
-	if ((size_t)(in->end - in->p) < n)
-		return false;
-	memcpy(dst, in->p, n);
-	in->p += n;
-	return true;
-}
-
 /* A string of up to MAT_STR_MAX bytes without NUL, as a fresh copy. */
-static bool rd_str(struct jrd *in, char **out)
+static bool rd_str(struct bread *in, char **out)
 {
 	uint64_t l;
 
-	if (!rd_varint(in, &l) || l > MAT_STR_MAX ||
+	if (!bread_varint(in, &l) || l > MAT_STR_MAX ||
 	    l > (uint64_t)(in->end - in->p) || memchr(in->p, 0, l))
 		return false;
 	*out = xstrndup((const char *)in->p, l);
@@ -183,12 +141,12 @@ static bool rd_str(struct jrd *in, char **out)
 	return true;
 }
 
-static bool rd_change(struct jrd *in, struct tree_change *c)
+static bool rd_change(struct bread *in, struct tree_change *c)
 {
 	uint8_t kind, type, flags;
 	uint64_t mode, mt, v[4];
 
-	if (!rd_u8(in, &kind) || !rd_u8(in, &type) || !rd_u8(in, &flags))
+	if (!bread_u8(in, &kind) || !bread_u8(in, &type) || !bread_u8(in, &flags))
 		return false;
 	if (kind < TREE_CH_REMOVE || kind > TREE_CH_SETATTR ||
 	    type < WK_KIND_FILE || type > WK_KIND_SYMLINK || flags > 7)
@@ -196,14 +154,14 @@ static bool rd_change(struct jrd *in, struct tree_change *c)
 	c->kind = kind;
 	c->type = type;
 	c->conflict_copy = flags & FL_CONFLICT;
-	if (!rd_varint(in, &mode) || mode > 07777 || !rd_varint(in, &mt) ||
-	    !rd_varint(in, &c->size) ||
-	    !rd_bytes(in, c->hash.b, sizeof(c->hash.b)))
+	if (!bread_varint(in, &mode) || mode > 07777 || !bread_varint(in, &mt) ||
+	    !bread_varint(in, &c->size) ||
+	    !bread_bytes(in, c->hash.b, sizeof(c->hash.b)))
 		return false;
 	c->mode = (uint32_t)mode;
 	c->mtime_ns = (int64_t)(mt >> 1 ^ (0 - (mt & 1)));
 	for (int i = 0; i < 4; i++)
-		if (!rd_varint(in, &v[i]))
+		if (!bread_varint(in, &v[i]))
 			return false;
 	c->node = (struct wk_id){v[0], v[1]};
 	c->version = (struct wk_id){v[2], v[3]};
@@ -234,14 +192,16 @@ int mat_journal_decode(uint64_t seq, const uint8_t *p, size_t len,
 		       struct tree_changes *ch, size_t *start,
 		       size_t *progress_off)
 {
-	struct jrd in = {p, p + len};
+	struct bread in;
+
+	bread_init(&in, p, len);
 	uint64_t fseq, count, h = 0;
 	uint8_t m[8];
 	const uint8_t *body_end;
 	size_t i;
 
-	if (!rd_bytes(&in, m, sizeof(m)) || memcmp(m, magic, sizeof(m)) ||
-	    !rd_varint(&in, &fseq) || fseq != seq || !rd_varint(&in, &count) ||
+	if (!bread_bytes(&in, m, sizeof(m)) || memcmp(m, magic, sizeof(m)) ||
+	    !bread_varint(&in, &fseq) || fseq != seq || !bread_varint(&in, &count) ||
 	    count > MAT_MAX_CHANGES)
 		return -EBADMSG;
 	/* Checksum first: it sits count progress bytes before the end. */

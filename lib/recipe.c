@@ -347,65 +347,21 @@ int recipe_delta_encode(const struct recipe *base, const struct recipe *r,
 
 /* ---- decoding ---- */
 
-/* A cursor over untrusted input; every read is checked. */
-struct rd {
-	const uint8_t *p, *end;
-};
-
-static bool rd_varint(struct rd *in, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		uint8_t c;
-
-		if (in->p == in->end)
-			return false;
-		c = *in->p++;
-		/* The 10th byte holds bit 63 only. */
-		if (shift == 63 && c > 1)
-			return false;
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			/* Shortest form only: no trailing zero byte. */
-			if (c == 0 && shift > 0)
-				return false;
-			*out = v;
-			return true;
-		}
-	}
-	return false;
-}
-
-static bool rd_bytes(struct rd *in, void *dst, size_t n)
-{
-	if ((size_t)(in->end - in->p) < n)
-		return false;
-	memcpy(dst, in->p, n);
-	in->p += n;
-	return true;
-}
-
-static size_t rd_left(const struct rd *in)
-{
-	return in->end - in->p;
-}
-
 /* Reads count entries onto out: 0, -EBADMSG or -ENOMEM. */
-static int rd_entries(struct rd *in, uint64_t count, struct recipe *out)
+static int rd_entries(struct bread *in, uint64_t count, struct recipe *out)
 {
 	struct wk_hash name;
 	uint64_t len;
 	int rc;
 
-	if (count > rd_left(in) / ENTRY_MIN_BYTES)
+	if (count > bread_left(in) / ENTRY_MIN_BYTES)
 		return -EBADMSG;
 	rc = recipe_reserve(out, count);
 	if (rc < 0)
 		return rc == -E2BIG ? -EBADMSG : rc;
 	for (uint64_t i = 0; i < count; i++) {
-		if (!rd_bytes(in, name.b, sizeof(name.b)) ||
-		    !rd_varint(in, &len) || len == 0 || len > CHUNK_MAX)
+		if (!bread_bytes(in, name.b, sizeof(name.b)) ||
+		    !bread_varint(in, &len) || len == 0 || len > CHUNK_MAX)
 			return -EBADMSG;
 		out->v[out->n].name = name;
 		out->v[out->n].len = len;
@@ -414,26 +370,26 @@ static int rd_entries(struct rd *in, uint64_t count, struct recipe *out)
 	return 0;
 }
 
-static int decode_plain(struct rd *in, struct recipe *out)
+static int decode_plain(struct bread *in, struct recipe *out)
 {
 	uint64_t count;
 	int rc;
 
-	if (!rd_varint(in, &count) || count > RECIPE_MAX_ENTRIES)
+	if (!bread_varint(in, &count) || count > RECIPE_MAX_ENTRIES)
 		return -EBADMSG;
 	rc = rd_entries(in, count, out);
 	if (rc < 0)
 		return rc;
-	return rd_left(in) ? -EBADMSG : 0;
+	return bread_left(in) ? -EBADMSG : 0;
 }
 
-static int decode_copy(struct rd *in, const struct recipe *base, uint64_t count,
+static int decode_copy(struct bread *in, const struct recipe *base, uint64_t count,
 		       size_t *cursor, struct recipe *out)
 {
 	uint64_t z, start;
 	int rc;
 
-	if (!rd_varint(in, &z))
+	if (!bread_varint(in, &z))
 		return -EBADMSG;
 	/* start = cursor + unzigzag(z), computed without signed overflow. */
 	if (z & 1) {
@@ -456,7 +412,7 @@ static int decode_copy(struct rd *in, const struct recipe *base, uint64_t count,
 	return 0;
 }
 
-static int decode_delta(struct rd *in, const struct recipe *base,
+static int decode_delta(struct bread *in, const struct recipe *base,
 			struct recipe *out)
 {
 	uint64_t base_n, digest, want, new_n, op, count;
@@ -464,8 +420,8 @@ static int decode_delta(struct rd *in, const struct recipe *base,
 	size_t cursor = 0;
 	int rc;
 
-	if (!rd_varint(in, &base_n) || !rd_bytes(in, d, sizeof(d)) ||
-	    !rd_varint(in, &new_n) || new_n > RECIPE_MAX_ENTRIES)
+	if (!bread_varint(in, &base_n) || !bread_bytes(in, d, sizeof(d)) ||
+	    !bread_varint(in, &new_n) || new_n > RECIPE_MAX_ENTRIES)
 		return -EBADMSG;
 	if (!base || base_n != base->n)
 		return -ESTALE;
@@ -477,8 +433,8 @@ static int decode_delta(struct rd *in, const struct recipe *base,
 		digest = digest << 8 | d[k];
 	if (digest != want)
 		return -ESTALE;
-	while (rd_left(in)) {
-		if (!rd_varint(in, &op))
+	while (bread_left(in)) {
+		if (!bread_varint(in, &op))
 			return -EBADMSG;
 		count = op >> 1;
 		if (count == 0 || count > new_n - out->n)
@@ -496,12 +452,14 @@ static int decode_delta(struct rd *in, const struct recipe *base,
 static int decode(const struct recipe *base, const void *p, size_t n,
 		  struct recipe *out, bool delta_only)
 {
-	struct rd in = {p, (const uint8_t *)p + n};
+	struct bread in;
+
+	bread_init(&in, p, n);
 	uint8_t tag;
 	int rc;
 
 	recipe_init(out);
-	if (!rd_bytes(&in, &tag, 1))
+	if (!bread_bytes(&in, &tag, 1))
 		rc = -EBADMSG;
 	else if (tag == RECIPE_TAG_DELTA)
 		rc = decode_delta(&in, base, out);

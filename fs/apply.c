@@ -94,6 +94,7 @@ struct apply {
 	pthread_cond_t wake, done;
 	uint64_t requested, finished; /* round numbers */
 	bool kicked, stop, running;
+	bool waiting; /* (lock) remote ops wait for content or a close */
 	pthread_t thread;
 };
 
@@ -168,6 +169,8 @@ static bool content_at_hand(struct apply *ap, const struct wk_op *op)
 	close(fd);
 	return true;
 }
+
+static void set_waiting(struct apply *ap, bool on);
 
 /* ---- open files ------------------------------------------------------- */
 
@@ -587,6 +590,7 @@ static int take_row(void *arg, const struct db_oprow *row)
 	}
 	if (!content_at_hand(ap, &row->op) || op_blocked(ap, &row->op)) {
 		t->blocked = true;
+		set_waiting(ap, true);
 		return 1;
 	}
 	t->ops[t->n++] = row->op;
@@ -625,6 +629,13 @@ static size_t stat_replaced(struct apply *ap, const struct tree_changes *ch,
  * One batch.  Returns 1 when more remote ops may be ready right away, 0
  * when done for now, -errno on a database error.
  */
+static void set_waiting(struct apply *ap, bool on)
+{
+	pthread_mutex_lock(&ap->lock);
+	ap->waiting = on;
+	pthread_mutex_unlock(&ap->lock);
+}
+
 static int apply_round(struct apply *ap)
 {
 	struct recorder *r = ap->rec;
@@ -637,6 +648,7 @@ static int apply_round(struct apply *ap)
 	int rc;
 
 	tree_changes_init(&ch);
+	set_waiting(ap, false);
 	rec_lock(r);
 	rec_flush_l(r, false);
 	rc = feed_db(ap,
@@ -662,6 +674,7 @@ static int apply_round(struct apply *ap)
 		wk_info("deferring %zu remote ops: a file is busy or content"
 			" is missing",
 			t.n);
+		set_waiting(ap, true);
 		build_tree(ap);
 		t.more = false;
 		goto out_unlock;
@@ -764,6 +777,22 @@ void apply_kick(struct apply *ap)
 	ap->kicked = true;
 	pthread_cond_signal(&ap->wake);
 	pthread_mutex_unlock(&ap->lock);
+}
+
+void apply_kick_if_waiting(struct apply *ap)
+{
+	bool waiting;
+
+	if (!ap)
+		return;
+	/* Every close of a written file ends here: a round flushes the
+	 * recorder's queue, which would turn group commit into a commit per
+	 * file, so wake the thread only when something waits for a close. */
+	pthread_mutex_lock(&ap->lock);
+	waiting = ap->waiting;
+	pthread_mutex_unlock(&ap->lock);
+	if (waiting)
+		apply_kick(ap);
 }
 
 int apply_request(struct apply *ap, int run, int64_t *applied, int64_t *pending)

@@ -57,6 +57,10 @@ int apply_start(struct apply *ap);
 /* Asks for a round soon (the last writer of a file closed it). */
 void apply_kick(struct apply *ap);
 
+/* The same, only when remote ops wait for a file to be closed or for
+ * content (what release calls). */
+void apply_kick_if_waiting(struct apply *ap);
+
 /*
  * Runs a round and waits for it: what the ctl request `apply` does.  With
  * run false, only reports.  *applied gets applied_seq, *pending the number

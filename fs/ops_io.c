@@ -478,7 +478,7 @@ static void wkfs_release(fuse_req_t req, fuse_ino_t ino,
 		pthread_mutex_unlock(&fs->ilock);
 		/* A remote update may be waiting for this close. */
 		if (last)
-			apply_kick(fs->apply);
+			apply_kick_if_waiting(fs->apply);
 	}
 	close(fi->fh);
 	fuse_reply_err(req, 0);

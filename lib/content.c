@@ -9,7 +9,9 @@
 
 #include <xxhash.h>
 
-#define HASH_PIECE (1 << 20)
+/* Below malloc's mmap threshold: hashing runs on every close of a small
+ * file, and an mmap/munmap pair per call costs more than the hash. */
+#define HASH_PIECE (64 << 10)
 
 static void canonical(XXH128_hash_t h, struct wk_hash *out)
 {

@@ -83,9 +83,9 @@ static int user_version_of(const char *path)
 	int v = -1;
 
 	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st,
-					    NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL),
+		SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -112,8 +112,7 @@ static void test_create_sets_schema_version(void **state)
 	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)),
 			 -ENOENT);
 	assert_non_null(strstr(err, "wkfs.db"));
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 0);
 	db_close(db);
 	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION);
@@ -168,8 +167,7 @@ static void test_corrupt_file_is_refused_and_kept(void **state)
 	fwrite(junk, 1, sizeof(junk), fp);
 	fclose(fp);
 	before = slurp(db_path(f), &n1);
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 -EIO);
 	assert_null(db);
 	assert_non_null(strstr(err, "corrupt"));
@@ -188,8 +186,7 @@ static void test_ops_round_trip_in_order(void **state)
 	char err[256];
 	int64_t seq = 0, total, unshipped;
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 0);
 	assert_int_equal(db_begin(db), 0);
 	for (int i = 1; i <= 3; i++) {
@@ -217,6 +214,68 @@ static void test_ops_round_trip_in_order(void **state)
 	db_close(db);
 }
 
+static void test_mark_shipped_up_to_a_seq(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct wkdb *db;
+	char err[256];
+	int64_t total, unshipped, marked;
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	for (int i = 1; i <= 5; i++) {
+		memset(op, 0, sizeof(*op));
+		op->id = (struct wk_id){200 + i, 9};
+		op->kind = WK_OP_MKDIR;
+		op->node = op->id;
+		snprintf(op->name, sizeof(op->name), "d%d", i);
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL),
+				 0);
+	}
+	assert_int_equal(db_ops_mark_shipped(db, 3, &marked), 0);
+	assert_int_equal(marked, 3);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(unshipped, 2);
+	/* Again: nothing more below 3; then the rest. */
+	assert_int_equal(db_ops_mark_shipped(db, 3, &marked), 0);
+	assert_int_equal(marked, 0);
+	assert_int_equal(db_ops_mark_shipped(db, 99, NULL), 0);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(total, 5);
+	assert_int_equal(unshipped, 0);
+	free(op);
+	db_close(db);
+}
+
+static void test_node_get_by_id(void **state)
+{
+	struct fixture *f = *state;
+	struct db_node n = {0}, got;
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	n.id = (struct wk_id){5, 6};
+	n.parent = WK_ID_ROOT;
+	snprintf(n.name, sizeof(n.name), "a.txt");
+	n.kind = WK_KIND_FILE;
+	n.mode = 0644;
+	n.has_hash = true;
+	n.hash.b[3] = 7;
+	n.version = n.content = n.id;
+	assert_int_equal(db_node_put(db, &n), 0);
+	assert_int_equal(db_node_get(db, n.id, &got), 0);
+	assert_string_equal(got.name, "a.txt");
+	assert_true(got.has_hash);
+	assert_int_equal(got.hash.b[3], 7);
+	assert_true(wk_id_eq(got.parent, WK_ID_ROOT));
+	db_node_release(&got);
+	assert_int_equal(db_node_get(db, (struct wk_id){5, 7}, &got), -ENOENT);
+	db_close(db);
+}
+
 struct collect {
 	int64_t seqs[8];
 	uint64_t hlcs[8];
@@ -241,8 +300,7 @@ static void test_ops_foreach_last_n(void **state)
 	struct wkdb *db;
 	char err[256];
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 0);
 	for (int i = 1; i <= 5; i++) {
 		op->id = (struct wk_id){i, 1};
@@ -304,8 +362,7 @@ static void test_nodes_put_read_delete(void **state)
 	char err[256];
 
 	n.hash.b[15] = 0x5a;
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 0);
 	assert_int_equal(db_node_put(db, &n), 0);
 	/* The id survives the blob encoding, high bits included. */
@@ -322,8 +379,7 @@ static void test_meta_values(void **state)
 	char err[256], buf[32];
 	uint64_t v = 0;
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 0);
 	assert_int_equal(db_meta_get_u64(db, "actor", &v), -ENOENT);
 	assert_int_equal(db_meta_set_u64(db, "actor", UINT64_MAX - 1), 0);
@@ -343,9 +399,9 @@ static void test_readonly_does_not_migrate(void **state)
 	char err[256];
 
 	exec_raw(db_path(f), "CREATE TABLE unrelated(x)");
-	assert_int_equal(db_open_at(f->dirfd, DB_READONLY, &db, err,
-				    sizeof(err)),
-			 -EPROTO);
+	assert_int_equal(
+		db_open_at(f->dirfd, DB_READONLY, &db, err, sizeof(err)),
+		-EPROTO);
 	assert_non_null(strstr(err, "older"));
 	assert_int_equal(user_version_of(db_path(f)), 0);
 }
@@ -365,8 +421,7 @@ static void test_remove_keeps_its_base(void **state)
 	struct wkdb *db;
 	char err[256];
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
-				    sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
 			 0);
 	op->id = (struct wk_id){50, 2};
 	op->kind = WK_OP_REMOVE;
@@ -397,6 +452,10 @@ int main(void)
 			test_corrupt_file_is_refused_and_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ops_round_trip_in_order,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_shipped_up_to_a_seq,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_get_by_id, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ops_foreach_last_n, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_put_read_delete,

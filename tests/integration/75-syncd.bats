@@ -1,0 +1,185 @@
+#!/usr/bin/env bats
+# 75-syncd: wkfs-syncd between two replicas through a real wkfs-relay on
+# 127.0.0.1.  A is written (mounted, or through init's scan), B is not
+# mounted, so B's database and object store show what arrived without
+# anyone applying it.
+
+load helpers
+
+RELAY=$WKFS_BUILD/wkfs-relay
+SYNCD=$WKFS_BUILD/wkfs-syncd
+
+running() { kill -0 "$1" 2>/dev/null; }
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+
+start_relay() {
+	local bind=${1:-127.0.0.1:0}
+	: >"$RLOG"
+	"$RELAY" --data "$DATA" --bind "$bind" --verbose >>"$RLOG" 2>&1 &
+	RPID=$!
+	if ! wait_until 10 grep -q '^listening on ' "$RLOG"; then
+		cat "$RLOG" >&2
+		return 1
+	fi
+	PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$RLOG")
+}
+
+stop_relay() {
+	[ -n "${RPID:-}" ] || return 0
+	kill "$RPID" 2>/dev/null || true
+	wait_until 5 not_running "$RPID" || kill -9 "$RPID" 2>/dev/null || true
+	wait "$RPID" 2>/dev/null || true
+	RPID=
+}
+
+# remote DIR [TOKEN]: points DIR's config at the relay's folder Notes
+# (init leaves [remote] as the last section).
+remote() {
+	printf 'url = ws://127.0.0.1:%s/Notes\ntoken = %s\n' "$PORT" \
+		"${2:-$TOK}" >>"$1/.wkfs/config.ini"
+}
+
+# sq DIR SQL: a query on DIR's (unmounted) database.
+sq() { sqlite3 "$1/.wkfs/wkfs.db" "$2"; }
+
+syncd_once() { timeout 60 "$SYNCD" "$1" --once </dev/null 3>&-; }
+
+setup() {
+	DATA=$BATS_TEST_TMPDIR/data
+	RLOG=$BATS_TEST_TMPDIR/relay.log
+	umask 022
+	mkdir -p "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	A=$(realpath "$BATS_TEST_TMPDIR/a")
+	B=$(realpath "$BATS_TEST_TMPDIR/b")
+	D=$A
+	WK_DIRS+=("$A" "$B")
+	start_relay
+	TOK=$("$RELAY" --data "$DATA" folder add Notes)
+}
+
+teardown() {
+	local p
+	for p in "${WK_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	wk_teardown
+	stop_relay
+	if grep -E 'Sanitizer|runtime error' "$RLOG" >&2; then
+		return 1
+	fi
+}
+
+# B holds, for each PATH, A's newest put of PATH as an object with A's bytes.
+assert_objects_match() {
+	local p h
+	for p in "$@"; do
+		h=$(op_field put "$p" hash)
+		[ -n "$h" ] || { echo "no put for $p" >&2; return 1; }
+		cmp "$A/$p" "$B/.wkfs/objects/$h" || return 1
+	done
+}
+
+@test "A's ops and contents reach B, once and only once" {
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	wk_mount "$A"
+	echo hello >"$A/small"
+	mkdir "$A/sub"
+	echo deep >"$A/sub/y"
+	head -c 1500000 /dev/urandom >"$A/big"
+	ln -s small "$A/link"
+	wait_until "$WK_TIMEOUT" [ "$(op_count put big)" -ge 1 ]
+	wait_until "$WK_TIMEOUT" [ "$(op_count put sub/y)" -ge 1 ]
+
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+
+	n=$(wkfs_ops "$A" | wc -l)
+	assert_equal "$(sq "$B" 'select count(*) from ops where origin = 1')" "$n"
+	assert_equal "$(sq "$B" 'select count(*) from ops where origin = 0')" 0
+	assert_objects_match small sub/y big
+	# the big file went as several chunks and a recipe
+	[ "$(find "$DATA/chunks/Notes" -type f | wc -l)" -ge 4 ]
+
+	# again: nothing new anywhere
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+	assert_equal "$(sq "$B" 'select count(*) from ops')" "$n"
+	assert_equal "$(sq "$B" "select value from meta where key = 'relay_cursor'")" "$n"
+}
+
+@test "a wrong token fails in one line naming the relay's reason" {
+	wk_init "$B"
+	remote "$B" 0000000000000000000000000000000000000000000000000000000000000000
+	run syncd_once "$B"
+	assert_failure
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial "auth"
+}
+
+@test "relay down: --once fails clearly, nothing is lost, later it ships" {
+	echo one >"$A/one"
+	head -c 400000 /dev/urandom >"$A/two"
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	stop_relay
+	run syncd_once "$A"
+	assert_failure
+	assert_output --partial "cannot connect"
+	assert_equal "$(sq "$A" 'select count(*) from ops where shipped = 0')" \
+		"$(sq "$A" 'select count(*) from ops')"
+
+	start_relay "127.0.0.1:$PORT"
+	run syncd_once "$A"
+	assert_success
+	assert_equal "$(sq "$A" 'select count(*) from ops where shipped = 0')" 0
+	run syncd_once "$B"
+	assert_success
+	assert_equal "$(sq "$B" 'select count(*) from ops where origin = 1')" \
+		"$(sq "$A" 'select count(*) from ops')"
+	assert_objects_match one two
+}
+
+@test "no [remote]: local only, exit 0" {
+	wk_init "$B"
+	run syncd_once "$B"
+	assert_success
+	assert_output --partial "local only"
+}
+
+@test "one daemon per folder; it takes live ops; a killed one leaves no lock" {
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	"$SYNCD" "$B" -f </dev/null >"$BATS_TEST_TMPDIR/b.log" 2>&1 3>&- &
+	bpid=$!
+	WK_PIDS+=("$bpid")
+	wait_until 10 grep -q connected "$BATS_TEST_TMPDIR/b.log"
+	run syncd_once "$B"
+	assert_failure
+	assert_output --partial "already running (pid $bpid)"
+
+	# live: A's ops reach the running daemon without a restart
+	wk_mount "$A"
+	echo live >"$A/live"
+	wait_until "$WK_TIMEOUT" [ "$(op_count put live)" -ge 1 ]
+	run syncd_once "$A"
+	assert_success
+	n=$(wkfs_ops "$A" | wc -l)
+	wait_until 10 [ "$(sq "$B" 'select count(*) from ops where origin = 1')" = "$n" ]
+	assert_objects_match live
+
+	kill -9 "$bpid"
+	wait "$bpid" 2>/dev/null || true
+	run syncd_once "$B"
+	assert_success
+}

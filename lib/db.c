@@ -100,8 +100,8 @@ static const char *const migrations[] = {
 static sqlite3_vfs verbatim_vfs;
 static sqlite3_vfs *base_vfs;
 
-static int verbatim_full_pathname(sqlite3_vfs *vfs, const char *path, int n_out,
-				  char *out)
+static int verbatim_full_pathname(sqlite3_vfs *vfs, const char *path,
+				  int n_out, char *out)
 {
 	if (path[0] != '/')
 		return base_vfs->xFullPathname(base_vfs, path, n_out, out);
@@ -473,8 +473,8 @@ int db_meta_set_str(struct wkdb *db, const char *key, const char *v)
 	return step_done(st);
 }
 
-int db_op_append(struct wkdb *db, const struct wk_op *op, enum db_origin origin,
-		 int64_t *seq)
+int db_op_append(struct wkdb *db, const struct wk_op *op,
+		 enum db_origin origin, int64_t *seq)
 {
 	sqlite3_stmt *st = db->st[ST_OP_INSERT];
 	/* Every op records where it happened (for puts and setattrs only
@@ -652,8 +652,8 @@ static void read_op(sqlite3_stmt *st, struct db_oprow *r)
 	r->shipped = sqlite3_column_int(st, 17);
 }
 
-int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
-		   void *arg)
+int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
+		   db_op_fn fn, void *arg)
 {
 	static const char cols[] =
 		"SELECT seq, hlc, actor, kind, node, parent, name, new_parent,"

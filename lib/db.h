@@ -53,11 +53,11 @@ struct db_node {
 	int64_t mtime_ns;
 	bool has_hash;
 	struct wk_hash hash;
-	char *target;	      /* symlinks: malloc'd, freed by the owner */
+	char *target;         /* symlinks: malloc'd, freed by the owner */
 	struct wk_id version; /* the last op that changed the node */
 	struct wk_id content; /* the put (or create) of its current content:
 				 the base of its next put */
-	uint64_t ino;	      /* backing inode number at the last record */
+	uint64_t ino;         /* backing inode number at the last record */
 };
 
 /* One row of the ops table, as read back for the log. */
@@ -93,8 +93,8 @@ int db_meta_get_str(struct wkdb *db, const char *key, char *buf, size_t len);
 int db_meta_set_str(struct wkdb *db, const char *key, const char *v);
 
 /* Appends an op; *seq (may be NULL) receives its sequence number. */
-int db_op_append(struct wkdb *db, const struct wk_op *op, enum db_origin origin,
-		 int64_t *seq);
+int db_op_append(struct wkdb *db, const struct wk_op *op,
+		 enum db_origin origin, int64_t *seq);
 
 /* Inserts or replaces a node row, or deletes one. */
 int db_node_put(struct wkdb *db, const struct db_node *n);
@@ -109,8 +109,8 @@ int db_nodes_foreach(struct wkdb *db, db_node_fn fn, void *arg);
 /* Calls fn for the ops after seq `after` in order; with last_n > 0 only the
  * newest last_n of them. */
 typedef int (*db_op_fn)(void *arg, const struct db_oprow *row);
-int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
-		   void *arg);
+int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
+		   db_op_fn fn, void *arg);
 
 /*
  * Marks every op with seq <= upto as shipped (wkfs-syncd, once the relay

@@ -83,9 +83,9 @@ static int user_version_of(const char *path)
 	int v = -1;
 
 	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL),
-		SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st,
+					    NULL),
+			 SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -112,7 +112,8 @@ static void test_create_sets_schema_version(void **state)
 	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)),
 			 -ENOENT);
 	assert_non_null(strstr(err, "wkfs.db"));
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 0);
 	db_close(db);
 	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION);
@@ -167,7 +168,8 @@ static void test_corrupt_file_is_refused_and_kept(void **state)
 	fwrite(junk, 1, sizeof(junk), fp);
 	fclose(fp);
 	before = slurp(db_path(f), &n1);
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 -EIO);
 	assert_null(db);
 	assert_non_null(strstr(err, "corrupt"));
@@ -186,7 +188,8 @@ static void test_ops_round_trip_in_order(void **state)
 	char err[256];
 	int64_t seq = 0, total, unshipped;
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 0);
 	assert_int_equal(db_begin(db), 0);
 	for (int i = 1; i <= 3; i++) {
@@ -300,7 +303,8 @@ static void test_ops_foreach_last_n(void **state)
 	struct wkdb *db;
 	char err[256];
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 0);
 	for (int i = 1; i <= 5; i++) {
 		op->id = (struct wk_id){i, 1};
@@ -362,7 +366,8 @@ static void test_nodes_put_read_delete(void **state)
 	char err[256];
 
 	n.hash.b[15] = 0x5a;
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 0);
 	assert_int_equal(db_node_put(db, &n), 0);
 	/* The id survives the blob encoding, high bits included. */
@@ -379,7 +384,8 @@ static void test_meta_values(void **state)
 	char err[256], buf[32];
 	uint64_t v = 0;
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 0);
 	assert_int_equal(db_meta_get_u64(db, "actor", &v), -ENOENT);
 	assert_int_equal(db_meta_set_u64(db, "actor", UINT64_MAX - 1), 0);
@@ -399,9 +405,9 @@ static void test_readonly_does_not_migrate(void **state)
 	char err[256];
 
 	exec_raw(db_path(f), "CREATE TABLE unrelated(x)");
-	assert_int_equal(
-		db_open_at(f->dirfd, DB_READONLY, &db, err, sizeof(err)),
-		-EPROTO);
+	assert_int_equal(db_open_at(f->dirfd, DB_READONLY, &db, err,
+				    sizeof(err)),
+			 -EPROTO);
 	assert_non_null(strstr(err, "older"));
 	assert_int_equal(user_version_of(db_path(f)), 0);
 }
@@ -421,7 +427,8 @@ static void test_remove_keeps_its_base(void **state)
 	struct wkdb *db;
 	char err[256];
 
-	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err,
+				    sizeof(err)),
 			 0);
 	op->id = (struct wk_id){50, 2};
 	op->kind = WK_OP_REMOVE;

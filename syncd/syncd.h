@@ -75,6 +75,10 @@ int content_ship(struct syncd *s, const struct wk_op *op,
 int content_fetch(struct syncd *s, const struct wk_op *op,
 		  const struct wire_content_ref *ref);
 
+/* Reads (and drops) what the relay fanned out to the data connection
+ * while it was idle, so it never waits behind a backlog. */
+int content_drain(struct syncd *s);
+
 /* Fills s->err from a failed wsc call and returns rc. */
 int syncd_fail(struct syncd *s, struct wsc *c, int rc, const char *what);
 

@@ -50,6 +50,21 @@ static int data_recv(struct syncd *s, struct wire_msg *m)
 	}
 }
 
+int content_drain(struct syncd *s)
+{
+	struct wire_msg m;
+
+	for (int i = 0; i < 64; i++) {
+		int rc = wsc_recv(s->data, 1, &m);
+
+		if (rc == -ETIMEDOUT)
+			return 0;
+		if (rc)
+			return syncd_fail(s, s->data, rc, "chunk connection");
+	}
+	return 0;
+}
+
 /* The path of node id below DIR, and the hash the nodes table has for it. */
 static int node_path(struct syncd *s, struct wk_id id, char *buf, size_t len,
 		     bool *has_hash, struct wk_hash *hash)

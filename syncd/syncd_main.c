@@ -212,6 +212,8 @@ static int serve(struct syncd *s)
 	while (!rc && !stopping) {
 		rc = syncd_session_step(s, POLL_MS);
 		if (rc == -ETIMEDOUT)
+			rc = content_drain(s);
+		if (!rc)
 			rc = syncd_push(s);
 		syncd_apply(s);
 	}

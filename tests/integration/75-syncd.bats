@@ -183,3 +183,50 @@ assert_objects_match() {
 	run syncd_once "$B"
 	assert_success
 }
+
+@test "a file changed before its put shipped: no content, a later put has it" {
+	echo first >"$A/f"
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	# changed behind wkfs's back: the recorded put no longer matches
+	echo second >"$A/f"
+	run syncd_once "$A"
+	assert_success
+	assert_output --partial "content not shipped"
+	run syncd_once "$B"
+	assert_success
+	assert_output --partial "did not ship it"
+	h1=$(sq "$B" "select lower(hex(hash)) from ops where kind = 3")
+	[ ! -e "$B/.wkfs/objects/$h1" ]
+
+	# the next mount's scan records the change as a put, which ships
+	wk_mount "$A"
+	wk_umount "$A"
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+	assert_objects_match f
+}
+
+@test "a chunk that does not match its name is refused, the op kept" {
+	echo tampered >"$A/t"
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	run syncd_once "$A"
+	assert_success
+	h=$(op_field put t hash)
+	stored=$DATA/chunks/Notes/${h:0:2}/${h:2}
+	[ -f "$stored" ]
+	chmod u+w "$stored" "$(dirname "$stored")"
+	echo evil >"$stored"
+	run syncd_once "$B"
+	assert_success
+	assert_output --partial "refusing the content"
+	[ ! -e "$B/.wkfs/objects/$h" ]
+	assert_equal "$(sq "$B" "select count(*) from ops where kind = 3 and lower(hex(hash)) = '$h'")" 1
+}

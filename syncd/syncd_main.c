@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,7 +51,20 @@ static void usage(void)
 	exit(2);
 }
 
-/* Takes RUNDIR/syncd.lock and writes syncd.pid; the fd stays open. */
+/* True when fd is still the file at path (not one unlinked meanwhile). */
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/*
+ * Takes RUNDIR/syncd.lock and writes syncd.pid; the fd stays open.  An
+ * exiting daemon unlinks the lock file while holding it, so a lock won on
+ * a file no longer at the path does not count: try again.
+ */
 static int take_lock(struct syncd *s, int *lockfd)
 {
 	char p[RUNDIR_MAX + 32], tmp[RUNDIR_MAX + 48], other[32] = "?";
@@ -58,24 +72,34 @@ static int take_lock(struct syncd *s, int *lockfd)
 	int fd;
 
 	snprintf(p, sizeof(p), "%s/syncd.lock", s->run);
-	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		wk_err("%s: %s", p, strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(p, sizeof(p), "%s/syncd.pid", s->run);
-		f = fopen(p, "re");
-		if (f) {
-			if (!fgets(other, sizeof(other), f))
-				snprintf(other, sizeof(other), "?");
-			other[strcspn(other, "\n")] = '\0';
-			fclose(f);
+	for (int tries = 0;; tries++) {
+		fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			wk_err("%s: %s", p, strerror(errno));
+			return -1;
 		}
-		wk_err("%s: already running (pid %s)", s->real, other);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+			break;
+		if (same_file(fd, p))
+			goto locked;
 		close(fd);
-		return -1;
+		if (tries == 10) {
+			wk_err("%s: cannot take the lock", p);
+			return -1;
+		}
 	}
+	snprintf(p, sizeof(p), "%s/syncd.pid", s->run);
+	f = fopen(p, "re");
+	if (f) {
+		if (!fgets(other, sizeof(other), f))
+			snprintf(other, sizeof(other), "?");
+		other[strcspn(other, "\n")] = '\0';
+		fclose(f);
+	}
+	wk_err("%s: already running (pid %s)", s->real, other);
+	close(fd);
+	return -1;
+locked:
 	/* A pid file a crash left behind is simply replaced. */
 	snprintf(p, sizeof(p), "%s/syncd.pid", s->run);
 	snprintf(tmp, sizeof(tmp), "%s/syncd.pid.tmp", s->run);
@@ -90,12 +114,25 @@ static int take_lock(struct syncd *s, int *lockfd)
 	return 0;
 }
 
-static void drop_pidfile(struct syncd *s)
+/*
+ * Leaves no trace of a clean exit: the pid and lock files (unlinked while
+ * the lock is held), and, when no mount uses the runtime directory, its
+ * "path" file and the directory itself.
+ */
+static void drop_rundir(struct syncd *s)
 {
 	char p[RUNDIR_MAX + 32];
 
 	snprintf(p, sizeof(p), "%s/syncd.pid", s->run);
 	unlink(p);
+	snprintf(p, sizeof(p), "%s/syncd.lock", s->run);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/fs.sock", s->run);
+	if (access(p, F_OK) == 0)
+		return;
+	snprintf(p, sizeof(p), "%s/path", s->run);
+	unlink(p);
+	rmdir(s->run);
 }
 
 /* Opens DIR's database, object store and cursor. */
@@ -306,8 +343,8 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	rc = once ? run_once(&s) : run_daemon(&s);
-	drop_pidfile(&s);
 	close_state(&s);
+	drop_rundir(&s);
 	close(lockfd);
 	return rc;
 }

@@ -42,6 +42,18 @@ remote() {
 # sq DIR SQL: a query on DIR's (unmounted) database.
 sq() { sqlite3 "$1/.wkfs/wkfs.db" "$2"; }
 
+# rundir_of DIR: the runtime directory whose "path" names DIR, if any.
+rundir_of() {
+	local base d
+	if [ "$(id -u)" = 0 ]; then base=/run/wkfs
+	elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then base=$XDG_RUNTIME_DIR/wkfs
+	else base=/tmp/wkfs-$(id -u); fi
+	for d in "$base"/*/; do
+		[ "$(cat "$d/path" 2>/dev/null)" = "$1" ] && echo "$d"
+	done
+	return 0
+}
+
 syncd_once() { timeout 60 "$SYNCD" "$1" --once </dev/null 3>&-; }
 
 setup() {
@@ -112,6 +124,8 @@ assert_objects_match() {
 	assert_success
 	assert_equal "$(sq "$B" 'select count(*) from ops')" "$n"
 	assert_equal "$(sq "$B" "select value from meta where key = 'relay_cursor'")" "$n"
+	# a clean exit leaves nothing in the runtime directory of unmounted B
+	assert_equal "$(rundir_of "$B")" ""
 }
 
 @test "a wrong token fails in one line naming the relay's reason" {
@@ -229,4 +243,23 @@ assert_objects_match() {
 	assert_output --partial "refusing the content"
 	[ ! -e "$B/.wkfs/objects/$h" ]
 	assert_equal "$(sq "$B" "select count(*) from ops where kind = 3 and lower(hex(hash)) = '$h'")" 1
+}
+
+@test "a mounted B gets the ops too and is asked to apply them" {
+	echo hi >"$A/hi"
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	run syncd_once "$A"
+	assert_success
+	wk_mount "$B"
+	# until the mount knows `apply`, it answers "unknown request": fine
+	run syncd_once "$B"
+	assert_success
+	n=$(sq "$A" 'select count(*) from ops')
+	assert_equal "$("$WKFS_BIN" log "$B" --json | grep -c '"origin":"remote"')" "$n"
+	wk_umount "$B"
+	h=$(op_field put hi hash)
+	cmp "$A/hi" "$B/.wkfs/objects/$h"
 }

@@ -103,9 +103,16 @@ static int node_path(struct syncd *s, struct wk_id id, char *buf, size_t len,
 	return 0;
 }
 
-/* Sends one chunk and waits for its CHUNK_ACK. */
-static int put_chunk(struct syncd *s, const struct wk_hash *name,
-		     const void *data, size_t len)
+/*
+ * Uploads are pipelined: up to UPLOAD_WINDOW bytes of CHUNK_PUTs are sent
+ * before their CHUNK_ACKs are collected (they come in request order), so
+ * a link's round trip is paid once per window, not once per chunk.
+ */
+#define UPLOAD_WINDOW (8u << 20)
+
+/* Queues one CHUNK_PUT (the frame is copied). */
+static int send_chunk(struct syncd *s, const struct wk_hash *name,
+		      const void *data, size_t len)
 {
 	struct wire_msg m = {.type = WIRE_CHUNK_PUT};
 	int rc;
@@ -114,16 +121,23 @@ static int put_chunk(struct syncd *s, const struct wk_hash *name,
 	m.chunk.data = data;
 	m.chunk.len = (uint32_t)len;
 	rc = wsc_send_msg(s->data, &m);
-	if (rc)
-		return syncd_fail(s, s->data, rc, "chunk upload");
-	for (;;) {
+	return rc ? syncd_fail(s, s->data, rc, "chunk upload") : 0;
+}
+
+/* Waits for the CHUNK_ACKs of every CHUNK_PUT sent so far. */
+static int collect_acks(struct syncd *s, uint32_t *pending)
+{
+	struct wire_msg m;
+	int rc;
+
+	while (*pending) {
 		rc = data_recv(s, &m);
 		if (rc)
 			return rc;
-		if (m.type == WIRE_CHUNK_ACK &&
-		    memcmp(m.chunk.name, name->b, WIRE_NAME_LEN) == 0)
-			return 0;
+		if (m.type == WIRE_CHUNK_ACK)
+			(*pending)--;
 	}
+	return 0;
 }
 
 struct upload {
@@ -133,6 +147,8 @@ struct upload {
 	const struct bbuf *rec;	 /* recipe bytes, or NULL */
 	struct wk_hash rec_name; /* their name: entry r->n */
 	uint8_t *buf;		 /* CHUNK_MAX bytes */
+	uint32_t pending;	 /* CHUNK_PUTs not yet acknowledged */
+	size_t inflight;	 /* bytes sent since the last collect */
 };
 
 static const struct wk_hash *entry_name(const struct upload *u, size_t i)
@@ -146,15 +162,28 @@ static int upload_entry(struct syncd *s, struct upload *u, size_t i)
 	struct wk_hash h;
 	ssize_t n;
 
-	if (i == u->r->n)
-		return put_chunk(s, &u->rec_name, u->rec->p, u->rec->len);
-	n = pread(u->fd, u->buf, u->r->v[i].len, (off_t)u->off[i]);
-	if (n != (ssize_t)u->r->v[i].len)
-		return -ESTALE;
-	content_hash_buf(u->buf, (size_t)n, &h);
-	if (memcmp(&h, &u->r->v[i].name, sizeof(h)) != 0)
-		return -ESTALE;
-	return put_chunk(s, &h, u->buf, (size_t)n);
+	int rc;
+
+	if (i == u->r->n) {
+		rc = send_chunk(s, &u->rec_name, u->rec->p, u->rec->len);
+		n = (ssize_t)u->rec->len;
+	} else {
+		n = pread(u->fd, u->buf, u->r->v[i].len, (off_t)u->off[i]);
+		if (n != (ssize_t)u->r->v[i].len)
+			return -ESTALE;
+		content_hash_buf(u->buf, (size_t)n, &h);
+		if (memcmp(&h, &u->r->v[i].name, sizeof(h)) != 0)
+			return -ESTALE;
+		rc = send_chunk(s, &h, u->buf, (size_t)n);
+	}
+	if (rc)
+		return rc;
+	u->pending++;
+	u->inflight += (size_t)n;
+	if (u->inflight < UPLOAD_WINDOW)
+		return 0;
+	u->inflight = 0;
+	return collect_acks(s, &u->pending);
 }
 
 /* HAVE for entries [g, g + k), then uploads what the relay lacks. */
@@ -225,6 +254,13 @@ static int upload(struct syncd *s, struct upload *u)
 		rc = upload_group(s, u, g,
 				  total - g < WIRE_NAMES_MAX ? total - g
 							     : WIRE_NAMES_MAX);
+	/* Even after -ESTALE: no stray CHUNK_ACK may be left behind. */
+	if (rc == 0 || rc == -ESTALE) {
+		int arc = collect_acks(s, &u->pending);
+
+		if (arc)
+			rc = arc;
+	}
 out:
 	free(u->off);
 	free(u->buf);

@@ -712,6 +712,11 @@ int db_ops_mark_shipped(struct wkdb *db, int64_t upto, int64_t *marked)
 	return 0;
 }
 
+int db_ops_unship_local(struct wkdb *db)
+{
+	return exec(db, "UPDATE ops SET shipped = 0 WHERE origin = 0");
+}
+
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)
 {
 	sqlite3_stmt *st;

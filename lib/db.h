@@ -119,6 +119,9 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
  */
 int db_ops_mark_shipped(struct wkdb *db, int64_t upto, int64_t *marked);
 
+/* Marks every local op unshipped again (the remote lost them). */
+int db_ops_unship_local(struct wkdb *db);
+
 /* Reads the node row of id into *n (release it with db_node_release()):
  * 0, -ENOENT when there is none, -errno. */
 int db_node_get(struct wkdb *db, struct wk_id id, struct db_node *n);

@@ -45,6 +45,7 @@ struct syncd {
 	struct wsc *data;
 	uint64_t cursor;      /* last relay seq applied (meta relay_cursor) */
 	bool caught_up;	      /* CAUGHT_UP seen this session */
+	bool cursor_refused;  /* the last HELLO got ERROR `cursor` */
 	bool need_apply;      /* remote ops inserted since the last apply */
 	int64_t shipped_upto; /* local ops at or below this seq are shipped */
 	uint64_t batch_id;    /* of the last PUSH sent */

@@ -55,6 +55,8 @@ static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 	}
 	rc = wsc_hello(*out, s->token, s->actor, cursor, SYNCD_TIMEOUT_MS,
 		       head);
+	s->cursor_refused =
+		rc == -EPROTO && wsc_peer_error(*out, NULL) == WIRE_ERR_CURSOR;
 	if (rc) {
 		syncd_fail(s, *out, rc, "the session");
 		wsc_close(*out);
@@ -63,12 +65,47 @@ static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 	return rc;
 }
 
+/*
+ * The relay answered `cursor`: it does not have the history we saw (a
+ * different or restored relay).  Our cursor means nothing there: pull from
+ * 0 and push every local op again; the relay and our ops table both drop
+ * what they already hold.
+ */
+static int start_over(struct syncd *s)
+{
+	int rc;
+
+	wk_warn("%s; starting over: pulling from 0, pushing every local op",
+		s->err);
+	rc = db_begin(s->db);
+	if (!rc)
+		rc = db_meta_set_u64(s->db, "relay_cursor", 0);
+	if (!rc)
+		rc = db_ops_unship_local(s->db);
+	if (!rc)
+		rc = db_commit(s->db, true);
+	if (rc) {
+		db_rollback(s->db);
+		snprintf(s->err, sizeof(s->err), "cannot reset the cursor: %s",
+			 db_errmsg(s->db));
+		return rc;
+	}
+	s->cursor = 0;
+	s->shipped_upto = 0;
+	return 0;
+}
+
 int syncd_session_open(struct syncd *s)
 {
 	uint64_t head, head2;
 	int rc;
 
 	rc = open_one(s, s->cursor, &s->ops, &head);
+	if (rc == -EPROTO && s->cursor && s->cursor_refused) {
+		rc = start_over(s);
+		if (!rc)
+			rc = open_one(s, s->cursor, &s->ops, &head);
+	}
 	if (rc)
 		return rc;
 	/* The data connection starts at the head: it drops OPS anyway. */

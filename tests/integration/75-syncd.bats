@@ -263,3 +263,44 @@ assert_objects_match() {
 	h=$(op_field put hi hash)
 	cmp "$A/hi" "$B/.wkfs/objects/$h"
 }
+
+@test "a relay that lost its history: start over, push everything again" {
+	echo keep >"$A/keep"
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+	# A's cursor moves past its own ops only at its next session
+	run syncd_once "$A"
+	assert_success
+	n=$(sq "$A" 'select count(*) from ops')
+	assert_equal "$(sq "$A" "select value from meta where key = 'relay_cursor'")" "$n"
+
+	# a new, empty relay on the same address
+	stop_relay
+	rm -rf "$DATA"
+	start_relay "127.0.0.1:$PORT"
+	TOK=$("$RELAY" --data "$DATA" folder add Notes)
+	sed -i "s/^token = .*/token = $TOK/" "$A/.wkfs/config.ini" \
+		"$B/.wkfs/config.ini"
+	run syncd_once "$A"
+	assert_success
+	assert_output --partial "starting over"
+	run syncd_once "$B"
+	assert_success
+	assert_equal "$(sq "$B" 'select count(*) from ops')" "$n"
+
+	# a newcomer gets everything from the new relay
+	C=$(realpath "$BATS_TEST_TMPDIR")/c
+	mkdir "$C"
+	wk_init "$C"
+	remote "$C"
+	run syncd_once "$C"
+	assert_success
+	assert_equal "$(sq "$C" 'select count(*) from ops where origin = 1')" "$n"
+	cmp "$A/keep" "$C/.wkfs/objects/$(op_field put keep hash)"
+}

@@ -247,6 +247,14 @@ static void test_mark_shipped_up_to_a_seq(void **state)
 	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
 	assert_int_equal(total, 5);
 	assert_int_equal(unshipped, 0);
+	/* A remote op stays shipped when the local ones are unshipped. */
+	op->id = (struct wk_id){300, 10};
+	op->node = op->id;
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL), 0);
+	assert_int_equal(db_ops_mark_shipped(db, 99, NULL), 0);
+	assert_int_equal(db_ops_unship_local(db), 0);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(unshipped, 5);
 	free(op);
 	db_close(db);
 }

@@ -6,7 +6,8 @@
 #   fs/     fuse3                              -> linked into build/wkfs
 #   tools/  (the command; links fs/ and lib/)  -> build/wkfs
 #   syncd/  libwebsockets, libcrypto           -> build/wkfs-relay,
-#           (+ sqlite3 for relay_db.c only)       build/wkfs-relay-test
+#           (+ sqlite3 for relay_db.c only)       build/wkfs-relay-test,
+#                                                 build/wkfs-syncd
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
 #          install (PREFIX, DESTDIR, SBINDIR) clean format demo bench deps
@@ -48,6 +49,8 @@ TOOLS_SRC := $(sort $(wildcard tools/*.c))
 RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_db.c \
 	     syncd/relay_chunks.c
 RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
+SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
+	     syncd/ws_client.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_HELP := $(filter-out $(UNIT_SRC),$(sort $(wildcard tests/unit/*.c)))
 
@@ -56,6 +59,7 @@ FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(B)/%.o)
 RELAY_OBJ := $(RELAY_SRC:%.c=$(B)/%.o)
 RTEST_OBJ := $(RTEST_SRC:%.c=$(B)/%.o)
+SYNCD_OBJ := $(SYNCD_SRC:%.c=$(B)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_HOBJ := $(UNIT_HELP:%.c=$(B)/%.o)
 
@@ -63,7 +67,8 @@ LIBWKFS   := $(B)/libwkfs.a
 WKFS      := $(B)/wkfs
 RELAY     := $(B)/wkfs-relay
 RTEST     := $(B)/wkfs-relay-test
-BINS      := $(WKFS) $(RELAY)
+SYNCD     := $(B)/wkfs-syncd
+BINS      := $(WKFS) $(RELAY) $(SYNCD)
 TEST_BINS := $(RTEST)
 
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
@@ -110,6 +115,10 @@ $(RELAY): $(RELAY_OBJ) $(LIBWKFS)
 
 $(RTEST): $(RTEST_OBJ) $(LIBWKFS)
 	$(CC) $(LDFLAGS) -o $@ $(RTEST_OBJ) $(LIBWKFS) \
+		$(call pkg_libs,$(SYNCD_PKGS)) $(LIB_LIBS) $(LDLIBS)
+
+$(SYNCD): $(SYNCD_OBJ) $(LIBWKFS)
+	$(CC) $(LDFLAGS) -o $@ $(SYNCD_OBJ) $(LIBWKFS) \
 		$(call pkg_libs,$(SYNCD_PKGS)) $(LIB_LIBS) $(LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)

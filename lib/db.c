@@ -555,38 +555,64 @@ static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 	snprintf(dst, len, "%s", s ? s : "");
 }
 
+#define NODE_COLS                                                            \
+	"SELECT id, parent, name, kind, mode, size, mtime_ns, hash, target," \
+	" version, content, ino FROM nodes"
+
+static void read_node(sqlite3_stmt *st, struct db_node *n)
+{
+	const void *h = sqlite3_column_blob(st, 7);
+	const char *t = (const char *)sqlite3_column_text(st, 8);
+
+	memset(n, 0, sizeof(*n));
+	n->id = get_id(st, 0);
+	n->parent = get_id(st, 1);
+	copy_text(n->name, sizeof(n->name), st, 2);
+	n->kind = sqlite3_column_int(st, 3);
+	n->mode = (uint32_t)sqlite3_column_int(st, 4);
+	n->size = (uint64_t)sqlite3_column_int64(st, 5);
+	n->mtime_ns = sqlite3_column_int64(st, 6);
+	if (h && sqlite3_column_bytes(st, 7) == 16) {
+		n->has_hash = true;
+		memcpy(n->hash.b, h, 16);
+	}
+	n->target = t ? xstrdup(t) : NULL;
+	n->version = get_id(st, 9);
+	n->content = get_id(st, 10);
+	n->ino = (uint64_t)sqlite3_column_int64(st, 11);
+}
+
+int db_node_get(struct wkdb *db, struct wk_id id, struct db_node *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql, NODE_COLS " WHERE id = ?1", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	bind_id(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_node(st, n);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}
+
 int db_nodes_foreach(struct wkdb *db, db_node_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
 	int rc, stop = 0;
 
-	rc = sqlite3_prepare_v2(db->sql,
-				"SELECT id, parent, name, kind, mode, size,"
-				" mtime_ns, hash, target, version, content, ino"
-				" FROM nodes",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(db->sql, NODE_COLS, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc_errno(rc);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_node n = {0};
-		const void *h = sqlite3_column_blob(st, 7);
-		const char *t = (const char *)sqlite3_column_text(st, 8);
+		struct db_node n;
 
-		n.id = get_id(st, 0);
-		n.parent = get_id(st, 1);
-		copy_text(n.name, sizeof(n.name), st, 2);
-		n.kind = sqlite3_column_int(st, 3);
-		n.mode = (uint32_t)sqlite3_column_int(st, 4);
-		n.size = (uint64_t)sqlite3_column_int64(st, 5);
-		n.mtime_ns = sqlite3_column_int64(st, 6);
-		if (h && sqlite3_column_bytes(st, 7) == 16) {
-			n.has_hash = true;
-			memcpy(n.hash.b, h, 16);
-		}
-		n.target = t ? xstrdup(t) : NULL;
-		n.version = get_id(st, 9);
-		n.content = get_id(st, 10);
-		n.ino = (uint64_t)sqlite3_column_int64(st, 11);
+		read_node(st, &n);
 		stop = fn(arg, &n);
 		db_node_release(&n);
 		if (stop)
@@ -682,6 +708,32 @@ int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n)
 		*n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+}
+
+int db_ops_mark_shipped(struct wkdb *db, int64_t upto, int64_t *marked)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"UPDATE ops SET shipped = 1"
+				" WHERE shipped = 0 AND seq <= ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, upto);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return rc_errno(rc);
+	if (marked)
+		*marked = sqlite3_changes(db->sql);
+	return 0;
+}
+
+int db_ops_unship_local(struct wkdb *db)
+{
+	return exec(db, "UPDATE ops SET shipped = 0 WHERE origin = 0");
 }
 
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)

@@ -116,6 +116,20 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
  * mount's apply cursor). */
 int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n);
 
+/*
+ * Marks every op with seq <= upto as shipped (wkfs-syncd, once the relay
+ * acknowledged them; remote ops below upto came from the relay anyway).
+ * *marked (may be NULL) gets how many rows changed.
+ */
+int db_ops_mark_shipped(struct wkdb *db, int64_t upto, int64_t *marked);
+
+/* Marks every local op unshipped again (the remote lost them). */
+int db_ops_unship_local(struct wkdb *db);
+
+/* Reads the node row of id into *n (release it with db_node_release()):
+ * 0, -ENOENT when there is none, -errno. */
+int db_node_get(struct wkdb *db, struct wk_id id, struct db_node *n);
+
 /* Counts: ops in the log, and ops not yet shipped. */
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped);
 

@@ -729,6 +729,31 @@ int wire_op_encode(struct wire_buf *b, const struct wk_op *op)
 	return rc;
 }
 
+static const struct wk_hash zero_hash;
+
+int wire_put_encode(struct wire_buf *b, const struct wk_op *op,
+		    const struct wire_content_ref *ref)
+{
+	size_t start = b->len;
+	uint8_t how = (uint8_t)ref->how;
+	int rc;
+
+	if (op->kind != WK_OP_PUT || ref->how > WIRE_CONTENT_RECIPE ||
+	    (ref->how != WIRE_CONTENT_RECIPE &&
+	     memcmp(&ref->recipe, &zero_hash, sizeof(zero_hash)) != 0))
+		return -EINVAL;
+	rc = wire_op_encode(b, op);
+	if (rc)
+		return rc;
+	b->mem[b->head + start] = WIRE_OP_FORMAT_CONTENT;
+	rc = wire_buf_append(b, &how, 1);
+	if (!rc)
+		rc = wire_buf_append(b, ref->recipe.b, 16);
+	if (rc)
+		wire_buf_truncate(b, start);
+	return rc;
+}
+
 static struct wk_id rd_id(struct rd *r)
 {
 	struct wk_id id;
@@ -815,21 +840,54 @@ static void dec_op_body(struct rd *r, struct wk_op *op)
 	rd_fail(r, -EBADMSG);
 }
 
+/* The content reference after a format-2 put's body. */
+static void dec_content_ref(struct rd *r, struct wire_content_ref *ref)
+{
+	unsigned how = (unsigned)rd_le(r, 1);
+	const uint8_t *p = rd_take(r, 16);
+
+	if (r->err)
+		return;
+	memcpy(ref->recipe.b, p, 16);
+	ref->how = (enum wire_content)how;
+	if (how > WIRE_CONTENT_RECIPE ||
+	    (how != WIRE_CONTENT_RECIPE &&
+	     memcmp(&ref->recipe, &zero_hash, sizeof(zero_hash)) != 0))
+		rd_fail(r, -EBADMSG);
+}
+
 int wire_op_decode(const uint8_t *p, size_t len, uint64_t actor, uint64_t hlc,
 		   struct wk_op *op)
 {
-	struct rd r = {p, len, 0};
-	unsigned kind;
+	return wire_op_decode_ref(p, len, actor, hlc, op, NULL);
+}
 
+int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
+		       uint64_t hlc, struct wk_op *op,
+		       struct wire_content_ref *ref)
+{
+	struct wire_content_ref dummy;
+	struct rd r = {p, len, 0};
+	unsigned kind, format;
+
+	if (!ref)
+		ref = &dummy;
+	memset(ref, 0, sizeof(*ref));
+	ref->how = WIRE_CONTENT_WHOLE;
 	memset(op, 0, sizeof(*op));
 	op->base = WK_ID_NONE;
-	if (rd_le(&r, 1) != WIRE_OP_FORMAT)
+	format = (unsigned)rd_le(&r, 1);
+	if (format != WIRE_OP_FORMAT && format != WIRE_OP_FORMAT_CONTENT)
 		rd_fail(&r, -EBADMSG);
 	kind = (unsigned)rd_le(&r, 1);
 	op->kind = (enum wk_op_kind)kind;
+	if (format == WIRE_OP_FORMAT_CONTENT && kind != WK_OP_PUT)
+		rd_fail(&r, -EBADMSG);
 	op->node = rd_id(&r);
 	if (!r.err)
 		dec_op_body(&r, op);
+	if (!r.err && format == WIRE_OP_FORMAT_CONTENT)
+		dec_content_ref(&r, ref);
 	if (!r.err && r.left)
 		r.err = -EBADMSG;
 	if (r.err) {

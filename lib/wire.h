@@ -249,4 +249,42 @@ int wire_op_encode(struct wire_buf *b, const struct wk_op *op);
 int wire_op_decode(const uint8_t *p, size_t len, uint64_t actor, uint64_t hlc,
 		   struct wk_op *op);
 
+/*
+ * Format 2 (puts only): the format-1 put followed by where its content is,
+ * `u8 how` and `name recipe` (docs/protocol.md, "Content of a put"):
+ *   WIRE_CONTENT_NONE    not shipped (the file changed before it could be;
+ *                        a later put carries the content); recipe zero
+ *   WIRE_CONTENT_WHOLE   one chunk named by the put's hash holds the whole
+ *                        file (or the file is empty); recipe zero
+ *   WIRE_CONTENT_RECIPE  recipe names a chunk holding the plain recipe
+ *                        encoding (recipe.h) of the file
+ * A format-1 put decodes as WIRE_CONTENT_WHOLE.
+ */
+#define WIRE_OP_FORMAT_CONTENT 2
+
+enum wire_content {
+	WIRE_CONTENT_NONE = 0,
+	WIRE_CONTENT_WHOLE = 1,
+	WIRE_CONTENT_RECIPE = 2,
+};
+
+struct wire_content_ref {
+	enum wire_content how;
+	struct wk_hash recipe; /* WIRE_CONTENT_RECIPE only, else zero */
+};
+
+/* Appends a format-2 put payload: -EINVAL for an op that is not a put or a
+ * bad ref, else as wire_op_encode(). */
+int wire_put_encode(struct wire_buf *b, const struct wk_op *op,
+		    const struct wire_content_ref *ref);
+
+/*
+ * wire_op_decode() that also returns a put's content reference in *ref
+ * (may be NULL; left as WIRE_CONTENT_WHOLE for anything but a format-2
+ * put).  wire_op_decode() accepts both formats.
+ */
+int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
+		       uint64_t hlc, struct wk_op *op,
+		       struct wire_content_ref *ref);
+
 #endif

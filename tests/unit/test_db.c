@@ -217,6 +217,76 @@ static void test_ops_round_trip_in_order(void **state)
 	db_close(db);
 }
 
+static void test_mark_shipped_up_to_a_seq(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct wkdb *db;
+	char err[256];
+	int64_t total, unshipped, marked;
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	for (int i = 1; i <= 5; i++) {
+		memset(op, 0, sizeof(*op));
+		op->id = (struct wk_id){200 + i, 9};
+		op->kind = WK_OP_MKDIR;
+		op->node = op->id;
+		snprintf(op->name, sizeof(op->name), "d%d", i);
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL),
+				 0);
+	}
+	assert_int_equal(db_ops_mark_shipped(db, 3, &marked), 0);
+	assert_int_equal(marked, 3);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(unshipped, 2);
+	/* Again: nothing more below 3; then the rest. */
+	assert_int_equal(db_ops_mark_shipped(db, 3, &marked), 0);
+	assert_int_equal(marked, 0);
+	assert_int_equal(db_ops_mark_shipped(db, 99, NULL), 0);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(total, 5);
+	assert_int_equal(unshipped, 0);
+	/* A remote op stays shipped when the local ones are unshipped. */
+	op->id = (struct wk_id){300, 10};
+	op->node = op->id;
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL), 0);
+	assert_int_equal(db_ops_mark_shipped(db, 99, NULL), 0);
+	assert_int_equal(db_ops_unship_local(db), 0);
+	assert_int_equal(db_op_counts(db, &total, &unshipped), 0);
+	assert_int_equal(unshipped, 5);
+	free(op);
+	db_close(db);
+}
+
+static void test_node_get_by_id(void **state)
+{
+	struct fixture *f = *state;
+	struct db_node n = {0}, got;
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	n.id = (struct wk_id){5, 6};
+	n.parent = WK_ID_ROOT;
+	snprintf(n.name, sizeof(n.name), "a.txt");
+	n.kind = WK_KIND_FILE;
+	n.mode = 0644;
+	n.has_hash = true;
+	n.hash.b[3] = 7;
+	n.version = n.content = n.id;
+	assert_int_equal(db_node_put(db, &n), 0);
+	assert_int_equal(db_node_get(db, n.id, &got), 0);
+	assert_string_equal(got.name, "a.txt");
+	assert_true(got.has_hash);
+	assert_int_equal(got.hash.b[3], 7);
+	assert_true(wk_id_eq(got.parent, WK_ID_ROOT));
+	db_node_release(&got);
+	assert_int_equal(db_node_get(db, (struct wk_id){5, 7}, &got), -ENOENT);
+	db_close(db);
+}
+
 struct collect {
 	int64_t seqs[8];
 	uint64_t hlcs[8];
@@ -432,6 +502,10 @@ int main(void)
 			test_corrupt_file_is_refused_and_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ops_round_trip_in_order,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_shipped_up_to_a_seq,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_get_by_id, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ops_foreach_last_n, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_put_read_delete,

@@ -827,6 +827,69 @@ static void test_fuzz(void **state)
 		wire_buf_release(&seeds[i]);
 }
 
+/* Format 2: a put with where its content is, and the refusals. */
+static void test_put_content_ref(void **state)
+{
+	struct wk_op *op = calloc(1, sizeof(*op)),
+		     *got = calloc(1, sizeof(*op));
+	struct wire_content_ref ref = {WIRE_CONTENT_RECIPE, {{0}}}, back;
+	struct wire_buf b;
+
+	wire_buf_init(&b, 0, WIRE_PAYLOAD_MAX);
+	op->kind = WK_OP_PUT;
+	op->node = (struct wk_id){3, 4};
+	op->size = 1 << 20;
+	op->hash.b[0] = 0x11;
+	op->base = WK_ID_NONE;
+	ref.recipe.b[15] = 0x99;
+	assert_int_equal(wire_put_encode(&b, op, &ref), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_CONTENT);
+	assert_int_equal(
+		wire_op_decode_ref(wire_buf_data(&b), b.len, 4, 5, got, &back),
+		0);
+	assert_int_equal(back.how, WIRE_CONTENT_RECIPE);
+	assert_int_equal(back.recipe.b[15], 0x99);
+	assert_int_equal(got->size, 1 << 20);
+	assert_int_equal(got->hash.b[0], 0x11);
+	/* The plain decoder takes it too. */
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 4, 5, got),
+			 0);
+	/* Trailing or missing bytes, an unknown how. */
+	wire_buf_append(&b, "x", 1);
+	assert_int_equal(
+		wire_op_decode_ref(wire_buf_data(&b), b.len, 4, 5, got, &back),
+		-EBADMSG);
+	assert_int_equal(wire_op_decode_ref(wire_buf_data(&b), b.len - 2, 4, 5,
+					    got, &back),
+			 -EBADMSG);
+	wire_buf_data(&b)[b.len - 18] = 7;
+	assert_int_equal(wire_op_decode_ref(wire_buf_data(&b), b.len - 1, 4, 5,
+					    got, &back),
+			 -EBADMSG);
+	/* A recipe name with another how is refused both ways. */
+	wire_buf_reset(&b);
+	ref.how = WIRE_CONTENT_NONE;
+	assert_int_equal(wire_put_encode(&b, op, &ref), -EINVAL);
+	memset(&ref.recipe, 0, sizeof(ref.recipe));
+	assert_int_equal(wire_put_encode(&b, op, &ref), 0);
+	assert_int_equal(
+		wire_op_decode_ref(wire_buf_data(&b), b.len, 4, 5, got, &back),
+		0);
+	assert_int_equal(back.how, WIRE_CONTENT_NONE);
+	/* Format 1 decodes as WHOLE; format 2 is for puts only. */
+	wire_buf_reset(&b);
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	assert_int_equal(
+		wire_op_decode_ref(wire_buf_data(&b), b.len, 4, 5, got, &back),
+		0);
+	assert_int_equal(back.how, WIRE_CONTENT_WHOLE);
+	op->kind = WK_OP_SETATTR;
+	assert_int_equal(wire_put_encode(&b, op, &ref), -EINVAL);
+	wire_buf_release(&b);
+	free(op);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +902,7 @@ int main(void)
 		cmocka_unit_test(test_op_round_trip),
 		cmocka_unit_test(test_op_hostile),
 		cmocka_unit_test(test_fuzz),
+		cmocka_unit_test(test_put_content_ref),
 	};
 
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,86 @@
+/*
+ * syncd.h - wkfs-syncd's internals, shared by syncd_*.c.
+ *
+ * One daemon per synced directory DIR.  A session is two WebSocket
+ * connections to the relay named in DIR/.wkfs/config.ini:
+ *
+ *   ops   HELLO with the stored cursor, then OPS/CAUGHT_UP in, PUSH and
+ *         CURSOR out (syncd_session.c);
+ *   data  HELLO too, but only HAVE/CHUNK_PUT/CHUNK_GET and their replies;
+ *         OPS arriving on it are read and dropped (syncd_content.c).
+ *
+ * Two connections keep the flow simple and memory bounded: while a batch
+ * of received ops waits for its content, more OPS pile up in the kernel's
+ * socket buffers of the ops connection instead of in ours, and a reply to
+ * a chunk request never hides behind a backlog of ops.
+ *
+ * Everything runs on one thread; the struct is not locked.
+ */
+#ifndef WKFS_SYNCD_H
+#define WKFS_SYNCD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "materialize.h"
+#include "rundir.h"
+#include "wire.h"
+#include "ws_client.h"
+
+#define SYNCD_TIMEOUT_MS 15000
+
+struct syncd {
+	char real[4096];      /* DIR, absolute */
+	char run[RUNDIR_MAX]; /* its runtime directory */
+	int dirfd;	      /* DIR (the mount's fd when mounted) */
+	struct wkdb *db;
+	struct mat *mat; /* object store */
+	struct wk_config cfg;
+	uint8_t token[WIRE_TOKEN_LEN];
+	uint64_t actor;
+
+	struct wsc *ops; /* NULL when offline */
+	struct wsc *data;
+	uint64_t cursor;      /* last relay seq applied (meta relay_cursor) */
+	bool caught_up;	      /* CAUGHT_UP seen this session */
+	bool cursor_refused;  /* the last HELLO got ERROR `cursor` */
+	bool need_apply;      /* remote ops inserted since the last apply */
+	int64_t shipped_upto; /* local ops at or below this seq are shipped */
+	uint64_t batch_id;    /* of the last PUSH sent */
+	bool acked;	      /* an ACK arrived this session: */
+	uint64_t ack_batch;   /* the batch it acknowledged */
+	char err[512];	      /* one-line reason of the last failure */
+};
+
+/* syncd_session.c */
+int syncd_session_open(struct syncd *s);
+void syncd_session_close(struct syncd *s);
+/* Receives and handles one message on the ops connection (OPS, CAUGHT_UP,
+ * stray replies): 0, -ETIMEDOUT, or an error that ends the session. */
+int syncd_session_step(struct syncd *s, int timeout_ms);
+/* Pushes every local op not yet shipped, content first. */
+int syncd_push(struct syncd *s);
+/* Asks the mount (if any) to apply what was inserted. */
+void syncd_apply(struct syncd *s);
+
+/* syncd_content.c */
+struct wk_op;
+/* Makes sure the relay has the content of put op; fills *ref. */
+int content_ship(struct syncd *s, const struct wk_op *op,
+		 struct wire_content_ref *ref);
+/* Brings the content of a received put into the object store.  Content
+ * that does not match is refused (logged, 0); network trouble is an
+ * error. */
+int content_fetch(struct syncd *s, const struct wk_op *op,
+		  const struct wire_content_ref *ref);
+
+/* Reads (and drops) what the relay fanned out to the data connection
+ * while it was idle, so it never waits behind a backlog. */
+int content_drain(struct syncd *s);
+
+/* Fills s->err from a failed wsc call and returns rc. */
+int syncd_fail(struct syncd *s, struct wsc *c, int rc, const char *what);
+
+#endif

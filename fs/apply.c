@@ -77,6 +77,7 @@ struct apply {
 	struct mat *mat;
 	struct tree_opts topts;
 	char own_device[TREE_DEVICE_MAX + 1];
+	bool device_names; /* off until names travel with ops (device_of) */
 	uint64_t own_actor;
 	struct device *dev; /* device names seen, apply thread only */
 	size_t ndev;
@@ -105,6 +106,13 @@ static const char *device_of(uint64_t actor, void *arg)
 	struct apply *ap = arg;
 	char key[64], name[256];
 
+	/* A conflict name must come out the same on every replica, and
+	 * wkfs-syncd does not carry device names yet: a replica would name
+	 * its own copies by its device and another replica's by the actor
+	 * id.  Until the protocol carries names, every replica uses the
+	 * actor id (the engine's fallback). */
+	if (!ap->device_names)
+		return NULL;
 	if (actor == ap->own_actor)
 		return ap->own_device;
 	for (size_t i = 0; i < ap->ndev; i++)
@@ -588,7 +596,13 @@ static int take_row(void *arg, const struct db_oprow *row)
 		t->last_seq = row->seq;
 		return 0;
 	}
-	if (!content_at_hand(ap, &row->op) || op_blocked(ap, &row->op)) {
+	/* A put whose content never came (its sender had already written
+	 * the file again) must not hold up everything after it when a later
+	 * put of the node is there: the engine retires it, and mat_ready()
+	 * still checks the content of whatever ends up shown. */
+	if ((!content_at_hand(ap, &row->op) &&
+	     !db_op_later_put(ap->db, row->op.node, row->seq)) ||
+	    op_blocked(ap, &row->op)) {
 		t->blocked = true;
 		set_waiting(ap, true);
 		return 1;

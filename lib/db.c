@@ -691,6 +691,24 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
+bool db_op_later_put(struct wkdb *db, struct wk_id node, int64_t after)
+{
+	sqlite3_stmt *st;
+	bool found;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT 1 FROM ops WHERE seq > ?1 AND kind = ?2"
+			       " AND node = ?3 LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, WK_OP_PUT);
+	bind_id(st, 3, node);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
 int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n)
 {
 	sqlite3_stmt *st;

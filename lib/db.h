@@ -112,6 +112,10 @@ typedef int (*db_op_fn)(void *arg, const struct db_oprow *row);
 int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 		   db_op_fn fn, void *arg);
 
+/* True when an op after seq `after` is a put on node: the content of an
+ * earlier put of that node need not be waited for (it is superseded). */
+bool db_op_later_put(struct wkdb *db, struct wk_id node, int64_t after);
+
 /* Counts the remote ops after seq `after` (not applied yet, for the
  * mount's apply cursor). */
 int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n);

@@ -21,28 +21,7 @@ wait_until() {
 	done
 }
 
-running() { kill -0 "$1" 2>/dev/null; }
-not_running() { ! kill -0 "$1" 2>/dev/null; }
-
-start_relay() {
-	local bind=${1:-127.0.0.1:0}
-	: >"$RLOG"
-	"$RELAY" --data "$DATA" --bind "$bind" --verbose >>"$RLOG" 2>&1 &
-	RPID=$!
-	if ! wait_until 10 grep -q '^listening on ' "$RLOG"; then
-		cat "$RLOG" >&3
-		return 1
-	fi
-	PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$RLOG")
-}
-
-stop_relay() {
-	[ -n "${RPID:-}" ] || return 0
-	kill "$RPID" 2>/dev/null || true
-	wait_until 5 not_running "$RPID" || kill -9 "$RPID" 2>/dev/null || true
-	wait "$RPID" 2>/dev/null || true
-	RPID=
-}
+load relay
 
 url() { echo "ws://127.0.0.1:$PORT/$1"; }
 rt() { "$RT" --timeout 5 "$@"; }

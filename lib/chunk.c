@@ -5,6 +5,7 @@
  * the chunks of a file into a list, others move them.
  */
 #include "chunk.h"
+#include "content.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -230,44 +231,32 @@ int chunker_feed(struct chunker *c, const void *buf, size_t n, chunk_fn *fn,
 	return 0;
 }
 
+struct feed {
+	struct chunker *c;
+	chunk_fn *fn;
+	void *arg;
+};
+
+static int feed_piece(void *arg, const void *p, size_t n)
+{
+	struct feed *f = arg;
+
+	return chunker_feed(f->c, p, n, f->fn, f->arg);
+}
+
 int chunk_fd(int fd, chunk_fn *fn, void *arg)
 {
 	struct chunker c;
 	struct chunk ch;
-	uint8_t *buf;
-	uint64_t off = 0;
+	struct feed f = {&c, fn, arg};
 	int rc;
 
 	rc = chunker_init(&c, CHUNKER_NAME);
 	if (rc < 0)
 		return rc;
-	buf = malloc(CHUNK_READ_PIECE);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out_release;
-	}
-	for (;;) {
-		ssize_t n = pread(fd, buf, CHUNK_READ_PIECE, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto out_free;
-		}
-		if (n == 0)
-			break;
-		off += n;
-		rc = chunker_feed(&c, buf, n, fn, arg);
-		if (rc)
-			goto out_free;
-	}
-	if (chunker_finish(&c, &ch))
+	rc = content_read_pieces(fd, CHUNK_READ_PIECE, feed_piece, &f, NULL);
+	if (!rc && chunker_finish(&c, &ch))
 		rc = fn(arg, &ch);
-
-out_free:
-	free(buf);
-out_release:
 	chunker_release(&c);
 	return rc;
 }

@@ -27,38 +27,54 @@ void content_hash_buf(const void *p, size_t len, struct wk_hash *out)
 	canonical(XXH3_128bits(p, len), out);
 }
 
-int content_hash_fd(int fd, struct wk_hash *out, uint64_t *size)
+int content_read_pieces(int fd, size_t piece, content_piece_fn fn, void *arg,
+			uint64_t *size)
 {
-	XXH3_state_t *st = XXH3_createState();
-	char *buf = malloc(HASH_PIECE);
+	char *buf = malloc(piece);
 	uint64_t off = 0;
 	int rc = 0;
 
-	if (!st || !buf) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	XXH3_128bits_reset(st);
+	if (!buf)
+		return -ENOMEM;
 	for (;;) {
-		ssize_t n = pread(fd, buf, HASH_PIECE, off);
+		ssize_t n = pread(fd, buf, piece, off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			rc = -errno;
-			goto out_free;
+			break;
 		}
 		if (n == 0)
 			break;
-		XXH3_128bits_update(st, buf, n);
 		off += n;
+		rc = fn(arg, buf, n);
+		if (rc)
+			break;
 	}
-	canonical(XXH3_128bits_digest(st), out);
+	free(buf);
 	if (size)
 		*size = off;
+	return rc;
+}
 
-out_free:
-	free(buf);
+static int hash_piece(void *arg, const void *p, size_t n)
+{
+	XXH3_128bits_update(arg, p, n);
+	return 0;
+}
+
+int content_hash_fd(int fd, struct wk_hash *out, uint64_t *size)
+{
+	XXH3_state_t *st = XXH3_createState();
+	int rc;
+
+	if (!st)
+		return -ENOMEM;
+	XXH3_128bits_reset(st);
+	rc = content_read_pieces(fd, HASH_PIECE, hash_piece, st, size);
+	if (!rc)
+		canonical(XXH3_128bits_digest(st), out);
 	XXH3_freeState(st);
 	return rc;
 }

@@ -17,6 +17,16 @@
  * number of bytes hashed.  0 or -errno. */
 int content_hash_fd(int fd, struct wk_hash *out, uint64_t *size);
 
+/*
+ * Reads fd from offset 0 to its end (pread) in pieces of at most `piece`
+ * bytes, calling fn for each.  A non-zero return of fn stops the read and
+ * is returned; otherwise 0 or -errno.  *size (may be NULL) gets the bytes
+ * read.
+ */
+typedef int (*content_piece_fn)(void *arg, const void *p, size_t n);
+int content_read_pieces(int fd, size_t piece, content_piece_fn fn, void *arg,
+			uint64_t *size);
+
 /* Hashes a buffer (symlink targets, tests). */
 void content_hash_buf(const void *p, size_t len, struct wk_hash *out);
 

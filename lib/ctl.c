@@ -122,38 +122,42 @@ int ctl_reply(int fd, const char *line, int pass_fd)
 	return sendmsg(fd, &msg, MSG_NOSIGNAL) == n ? 0 : -errno;
 }
 
-int ctl_request(const char *path, const char *req, char *reply, size_t len,
-		int *fd_out)
+int ctl_connect(const char *path, const char *req)
 {
 	struct sockaddr_un sa;
 	char line[CTL_LINE_MAX + 1];
 	int fd, rc, n;
 
-	if (fd_out)
-		*fd_out = -1;
 	rc = fill_addr(&sa, path);
 	if (rc)
 		return rc;
+	n = snprintf(line, sizeof(line), "%s\n", req);
+	if (n < 0 || n >= (int)sizeof(line))
+		return -EMSGSIZE;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, line, n, MSG_NOSIGNAL) != n) {
 		rc = -errno;
-		goto out_close;
+		close(fd);
+		return rc;
 	}
-	n = snprintf(line, sizeof(line), "%s\n", req);
-	if (n < 0 || n >= (int)sizeof(line)) {
-		rc = -EMSGSIZE;
-		goto out_close;
-	}
-	if (send(fd, line, n, MSG_NOSIGNAL) != n) {
-		rc = -errno;
-		goto out_close;
-	}
+	return fd;
+}
+
+int ctl_request(const char *path, const char *req, char *reply, size_t len,
+		int *fd_out)
+{
+	int fd, rc;
+
+	if (fd_out)
+		*fd_out = -1;
+	fd = ctl_connect(path, req);
+	if (fd < 0)
+		return fd;
 	/* Read byte by byte: the fd rides on the first byte's message. */
 	rc = read_line_fd(fd, reply, len, fd_out);
-
-out_close:
 	close(fd);
 	return rc;
 }

@@ -15,8 +15,9 @@
  *              writing)
  *   applied -> the same answer without running a round
  *
- * Any other line -> "error unknown request".  Replies are at most
- * CTL_LINE_MAX bytes.  Who may connect is decided by the socket's directory
+ * Any other line -> "error unknown request".  Lines are at most
+ * CTL_LINE_MAX bytes.  wkfs-syncd's socket (syncd.sock) speaks the same
+ * framing with its own requests (syncd/syncd_ctl.c).  Who may connect is decided by the socket's directory
  * permissions (0700, owner only).
  */
 #ifndef WKFS_CTL_H
@@ -24,7 +25,7 @@
 
 #include <stddef.h>
 
-#define CTL_LINE_MAX 512
+#define CTL_LINE_MAX 4096
 
 /* Listens on path (an old socket file there is replaced). Returns fd. */
 int ctl_listen(const char *path);
@@ -34,6 +35,12 @@ int ctl_listen(const char *path);
  * Returns 0 or -errno (-ECONNREFUSED / -ENOENT: nobody listening). */
 int ctl_request(const char *path, const char *req, char *reply, size_t len,
 		int *fd_out);
+
+/*
+ * Connects and sends req, for a request answered with several lines: read
+ * them with ctl_read_line() and close the fd.  Returns the fd or -errno.
+ */
+int ctl_connect(const char *path, const char *req);
 
 /* Server side: reads one request line from a connected client. */
 int ctl_read_line(int fd, char *buf, size_t len);

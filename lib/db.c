@@ -774,6 +774,27 @@ int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)
 	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
 }
 
+int db_pending(struct wkdb *db, int64_t *ops, int64_t *bytes)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"SELECT count(*), coalesce(sum(size) FILTER"
+				" (WHERE kind = 3), 0) FROM ops"
+				" WHERE shipped = 0 AND origin = 0",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ops = sqlite3_column_int64(st, 0);
+		*bytes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+}
+
 void db_node_release(struct db_node *n)
 {
 	free(n->target);

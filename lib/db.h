@@ -137,6 +137,9 @@ int db_node_get(struct wkdb *db, struct wk_id id, struct db_node *n);
 /* Counts: ops in the log, and ops not yet shipped. */
 int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped);
 
+/* Local ops not yet shipped, and the bytes of content their puts name. */
+int db_pending(struct wkdb *db, int64_t *ops, int64_t *bytes);
+
 /* Frees the strings a db_node owns. */
 void db_node_release(struct db_node *n);
 

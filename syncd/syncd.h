@@ -19,6 +19,7 @@
 #ifndef WKFS_SYNCD_H
 #define WKFS_SYNCD_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,35 @@
 #include "ws_client.h"
 
 #define SYNCD_TIMEOUT_MS 15000
+
+/* The connection state `wkfs status` shows. */
+enum syncd_conn {
+	SYNCD_CONNECTING = 0,
+	SYNCD_CONNECTED,
+	SYNCD_OFFLINE,
+	SYNCD_AUTH_FAILED,
+};
+
+/*
+ * What the main thread and the control socket's thread share
+ * (syncd_ctl.c), under lock.  The main thread publishes its state; the
+ * control thread asks for a sync (sync_asked++) and waits on cond until
+ * sync_done catches up.
+ */
+struct syncd_shared {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum syncd_conn conn;
+	char err[512];	      /* why the last session failed, or "" */
+	int64_t last_ok_ms;   /* wall clock of the last successful exchange */
+	int64_t started_ms;   /* when the daemon started */
+	uint64_t pushed;      /* ops pushed and acknowledged, since start */
+	uint64_t received;    /* remote ops stored, since start */
+	uint64_t sync_asked;  /* sync requests so far */
+	uint64_t sync_done;   /* requests answered */
+	int sync_rc;	      /* result of the last answered round */
+	char sync_err[512];   /* its reason when it failed */
+};
 
 struct syncd {
 	char real[4096];      /* DIR, absolute */
@@ -46,13 +76,36 @@ struct syncd {
 	uint64_t cursor;      /* last relay seq applied (meta relay_cursor) */
 	bool caught_up;	      /* CAUGHT_UP seen this session */
 	bool cursor_refused;  /* the last HELLO got ERROR `cursor` */
+	int peer_error;	      /* WIRE_ERR_* the last HELLO got, or 0 */
 	bool need_apply;      /* remote ops inserted since the last apply */
 	int64_t shipped_upto; /* local ops at or below this seq are shipped */
 	uint64_t batch_id;    /* of the last PUSH sent */
 	bool acked;	      /* an ACK arrived this session: */
 	uint64_t ack_batch;   /* the batch it acknowledged */
 	char err[512];	      /* one-line reason of the last failure */
+	uint64_t ping_nonce;  /* of the last PING sent */
+	uint64_t pong_nonce;  /* of the last PONG received */
+	uint64_t pushed;      /* ops acknowledged, this process */
+	uint64_t received;    /* remote ops stored, this process */
+
+	struct syncd_shared sh;
+	int ctl_fd; /* listening on RUNDIR/syncd.sock, or -1 */
+	pthread_t ctl_thread;
 };
+
+/* syncd_main.c */
+/* Asks the daemon's loop to end (a signal or the `stop` request). */
+void syncd_request_stop(void);
+
+/* syncd_ctl.c: the control socket RUNDIR/syncd.sock */
+int syncd_ctl_start(struct syncd *s);
+void syncd_ctl_stop(struct syncd *s);
+/* The main thread publishes its state (locks sh). */
+void syncd_publish(struct syncd *s, enum syncd_conn conn, bool ok);
+/* The sync requests not yet answered: 0 when none. */
+uint64_t syncd_sync_wanted(struct syncd *s);
+/* Answers the requests up to asked with rc (and s->err when rc != 0). */
+void syncd_sync_answer(struct syncd *s, uint64_t asked, int rc);
 
 /* syncd_session.c */
 int syncd_session_open(struct syncd *s);
@@ -62,6 +115,9 @@ void syncd_session_close(struct syncd *s);
 int syncd_session_step(struct syncd *s, int timeout_ms);
 /* Pushes every local op not yet shipped, content first. */
 int syncd_push(struct syncd *s);
+/* Sends PING on the ops connection and handles what arrives until its
+ * PONG: everything the relay sent before it has been taken in. */
+int syncd_barrier(struct syncd *s);
 /* Asks the mount (if any) to apply what was inserted. */
 void syncd_apply(struct syncd *s);
 

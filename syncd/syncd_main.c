@@ -45,6 +45,11 @@ static void on_signal(int sig)
 	stopping = 1;
 }
 
+void syncd_request_stop(void)
+{
+	stopping = 1;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: wkfs-syncd DIR [-f] [--once]\n");
@@ -230,15 +235,60 @@ static int run_once(struct syncd *s)
 	return stopping ? 1 : 0;
 }
 
-static void sleep_ms(long ms)
+/* Sleeps, cut short by a signal or a sync request. */
+static void sleep_ms(struct syncd *s, long ms)
 {
-	while (ms > 0 && !stopping) {
-		long step = ms < POLL_MS ? ms : POLL_MS;
+	while (ms > 0 && !stopping && !syncd_sync_wanted(s)) {
+		long step = ms < 50 ? ms : 50;
 		struct timespec ts = {0, step * 1000000L};
 
 		nanosleep(&ts, NULL);
 		ms -= step;
 	}
+}
+
+/*
+ * `wkfs sync`: push what is unshipped, take in everything the relay sent
+ * before a PING, have the mount apply it, and answer.
+ */
+static int sync_round(struct syncd *s, uint64_t asked)
+{
+	int rc = syncd_push(s);
+
+	if (!rc)
+		rc = syncd_barrier(s);
+	if (!rc) {
+		s->need_apply = true;
+		syncd_apply(s);
+		syncd_publish(s, SYNCD_CONNECTED, true);
+	}
+	syncd_sync_answer(s, asked, rc);
+	return rc;
+}
+
+/*
+ * Records when the daemon was last in step with the relay (meta
+ * last_sync_ms), for `wkfs status` while no daemon runs: at most every
+ * 10 s, and at the end of a session.
+ */
+static void note_sync(struct syncd *s, bool now)
+{
+	static int64_t noted;
+	struct timespec ts;
+	int64_t ms;
+
+	if (s->ops == NULL && !now)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (!now && ms - noted < 10000)
+		return;
+	pthread_mutex_lock(&s->sh.lock);
+	ms = s->sh.last_ok_ms;
+	pthread_mutex_unlock(&s->sh.lock);
+	if (ms > noted && db_meta_set_u64(s->db, "last_sync_ms", (uint64_t)ms))
+		wk_warn("cannot record the sync time: %s", db_errmsg(s->db));
+	noted = ms;
 }
 
 /* The connected part of the loop: until an error or a signal. */
@@ -247,14 +297,33 @@ static int serve(struct syncd *s)
 	int rc = syncd_push(s);
 
 	while (!rc && !stopping) {
+		uint64_t asked = syncd_sync_wanted(s);
+
+		if (asked) {
+			rc = sync_round(s, asked);
+			if (rc)
+				break;
+		}
 		rc = syncd_session_step(s, POLL_MS);
 		if (rc == -ETIMEDOUT)
 			rc = content_drain(s);
 		if (!rc)
 			rc = syncd_push(s);
 		syncd_apply(s);
+		if (!rc) {
+			syncd_publish(s, SYNCD_CONNECTED, true);
+			note_sync(s, false);
+		}
 	}
+	note_sync(s, true);
 	return rc;
+}
+
+static enum syncd_conn failed_state(const struct syncd *s)
+{
+	if (s->peer_error == WIRE_ERR_AUTH || s->peer_error == WIRE_ERR_REVOKED)
+		return SYNCD_AUTH_FAILED;
+	return SYNCD_OFFLINE;
 }
 
 static int run_daemon(struct syncd *s)
@@ -264,24 +333,32 @@ static int run_daemon(struct syncd *s)
 
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	while (!stopping) {
-		int rc = syncd_session_open(s);
+		uint64_t asked = syncd_sync_wanted(s);
+		int rc;
 
+		s->peer_error = 0;
+		rc = syncd_session_open(s);
 		if (!rc) {
 			backoff = BACKOFF_MIN_MS;
 			last[0] = '\0';
+			syncd_publish(s, SYNCD_CONNECTED, true);
 			rc = serve(s);
+		} else if (asked) {
+			/* Asked to sync while offline: say why it cannot. */
+			syncd_sync_answer(s, asked, rc);
 		}
 		syncd_apply(s);
 		syncd_session_close(s);
 		if (stopping)
 			break;
+		syncd_publish(s, failed_state(s), false);
 		/* Say it once, not at every retry. */
 		if (strcmp(last, s->err) != 0) {
 			wk_warn("%s; retrying", s->err);
 			snprintf(last, sizeof(last), "%s", s->err);
 		}
 		/* Jitter: between half and all of the backoff. */
-		sleep_ms(backoff / 2 + random() % (backoff / 2 + 1));
+		sleep_ms(s, backoff / 2 + random() % (backoff / 2 + 1));
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 						       : backoff * 2;
 	}
@@ -295,7 +372,7 @@ int main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
-	struct syncd s = {.dirfd = -1};
+	struct syncd s = {.dirfd = -1, .ctl_fd = -1};
 	bool once = false, fg = false;
 	int opt, lockfd = -1, rc;
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -342,7 +419,14 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (!once && syncd_ctl_start(&s)) {
+		close_state(&s);
+		drop_rundir(&s);
+		close(lockfd);
+		return 1;
+	}
 	rc = once ? run_once(&s) : run_daemon(&s);
+	syncd_ctl_stop(&s);
 	close_state(&s);
 	drop_rundir(&s);
 	close(lockfd);

@@ -55,8 +55,8 @@ static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 	}
 	rc = wsc_hello(*out, s->token, s->actor, cursor, SYNCD_TIMEOUT_MS,
 		       head);
-	s->cursor_refused =
-		rc == -EPROTO && wsc_peer_error(*out, NULL) == WIRE_ERR_CURSOR;
+	s->peer_error = rc == -EPROTO ? wsc_peer_error(*out, NULL) : 0;
+	s->cursor_refused = s->peer_error == WIRE_ERR_CURSOR;
 	if (rc) {
 		syncd_fail(s, *out, rc, "the session");
 		wsc_close(*out);
@@ -222,6 +222,7 @@ static int handle_ops(struct syncd *s, const struct wire_msg *m)
 		s->cursor = m->batch.through;
 	if (inserted) {
 		s->need_apply = true;
+		s->received += (uint64_t)inserted;
 		wk_info("received %d ops (through seq %" PRIu64 ")", inserted,
 			m->batch.through);
 	}
@@ -263,6 +264,9 @@ int syncd_session_step(struct syncd *s, int timeout_ms)
 	case WIRE_ACK:
 		s->acked = true;
 		s->ack_batch = m.ack.batch_id;
+		return 0;
+	case WIRE_PONG:
+		s->pong_nonce = m.ping.nonce;
 		return 0;
 	default:
 		return 0;
@@ -313,6 +317,7 @@ static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 		return rc;
 	}
 	s->shipped_upto = last;
+	s->pushed += n;
 	wk_info("pushed %u ops (through local seq %" PRId64 ")", n, last);
 	return 0;
 }
@@ -419,6 +424,25 @@ int syncd_push(struct syncd *s)
 	wire_buf_release(&pay);
 	free(p.rows);
 	return rc;
+}
+
+int syncd_barrier(struct syncd *s)
+{
+	struct wire_msg m = {.type = WIRE_PING};
+	int rc;
+
+	m.ping.nonce = ++s->ping_nonce;
+	rc = wsc_send_msg(s->ops, &m);
+	if (rc)
+		return syncd_fail(s, s->ops, rc, "PING");
+	while (s->pong_nonce != s->ping_nonce) {
+		rc = syncd_session_step(s, SYNCD_TIMEOUT_MS);
+		if (rc == -ETIMEDOUT)
+			return syncd_fail(s, NULL, rc, "waiting for PONG");
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 /* ---- apply ---- */

@@ -54,6 +54,10 @@ struct wkfs {
 
 void wkfs_ops_fill(struct fuse_lowlevel_ops *o);
 
+/* The control socket's `conflicts` request (ctl_conflicts.c): writes the
+ * reply to the client fd. */
+void ctl_conflicts(struct wkfs *fs, int fd);
+
 /* Inode table (inode.c). */
 void inode_table_init(struct wkfs *fs);
 void inode_table_free(struct wkfs *fs);

@@ -34,6 +34,7 @@
 #include "ctl.h"
 #include "rundir.h"
 #include "scan.h"
+#include "syncctl.h"
 #include "wlog.h"
 #include "xalloc.h"
 
@@ -44,6 +45,7 @@ struct mount_opts {
 	char mnt[PATH_MAX];
 	bool foreground;
 	bool accept_deletions;
+	bool no_syncd; /* --no-syncd: do not start wkfs-syncd */
 	char *fuse_opts; /* -o options FUSE gets (filter_opts), or NULL */
 };
 
@@ -224,6 +226,7 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 	static const struct option longs[] = {
 		{"foreground", no_argument, NULL, 'f'},
 		{"accept-deletions", no_argument, NULL, 'A'},
+		{"no-syncd", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -238,6 +241,9 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 		case 'A':
 			o->accept_deletions = true;
 			break;
+		case 'S':
+			o->no_syncd = true;
+			break;
 		case 'o':
 			free(o->fuse_opts);
 			if (filter_opts(optarg, &o->fuse_opts))
@@ -245,10 +251,12 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 			break;
 		case 'h':
 			printf("usage: wkfs mount DIR [MOUNTPOINT] [-f] "
-			       "[-o OPTIONS] [--accept-deletions]\n"
+			       "[-o OPTIONS] [--accept-deletions] [--no-syncd]\n"
 			       "  -f                   stay in the foreground\n"
 			       "  --accept-deletions   record files missing "
 			       "since the last mount as deleted\n"
+			       "  --no-syncd           do not start wkfs-syncd "
+			       "(started when [remote] is set)\n"
 			       "  -o OPTIONS           comma-separated:\n"
 			       "    passed to FUSE:  ro rw allow_other allow_root"
 			       " noatime relatime nosuid nodev\n"
@@ -263,7 +271,8 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 	}
 	if (optind >= argc || argc - optind > 2) {
 		fprintf(stderr, "usage: wkfs mount DIR [MOUNTPOINT] [-f] "
-				"[-o OPTIONS] [--accept-deletions]\n");
+				"[-o OPTIONS] [--accept-deletions] "
+				"[--no-syncd]\n");
 		return 2;
 	}
 	if (!resolve(argv[optind], o->dir))
@@ -280,7 +289,7 @@ static int parse(int argc, char **argv, struct mount_opts *o)
 }
 
 /* The control socket's thread: answers dirfd, flush, pid, apply,
- * applied. */
+ * applied, conflicts (ctl.h). */
 struct ctl_server {
 	int lfd;
 	struct wkfs *fs;
@@ -322,6 +331,8 @@ static void *ctl_main(void *arg)
 						 "ok %lld %lld", (long long)seq,
 						 (long long)pending);
 				ctl_reply(cfd, r, -1);
+			} else if (strcmp(line, "conflicts") == 0) {
+				ctl_conflicts(c->fs, cfd);
 			} else if (strcmp(line, "pid") == 0) {
 				char r[32];
 
@@ -597,6 +608,16 @@ static int mount_run(struct mount_opts *opts)
 	}
 	ctl.fs = &fs;
 	pthread_create(&ctl.thread, NULL, ctl_main, &ctl);
+	/* The daemon reaches DIR through our control socket: start it
+	 * once that answers.  A daemon that cannot start does not stop the
+	 * mount: status says it is not running. */
+	if (cfg.remote_url && !o.no_syncd) {
+		rc = syncctl_ensure(o.mnt, run, NULL);
+		if (rc)
+			wk_warn("%s: wkfs-syncd did not start (%s); run "
+				"'wkfs sync %s' to retry",
+				o.mnt, strerror(-rc), o.mnt);
+	}
 
 	if (!o.foreground) {
 		notify(&notify_fd, 0);
@@ -608,6 +629,9 @@ static int mount_run(struct mount_opts *opts)
 
 		ret = fuse_session_loop_mt(fs.se, &lc) != 0;
 	}
+	/* The daemon goes with the mount, whoever unmounted it. */
+	if (cfg.remote_url && !o.no_syncd)
+		syncctl_stop(run, 20000);
 	shutdown(ctl.lfd, SHUT_RDWR);
 	close(ctl.lfd);
 	pthread_join(ctl.thread, NULL);

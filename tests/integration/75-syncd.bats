@@ -2,7 +2,8 @@
 # 75-syncd: wkfs-syncd between two replicas through a real wkfs-relay on
 # 127.0.0.1.  A is written (mounted, or through init's scan), B is not
 # mounted, so B's database and object store show what arrived without
-# anyone applying it.
+# anyone applying it.  Mounts here use --no-syncd: these tests drive
+# wkfs-syncd by hand (85-commands.bats covers the daemon the mount starts).
 
 load helpers
 
@@ -75,7 +76,7 @@ assert_objects_match() {
 	wk_init "$B"
 	remote "$A"
 	remote "$B"
-	wk_mount "$A"
+	wk_mount "$A" --no-syncd
 	echo hello >"$A/small"
 	mkdir "$A/sub"
 	echo deep >"$A/sub/y"
@@ -162,7 +163,7 @@ assert_objects_match() {
 	assert_output --partial "already running (pid $bpid)"
 
 	# live: A's ops reach the running daemon without a restart
-	wk_mount "$A"
+	wk_mount "$A" --no-syncd
 	echo live >"$A/live"
 	wait_until "$WK_TIMEOUT" [ "$(op_count put live)" -ge 1 ]
 	run syncd_once "$A"
@@ -195,7 +196,7 @@ assert_objects_match() {
 	[ ! -e "$B/.wkfs/objects/$h1" ]
 
 	# the next mount's scan records the change as a put, which ships
-	wk_mount "$A"
+	wk_mount "$A" --no-syncd
 	wk_umount "$A"
 	run syncd_once "$A"
 	assert_success
@@ -232,7 +233,7 @@ assert_objects_match() {
 	remote "$B"
 	run syncd_once "$A"
 	assert_success
-	wk_mount "$B"
+	wk_mount "$B" --no-syncd
 	# until the mount knows `apply`, it answers "unknown request": fine
 	run syncd_once "$B"
 	assert_success

@@ -67,7 +67,7 @@ wk_pids_for() {
 	local f a0
 	for f in $(grep -lzxF -- "$1" /proc/[0-9]*/cmdline 2>/dev/null); do
 		a0=$(head -z -n 1 "$f" 2>/dev/null | tr -d '\0') || continue
-		[[ $a0 == *wkfs ]] || continue
+		[[ $a0 == *wkfs || $a0 == *wkfs-syncd ]] || continue
 		f=${f#/proc/}
 		echo "${f%/cmdline}"
 	done

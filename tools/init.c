@@ -1,6 +1,7 @@
 /*
- * init.c - `wkfs init DIR [--device NAME]`: create the sidecar (config.ini,
- * wkfs.db, tmp/, objects/) and record what DIR holds as the first ops.
+ * init.c - `wkfs init DIR [--remote URL] [--token T] [--device NAME]`: create
+ * the sidecar (config.ini, wkfs.db, tmp/, objects/) and record what DIR holds
+ * as the first ops.
  *
  * A failed init removes what it made, so it leaves no half-made sidecar
  * behind and can simply be run again.
@@ -26,26 +27,53 @@ int cmd_init(int argc, char **argv)
 {
 	static const struct option longs[] = {
 		{"device", required_argument, NULL, 'd'},
+		{"remote", required_argument, NULL, 'r'},
+		{"token", required_argument, NULL, 't'},
 		{0},
 	};
 	struct wk_config cfg;
 	struct recorder *rec = NULL;
 	struct scan_stats stats;
 	char dir[PATH_MAX], err[512];
-	const char *device = NULL;
+	const char *device = NULL, *remote = NULL, *token = NULL;
+	const char *usage = "usage: wkfs init DIR [--remote URL] [--token T] "
+			    "[--device NAME]\n";
 	int c, fd, ret = 1, rc;
 	FILE *f;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-		if (c != 'd') {
-			fprintf(stderr, "usage: wkfs init DIR [--device NAME]\n");
+		if (c == 'd') {
+			device = optarg;
+		} else if (c == 'r') {
+			remote = optarg;
+		} else if (c == 't') {
+			token = optarg;
+		} else {
+			fputs(usage, stderr);
 			return 2;
 		}
-		device = optarg;
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: wkfs init DIR [--device NAME]\n");
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (remote && strncmp(remote, "ws://", 5) &&
+	    strncmp(remote, "wss://", 6) && strncmp(remote, "git:", 4)) {
+		wk_err("--remote %s: give ws://HOST:PORT/FOLDER, "
+		       "wss://HOST:PORT/FOLDER or git:PATH-or-URL",
+		       remote);
+		return 2;
+	}
+	if (remote && strncmp(remote, "git:", 4) != 0 &&
+	    (!token || strlen(token) != 64 ||
+	     strspn(token, "0123456789abcdefABCDEF") != 64)) {
+		wk_err("--token: a relay needs the 64 hex digits 'wkfs-relay "
+		       "folder add' printed");
+		return 2;
+	}
+	if (token && !remote) {
+		wk_err("--token goes with --remote");
 		return 2;
 	}
 	if (!realpath(argv[optind], dir)) {
@@ -73,6 +101,10 @@ int cmd_init(int argc, char **argv)
 	if (device) {
 		free(cfg.device_name);
 		cfg.device_name = strdup(device);
+	}
+	if (remote) {
+		cfg.remote_url = strdup(remote);
+		cfg.remote_token = token ? strdup(token) : NULL;
 	}
 	{
 		int cfd = openat(fd, ".wkfs/config.ini",

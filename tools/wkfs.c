@@ -1,7 +1,7 @@
 /*
  * wkfs.c - the wkfs command: dispatch to its subcommands.
  *
- * Exit status: 0 fine, 1 error, 2 usage.
+ * Exit status: 0 fine, 1 error, 2 usage, 3 needs attention (status).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,21 +12,63 @@
 #include "mount.h"
 #include "wlog.h"
 
-#define WKFS_VERSION "0.1.0"
+#include "version.h"
+
+static const struct {
+	const char *name, *args, *what;
+} commands[] = {
+	{"init", "DIR [--remote URL] [--token T] [--device NAME]",
+	 "start syncing DIR: create DIR/.wkfs"},
+	{"mount", "DIR [MNT] [-f] [-o OPTS] [--accept-deletions] [--no-syncd]",
+	 "mount DIR (in place, or on MNT); starts wkfs-syncd"},
+	{"umount", "DIR", "unmount DIR (its wkfs-syncd stops too)"},
+	{"status", "[DIR...] [--json]",
+	 "the state of every mounted folder, or of DIR"},
+	{"sync", "[DIR] [--timeout S]", "exchange with the remote now"},
+	{"conflicts",
+	 "[DIR] [--json] | [DIR] --resolve PATH --keep "
+	 "mine|theirs|both",
+	 "list conflict copies, or resolve one"},
+	{"log", "[DIR] [--json] [-n N]", "the recorded operations"},
+	{"stop", "[DIR]", "stop the folder's wkfs-syncd"},
+	{"help", "[COMMAND]", "this help, or one command's"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
-	fputs("usage: wkfs COMMAND [ARGS]\n"
-	      "  init DIR [--device NAME]      start syncing DIR\n"
-	      "  mount DIR [MNT] [-f] [-o OPTS] [--accept-deletions]\n"
-	      "  umount DIR                    unmount\n"
-	      "  log DIR [--json] [-n N]       the recorded operations\n"
-	      "  --version, help\n"
+	fputs("usage: wkfs COMMAND [ARGS]    (DIR: the synced folder; "
+	      "default: the one around the current directory)\n",
+	      f);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
+	fputs("  --version\n"
 	      "mount helper form (fstab type fuse.wkfs, or mount.wkfs for type"
 	      " wkfs):\n"
-	      "  wkfs SRC MNT [-o OPTS]        mount SRC at MNT (SRC = MNT: in"
-	      " place)\n",
+	      "  wkfs SRC MNT [-o OPTS]   mount SRC at MNT (SRC = MNT: in"
+	      " place)\n"
+	      "exit status: 0 fine, 1 error, 2 usage, 3 needs attention "
+	      "(status)\n"
+	      "'wkfs help COMMAND' or 'man wkfs' for more.\n",
 	      f);
+}
+
+static int help(int argc, char **argv)
+{
+	if (argc < 3) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[2], commands[i].name) == 0) {
+			printf("usage: wkfs %s %s\n  %s\n", commands[i].name,
+			       commands[i].args, commands[i].what);
+			return 0;
+		}
+	}
+	fprintf(stderr, "wkfs: no command '%s': see 'wkfs help'\n", argv[2]);
+	return 2;
 }
 
 /*
@@ -64,8 +106,9 @@ static int helper_mount(int argc, char **argv)
 		} else if (strcmp(argv[i], "-f") == 0) {
 			return 0; /* mount -f: pretend */
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "wkfs: unknown mount helper option "
-					"'%s'\n",
+			fprintf(stderr,
+				"wkfs: unknown mount helper option "
+				"'%s'\n",
 				argv[i]);
 			return 2;
 		} else if (!src) {
@@ -73,7 +116,8 @@ static int helper_mount(int argc, char **argv)
 		} else if (!mnt) {
 			mnt = argv[i];
 		} else {
-			fprintf(stderr, "usage: mount.wkfs SRC MNT [-o OPTS]\n");
+			fprintf(stderr,
+				"usage: mount.wkfs SRC MNT [-o OPTS]\n");
 			return 2;
 		}
 	}
@@ -104,8 +148,9 @@ int main(int argc, char **argv)
 		printf("wkfs %s\n", WKFS_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
-	    !strcmp(argv[1], "-h")) {
+	if (!strcmp(argv[1], "help"))
+		return help(argc, argv);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
 		return 0;
 	}
@@ -117,6 +162,14 @@ int main(int argc, char **argv)
 		return fs_umount_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "log"))
 		return cmd_log(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sync"))
+		return cmd_sync(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stop"))
+		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "conflicts"))
+		return cmd_conflicts(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "debug"))
 		return cmd_debug(argc - 1, argv + 1);
 	fprintf(stderr, "wkfs: unknown command '%s': see 'wkfs help'\n",

@@ -1,0 +1,210 @@
+/*
+ * sync.c - `wkfs sync [DIR] [--timeout S]` and `wkfs stop [DIR]`: asking
+ * a folder's wkfs-syncd to exchange now, and to go.
+ *
+ * sync first has the mount commit what it has recorded, makes sure a
+ * daemon no older than this program runs (starting one, or replacing an
+ * older one: the version handshake), then sends `sync` on its socket and
+ * reads progress lines until the answer.  On a terminal the progress is
+ * one line rewritten in place; the result is one line either way.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "ctl.h"
+#include "folder.h"
+#include "out.h"
+#include "syncctl.h"
+#include "wlog.h"
+
+/* Reads one line from fd, waiting at most until deadline (ms, wall). */
+static int read_until(int fd, char *buf, size_t len, int64_t deadline)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	int64_t left = deadline - out_now_ms();
+
+	if (left <= 0)
+		return -ETIMEDOUT;
+	if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) == 0)
+		return -ETIMEDOUT;
+	return ctl_read_line(fd, buf, len);
+}
+
+static int64_t num(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+
+	return p ? atoll(p + strlen(key)) : 0;
+}
+
+static void progress(const char *line, int64_t start)
+{
+	double secs = (double)(out_now_ms() - start) / 1000.0;
+	int64_t pushed = num(line, "pushed="), got = num(line, "received=");
+	int64_t bytes = num(line, "pending_bytes=");
+	char b[32];
+
+	out_bytes((uint64_t)(bytes > 0 ? bytes : 0), b, sizeof(b));
+	fprintf(stderr,
+		"\r\033[Ksyncing: %" PRId64 " ops sent, %" PRId64
+		" received, %" PRId64 " ops (%s) to go, %.0f ops/s",
+		pushed, got, num(line, "pending_ops="), b,
+		secs > 0 ? (double)(pushed + got) / secs : 0.0);
+}
+
+static int resolve_arg(int argc, char **argv, struct folder *f)
+{
+	char err[512];
+
+	if (argc - optind > 1)
+		return 2;
+	if (folder_resolve(optind < argc ? argv[optind] : NULL, f, err,
+			   sizeof(err))) {
+		fprintf(stderr, "wkfs: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_sync(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	char sock[RUNDIR_MAX + 16], line[CTL_LINE_MAX];
+	bool tty = isatty(2), restarted;
+	struct folder f;
+	int64_t start, deadline;
+	long timeout = 120;
+	int c, fd, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:h", longs, NULL)) != -1) {
+		char *end;
+
+		if (c == 't') {
+			timeout = strtol(optarg, &end, 10);
+			if (*end || timeout <= 0) {
+				fprintf(stderr, "wkfs: --timeout takes a "
+						"number of seconds\n");
+				return 2;
+			}
+			continue;
+		}
+		fprintf(c == 'h' ? stdout : stderr,
+			"usage: wkfs sync [DIR] [--timeout SECONDS]\n");
+		return c == 'h' ? 0 : 2;
+	}
+	rc = resolve_arg(argc, argv, &f);
+	if (rc == 2)
+		fprintf(stderr, "usage: wkfs sync [DIR] [--timeout SECONDS]\n");
+	if (rc)
+		return rc;
+	rc = folder_has_remote(&f, line, sizeof(line));
+	if (rc < 0) {
+		fprintf(stderr, "wkfs: %s\n", line);
+		return 1;
+	}
+	if (rc == 0) {
+		printf("%s: local only (no [remote] in .wkfs/config.ini), "
+		       "nothing to sync\n",
+		       f.dir);
+		return 0;
+	}
+	if (f.mounted) {
+		/* What was written before `wkfs sync` goes with it. */
+		snprintf(sock, sizeof(sock), "%s/fs.sock", f.run);
+		ctl_request(sock, "flush", line, sizeof(line), NULL);
+	}
+	rc = syncctl_ensure(f.key, f.run, &restarted);
+	if (rc == -ECHILD)
+		return 1; /* wkfs-syncd said why (or: local only) */
+	if (rc) {
+		fprintf(stderr, "wkfs: %s: cannot start wkfs-syncd: %s\n",
+			f.dir, strerror(-rc));
+		return 1;
+	}
+	if (restarted)
+		fprintf(stderr, "wkfs: %s: restarted an older wkfs-syncd\n",
+			f.dir);
+	snprintf(sock, sizeof(sock), "%s/syncd.sock", f.run);
+	fd = ctl_connect(sock, "sync");
+	if (fd < 0) {
+		fprintf(stderr, "wkfs: %s: %s\n", sock, strerror(-fd));
+		return 1;
+	}
+	start = out_now_ms();
+	deadline = start + timeout * 1000;
+	while ((rc = read_until(fd, line, sizeof(line), deadline)) == 0 &&
+	       strncmp(line, "progress ", 9) == 0)
+		if (tty)
+			progress(line, start);
+	close(fd);
+	if (tty)
+		fputs("\r\033[K", stderr);
+	if (rc == -ETIMEDOUT) {
+		fprintf(stderr,
+			"wkfs: %s: not done after %ld s; the daemon goes on "
+			"in the background ('wkfs status' shows how far)\n",
+			f.dir, timeout);
+		return 1;
+	}
+	if (rc) {
+		fprintf(stderr, "wkfs: %s: lost the daemon: %s\n", f.dir,
+			strerror(-rc));
+		return 1;
+	}
+	if (strncmp(line, "ok", 2) != 0) {
+		fprintf(stderr, "wkfs: %s: sync failed: %s\n", f.dir,
+			strncmp(line, "error ", 6) == 0 ? line + 6 : line);
+		return 1;
+	}
+	printf("%s: synced (%" PRId64 " ops sent, %" PRId64
+	       " received, %.1f s)\n",
+	       f.dir, num(line, "pushed="), num(line, "received="),
+	       (double)(out_now_ms() - start) / 1000.0);
+	return 0;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	struct folder f;
+	pid_t pid;
+	int rc;
+
+	optind = 1;
+	if (argc > 1 &&
+	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: wkfs stop [DIR]\n");
+		return 0;
+	}
+	rc = resolve_arg(argc, argv, &f);
+	if (rc == 2)
+		fprintf(stderr, "usage: wkfs stop [DIR]\n");
+	if (rc)
+		return rc;
+	pid = syncctl_pid(f.run);
+	if (!pid) {
+		printf("%s: wkfs-syncd is not running\n", f.dir);
+		return 0;
+	}
+	rc = syncctl_stop(f.run, 20000);
+	if (rc) {
+		fprintf(stderr,
+			"wkfs: %s: wkfs-syncd (pid %d) did not stop: "
+			"%s\n",
+			f.dir, (int)pid, strerror(-rc));
+		return 1;
+	}
+	printf("%s: wkfs-syncd stopped\n", f.dir);
+	return 0;
+}

@@ -23,9 +23,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
+#include "bytebuf.h"
 #include "config.h"
 #include "db.h"
 #include "materialize.h"
+#include "recipe.h"
 #include "rundir.h"
 #include "wire.h"
 #include "ws_client.h"
@@ -50,15 +54,15 @@ struct syncd_shared {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum syncd_conn conn;
-	char err[512];	      /* why the last session failed, or "" */
-	int64_t last_ok_ms;   /* wall clock of the last successful exchange */
-	int64_t started_ms;   /* when the daemon started */
-	uint64_t pushed;      /* ops pushed and acknowledged, since start */
-	uint64_t received;    /* remote ops stored, since start */
-	uint64_t sync_asked;  /* sync requests so far */
-	uint64_t sync_done;   /* requests answered */
-	int sync_rc;	      /* result of the last answered round */
-	char sync_err[512];   /* its reason when it failed */
+	char err[512];	     /* why the last session failed, or "" */
+	int64_t last_ok_ms;  /* wall clock of the last successful exchange */
+	int64_t started_ms;  /* when the daemon started */
+	uint64_t pushed;     /* ops pushed and acknowledged, since start */
+	uint64_t received;   /* remote ops stored, since start */
+	uint64_t sync_asked; /* sync requests so far */
+	uint64_t sync_done;  /* requests answered */
+	int sync_rc;	     /* result of the last answered round */
+	char sync_err[512];  /* its reason when it failed */
 };
 
 struct syncd {
@@ -88,6 +92,8 @@ struct syncd {
 	uint64_t pushed;      /* ops acknowledged, this process */
 	uint64_t received;    /* remote ops stored, this process */
 
+	struct syncd_git *git; /* git remotes only (syncd_git.c) */
+
 	struct syncd_shared sh;
 	int ctl_fd; /* listening on RUNDIR/syncd.sock, or -1 */
 	pthread_t ctl_thread;
@@ -96,6 +102,16 @@ struct syncd {
 /* syncd_main.c */
 /* Asks the daemon's loop to end (a signal or the `stop` request). */
 void syncd_request_stop(void);
+/* True once a signal or `stop` asked the loop to end. */
+bool syncd_stopping(void);
+
+/* syncd_git.c: git:PATH and git:URL remotes (syncd_git.h) */
+int syncd_git_open(struct syncd *s);
+void syncd_git_close(struct syncd *s);
+/* --once: push, pull, apply; 0 or 1 (the reason logged). */
+int syncd_git_once(struct syncd *s);
+/* The daemon's loop for a git remote, until stopped. */
+int syncd_git_run(struct syncd *s);
 
 /* syncd_ctl.c: the control socket RUNDIR/syncd.sock */
 int syncd_ctl_start(struct syncd *s);
@@ -135,6 +151,40 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 /* Reads (and drops) what the relay fanned out to the data connection
  * while it was idle, so it never waits behind a backlog. */
 int content_drain(struct syncd *s);
+
+/*
+ * syncd_chunks.c: a file as chunks, for every remote type.
+ *
+ * content_cut_open() finds the file of local put op through the nodes
+ * table, checks it still holds the put's content and cuts it: 0 with c
+ * ready (release it), 1 when the content cannot ship (logged: a later put
+ * carries it), or -errno.  With more than one chunk, rec holds the plain
+ * recipe, named rec_name.  content_cut_read() reads chunk i into buf
+ * (CHUNK_MAX bytes), checked against its name: -ESTALE when the file
+ * changed meanwhile.
+ */
+struct content_cut {
+	int fd;
+	char path[4096];
+	struct recipe r;
+	uint64_t *off; /* offset of each chunk in the file */
+	struct bbuf rec;
+	struct wk_hash rec_name;
+};
+int content_cut_open(struct syncd *s, const struct wk_op *op,
+		     struct content_cut *c);
+ssize_t content_cut_read(const struct content_cut *c, size_t i, uint8_t *buf);
+void content_cut_release(struct content_cut *c);
+void content_not_shipped(const struct wk_op *op, const char *path,
+			 const char *why);
+/* Reads chunk name into buf (at most max bytes): its length or -errno. */
+typedef ssize_t (*content_chunk_fn)(void *arg, const struct wk_hash *name,
+				    uint8_t *buf, size_t max);
+/* Writes the chunks of r, read with fn, into the object store; *got gets
+ * the hash of what was stored (the caller compares).  -EBADMSG when a
+ * chunk's length is not the recipe's. */
+int content_assemble(struct syncd *s, const struct recipe *r,
+		     content_chunk_fn fn, void *arg, struct wk_hash *got);
 
 /* Fills s->err from a failed wsc call and returns rc. */
 int syncd_fail(struct syncd *s, struct wsc *c, int rc, const char *what);

@@ -65,44 +65,6 @@ int content_drain(struct syncd *s)
 	return 0;
 }
 
-/* The path of node id below DIR, and the hash the nodes table has for it. */
-static int node_path(struct syncd *s, struct wk_id id, char *buf, size_t len,
-		     bool *has_hash, struct wk_hash *hash)
-{
-	size_t pos = len - 1;
-	struct wk_id cur = id;
-
-	buf[pos] = '\0';
-	for (int depth = 0; !wk_id_eq(cur, WK_ID_ROOT); depth++) {
-		struct db_node n;
-		size_t nl;
-		int rc;
-
-		if (depth > 2048)
-			return -ELOOP;
-		rc = db_node_get(s->db, cur, &n);
-		if (rc)
-			return rc;
-		nl = strlen(n.name);
-		if (nl + 1 >= pos) {
-			db_node_release(&n);
-			return -ENAMETOOLONG;
-		}
-		if (depth == 0) {
-			*has_hash = n.has_hash && n.kind == WK_KIND_FILE;
-			*hash = n.hash;
-		} else {
-			buf[--pos] = '/';
-		}
-		pos -= nl;
-		memcpy(buf + pos, n.name, nl);
-		cur = n.parent;
-		db_node_release(&n);
-	}
-	memmove(buf, buf + pos, len - pos);
-	return 0;
-}
-
 /*
  * Uploads are pipelined: up to UPLOAD_WINDOW bytes of CHUNK_PUTs are sent
  * before their CHUNK_ACKs are collected (they come in request order), so
@@ -141,9 +103,8 @@ static int collect_acks(struct syncd *s, uint32_t *pending)
 }
 
 struct upload {
-	int fd;
-	const struct recipe *r;
-	uint64_t *off;		 /* offset of each entry in the file */
+	const struct content_cut *c;
+	const struct recipe *r;	 /* &c->r */
 	const struct bbuf *rec;	 /* recipe bytes, or NULL */
 	struct wk_hash rec_name; /* their name: entry r->n */
 	uint8_t *buf;		 /* CHUNK_MAX bytes */
@@ -159,22 +120,17 @@ static const struct wk_hash *entry_name(const struct upload *u, size_t i)
 /* Sends entry i: -ESTALE when the file no longer holds it. */
 static int upload_entry(struct syncd *s, struct upload *u, size_t i)
 {
-	struct wk_hash h;
 	ssize_t n;
-
 	int rc;
 
 	if (i == u->r->n) {
 		rc = send_chunk(s, &u->rec_name, u->rec->p, u->rec->len);
 		n = (ssize_t)u->rec->len;
 	} else {
-		n = pread(u->fd, u->buf, u->r->v[i].len, (off_t)u->off[i]);
-		if (n != (ssize_t)u->r->v[i].len)
-			return -ESTALE;
-		content_hash_buf(u->buf, (size_t)n, &h);
-		if (memcmp(&h, &u->r->v[i].name, sizeof(h)) != 0)
-			return -ESTALE;
-		rc = send_chunk(s, &h, u->buf, (size_t)n);
+		n = content_cut_read(u->c, i, u->buf);
+		if (n < 0)
+			return (int)n;
+		rc = send_chunk(s, &u->r->v[i].name, u->buf, (size_t)n);
 	}
 	if (rc)
 		return rc;
@@ -237,19 +193,11 @@ static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 static int upload(struct syncd *s, struct upload *u)
 {
 	size_t total = u->r->n + (u->rec ? 1 : 0);
-	uint64_t off = 0;
 	int rc = 0;
 
-	u->off = malloc(u->r->n * sizeof(*u->off) + 1);
 	u->buf = malloc(CHUNK_MAX);
-	if (!u->off || !u->buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < u->r->n; i++) {
-		u->off[i] = off;
-		off += u->r->v[i].len;
-	}
+	if (!u->buf)
+		return -ENOMEM;
 	for (size_t g = 0; g < total && !rc; g += WIRE_NAMES_MAX)
 		rc = upload_group(s, u, g,
 				  total - g < WIRE_NAMES_MAX ? total - g
@@ -261,79 +209,16 @@ static int upload(struct syncd *s, struct upload *u)
 		if (arc)
 			rc = arc;
 	}
-out:
-	free(u->off);
 	free(u->buf);
-	return rc;
-}
-
-static void not_shipped(const struct wk_op *op, const char *path,
-			const char *why)
-{
-	char hs[WK_HASH_STRLEN];
-
-	wk_info("put %s of %s: content not shipped (%s); a later put "
-		"carries it",
-		wk_hash_str(&op->hash, hs), path, why);
-}
-
-/* Cuts the open file, checks it against op, and uploads its chunks. */
-static int ship_fd(struct syncd *s, int fd, const struct wk_op *op,
-		   const char *path, struct wire_content_ref *ref)
-{
-	struct recipe r = RECIPE_INIT;
-	struct upload u = {.fd = fd, .r = &r};
-	struct bbuf rec;
-	struct wk_hash h;
-	uint64_t size;
-	int rc;
-
-	bbuf_init(&rec, WIRE_CHUNK_MAX);
-	if (content_hash_fd(fd, &h, &size) ||
-	    memcmp(&h, &op->hash, sizeof(h)) != 0 || size != op->size) {
-		not_shipped(op, path, "the file changed since");
-		rc = 0;
-		goto out;
-	}
-	rc = recipe_from_fd(fd, &r);
-	if (rc)
-		goto out;
-	if (recipe_size(&r) != op->size) {
-		not_shipped(op, path, "the file changed since");
-		goto out;
-	}
-	if (r.n > 1) {
-		if (recipe_encode(&r, &rec)) {
-			not_shipped(op, path, "its recipe exceeds one chunk");
-			goto out;
-		}
-		content_hash_buf(rec.p, rec.len, &u.rec_name);
-		u.rec = &rec;
-	}
-	rc = upload(s, &u);
-	if (rc == -ESTALE) {
-		not_shipped(op, path, "the file changed while reading it");
-		rc = 0;
-		goto out;
-	}
-	if (!rc) {
-		ref->how = r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
-		if (r.n > 1)
-			ref->recipe = u.rec_name;
-	}
-out:
-	recipe_release(&r);
-	bbuf_release(&rec);
 	return rc;
 }
 
 int content_ship(struct syncd *s, const struct wk_op *op,
 		 struct wire_content_ref *ref)
 {
-	char path[4096];
-	struct wk_hash h;
-	bool has_hash = false;
-	int fd, rc;
+	struct content_cut c;
+	struct upload u = {.c = &c, .r = &c.r};
+	int rc;
 
 	memset(ref, 0, sizeof(*ref));
 	ref->how = WIRE_CONTENT_NONE;
@@ -341,22 +226,24 @@ int content_ship(struct syncd *s, const struct wk_op *op,
 		ref->how = WIRE_CONTENT_WHOLE;
 		return 0;
 	}
-	rc = node_path(s, op->node, path, sizeof(path), &has_hash, &h);
-	if (rc) {
-		not_shipped(op, "a node no longer tracked", strerror(-rc));
-		return 0;
+	rc = content_cut_open(s, op, &c);
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	if (c.r.n > 1) {
+		u.rec = &c.rec;
+		u.rec_name = c.rec_name;
 	}
-	if (!has_hash || memcmp(&h, &op->hash, sizeof(h)) != 0) {
-		not_shipped(op, path, "the file has newer content");
-		return 0;
+	rc = upload(s, &u);
+	if (rc == -ESTALE) {
+		content_not_shipped(op, c.path,
+				    "the file changed while reading it");
+		rc = 0;
+	} else if (!rc) {
+		ref->how = c.r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
+		if (c.r.n > 1)
+			ref->recipe = c.rec_name;
 	}
-	fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		not_shipped(op, path, strerror(errno));
-		return 0;
-	}
-	rc = ship_fd(s, fd, op, path, ref);
-	close(fd);
+	content_cut_release(&c);
 	return rc;
 }
 
@@ -470,10 +357,11 @@ static int get_chunks(struct syncd *s, const struct recipe *r)
 	return rc;
 }
 
-/* Reads a cached chunk (at most max bytes) into buf. */
-static ssize_t cache_read(struct syncd *s, const struct wk_hash *h,
-			  uint8_t *buf, size_t max)
+/* Reads a cached chunk (at most max bytes) into buf (content_chunk_fn). */
+static ssize_t cache_read(void *arg, const struct wk_hash *h, uint8_t *buf,
+			  size_t max)
 {
+	struct syncd *s = arg;
 	char p[128];
 	ssize_t n;
 	int fd;
@@ -487,55 +375,6 @@ static ssize_t cache_read(struct syncd *s, const struct wk_hash *h,
 		n = -errno;
 	close(fd);
 	return n;
-}
-
-static int open_tmp(struct syncd *s)
-{
-	char name[64];
-	int fd;
-
-	fd = openat(s->dirfd, ".wkfs/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
-		    0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd >= 0 ? fd : -errno;
-	snprintf(name, sizeof(name), ".wkfs/tmp/s.%d", (int)getpid());
-	fd = openat(s->dirfd, name,
-		    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	unlinkat(s->dirfd, name, 0);
-	return fd;
-}
-
-/* Concatenates the cached chunks of r into the object store: *got gets
- * the hash of what was stored. */
-static int assemble(struct syncd *s, const struct recipe *r,
-		    struct wk_hash *got)
-{
-	uint8_t *buf = malloc(CHUNK_MAX);
-	int fd = open_tmp(s), rc = 0;
-
-	if (!buf || fd < 0) {
-		rc = fd < 0 ? fd : -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < r->n && !rc; i++) {
-		ssize_t n = cache_read(s, &r->v[i].name, buf, CHUNK_MAX);
-
-		if (n < 0)
-			rc = (int)n;
-		else if ((size_t)n != r->v[i].len)
-			rc = -EBADMSG;
-		else if (write(fd, buf, (size_t)n) != n)
-			rc = errno ? -errno : -EIO;
-	}
-	if (!rc)
-		rc = mat_object_put(s->mat, fd, got);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return rc;
 }
 
 static void cache_drop(struct syncd *s, const struct wk_hash *h)
@@ -608,7 +447,7 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 	if (!rc)
 		rc = get_chunks(s, &r);
 	if (!rc)
-		rc = assemble(s, &r, &got);
+		rc = content_assemble(s, &r, cache_read, s, &got);
 	if (!rc && memcmp(&got, &op->hash, sizeof(got)) != 0) {
 		mat_object_drop(s->mat, &got);
 		rc = -EBADMSG;

@@ -4,8 +4,9 @@
  *
  *   wkfs-syncd DIR [-f] [--once]
  *
- * DIR/.wkfs/config.ini's [remote] names the relay (url, token); without it
- * the folder is local only and the daemon exits 0.  One instance per DIR:
+ * DIR/.wkfs/config.ini's [remote] names the relay (url, token) or a git
+ * remote (url git:..., syncd_git.c); without it the folder is local only
+ * and the daemon exits 0.  One instance per DIR:
  * RUNDIR/<key>/syncd.lock is flock'ed for the daemon's life (a crash
  * releases it) and syncd.pid names the holder.
  *
@@ -48,6 +49,16 @@ static void on_signal(int sig)
 void syncd_request_stop(void)
 {
 	stopping = 1;
+}
+
+bool syncd_stopping(void)
+{
+	return stopping != 0;
+}
+
+static bool is_git(const struct syncd *s)
+{
+	return strncmp(s->cfg.remote_url, "git:", 4) == 0;
 }
 
 static void usage(void)
@@ -161,12 +172,8 @@ static int open_state(struct syncd *s, const char *dir)
 		       s->real);
 		return 1;
 	}
-	if (strncmp(s->cfg.remote_url, "git:", 4) == 0) {
-		wk_err("%s: git remotes are not supported yet", s->real);
-		return -1;
-	}
-	if (!s->cfg.remote_token ||
-	    wsc_token_parse(s->cfg.remote_token, s->token)) {
+	if (!is_git(s) && (!s->cfg.remote_token ||
+			   wsc_token_parse(s->cfg.remote_token, s->token))) {
 		wk_err("%s: [remote] token must be the 64 hex digits "
 		       "'wkfs-relay folder add' printed",
 		       s->real);
@@ -187,6 +194,14 @@ static int open_state(struct syncd *s, const char *dir)
 		       strerror(-rc));
 		return -1;
 	}
+	if (is_git(s)) {
+		rc = syncd_git_open(s);
+		if (rc) {
+			wk_err("%s: %s", s->real, s->err);
+			return -1;
+		}
+		return 0;
+	}
 	/* A cursor belongs to one relay folder: another url starts over. */
 	if (db_meta_get_str(s->db, "relay_url", url, sizeof(url)) ||
 	    strcmp(url, s->cfg.remote_url) != 0) {
@@ -204,6 +219,7 @@ static int open_state(struct syncd *s, const char *dir)
 static void close_state(struct syncd *s)
 {
 	syncd_session_close(s);
+	syncd_git_close(s);
 	if (s->mat)
 		mat_close(s->mat);
 	if (s->db)
@@ -425,7 +441,10 @@ int main(int argc, char **argv)
 		close(lockfd);
 		return 1;
 	}
-	rc = once ? run_once(&s) : run_daemon(&s);
+	if (is_git(&s))
+		rc = once ? syncd_git_once(&s) : syncd_git_run(&s);
+	else
+		rc = once ? run_once(&s) : run_daemon(&s);
 	syncd_ctl_stop(&s);
 	close_state(&s);
 	drop_rundir(&s);

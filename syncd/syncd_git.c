@@ -1,0 +1,1203 @@
+/*
+ * syncd_git.c - replication through a git remote: push, pull and the
+ * daemon's loop for [remote] url = git:PATH or git:URL.
+ *
+ * The branch (config [remote] branch, default wk/oplog) holds
+ *   ops/<actor>/<first hlc>.seg   one push's ops of one actor (syncd_git.h)
+ *   chunks/<2 hex>/<30 hex>       chunks and recipe chunks by XXH3-128 name
+ * Each replica adds only files of its own and never rewrites one, so any
+ * two trees union without conflict.
+ *
+ * Pushing: fetch; the unshipped local ops become one new segment and the
+ * chunks of their puts new blobs; the new tree is the fetched tip's plus
+ * those (a private index: read-tree, update-index, write-tree), committed
+ * on top of the tip and pushed without force.  A push refused as not a
+ * fast-forward (someone pushed first) fetches and builds the commit again
+ * on the new tip, a bounded number of times.  Only then are the ops
+ * marked shipped.  A crash between the push and the mark is found at the
+ * next push: local ops at or below the last hlc of our own newest segment
+ * on the branch are already there, so a segment is never written twice.
+ *
+ * Pulling: fetch; every segment of another actor whose name sorts after
+ * the last one imported (meta git_seg_<actor>; names sort by hlc) is
+ * read, the contents of its puts brought into the object store from the
+ * fetched tree, and its ops inserted as remote ops with the new mark in
+ * one durable transaction; then the mount is asked to apply.
+ *
+ * The loop fetches every [remote] interval seconds and at once on `wkfs
+ * sync`, pushes after local changes (at most once every PUSH_GAP_MS), and
+ * backs off after a failure, which status shows with git's message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chunk.h"
+#include "content.h"
+#include "syncd.h"
+#include "syncd_git.h"
+#include "wlog.h"
+
+#define GIT_ROWS       1024 /* local ops in one segment */
+#define PUSH_TRIES     8    /* pushes refused as not fast-forward */
+#define PUSH_GAP_MS    2000 /* between pushes under constant writing */
+#define POLL_MS	       200
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define LIST_CAP       (256u << 20)
+
+struct syncd_git {
+	struct git_repo repo;
+	int fd;		      /* the mirror directory */
+	char tip[48];	      /* refs/wkfs/remote after the last fetch, or "" */
+	int64_t last_push_ms; /* monotonic */
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs git; stdout into out (NULL: dropped), reason into s->err. */
+static int run(struct syncd *s, const char *what, const char *const *args,
+	       struct wire_buf *out)
+{
+	return git_cmd_out(&s->git->repo, what, args, out, s->err,
+			   sizeof(s->err));
+}
+
+/* The first line of out as a NUL-terminated object id in id. */
+static int take_oid(struct wire_buf *out, char *id, size_t len)
+{
+	size_t n = 0;
+	const char *p = (const char *)wire_buf_data(out);
+
+	while (n < wire_buf_len(out) && p[n] != '\n' && n + 1 < len)
+		n++;
+	if (n < 40)
+		return -EPROTO;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	return 0;
+}
+
+/* What git is told the remote is: url after "git:", with ~/ expanded and
+ * a relative path taken from DIR. */
+static int remote_of(struct syncd *s, char *buf, size_t len)
+{
+	const char *u = s->cfg.remote_url + 4, *home = getenv("HOME");
+	const char *colon = strchr(u, ':'), *slash = strchr(u, '/');
+	int n;
+
+	if (!*u || !strcmp(u, ".")) {
+		snprintf(s->err, sizeof(s->err),
+			 "git:. (the repository around the folder) is not "
+			 "supported yet");
+		return -EINVAL;
+	}
+	if (!strncmp(u, "~/", 2) && home)
+		n = snprintf(buf, len, "%s/%s", home, u + 2);
+	else if (strstr(u, "://") || u[0] == '/' ||
+		 (colon && (!slash || colon < slash)))
+		n = snprintf(buf, len, "%s", u);
+	else
+		n = snprintf(buf, len, "%s/%s", s->real, u);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Where the mirror lives: WKFS_STATE_DIR, or /var/lib/wkfs for root,
+ * $XDG_STATE_HOME/wkfs or ~/.local/state/wkfs for a user; then
+ * git/<actor>.git.
+ *
+ * Not DIR/.wkfs/git: with DIR mounted in place that is reachable only as
+ * /proc/PID/fd/N/.wkfs/git, and git resolves its directory to a real path
+ * in places (rev-list --all lists worktrees, which fetch's connectivity
+ * check and gc run), which leads through the mount, where .wkfs is hidden.
+ */
+static int state_dir(char *buf, size_t len)
+{
+	const char *env = getenv("WKFS_STATE_DIR"), *home = getenv("HOME");
+	const char *xdg = getenv("XDG_STATE_HOME");
+	int n;
+
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if (getuid() == 0)
+		n = snprintf(buf, len, "/var/lib/wkfs");
+	else if (xdg && *xdg == '/')
+		n = snprintf(buf, len, "%s/wkfs", xdg);
+	else if (home && *home == '/')
+		n = snprintf(buf, len, "%s/.local/state/wkfs", home);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len - 64 ? -ENAMETOOLONG : 0;
+}
+
+/* mkdir -p of an absolute path. */
+static int make_path(char *p)
+{
+	for (char *q = p + 1;; q++) {
+		if (*q != '/' && *q)
+			continue;
+		char was = *q;
+
+		*q = '\0';
+		if (mkdir(p, 0700) && errno != EEXIST)
+			return -errno;
+		*q = was;
+		if (!was)
+			return 0;
+	}
+}
+
+/*
+ * Creates the bare mirror by hand (git init would do, but this is four
+ * files): HEAD, objects/ and refs/ are what git needs to take it for a
+ * repository; the config says it is bare and keeps gc in the foreground
+ * (a detached gc would outlive a daemon that is being stopped).
+ */
+static int make_mirror(struct syncd *s)
+{
+	static const char *const dirs[] = {"objects", "refs", "refs/heads",
+					   "refs/tags", "wkfs-stage"};
+	static const char head[] = "ref: refs/heads/main\n";
+	static const char cfg[] = "[core]\n\trepositoryformatversion = 0\n"
+				  "\tbare = true\n[gc]\n"
+				  "\tautoDetach = false\n";
+	static const struct {
+		const char *path, *text;
+	} files[] = {{"config", cfg}, {"HEAD", head}};
+	struct git_repo *g = &s->git->repo;
+	char path[1024], mk[sizeof(g->dir)];
+	int rc;
+
+	rc = state_dir(path, sizeof(path));
+	if (rc)
+		return rc;
+	snprintf(g->dir, sizeof(g->dir), "%s/git/%016" PRIx64 ".git", path,
+		 s->actor);
+	memcpy(mk, g->dir, sizeof(mk));
+	rc = make_path(mk);
+	if (rc)
+		return rc;
+	s->git->fd = open(g->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->git->fd < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (mkdirat(s->git->fd, dirs[i], 0700) && errno != EEXIST)
+			return -errno;
+	if (faccessat(s->git->fd, "HEAD", F_OK, 0) == 0)
+		return 0;
+	/* HEAD last: its presence says the mirror is complete. */
+	for (size_t i = 0; i < 2; i++) {
+		size_t len = strlen(files[i].text);
+		int fd = openat(s->git->fd, files[i].path,
+				O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return -errno;
+		if (write(fd, files[i].text, len) != (ssize_t)len)
+			rc = errno ? -errno : -EIO;
+		close(fd);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int syncd_git_open(struct syncd *s)
+{
+	const char *branch = s->cfg.remote_branch && *s->cfg.remote_branch
+				     ? s->cfg.remote_branch
+				     : "wk/oplog";
+	struct git_repo *g;
+	int rc;
+
+	s->git = calloc(1, sizeof(*s->git));
+	if (!s->git)
+		return -ENOMEM;
+	s->git->fd = -1;
+	g = &s->git->repo;
+	snprintf(g->branch_ref, sizeof(g->branch_ref), "refs/heads/%s", branch);
+	snprintf(g->fetch_spec, sizeof(g->fetch_spec),
+		 "+refs/heads/%s:refs/wkfs/remote", branch);
+	rc = remote_of(s, g->remote, sizeof(g->remote));
+	if (rc)
+		return rc;
+	rc = make_mirror(s);
+	if (rc)
+		snprintf(s->err, sizeof(s->err), "cannot create %.300s: %s",
+			 g->dir[0] ? g->dir : "the git mirror", strerror(-rc));
+	snprintf(g->env_dir, sizeof(g->env_dir), "GIT_DIR=%s", g->dir);
+	snprintf(g->env_index, sizeof(g->env_index),
+		 "GIT_INDEX_FILE=%s/wkfs-index", g->dir);
+	return rc;
+}
+
+void syncd_git_close(struct syncd *s)
+{
+	if (s->git && s->git->fd >= 0)
+		close(s->git->fd);
+	free(s->git);
+	s->git = NULL;
+}
+
+/* ---- fetch ---- */
+
+static int fetch(struct syncd *s)
+{
+	struct git_repo *g = &s->git->repo;
+	const char *args[] = {
+		"fetch",   "-q",	  "--no-tags", "--no-write-fetch-head",
+		g->remote, g->fetch_spec, NULL};
+	static const char *const tip[] = {"rev-parse", "-q", "--verify",
+					  "refs/wkfs/remote^{commit}", NULL};
+	char errs[2048] = "";
+	struct git_call c = {.what = "fetch",
+			     .args = args,
+			     .timeout_ms = GIT_NET_TIMEOUT_MS,
+			     .err = s->err,
+			     .errlen = sizeof(s->err),
+			     .stderr_copy = errs,
+			     .stderr_len = sizeof(errs)};
+	struct wire_buf out;
+	int rc;
+
+	rc = git_cmd(g, &c);
+	if (rc == -EIO && strstr(errs, "couldn't find remote ref")) {
+		/* The branch is not there yet: the first push makes it. */
+		s->git->tip[0] = '\0';
+		return 0;
+	}
+	if (rc)
+		return rc;
+	wire_buf_init(&out, 0, 4096);
+	rc = run(s, "rev-parse", tip, &out);
+	if (!rc)
+		rc = take_oid(&out, s->git->tip, sizeof(s->git->tip));
+	wire_buf_release(&out);
+	return rc;
+}
+
+/* ---- reading the branch ---- */
+
+/* One line of `ls-tree -r`: "MODE TYPE OID\tPATH". */
+struct entry {
+	char oid[48];
+	const char *path; /* into the listing */
+	size_t plen;
+};
+
+static bool next_entry(const char **p, const char *end, struct entry *e)
+{
+	while (*p < end) {
+		const char *line = *p, *nl = memchr(line, '\n', end - line);
+		const char *tab, *sp;
+
+		if (!nl)
+			nl = end;
+		*p = nl + 1;
+		tab = memchr(line, '\t', nl - line);
+		sp = tab ? tab : line;
+		while (sp > line && sp[-1] != ' ')
+			sp--;
+		if (!tab || tab - sp >= (ptrdiff_t)sizeof(e->oid) ||
+		    tab - sp < 40)
+			continue;
+		memcpy(e->oid, sp, tab - sp);
+		e->oid[tab - sp] = '\0';
+		e->path = tab + 1;
+		e->plen = nl - tab - 1;
+		return true;
+	}
+	return false;
+}
+
+/* "ops/<16 hex>/<16 hex>.seg": the actor and the name part. */
+static bool seg_path(const struct entry *e, uint64_t *actor, char name[17])
+{
+	char a[17];
+
+	if (e->plen != 4 + 16 + 1 + 16 + 4 || strncmp(e->path, "ops/", 4) ||
+	    e->path[20] != '/' || strncmp(e->path + 37, ".seg", 4))
+		return false;
+	memcpy(a, e->path + 4, 16);
+	a[16] = '\0';
+	memcpy(name, e->path + 21, 16);
+	name[16] = '\0';
+	if (strspn(a, "0123456789abcdef") != 16 ||
+	    strspn(name, "0123456789abcdef") != 16)
+		return false;
+	*actor = strtoull(a, NULL, 16);
+	return true;
+}
+
+static int list_tree(struct syncd *s, const char *path, struct wire_buf *out)
+{
+	const char *args[] = {"ls-tree", "-r", "--full-tree", s->git->tip,
+			      "--",	 path, NULL};
+
+	wire_buf_init(out, 0, LIST_CAP);
+	return run(s, "ls-tree", args, out);
+}
+
+/* The hlc of the last op of our own newest segment on the branch, or 0. */
+static int own_last_hlc(struct syncd *s, uint64_t *last)
+{
+	char dir[32], name[17], best[48] = "", bestname[17] = "";
+	struct wire_buf out, blob;
+	struct gitseg_iter it;
+	struct git_batch b;
+	struct entry e;
+	const char *p, *end;
+	uint64_t actor, hlc;
+	const uint8_t *pay;
+	uint32_t plen;
+	size_t len;
+	int rc;
+
+	*last = 0;
+	if (!s->git->tip[0])
+		return 0;
+	snprintf(dir, sizeof(dir), "ops/%016" PRIx64, s->actor);
+	rc = list_tree(s, dir, &out);
+	p = (const char *)wire_buf_data(&out);
+	end = p + wire_buf_len(&out);
+	while (!rc && p && next_entry(&p, end, &e))
+		if (seg_path(&e, &actor, name) && actor == s->actor &&
+		    strcmp(name, bestname) > 0) {
+			snprintf(best, sizeof(best), "%s", e.oid);
+			snprintf(bestname, sizeof(bestname), "%s", name);
+		}
+	wire_buf_release(&out);
+	if (rc || !best[0])
+		return rc;
+	rc = git_batch_open(&s->git->repo, &b);
+	if (rc)
+		return rc;
+	wire_buf_init(&blob, 0, GITSEG_MAX);
+	rc = wire_buf_reserve(&blob, GITSEG_MAX);
+	if (!rc)
+		rc = git_batch_get(&b, best, blob.mem, GITSEG_MAX, &len);
+	git_batch_close(&b);
+	if (!rc)
+		rc = gitseg_iter_init(&it, blob.mem, len);
+	if (!rc)
+		while ((rc = gitseg_next(&it, &hlc, &pay, &plen)) == 1)
+			if (hlc > *last)
+				*last = hlc;
+	wire_buf_release(&blob);
+	if (rc < 0)
+		snprintf(s->err, sizeof(s->err),
+			 "reading our own segment %s: %s", bestname,
+			 strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- pushing ---- */
+
+struct outbox {
+	struct db_oprow *rows;
+	size_t n;
+	int64_t last_seen;
+};
+
+static int collect(void *arg, const struct db_oprow *r)
+{
+	struct outbox *o = arg;
+
+	o->last_seen = r->seq;
+	if (r->origin != DB_ORIGIN_LOCAL || r->shipped)
+		return 0;
+	o->rows[o->n++] = *r;
+	return o->n == GIT_ROWS ? 1 : 0;
+}
+
+/* What one push adds to the tree: blobs staged as files, then named. */
+struct staging {
+	struct wire_buf paths; /* stage file paths, one a line */
+	struct wire_buf where; /* their tree paths, one a line */
+	unsigned n;
+	struct git_batch check; /* cat-file --batch of the fetched tip */
+	bool checking;
+};
+
+static int stage_blob(struct syncd *s, struct staging *st, const char *where,
+		      const void *p, size_t len)
+{
+	char rel[64], line[2200];
+	int fd, rc = 0;
+
+	snprintf(rel, sizeof(rel), "wkfs-stage/%u", st->n);
+	fd = openat(s->git->fd, rel,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, p, len) != (ssize_t)len)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	if (rc)
+		return rc;
+	snprintf(line, sizeof(line), "%s/wkfs-stage/%u\n", s->git->repo.dir,
+		 st->n++);
+	rc = wire_buf_append(&st->paths, line, strlen(line));
+	if (!rc)
+		rc = wire_buf_append(&st->where, where, strlen(where));
+	if (!rc)
+		rc = wire_buf_append(&st->where, "\n", 1);
+	return rc;
+}
+
+static void chunk_path(const struct wk_hash *h, char *buf, size_t len)
+{
+	char hs[WK_HASH_STRLEN];
+
+	wk_hash_str(h, hs);
+	snprintf(buf, len, "chunks/%.2s/%s", hs, hs + 2);
+}
+
+/* True when the fetched tip already holds chunk h. */
+static bool tip_has(struct syncd *s, struct staging *st, const char *path)
+{
+	char spec[128];
+	uint8_t one[1];
+	size_t len;
+	int rc;
+
+	if (!s->git->tip[0])
+		return false;
+	if (!st->checking) {
+		if (git_batch_open(&s->git->repo, &st->check))
+			return false;
+		st->checking = true;
+	}
+	snprintf(spec, sizeof(spec), "%s:%s", s->git->tip, path);
+	rc = git_batch_get(&st->check, spec, one, 0, &len);
+	return rc == -EMSGSIZE || rc == 0;
+}
+
+static int stage_chunk(struct syncd *s, struct staging *st,
+		       const struct wk_hash *h, const void *p, size_t len)
+{
+	char path[64];
+
+	chunk_path(h, path, sizeof(path));
+	if (tip_has(s, st, path))
+		return 0;
+	return stage_blob(s, st, path, p, len);
+}
+
+/* Stages the chunks of a local put; *ref says where its content is. */
+static int stage_put(struct syncd *s, struct staging *st,
+		     const struct wk_op *op, struct wire_content_ref *ref)
+{
+	struct content_cut c;
+	uint8_t *buf;
+	int rc;
+
+	memset(ref, 0, sizeof(*ref));
+	ref->how = WIRE_CONTENT_NONE;
+	if (op->size == 0) {
+		ref->how = WIRE_CONTENT_WHOLE;
+		return 0;
+	}
+	rc = content_cut_open(s, op, &c);
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	buf = malloc(CHUNK_MAX);
+	if (!buf) {
+		content_cut_release(&c);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c.r.n && !rc; i++) {
+		ssize_t n = content_cut_read(&c, i, buf);
+
+		rc = n < 0 ? (int)n
+			   : stage_chunk(s, st, &c.r.v[i].name, buf, (size_t)n);
+	}
+	if (!rc && c.r.n > 1)
+		rc = stage_chunk(s, st, &c.rec_name, c.rec.p, c.rec.len);
+	if (rc == -ESTALE) {
+		content_not_shipped(op, c.path,
+				    "the file changed while reading it");
+		rc = 0;
+	} else if (!rc) {
+		ref->how = c.r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
+		if (c.r.n > 1)
+			ref->recipe = c.rec_name;
+	}
+	free(buf);
+	content_cut_release(&c);
+	return rc;
+}
+
+/* The segment of the rows past `skip_upto` (an hlc already pushed). */
+static int build_segment(struct syncd *s, struct outbox *o, uint64_t skip_upto,
+			 struct staging *st, struct wire_buf *seg,
+			 uint64_t *first, size_t *count)
+{
+	struct wire_content_ref ref;
+	struct wire_buf pay;
+	int rc = 0;
+
+	*first = 0;
+	*count = 0;
+	gitseg_begin(seg, s->actor);
+	wire_buf_init(&pay, 0, WIRE_PAYLOAD_MAX);
+	for (size_t i = 0; i < o->n && !rc; i++) {
+		const struct wk_op *op = &o->rows[i].op;
+
+		if (op->id.hlc <= skip_upto)
+			continue;
+		wire_buf_reset(&pay);
+		if (op->kind == WK_OP_PUT) {
+			rc = stage_put(s, st, op, &ref);
+			if (!rc)
+				rc = wire_put_encode(&pay, op, &ref);
+		} else {
+			rc = wire_op_encode(&pay, op);
+		}
+		if (rc == -EINVAL) {
+			char ids[WK_ID_STRLEN];
+
+			wk_err("local op %s cannot be encoded; not shipped",
+			       wk_id_str(op->id, ids));
+			rc = 0;
+			continue;
+		}
+		if (!rc)
+			rc = gitseg_add(seg, op->id.hlc, wire_buf_data(&pay),
+					(uint32_t)wire_buf_len(&pay));
+		if (!rc && !*first)
+			*first = op->id.hlc;
+		if (!rc)
+			(*count)++;
+	}
+	wire_buf_release(&pay);
+	return rc;
+}
+
+/* hash-object every staged blob: the index-info lines for them. */
+static int name_blobs(struct syncd *s, struct staging *st,
+		      struct wire_buf *info)
+{
+	static const char *const args[] = {"hash-object", "-w", "--no-filters",
+					   "--stdin-paths", NULL};
+	struct git_call c = {.what = "hash-object",
+			     .args = args,
+			     .in = wire_buf_data(&st->paths),
+			     .inlen = wire_buf_len(&st->paths),
+			     .err = s->err,
+			     .errlen = sizeof(s->err)};
+	struct wire_buf out;
+	const char *o, *w, *oe, *we;
+	int rc;
+
+	wire_buf_init(&out, 0, (size_t)st->n * 48 + 64);
+	if (!st->n)
+		return 0;
+	c.out = &out;
+	rc = git_cmd(&s->git->repo, &c);
+	o = (const char *)wire_buf_data(&out);
+	oe = o + wire_buf_len(&out);
+	w = (const char *)wire_buf_data(&st->where);
+	we = w + wire_buf_len(&st->where);
+	for (unsigned i = 0; !rc && i < st->n; i++) {
+		const char *onl = memchr(o, '\n', oe - o);
+		const char *wnl = memchr(w, '\n', we - w);
+		char line[256];
+
+		if (!onl || !wnl || onl - o < 40 || onl - o > 64) {
+			snprintf(s->err, sizeof(s->err),
+				 "hash-object: unexpected output");
+			rc = -EPROTO;
+			break;
+		}
+		snprintf(line, sizeof(line), "100644 %.*s\t%.*s\n",
+			 (int)(onl - o), o, (int)(wnl - w), w);
+		rc = wire_buf_append(info, line, strlen(line));
+		o = onl + 1;
+		w = wnl + 1;
+	}
+	wire_buf_release(&out);
+	return rc;
+}
+
+static void unstage(struct syncd *s, struct staging *st)
+{
+	char rel[64];
+
+	for (unsigned i = 0; i < st->n; i++) {
+		snprintf(rel, sizeof(rel), "wkfs-stage/%u", i);
+		unlinkat(s->git->fd, rel, 0);
+	}
+	if (st->checking)
+		git_batch_close(&st->check);
+	wire_buf_release(&st->paths);
+	wire_buf_release(&st->where);
+}
+
+/* The tip's tree plus info's entries, committed on top of the tip. */
+static int make_commit(struct syncd *s, struct wire_buf *info, size_t count,
+		       char *commit, size_t len)
+{
+	struct git_repo *g = &s->git->repo;
+	const char *rd[] = {"read-tree",
+			    s->git->tip[0] ? s->git->tip : "--empty", NULL};
+	static const char *const upd[] = {"update-index", "--add",
+					  "--index-info", NULL};
+	static const char *const wt[] = {"write-tree", NULL};
+	char tree[48], msg[96], who[64];
+	const char *ct[] = {"commit-tree", tree, "-m", msg, NULL, NULL, NULL};
+	const char *env[] = {"GIT_AUTHOR_NAME=wkfs", who,
+			     "GIT_COMMITTER_NAME=wkfs", NULL, NULL};
+	struct git_call c = {.what = "update-index",
+			     .args = upd,
+			     .in = wire_buf_data(info),
+			     .inlen = wire_buf_len(info),
+			     .err = s->err,
+			     .errlen = sizeof(s->err)};
+	struct wire_buf out;
+	int rc;
+
+	snprintf(who, sizeof(who), "GIT_AUTHOR_EMAIL=%016" PRIx64 "@wkfs",
+		 s->actor);
+	env[3] = "GIT_COMMITTER_EMAIL=wkfs@wkfs";
+	snprintf(msg, sizeof(msg), "wkfs: %zu ops from %016" PRIx64, count,
+		 s->actor);
+	if (s->git->tip[0]) {
+		ct[4] = "-p";
+		ct[5] = s->git->tip;
+	}
+	wire_buf_init(&out, 0, 4096);
+	rc = run(s, "read-tree", rd, NULL);
+	if (!rc)
+		rc = git_cmd(g, &c);
+	if (!rc)
+		rc = run(s, "write-tree", wt, &out);
+	if (!rc)
+		rc = take_oid(&out, tree, sizeof(tree));
+	if (!rc) {
+		struct git_call cc = {.what = "commit-tree",
+				      .args = ct,
+				      .env = env,
+				      .out = &out,
+				      .err = s->err,
+				      .errlen = sizeof(s->err)};
+
+		wire_buf_reset(&out);
+		rc = git_cmd(g, &cc);
+	}
+	if (!rc)
+		rc = take_oid(&out, commit, len);
+	wire_buf_release(&out);
+	return rc;
+}
+
+/* git push COMMIT:refs/heads/BRANCH: 0, -EAGAIN when refused as not a
+ * fast-forward, or an error. */
+static int push_commit(struct syncd *s, const char *commit)
+{
+	struct git_repo *g = &s->git->repo;
+	char spec[400], errs[2048] = "";
+	const char *args[] = {"push",	 "-q", "--porcelain",
+			      g->remote, spec, NULL};
+	struct wire_buf out;
+	struct git_call c = {.what = "push",
+			     .args = args,
+			     .timeout_ms = GIT_NET_TIMEOUT_MS,
+			     .err = s->err,
+			     .errlen = sizeof(s->err),
+			     .stderr_copy = errs,
+			     .stderr_len = sizeof(errs)};
+	int rc;
+
+	snprintf(spec, sizeof(spec), "%s:%s", commit, g->branch_ref);
+	wire_buf_init(&out, 0, 65536);
+	c.out = &out;
+	rc = git_cmd(g, &c);
+	if (rc == -EIO) {
+		wire_buf_append(&out, "", 1);
+		if (strstr((char *)wire_buf_data(&out), "[rejected]") ||
+		    strstr(errs, "[rejected]"))
+			rc = -EAGAIN;
+		else if (strstr((char *)wire_buf_data(&out),
+				"[remote rejected]"))
+			snprintf(s->err + strlen(s->err),
+				 sizeof(s->err) - strlen(s->err), " (%s)",
+				 strstr((char *)wire_buf_data(&out),
+					"[remote rejected]"));
+	}
+	s->err[strcspn(s->err, "\n")] = '\0';
+	wire_buf_release(&out);
+	return rc;
+}
+
+/* Pushes one segment's worth of unshipped ops: 1 when there were none. */
+static int push_round(struct syncd *s, struct outbox *o)
+{
+	struct staging st = {0};
+	struct wire_buf seg, info;
+	uint64_t skip, first;
+	size_t count;
+	char commit[48], where[64];
+	int rc;
+
+	o->n = 0;
+	o->last_seen = s->shipped_upto;
+	rc = db_ops_foreach(s->db, s->shipped_upto, 0, collect, o);
+	if (rc < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot read the oplog: %s",
+			 db_errmsg(s->db));
+		return rc;
+	}
+	if (o->n == 0) {
+		s->shipped_upto = o->last_seen;
+		return 1;
+	}
+	rc = fetch(s);
+	if (!rc)
+		rc = own_last_hlc(s, &skip);
+	if (rc)
+		return rc;
+	wire_buf_init(&st.paths, 0, 64u << 20);
+	wire_buf_init(&st.where, 0, 64u << 20);
+	wire_buf_init(&seg, 0, GITSEG_MAX);
+	wire_buf_init(&info, 0, 64u << 20);
+	rc = build_segment(s, o, skip, &st, &seg, &first, &count);
+	if (rc)
+		snprintf(s->err, sizeof(s->err), "cannot prepare the push: %s",
+			 strerror(-rc));
+	if (!rc && count) {
+		snprintf(where, sizeof(where),
+			 "ops/%016" PRIx64 "/%016" PRIx64 ".seg", s->actor,
+			 first);
+		rc = stage_blob(s, &st, where, wire_buf_data(&seg),
+				wire_buf_len(&seg));
+		if (!rc)
+			rc = name_blobs(s, &st, &info);
+	}
+	for (int tries = 0; !rc && count; tries++) {
+		rc = make_commit(s, &info, count, commit, sizeof(commit));
+		if (!rc)
+			rc = push_commit(s, commit);
+		if (rc != -EAGAIN)
+			break;
+		if (tries == PUSH_TRIES) {
+			snprintf(s->err, sizeof(s->err),
+				 "push: refused %d times as not a "
+				 "fast-forward",
+				 tries + 1);
+			break;
+		}
+		wk_debug("push refused as not a fast-forward; fetching");
+		rc = fetch(s);
+	}
+	if (!rc && count) {
+		const char *up[] = {"update-ref", "refs/wkfs/remote", commit,
+				    NULL};
+
+		snprintf(s->git->tip, sizeof(s->git->tip), "%s", commit);
+		run(s, "update-ref", up, NULL);
+	}
+	unstage(s, &st);
+	wire_buf_release(&seg);
+	wire_buf_release(&info);
+	if (rc)
+		return rc;
+	rc = db_ops_mark_shipped(s->db, o->rows[o->n - 1].seq, NULL);
+	if (rc) {
+		snprintf(s->err, sizeof(s->err), "cannot mark ops shipped: %s",
+			 db_errmsg(s->db));
+		return rc;
+	}
+	s->shipped_upto = o->rows[o->n - 1].seq;
+	s->pushed += count;
+	s->git->last_push_ms = mono_ms();
+	if (count)
+		wk_info("pushed %zu ops to %s", count, s->cfg.remote_url);
+	return 0;
+}
+
+static int git_push(struct syncd *s)
+{
+	struct outbox o = {.rows = malloc(GIT_ROWS * sizeof(*o.rows))};
+	int rc;
+
+	if (!o.rows)
+		return -ENOMEM;
+	while ((rc = push_round(s, &o)) == 0 && o.n == GIT_ROWS)
+		;
+	free(o.rows);
+	return rc < 0 ? rc : 0;
+}
+
+static int any_local(void *arg, const struct db_oprow *r)
+{
+	int64_t *last = arg;
+
+	if (r->origin == DB_ORIGIN_LOCAL && !r->shipped)
+		return 1;
+	*last = r->seq;
+	return 0;
+}
+
+/* True when a local op waits to be pushed. */
+static bool has_unshipped(struct syncd *s)
+{
+	int64_t last = s->shipped_upto;
+	int rc = db_ops_foreach(s->db, s->shipped_upto, 0, any_local, &last);
+
+	if (rc == 0)
+		s->shipped_upto = last;
+	return rc != 0;
+}
+
+/* ---- pulling ---- */
+
+struct source {
+	struct syncd *s;
+	struct git_batch *b;
+};
+
+/* content_chunk_fn: a chunk from the fetched tree, checked by name. */
+static ssize_t tree_chunk(void *arg, const struct wk_hash *name, uint8_t *buf,
+			  size_t max)
+{
+	struct source *src = arg;
+	char spec[160], path[64];
+	struct wk_hash h;
+	size_t len;
+	int rc;
+
+	chunk_path(name, path, sizeof(path));
+	snprintf(spec, sizeof(spec), "%s:%s", src->s->git->tip, path);
+	rc = git_batch_get(src->b, spec, buf, max, &len);
+	if (rc == -EMSGSIZE)
+		return -EBADMSG;
+	if (rc)
+		return rc;
+	content_hash_buf(buf, len, &h);
+	if (memcmp(&h, name, sizeof(h)) != 0)
+		return -EBADMSG;
+	return (ssize_t)len;
+}
+
+static void refuse(const struct wk_op *op, const char *why)
+{
+	char hs[WK_HASH_STRLEN], ids[WK_ID_STRLEN];
+
+	wk_err("refusing the content of put %s (%s): %s",
+	       wk_id_str(op->id, ids), wk_hash_str(&op->hash, hs), why);
+}
+
+/* The recipe of a received put, from the fetched tree. */
+static int load_recipe(struct source *src, const struct wk_op *op,
+		       const struct wire_content_ref *ref, struct recipe *r)
+{
+	uint8_t *buf;
+	ssize_t n;
+	int rc;
+
+	recipe_init(r);
+	if (ref->how == WIRE_CONTENT_WHOLE)
+		return recipe_push(r, &op->hash, (uint32_t)op->size);
+	buf = malloc(WIRE_CHUNK_MAX);
+	if (!buf)
+		return -ENOMEM;
+	n = tree_chunk(src, &ref->recipe, buf, WIRE_CHUNK_MAX);
+	rc = n < 0 ? (int)n : recipe_decode(NULL, buf, (size_t)n, r);
+	free(buf);
+	return rc == -ESTALE ? -EBADMSG : rc;
+}
+
+/* Brings the content of a received put into the object store. */
+static int fetch_content(struct source *src, const struct wk_op *op,
+			 const struct wire_content_ref *ref)
+{
+	struct syncd *s = src->s;
+	struct wk_hash got;
+	struct recipe r;
+	int rc;
+
+	if (op->size == 0 || mat_object_have(s->mat, &op->hash))
+		return 0;
+	if (ref->how == WIRE_CONTENT_NONE) {
+		refuse(op, "its sender did not ship it (the file changed)");
+		return 0;
+	}
+	if (ref->how == WIRE_CONTENT_WHOLE && op->size > CHUNK_MAX) {
+		refuse(op, "a whole-file chunk larger than any chunk");
+		return 0;
+	}
+	rc = load_recipe(src, op, ref, &r);
+	if (!rc && recipe_size(&r) != op->size)
+		rc = -EBADMSG;
+	if (!rc)
+		rc = content_assemble(s, &r, tree_chunk, src, &got);
+	if (!rc && memcmp(&got, &op->hash, sizeof(got)) != 0) {
+		mat_object_drop(s->mat, &got);
+		rc = -EBADMSG;
+	}
+	recipe_release(&r);
+	if (rc == -EBADMSG || rc == -ENOENT) {
+		refuse(op, rc == -ENOENT ? "the branch lacks a chunk of it"
+					 : "it does not match its hash");
+		return 0;
+	}
+	if (rc)
+		snprintf(s->err, sizeof(s->err),
+			 "cannot bring in a file's content: %s", strerror(-rc));
+	return rc;
+}
+
+/* Imports one segment of another actor, with its mark, durably. */
+static int import_segment(struct source *src, const struct entry *e,
+			  uint64_t actor, const char *name, uint8_t *buf)
+{
+	struct syncd *s = src->s;
+	struct wk_op *op = malloc(sizeof(*op));
+	struct wire_content_ref ref;
+	struct gitseg_iter it;
+	char key[48];
+	const uint8_t *p;
+	uint64_t hlc;
+	uint32_t plen;
+	size_t len;
+	int rc, inserted = 0;
+
+	if (!op)
+		return -ENOMEM;
+	snprintf(key, sizeof(key), "git_seg_%016" PRIx64, actor);
+	rc = git_batch_get(src->b, e->oid, buf, GITSEG_MAX, &len);
+	if (rc == 0 && (gitseg_iter_init(&it, buf, len) || it.actor != actor))
+		rc = -EBADMSG;
+	if (rc == -EBADMSG || rc == -EMSGSIZE) {
+		wk_warn("segment %.*s is not a wkfs segment; skipped",
+			(int)e->plen, e->path);
+		rc = db_meta_set_str(s->db, key, name);
+		free(op);
+		return rc;
+	}
+	/* Contents first: the ops go in only once their files are here. */
+	while ((rc = gitseg_next(&it, &hlc, &p, &plen)) == 1) {
+		if (wire_op_decode_ref(p, plen, actor, hlc, op, &ref) ||
+		    op->kind != WK_OP_PUT)
+			continue;
+		rc = fetch_content(src, op, &ref);
+		if (rc)
+			break;
+	}
+	if (rc < 0 && rc != -EBADMSG)
+		goto out;
+	rc = db_begin(s->db);
+	if (rc)
+		goto out;
+	gitseg_iter_init(&it, buf, len);
+	while ((rc = gitseg_next(&it, &hlc, &p, &plen)) == 1) {
+		if (wire_op_decode_ref(p, plen, actor, hlc, op, NULL)) {
+			wk_warn("op %016" PRIx64 "/%" PRIu64 " of %.*s does "
+				"not decode; skipped",
+				actor, hlc, (int)e->plen, e->path);
+			continue;
+		}
+		rc = db_op_append(s->db, op, DB_ORIGIN_REMOTE, NULL);
+		if (rc == -EEXIST)
+			continue;
+		if (rc)
+			break;
+		inserted++;
+	}
+	if (rc == -EBADMSG)
+		wk_warn("segment %.*s ends in a truncated record", (int)e->plen,
+			e->path);
+	if (rc < 0 && rc != -EBADMSG) {
+		db_rollback(s->db);
+		goto out_db;
+	}
+	rc = db_meta_set_str(s->db, key, name);
+	if (!rc)
+		rc = db_commit(s->db, true);
+	if (rc) {
+		db_rollback(s->db);
+		goto out_db;
+	}
+	if (inserted) {
+		s->need_apply = true;
+		s->received += (uint64_t)inserted;
+		wk_info("received %d ops (%.*s)", inserted, (int)e->plen,
+			e->path);
+	}
+	free(op);
+	return 0;
+out_db:
+	snprintf(s->err, sizeof(s->err), "cannot store remote ops: %s",
+		 db_errmsg(s->db));
+out:
+	free(op);
+	return rc;
+}
+
+static int git_pull(struct syncd *s)
+{
+	struct wire_buf list;
+	struct git_batch b;
+	struct source src = {.s = s, .b = &b};
+	struct entry e;
+	const char *p, *end;
+	char last[24] = "", key[48], name[17], pulled[48] = "";
+	uint64_t cur = 0, actor;
+	uint8_t *buf;
+	int rc;
+
+	if (!s->git->tip[0])
+		return 0;
+	if (!db_meta_get_str(s->db, "git_pulled", pulled, sizeof(pulled)) &&
+	    !strcmp(pulled, s->git->tip))
+		return 0;
+	rc = list_tree(s, "ops", &list);
+	if (rc) {
+		wire_buf_release(&list);
+		return rc;
+	}
+	buf = malloc(GITSEG_MAX);
+	rc = buf ? git_batch_open(&s->git->repo, &b) : -ENOMEM;
+	if (rc) {
+		free(buf);
+		wire_buf_release(&list);
+		return rc;
+	}
+	p = (const char *)wire_buf_data(&list);
+	end = p + wire_buf_len(&list);
+	while (!rc && p && next_entry(&p, end, &e)) {
+		if (!seg_path(&e, &actor, name) || actor == s->actor)
+			continue;
+		if (actor != cur || !last[0]) {
+			cur = actor;
+			snprintf(key, sizeof(key), "git_seg_%016" PRIx64,
+				 actor);
+			if (db_meta_get_str(s->db, key, last, sizeof(last)))
+				snprintf(last, sizeof(last), "-");
+		}
+		if (strcmp(name, last) <= 0)
+			continue;
+		rc = import_segment(&src, &e, actor, name, buf);
+		if (!rc)
+			snprintf(last, sizeof(last), "%s", name);
+	}
+	git_batch_close(&b);
+	free(buf);
+	wire_buf_release(&list);
+	if (!rc && db_meta_set_str(s->db, "git_pulled", s->git->tip))
+		wk_warn("cannot record the pulled tip: %s", db_errmsg(s->db));
+	return rc;
+}
+
+/* ---- the loop ---- */
+
+/* Push what is unshipped, then (pull) fetch and import. */
+static int exchange(struct syncd *s, bool pull)
+{
+	int rc = git_push(s);
+
+	if (!rc && pull)
+		rc = fetch(s);
+	if (!rc && pull)
+		rc = git_pull(s);
+	if (!rc && db_meta_set_u64(s->db, "last_sync_ms", (uint64_t)wall_ms()))
+		wk_warn("cannot record the sync time: %s", db_errmsg(s->db));
+	return rc;
+}
+
+int syncd_git_once(struct syncd *s)
+{
+	int rc;
+
+	rc = exchange(s, true);
+
+	syncd_apply(s);
+	if (rc) {
+		wk_err("%s: %s", s->real, s->err);
+		return 1;
+	}
+	return syncd_stopping() ? 1 : 0;
+}
+
+/* Sleeps up to ms, cut short by a stop or a sync request. */
+static void nap(struct syncd *s, long ms)
+{
+	while (ms > 0 && !syncd_stopping() && !syncd_sync_wanted(s)) {
+		long step = ms < 50 ? ms : 50;
+		struct timespec ts = {0, step * 1000000L};
+
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+int syncd_git_run(struct syncd *s)
+{
+	int64_t next_fetch = 0, next_try = 0;
+	long backoff = BACKOFF_MIN_MS;
+	char said[sizeof(s->err)] = "";
+
+	wk_info("syncing with %s (branch %s)", s->git->repo.remote,
+		s->git->repo.branch_ref + 11);
+	while (!syncd_stopping()) {
+		uint64_t asked = syncd_sync_wanted(s);
+		int64_t now = mono_ms();
+		bool pull = asked || now >= next_fetch;
+		bool push = now - s->git->last_push_ms >= PUSH_GAP_MS &&
+			    has_unshipped(s);
+		int rc;
+
+		if (!asked && (now < next_try || (!pull && !push))) {
+			nap(s, POLL_MS);
+			continue;
+		}
+		rc = exchange(s, pull);
+		if (!rc) {
+			backoff = BACKOFF_MIN_MS;
+			next_try = 0;
+			said[0] = '\0';
+			if (pull)
+				next_fetch = now +
+					     (int64_t)s->cfg.remote_interval_s *
+						     1000;
+			syncd_publish(s, SYNCD_CONNECTED, true);
+		} else {
+			if (strcmp(said, s->err) != 0) {
+				wk_warn("%s; retrying", s->err);
+				snprintf(said, sizeof(said), "%s", s->err);
+			}
+			next_try = now + backoff / 2 +
+				   random() % (backoff / 2 + 1);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+							       : backoff * 2;
+			syncd_publish(s, SYNCD_OFFLINE, false);
+		}
+		if (asked)
+			syncd_sync_answer(s, asked, rc);
+		syncd_apply(s);
+	}
+	return 0;
+}

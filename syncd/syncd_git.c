@@ -737,8 +737,11 @@ static int push_commit(struct syncd *s, const char *commit)
 	rc = git_cmd(g, &c);
 	if (rc == -EIO) {
 		wire_buf_append(&out, "", 1);
+		/* Someone pushed first: refused as not a fast-forward, or
+		 * (a race inside receive-pack) the ref moved meanwhile. */
 		if (strstr((char *)wire_buf_data(&out), "[rejected]") ||
-		    strstr(errs, "[rejected]"))
+		    strstr(errs, "[rejected]") ||
+		    strstr(errs, "cannot lock ref"))
 			rc = -EAGAIN;
 		else if (strstr((char *)wire_buf_data(&out),
 				"[remote rejected]"))

@@ -55,6 +55,10 @@ sync_all() {
 	for d in "$@"; do W sync "$d" --timeout 60 >/dev/null || return 1; done
 }
 
+# puts_ge DIR N: DIR's log holds at least N puts (a put is recorded when
+# the kernel sends RELEASE, a moment after the writer's close).
+puts_ge() { [ "$(W log "$1" --json | jq -s '[.[] | select(.kind == "put")] | length')" -ge "$2" ]; }
+
 main_untouched() {
 	[ "$(git -C "$R" rev-parse refs/heads/main)" = "$(cat "$BATS_TEST_TMPDIR/main")" ]
 }
@@ -100,8 +104,10 @@ main_untouched() {
 	[ "$(cat "$B/n.txt")" = base ]
 	W stop "$B"
 	echo from-a >"$A/n.txt"
+	wait_until 30 puts_ge "$A" 2
 	W sync "$A"
 	echo from-b >"$B/n.txt"
+	wait_until 30 puts_ge "$B" 2
 	sync_all "$B" "$A"
 	COPY=$(cd "$A" && ls | grep '^n\.conflict-')
 	[ -n "$COPY" ]

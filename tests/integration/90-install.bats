@@ -20,7 +20,8 @@ setup() {
 make_install() {
 	local san=0
 	[[ $(basename "$BUILD") == build-san ]] && san=1
-	make -C "$ROOT" --no-print-directory -s B="$BUILD" SAN=$san "$@" \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -C "$ROOT" --no-print-directory -s B="$BUILD" SAN=$san "$@" \
 		install </dev/null 3>&-
 }
 

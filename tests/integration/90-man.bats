@@ -11,7 +11,8 @@ setup() {
 }
 
 lint_man() {
-	make -C "$ROOT" --no-print-directory -s lint-man "$@" </dev/null 3>&-
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -C "$ROOT" --no-print-directory -s lint-man "$@" </dev/null 3>&-
 }
 
 # long_opts FILE...: the long options of the getopt_long tables in FILE.

@@ -4,7 +4,8 @@
 # there) and checks the layout, then runs `systemd-analyze verify` on every
 # unit: it needs no running systemd, and it checks that each ExecStart=
 # program exists and is executable and that each Documentation= man page is
-# found (MANPATH points into the install).
+# found (MANPATH points into the install).  systemd does not run here, so
+# wkfs@.service's commands are run the way it would run them.
 
 load helpers
 
@@ -13,6 +14,10 @@ setup() {
 	ROOT=$(realpath "$BATS_TEST_DIRNAME/../..")
 	BUILD=${WKFS_BUILD:-$ROOT/build}
 	P=$T/prefix
+}
+
+teardown() {
+	wk_teardown
 }
 
 # make_install ARGS...: `make install` from the tree, using the build the
@@ -142,4 +147,61 @@ ExecStop=-$P/bin/wkfs umount %f"
 	run grep '^wkfs-relay:' "$T/root/etc/passwd"
 	assert_success
 	assert_output --regexp '^wkfs-relay:x:[0-9]+:[0-9]+:wkfs relay:/var/lib/wkfs-relay:'
+}
+
+# unit_cmd UNIT KEY INSTANCE_PATH: the command line of KEY= in UNIT with %f
+# expanded as systemd does for the instance of that path, and the "-" prefix
+# (failure ignored) dropped.
+unit_cmd() {
+	local line
+	line=$(sed -n "s/^$2=-\\{0,1\\}//p" "$1")
+	printf '%s\n' "${line//%f/$3}"
+}
+
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+@test "wkfs@.service's commands mount a folder and unmount it cleanly" {
+	install_prefix
+	wk_dirs
+	echo hello >"$D/a"
+	wk_init "$D"
+	U=$P/lib/systemd/system/wkfs@.service
+	inst=$(systemd-escape --path "$D")
+	# what systemd makes %f of it
+	assert_equal "$(systemd-escape --unescape --path "$inst")" "$D"
+	start=$(unit_cmd "$U" ExecStart "$D")
+	stop=$(unit_cmd "$U" ExecStop "$D")
+	assert_equal "$start" "$P/bin/wkfs mount $D -f"
+	WK_MOUNTS+=("$D")
+	$start </dev/null >"$T/main.log" 2>&1 3>&- &
+	main=$!
+	WK_PIDS+=("$main")
+	wait_until 30 is_fuse_mounted "$D"
+	echo more >>"$D/a"
+	WK_TIMEOUT=30 assert_op put a
+	# ExecStop returns once the main process has finished; Type=exec's
+	# main process must then exit 0, or Restart=on-failure restarts it.
+	$stop </dev/null 3>&-
+	run ! is_fuse_mounted "$D"
+	wait_until 30 gone "$main"
+	wait "$main" || { echo "main process exited $?" >&2; cat "$T/main.log" >&2; false; }
+	assert_equal "$(cat "$D/a")" "hello
+more"
+}
+
+@test "wkfs@.service's main process unmounts and exits 0 on SIGTERM" {
+	install_prefix
+	wk_dirs
+	wk_init "$D"
+	start=$(unit_cmd "$P/lib/systemd/system/wkfs@.service" ExecStart "$D")
+	WK_MOUNTS+=("$D")
+	$start </dev/null >"$T/main.log" 2>&1 3>&- &
+	main=$!
+	WK_PIDS+=("$main")
+	wait_until 30 is_fuse_mounted "$D"
+	# What systemd sends when ExecStop failed (a file still open) or
+	# there is none.
+	kill -TERM "$main"
+	wait "$main" || { echo "main process exited $?" >&2; cat "$T/main.log" >&2; false; }
+	wait_until 30 not_fuse_mounted "$D"
 }

@@ -41,7 +41,7 @@ words() { printf '%s\n' $1 | sort; }
 
 @test "each command completes its own options" {
 	run completions mount --
-	assert_output "$(words "--accept-deletions --help")"
+	assert_output "$(words "--accept-deletions --help --no-syncd")"
 	run completions log -
 	assert_output "$(words "--json -n")"
 	run completions status --
@@ -105,8 +105,11 @@ words() { printf '%s\n' $1 | sort; }
 }
 
 @test "the completion knows every command of wkfs(1)" {
+	# the .It Cm entries of the section's outer list, not nested ones
 	man=$(sed -n '/^\.Sh COMMANDS/,/^\.Sh /p' "$ROOT/docs/man/wkfs.1" |
-		sed -n 's/^\.It Cm \([a-z]*\).*/\1/p' | sort -u)
+		awk '/^\.Bl/ { d++ } /^\.El/ { d-- }
+			d == 1 && $1 == ".It" && $2 == "Cm" { print $3 }' |
+		sort -u)
 	[ -n "$man" ]
 	assert_equal "$(words "$_wkfs_commands")" "$man"
 }

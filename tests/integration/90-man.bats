@@ -73,6 +73,19 @@ documented() {
 	done
 }
 
+@test "wkfs(1) documents every command 'wkfs help' lists" {
+	run "$WKFS_BIN" help
+	assert_success
+	cmds=$(sed -n 's/^  \([a-z][a-z]*\) .*/\1/p' <<<"$output" | grep -vx wkfs)
+	[ -n "$cmds" ]
+	man=$(sed -n '/^\.Sh COMMANDS/,/^\.Sh /p' "$MAN/wkfs.1" |
+		awk '/^\.Bl/ { d++ } /^\.El/ { d-- }
+			d == 1 && $1 == ".It" && $2 == "Cm" { print $3 }')
+	for c in $cmds; do
+		grep -qx "$c" <<<"$man" || { echo "wkfs(1) lacks $c" >&2; return 1; }
+	done
+}
+
 @test "wkfs(1) documents every long option of the wkfs command" {
 	documented wkfs.1 $(long_opts "$ROOT"/tools/*.c "$ROOT/fs/mount.c")
 }

@@ -206,9 +206,13 @@ static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 	free(names);
 	if (rc)
 		return syncd_fail(s, s->data, rc, "chunk upload");
-	do
+	/* Acks of the previous group's last window may come first: they
+	 * count, or collect_acks() would wait for them forever. */
+	do {
 		rc = data_recv(s, &m);
-	while (!rc && m.type != WIRE_MISSING);
+		if (!rc && m.type == WIRE_CHUNK_ACK && u->pending)
+			u->pending--;
+	} while (!rc && m.type != WIRE_MISSING);
 	if (rc)
 		return rc;
 	nmiss = m.names.count;

@@ -52,6 +52,9 @@ struct syncd {
 	bool acked;	      /* an ACK arrived this session: */
 	uint64_t ack_batch;   /* the batch it acknowledged */
 	char err[512];	      /* one-line reason of the last failure */
+
+	uint64_t tx_bytes; /* message bytes sent to the relay, */
+	uint64_t rx_bytes; /* and received, since the start */
 };
 
 /* syncd_session.c */

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -227,7 +228,11 @@ static int run_once(struct syncd *s)
 		wk_err("%s: %s", s->real, s->err);
 		return 1;
 	}
-	return stopping ? 1 : 0;
+	if (stopping)
+		return 1;
+	printf("sent %" PRIu64 " bytes, received %" PRIu64 " bytes\n",
+	       s->tx_bytes, s->rx_bytes);
+	return 0;
 }
 
 static void sleep_ms(long ms)

@@ -53,6 +53,7 @@ static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 		snprintf(s->err, sizeof(s->err), "%s", err);
 		return rc;
 	}
+	wsc_count_into(*out, &s->tx_bytes, &s->rx_bytes);
 	rc = wsc_hello(*out, s->token, s->actor, cursor, SYNCD_TIMEOUT_MS,
 		       head);
 	s->cursor_refused =

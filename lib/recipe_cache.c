@@ -441,6 +441,19 @@ int rcache_get(struct rcache *rc, const struct wk_hash *h, struct recipe *out,
 	return read_file(rc, wk_hash_str(h, hex), out, epoch);
 }
 
+int rcache_epoch(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch)
+{
+	uint32_t s;
+
+	if (load_all(rc))
+		return -ENOENT;
+	s = src_find(rc, h);
+	if (s == NONE)
+		return -ENOENT;
+	*epoch = rc->src[s].epoch;
+	return 0;
+}
+
 int rcache_find(struct rcache *rc, const struct wk_hash *name, uint32_t len,
 		rcache_place_fn fn, void *arg)
 {

@@ -83,6 +83,10 @@ int rcache_put(struct rcache *rc, const struct wk_hash *h,
 int rcache_get(struct rcache *rc, const struct wk_hash *h, struct recipe *out,
 	       uint64_t *epoch);
 
+/* The epoch of content h's recipe (0: unknown): 0, or -ENOENT when no
+ * recipe of h is cached (or the index cannot be built). */
+int rcache_epoch(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch);
+
 /*
  * For each place where a chunk named `name` of `len` bytes occurs in a
  * cached recipe (one per content, newest content first, at most

@@ -194,12 +194,13 @@ static int open_state(struct syncd *s, const char *dir)
 	}
 	if (db_meta_get_u64(s->db, "relay_cursor", &s->cursor))
 		s->cursor = 0;
-	return 0;
+	return content_open(s) ? -1 : 0;
 }
 
 static void close_state(struct syncd *s)
 {
 	syncd_session_close(s);
+	content_close(s);
 	if (s->mat)
 		mat_close(s->mat);
 	if (s->db)

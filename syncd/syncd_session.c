@@ -80,6 +80,8 @@ static int start_over(struct syncd *s)
 		s->err);
 	rc = db_begin(s->db);
 	if (!rc)
+		rc = content_relay_lost(s);
+	if (!rc)
 		rc = db_meta_set_u64(s->db, "relay_cursor", 0);
 	if (!rc)
 		rc = db_ops_unship_local(s->db);

@@ -138,7 +138,10 @@ static void test_epoch_never_goes_down(void **state)
 	struct places p;
 	uint64_t epoch;
 
+	assert_int_equal(rcache_epoch(e->rc, &h, &epoch), -ENOENT);
 	assert_int_equal(rcache_put(e->rc, &h, &r, 0), 0);
+	assert_int_equal(rcache_epoch(e->rc, &h, &epoch), 0);
+	assert_int_equal(epoch, 0);
 	p = find(e->rc, &r.v[1]);
 	assert_int_equal(p.n, 1);
 	assert_int_equal(p.epoch[0], 0);
@@ -153,6 +156,8 @@ static void test_epoch_never_goes_down(void **state)
 	assert_int_equal(find(e->rc, &r.v[1]).epoch[0], 9);
 	assert_int_equal(rcache_put(e->rc, &h, &r, 11), 0);
 	assert_int_equal(find(e->rc, &r.v[1]).epoch[0], 11);
+	assert_int_equal(rcache_epoch(e->rc, &h, &epoch), 0);
+	assert_int_equal(epoch, 11);
 	recipe_release(&r);
 }
 

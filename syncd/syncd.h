@@ -56,6 +56,8 @@ struct syncd_shared {
 	int64_t started_ms;   /* when the daemon started */
 	uint64_t pushed;      /* ops pushed and acknowledged, since start */
 	uint64_t received;    /* remote ops stored, since start */
+	uint64_t tx_bytes;    /* message bytes sent to the relay, */
+	uint64_t rx_bytes;    /* and received, since start */
 	uint64_t sync_asked;  /* sync requests so far */
 	uint64_t sync_done;   /* requests answered */
 	int sync_rc;	      /* result of the last answered round */

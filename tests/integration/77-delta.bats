@@ -3,7 +3,8 @@
 # the file.  Replicas A and B (and C) sync through a real wkfs-relay on
 # 127.0.0.1 with wkfs-syncd --once, which ends by printing the message
 # bytes it sent and received.  A records its edits through a mount; B is
-# not mounted unless a test says so, so its object store shows what
+# not mounted unless a test says so (mounts use --no-syncd: these tests
+# drive wkfs-syncd by hand), so its object store shows what
 # arrived.  The sender asks the relay only about chunks no cached recipe
 # of the current relay epoch has; the receiver reads the chunks it already
 # holds from its old version (an object, or its file in DIR).
@@ -95,7 +96,7 @@ seed() {
 edit_through_mount() {
 	local n
 	n=$(op_count put big)
-	wk_mount "$A"
+	wk_mount "$A" --no-syncd
 	"$@"
 	wait_until 60 _count_ge "$((n + 1))" put big
 	wk_umount "$A"
@@ -213,7 +214,7 @@ edit_through_mount() {
 
 @test "a mounted B finds the old chunks in its own file" {
 	seed 4
-	wk_mount "$B" "$M"
+	wk_mount "$B" "$M" --no-syncd
 	sync_dir "$B" # asks the mount to apply
 	wait_until 60 cmp -s "$A/big" "$M/big"
 	# neither the old object nor any cached recipe: only the file is left

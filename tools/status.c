@@ -170,22 +170,6 @@ static void ask_daemon(struct fstatus *s)
 		s->rx_bytes = atoll(v);
 }
 
-/* Undoes ctl_conflicts' escaping in place. */
-static void unescape_field(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '\\' && s[1]) {
-			s++;
-			*o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
 static void ask_mount(struct fstatus *s)
 {
 	char sock[RUNDIR_MAX + 16], line[CTL_LINE_MAX];
@@ -206,7 +190,7 @@ static void ask_mount(struct fstatus *s)
 		while (s->conflicts < n &&
 		       ctl_read_line(fd, line, sizeof(line)) == 0) {
 			line[strcspn(line, "\t")] = '\0';
-			unescape_field(line);
+			out_unescape(line);
 			s->copies[s->conflicts++] = xstrdup(line);
 		}
 	}

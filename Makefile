@@ -10,7 +10,8 @@
 #                                                 build/wkfs-syncd
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
-#          install (PREFIX, DESTDIR, SBINDIR) clean format demo bench deps
+#          install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
+#          bench deps
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -50,8 +51,9 @@ RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_db.c \
 	     syncd/relay_chunks.c
 RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
 SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
-	     syncd/syncd_ctl.c syncd/syncd_chunks.c syncd/syncd_git.c \
-	     syncd/syncd_gitcmd.c syncd/syncd_gitseg.c \
+	     syncd/syncd_ctl.c syncd/syncd_chunks.c syncd/syncd_fetch.c \
+	     syncd/syncd_local.c syncd/syncd_git.c syncd/syncd_gitcmd.c \
+	     syncd/syncd_gitseg.c \
 	     syncd/ws_client.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_HELP := $(filter-out $(UNIT_SRC),$(sort $(wildcard tests/unit/*.c)))
@@ -76,7 +78,7 @@ TEST_BINS := $(RTEST)
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
-	bench-chunk bench-merge
+	bench-chunk bench-merge lint-man
 all: $(BINS) $(TEST_BINS)
 
 $(B)/lib/%.o: lib/%.c
@@ -159,13 +161,47 @@ $(B)/bench-%: tests/bench/%.c $(LIBWKFS)
 bench-chunk bench-merge: bench-%: $(B)/bench-%
 	@$(B)/bench-$*
 
-# mount(8) looks for mount.TYPE helpers in /sbin only.
-SBINDIR ?= /sbin
+# Where install puts things.  mount(8) looks for mount.TYPE helpers in /sbin
+# only, and runs them (and mount.fuse3 runs wkfs) with PATH reset to the
+# system directories, so fstab mounts need PREFIX /usr/local or /usr.  The
+# systemd units are written from contrib/systemd/*.in with BINDIR filled in.
+SBINDIR            ?= /sbin
+BINDIR             ?= $(PREFIX)/bin
+MANDIR             ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR        ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR        ?= $(PREFIX)/share/bash-completion/completions
+
+MAN_PAGES := $(sort $(wildcard docs/man/*.[158]))
+UNIT_EXAMPLES := contrib/systemd/home-u-Notes.mount \
+		 contrib/systemd/home-u-Notes.automount
+fill_unit = sed 's|@BINDIR@|$(BINDIR)|g' contrib/systemd/$(1).in \
+	>$(DESTDIR)$(2)/$(1) && chmod 644 $(DESTDIR)$(2)/$(1)
 
 install: $(BINS)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR)
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	ln -sf $(PREFIX)/bin/wkfs $(DESTDIR)$(SBINDIR)/mount.wkfs
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(SYSTEMDUSERUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(PREFIX)/share/doc/wkfs
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	ln -sf $(BINDIR)/wkfs $(DESTDIR)$(SBINDIR)/mount.wkfs
+	for m in $(MAN_PAGES); do \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
+	$(call fill_unit,wkfs@.service,$(SYSTEMDUNITDIR))
+	$(call fill_unit,wkfs@.service,$(SYSTEMDUSERUNITDIR))
+	$(call fill_unit,wkfs-relay.service,$(SYSTEMDUNITDIR))
+	install -m 644 contrib/systemd/wkfs-relay.sysusers \
+		$(DESTDIR)$(SYSUSERSDIR)/wkfs-relay.conf
+	install -m 644 $(UNIT_EXAMPLES) $(DESTDIR)$(PREFIX)/share/doc/wkfs/
+	install -m 644 contrib/bash-completion/wkfs $(DESTDIR)$(BASHCOMPDIR)/wkfs
+
+# The man pages must lint clean (tests/integration/90-man.bats runs this).
+lint-man:
+	@out=$$(mandoc -T lint -W warning $(MAN_PAGES) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] fs/*.[ch] tools/*.[ch] \

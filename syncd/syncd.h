@@ -30,6 +30,7 @@
 #include "db.h"
 #include "materialize.h"
 #include "recipe.h"
+#include "recipe_cache.h"
 #include "rundir.h"
 #include "wire.h"
 #include "ws_client.h"
@@ -54,15 +55,17 @@ struct syncd_shared {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum syncd_conn conn;
-	char err[512];	     /* why the last session failed, or "" */
-	int64_t last_ok_ms;  /* wall clock of the last successful exchange */
-	int64_t started_ms;  /* when the daemon started */
-	uint64_t pushed;     /* ops pushed and acknowledged, since start */
-	uint64_t received;   /* remote ops stored, since start */
-	uint64_t sync_asked; /* sync requests so far */
-	uint64_t sync_done;  /* requests answered */
-	int sync_rc;	     /* result of the last answered round */
-	char sync_err[512];  /* its reason when it failed */
+	char err[512];	      /* why the last session failed, or "" */
+	int64_t last_ok_ms;   /* wall clock of the last successful exchange */
+	int64_t started_ms;   /* when the daemon started */
+	uint64_t pushed;      /* ops pushed and acknowledged, since start */
+	uint64_t received;    /* remote ops stored, since start */
+	uint64_t tx_bytes;    /* message bytes sent to the relay, */
+	uint64_t rx_bytes;    /* and received, since start */
+	uint64_t sync_asked;  /* sync requests so far */
+	uint64_t sync_done;   /* requests answered */
+	int sync_rc;	      /* result of the last answered round */
+	char sync_err[512];   /* its reason when it failed */
 };
 
 struct syncd {
@@ -97,6 +100,10 @@ struct syncd {
 	struct syncd_shared sh;
 	int ctl_fd; /* listening on RUNDIR/syncd.sock, or -1 */
 	pthread_t ctl_thread;
+	struct rcache *rcache; /* recipes seen (syncd_content.c) */
+	uint64_t epoch;	       /* relay epoch (meta relay_epoch) */
+	uint64_t tx_bytes;     /* message bytes sent to the relay, */
+	uint64_t rx_bytes;     /* and received, since the start */
 };
 
 /* syncd_main.c */
@@ -139,6 +146,12 @@ void syncd_apply(struct syncd *s);
 
 /* syncd_content.c */
 struct wk_op;
+/* Opens the recipe cache and the relay epoch (after the database). */
+int content_open(struct syncd *s);
+void content_close(struct syncd *s);
+/* The relay may have lost every chunk: draws a new epoch, so nothing is
+ * taken to be on it any more.  Inside the caller's transaction. */
+int content_relay_lost(struct syncd *s);
 /* Makes sure the relay has the content of put op; fills *ref. */
 int content_ship(struct syncd *s, const struct wk_op *op,
 		 struct wire_content_ref *ref);

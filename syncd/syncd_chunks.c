@@ -14,47 +14,10 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "content_int.h"
 #include "content.h"
 #include "syncd.h"
 #include "wlog.h"
-
-/* The path of node id below DIR, and the hash the nodes table has for it. */
-static int node_path(struct syncd *s, struct wk_id id, char *buf, size_t len,
-		     bool *has_hash, struct wk_hash *hash)
-{
-	size_t pos = len - 1;
-	struct wk_id cur = id;
-
-	buf[pos] = '\0';
-	for (int depth = 0; !wk_id_eq(cur, WK_ID_ROOT); depth++) {
-		struct db_node n;
-		size_t nl;
-		int rc;
-
-		if (depth > 2048)
-			return -ELOOP;
-		rc = db_node_get(s->db, cur, &n);
-		if (rc)
-			return rc;
-		nl = strlen(n.name);
-		if (nl + 1 >= pos) {
-			db_node_release(&n);
-			return -ENAMETOOLONG;
-		}
-		if (depth == 0) {
-			*has_hash = n.has_hash && n.kind == WK_KIND_FILE;
-			*hash = n.hash;
-		} else {
-			buf[--pos] = '/';
-		}
-		pos -= nl;
-		memcpy(buf + pos, n.name, nl);
-		cur = n.parent;
-		db_node_release(&n);
-	}
-	memmove(buf, buf + pos, len - pos);
-	return 0;
-}
 
 void content_not_shipped(const struct wk_op *op, const char *path,
 			 const char *why)
@@ -125,7 +88,8 @@ int content_cut_open(struct syncd *s, const struct wk_op *op,
 	c->fd = -1;
 	recipe_init(&c->r);
 	bbuf_init(&c->rec, WIRE_CHUNK_MAX);
-	rc = node_path(s, op->node, c->path, sizeof(c->path), &has_hash, &h);
+	rc = content_node_path(s, op->node, c->path, sizeof(c->path), &has_hash,
+			       &h);
 	if (rc) {
 		content_not_shipped(op, "a node no longer tracked",
 				    strerror(-rc));

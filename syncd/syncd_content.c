@@ -1,40 +1,110 @@
 /*
- * syncd_content.c - moving file contents between DIR and the relay.
+ * syncd_content.c - shipping file contents to the relay, and what the
+ * content code shares: the recipe cache, the relay epoch, the data
+ * connection.
  *
  * Shipping: before a put is pushed, the file it names is found through the
- * nodes table, checked to still have the put's hash, cut into chunks
- * (chunk.h), and the chunks the relay lacks (HAVE -> MISSING) are sent with
- * CHUNK_PUT, each hashed again as it is read.  A file of several chunks
- * also ships its plain recipe as a chunk; the put names it (payload format
- * 2, docs/protocol.md).  A file that changed since its put is not shipped:
- * the put says so and a later put carries the content.
+ * nodes table, read once to check it still has the put's hash and to cut
+ * it into chunks (rcache_chunk_fd), and the chunks the relay may lack are
+ * asked about (HAVE -> MISSING) and sent with CHUNK_PUT, each hashed again
+ * as it is read.  A file of several chunks also ships its plain recipe as
+ * a chunk; the put names it (payload format 2, docs/protocol.md).  A file
+ * that changed since its put is not shipped: the put says so and a later
+ * put carries the content.
  *
- * Fetching: the recipe (or the single chunk) of a received put is fetched
- * into .wkfs/chunks/, the file is assembled in .wkfs/tmp and handed to the
- * object store (mat_object_put), which hashes what it stored; a mismatch
- * with the put's hash is refused and logged.
+ * "May lack": a chunk that occurs in a cached recipe whose epoch is the
+ * current relay epoch is on the relay already (that content was shipped
+ * to it or fetched from it, and the relay never holds a put whose chunks
+ * it lacks), so it is not even asked about.  After a one-byte edit that
+ * leaves one new chunk and the new recipe to HAVE and send.  The epoch
+ * (meta relay_epoch) is drawn anew when the relay url changes and when
+ * the relay turns out to have lost our history (content_relay_lost), so
+ * what was known about another or an older relay is never trusted.
  *
- * All requests go over the data connection (syncd.h says why).
+ * Fetching is syncd_fetch.c.  All requests go over the data connection
+ * (syncd.h says why).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bytebuf.h"
 #include "chunk.h"
 #include "content.h"
+#include "content_int.h"
 #include "recipe.h"
-#include "syncd.h"
+#include "recipe_cache.h"
 #include "wlog.h"
 
-#define CHUNK_CACHE ".wkfs/chunks"
+/* ---- the recipe cache and the relay epoch ---- */
 
-/* Next reply on the data connection; OPS there are not ours to handle. */
-static int data_recv(struct syncd *s, struct wire_msg *m)
+static uint64_t new_epoch(void)
+{
+	uint64_t e = 0;
+
+	if (getrandom(&e, sizeof(e), 0) != sizeof(e))
+		e = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+	return e ? e : 1; /* 0 means "not known on any relay" */
+}
+
+int content_relay_lost(struct syncd *s)
+{
+	uint64_t e = new_epoch();
+	int rc = db_meta_set_u64(s->db, "relay_epoch", e);
+
+	if (!rc)
+		s->epoch = e;
+	return rc;
+}
+
+int content_open(struct syncd *s)
+{
+	char url[1024] = "";
+	int rc;
+
+	rc = rcache_open(s->dirfd, &s->rcache);
+	if (rc) {
+		/* Content still moves, only without the shortcuts. */
+		wk_warn("%s: no recipe cache (%s): every chunk is asked for",
+			s->real, strerror(-rc));
+		s->rcache = NULL;
+	}
+	/* An epoch belongs to one relay url, like the cursor. */
+	if (db_meta_get_u64(s->db, "relay_epoch", &s->epoch) ||
+	    db_meta_get_str(s->db, "relay_epoch_url", url, sizeof(url)) ||
+	    strcmp(url, s->cfg.remote_url) != 0) {
+		rc = db_begin(s->db);
+		if (!rc)
+			rc = content_relay_lost(s);
+		if (!rc)
+			rc = db_meta_set_str(s->db, "relay_epoch_url",
+					     s->cfg.remote_url);
+		if (!rc)
+			rc = db_commit(s->db, true);
+		if (rc) {
+			db_rollback(s->db);
+			wk_err("%s: %s", s->real, db_errmsg(s->db));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void content_close(struct syncd *s)
+{
+	rcache_close(s->rcache);
+	s->rcache = NULL;
+}
+
+/* ---- the data connection ---- */
+
+int content_recv(struct syncd *s, struct wire_msg *m)
 {
 	for (;;) {
 		int rc = wsc_recv(s->data, SYNCD_TIMEOUT_MS, m);
@@ -65,6 +135,45 @@ int content_drain(struct syncd *s)
 	return 0;
 }
 
+int content_node_path(struct syncd *s, struct wk_id id, char *buf, size_t len,
+		      bool *has_hash, struct wk_hash *hash)
+{
+	size_t pos = len - 1;
+	struct wk_id cur = id;
+
+	buf[pos] = '\0';
+	for (int depth = 0; !wk_id_eq(cur, WK_ID_ROOT); depth++) {
+		struct db_node n;
+		size_t nl;
+		int rc;
+
+		if (depth > 2048)
+			return -ELOOP;
+		rc = db_node_get(s->db, cur, &n);
+		if (rc)
+			return rc;
+		nl = strlen(n.name);
+		if (nl + 1 >= pos) {
+			db_node_release(&n);
+			return -ENAMETOOLONG;
+		}
+		if (depth == 0) {
+			*has_hash = n.has_hash && n.kind == WK_KIND_FILE;
+			*hash = n.hash;
+		} else {
+			buf[--pos] = '/';
+		}
+		pos -= nl;
+		memcpy(buf + pos, n.name, nl);
+		cur = n.parent;
+		db_node_release(&n);
+	}
+	memmove(buf, buf + pos, len - pos);
+	return 0;
+}
+
+/* ---- uploading ---- */
+
 /*
  * Uploads are pipelined: up to UPLOAD_WINDOW bytes of CHUNK_PUTs are sent
  * before their CHUNK_ACKs are collected (they come in request order), so
@@ -93,7 +202,7 @@ static int collect_acks(struct syncd *s, uint32_t *pending)
 	int rc;
 
 	while (*pending) {
-		rc = data_recv(s, &m);
+		rc = content_recv(s, &m);
 		if (rc)
 			return rc;
 		if (m.type == WIRE_CHUNK_ACK)
@@ -103,10 +212,13 @@ static int collect_acks(struct syncd *s, uint32_t *pending)
 }
 
 struct upload {
-	const struct content_cut *c;
-	const struct recipe *r;	 /* &c->r */
+	int fd;
+	const struct recipe *r;
+	uint64_t *off;		 /* offset of each entry in the file */
 	const struct bbuf *rec;	 /* recipe bytes, or NULL */
 	struct wk_hash rec_name; /* their name: entry r->n */
+	uint32_t *want;		 /* entries the relay may lack, */
+	size_t nwant;		 /* each name once */
 	uint8_t *buf;		 /* CHUNK_MAX bytes */
 	uint32_t pending;	 /* CHUNK_PUTs not yet acknowledged */
 	size_t inflight;	 /* bytes sent since the last collect */
@@ -120,17 +232,22 @@ static const struct wk_hash *entry_name(const struct upload *u, size_t i)
 /* Sends entry i: -ESTALE when the file no longer holds it. */
 static int upload_entry(struct syncd *s, struct upload *u, size_t i)
 {
+	struct wk_hash h;
 	ssize_t n;
+
 	int rc;
 
 	if (i == u->r->n) {
 		rc = send_chunk(s, &u->rec_name, u->rec->p, u->rec->len);
 		n = (ssize_t)u->rec->len;
 	} else {
-		n = content_cut_read(u->c, i, u->buf);
-		if (n < 0)
-			return (int)n;
-		rc = send_chunk(s, &u->r->v[i].name, u->buf, (size_t)n);
+		n = pread(u->fd, u->buf, u->r->v[i].len, (off_t)u->off[i]);
+		if (n != (ssize_t)u->r->v[i].len)
+			return -ESTALE;
+		content_hash_buf(u->buf, (size_t)n, &h);
+		if (memcmp(&h, &u->r->v[i].name, sizeof(h)) != 0)
+			return -ESTALE;
+		rc = send_chunk(s, &h, u->buf, (size_t)n);
 	}
 	if (rc)
 		return rc;
@@ -142,7 +259,7 @@ static int upload_entry(struct syncd *s, struct upload *u, size_t i)
 	return collect_acks(s, &u->pending);
 }
 
-/* HAVE for entries [g, g + k), then uploads what the relay lacks. */
+/* HAVE for want[g .. g + k), then uploads what the relay lacks. */
 static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 {
 	struct wire_msg m = {.type = WIRE_HAVE};
@@ -154,17 +271,21 @@ static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 	if (!names)
 		return -ENOMEM;
 	for (size_t j = 0; j < k; j++)
-		memcpy(names + j * WIRE_NAME_LEN, entry_name(u, g + j)->b,
-		       WIRE_NAME_LEN);
+		memcpy(names + j * WIRE_NAME_LEN,
+		       entry_name(u, u->want[g + j])->b, WIRE_NAME_LEN);
 	m.names.count = (uint32_t)k;
 	m.names.names = names;
 	rc = wsc_send_msg(s->data, &m);
 	free(names);
 	if (rc)
 		return syncd_fail(s, s->data, rc, "chunk upload");
-	do
-		rc = data_recv(s, &m);
-	while (!rc && m.type != WIRE_MISSING);
+	/* Acks of the previous group's last window may come first: they
+	 * count, or collect_acks() would wait for them forever. */
+	do {
+		rc = content_recv(s, &m);
+		if (!rc && m.type == WIRE_CHUNK_ACK && u->pending)
+			u->pending--;
+	} while (!rc && m.type != WIRE_MISSING);
 	if (rc)
 		return rc;
 	nmiss = m.names.count;
@@ -175,8 +296,8 @@ static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 	/* MISSING lists names in the order asked. */
 	for (uint32_t j = 0; j < nmiss && !rc; j++, i++) {
 		while (i < g + k &&
-		       memcmp(entry_name(u, i)->b, missing + j * WIRE_NAME_LEN,
-			      WIRE_NAME_LEN) != 0)
+		       memcmp(entry_name(u, u->want[i])->b,
+			      missing + j * WIRE_NAME_LEN, WIRE_NAME_LEN) != 0)
 			i++;
 		if (i == g + k) {
 			snprintf(s->err, sizeof(s->err),
@@ -184,24 +305,89 @@ static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 			rc = -EPROTO;
 			break;
 		}
-		rc = upload_entry(s, u, i);
+		rc = upload_entry(s, u, u->want[i]);
 	}
 	free(missing);
 	return rc;
 }
 
+static int known_place(void *arg, const struct wk_hash *content, uint64_t off,
+		       uint64_t epoch)
+{
+	const struct syncd *s = arg;
+
+	return epoch && epoch == s->epoch;
+}
+
+/* True when chunk e is on the relay for sure: it is in a content whose
+ * chunks are known to be there at the current epoch. */
+static bool on_relay(struct syncd *s, const struct recipe_entry *e)
+{
+	return s->rcache &&
+	       rcache_find(s->rcache, &e->name, e->len, known_place, s) == 1;
+}
+
+/*
+ * Fills u->want with the entries to ask about: each name once, none the
+ * relay is known to have; the recipe last unless rec_known.
+ */
+static int plan_upload(struct syncd *s, struct upload *u, bool rec_known)
+{
+	size_t slots = 16, n = u->r->n;
+	uint32_t *seen;
+
+	while (slots < 2 * n)
+		slots *= 2;
+	seen = malloc(slots * sizeof(*seen));
+	u->want = malloc((n + 1) * sizeof(*u->want));
+	if (!seen || !u->want) {
+		free(seen);
+		return -ENOMEM;
+	}
+	memset(seen, 0xff, slots * sizeof(*seen));
+	for (uint32_t i = 0; i < n; i++) {
+		const struct wk_hash *name = &u->r->v[i].name;
+		uint64_t x;
+		size_t k;
+
+		/* Our own file's chunk names: no adversary picks them. */
+		memcpy(&x, name->b, sizeof(x));
+		for (k = x & (slots - 1); seen[k] != UINT32_MAX;
+		     k = (k + 1) & (slots - 1))
+			if (!memcmp(u->r->v[seen[k]].name.b, name->b, 16))
+				break;
+		if (seen[k] != UINT32_MAX)
+			continue;
+		seen[k] = i;
+		if (!on_relay(s, &u->r->v[i]))
+			u->want[u->nwant++] = i;
+	}
+	if (u->rec && !rec_known)
+		u->want[u->nwant++] = (uint32_t)n;
+	free(seen);
+	return 0;
+}
+
 static int upload(struct syncd *s, struct upload *u)
 {
-	size_t total = u->r->n + (u->rec ? 1 : 0);
+	uint64_t off = 0;
 	int rc = 0;
 
+	u->off = malloc(u->r->n * sizeof(*u->off) + 1);
 	u->buf = malloc(CHUNK_MAX);
-	if (!u->buf)
-		return -ENOMEM;
-	for (size_t g = 0; g < total && !rc; g += WIRE_NAMES_MAX)
+	if (!u->off || !u->buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < u->r->n; i++) {
+		u->off[i] = off;
+		off += u->r->v[i].len;
+	}
+	for (size_t g = 0; g < u->nwant && !rc; g += WIRE_NAMES_MAX)
 		rc = upload_group(s, u, g,
-				  total - g < WIRE_NAMES_MAX ? total - g
-							     : WIRE_NAMES_MAX);
+				  u->nwant - g < WIRE_NAMES_MAX
+					  ? u->nwant - g
+					  : WIRE_NAMES_MAX);
 	/* Even after -ESTALE: no stray CHUNK_ACK may be left behind. */
 	if (rc == 0 || rc == -ESTALE) {
 		int arc = collect_acks(s, &u->pending);
@@ -209,16 +395,80 @@ static int upload(struct syncd *s, struct upload *u)
 		if (arc)
 			rc = arc;
 	}
+out:
+	free(u->off);
 	free(u->buf);
+	return rc;
+}
+
+/* Cuts the open file, checks it against op, and uploads its chunks. */
+static int ship_fd(struct syncd *s, int fd, const struct wk_op *op,
+		   const char *path, struct wire_content_ref *ref)
+{
+	struct recipe r = RECIPE_INIT;
+	struct upload u = {.fd = fd, .r = &r};
+	struct bbuf rec;
+	struct wk_hash h;
+	uint64_t size, epoch = 0;
+	int rc;
+
+	bbuf_init(&rec, WIRE_CHUNK_MAX);
+	/* One read: the hash and the chunks describe the same bytes. */
+	rc = rcache_chunk_fd(fd, &r, &h, &size);
+	if (rc == -ENOMEM)
+		goto out;
+	if (rc || memcmp(&h, &op->hash, sizeof(h)) != 0 || size != op->size) {
+		content_not_shipped(op, path,
+				    rc ? strerror(-rc)
+				       : "the file changed since");
+		rc = 0;
+		goto out;
+	}
+	if (r.n > 1) {
+		if (recipe_encode(&r, &rec)) {
+			content_not_shipped(op, path,
+					    "its recipe exceeds one chunk");
+			goto out;
+		}
+		content_hash_buf(rec.p, rec.len, &u.rec_name);
+		u.rec = &rec;
+	}
+	/* Shipped or fetched at this epoch: its recipe chunk is there. */
+	if (s->rcache && rcache_epoch(s->rcache, &h, &epoch))
+		epoch = 0;
+	rc = plan_upload(s, &u, epoch && epoch == s->epoch);
+	if (!rc)
+		rc = upload(s, &u);
+	if (rc == -ESTALE) {
+		content_not_shipped(op, path,
+				    "the file changed while reading it");
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	wk_debug("put of %s: %zu chunks, asked about %zu", path, r.n, u.nwant);
+	ref->how = r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
+	if (r.n > 1) {
+		ref->recipe = u.rec_name;
+		/* Every chunk and the recipe are on the relay now. */
+		if (s->rcache)
+			rcache_put(s->rcache, &h, &r, s->epoch);
+	}
+out:
+	free(u.want);
+	recipe_release(&r);
+	bbuf_release(&rec);
 	return rc;
 }
 
 int content_ship(struct syncd *s, const struct wk_op *op,
 		 struct wire_content_ref *ref)
 {
-	struct content_cut c;
-	struct upload u = {.c = &c, .r = &c.r};
-	int rc;
+	char path[4096];
+	struct wk_hash h;
+	bool has_hash = false;
+	int fd, rc;
 
 	memset(ref, 0, sizeof(*ref));
 	ref->how = WIRE_CONTENT_NONE;
@@ -226,239 +476,22 @@ int content_ship(struct syncd *s, const struct wk_op *op,
 		ref->how = WIRE_CONTENT_WHOLE;
 		return 0;
 	}
-	rc = content_cut_open(s, op, &c);
-	if (rc)
-		return rc > 0 ? 0 : rc;
-	if (c.r.n > 1) {
-		u.rec = &c.rec;
-		u.rec_name = c.rec_name;
+	rc = content_node_path(s, op->node, path, sizeof(path), &has_hash, &h);
+	if (rc) {
+		content_not_shipped(op, "a node no longer tracked",
+				    strerror(-rc));
+		return 0;
 	}
-	rc = upload(s, &u);
-	if (rc == -ESTALE) {
-		content_not_shipped(op, c.path,
-				    "the file changed while reading it");
-		rc = 0;
-	} else if (!rc) {
-		ref->how = c.r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
-		if (c.r.n > 1)
-			ref->recipe = c.rec_name;
+	if (!has_hash || memcmp(&h, &op->hash, sizeof(h)) != 0) {
+		content_not_shipped(op, path, "the file has newer content");
+		return 0;
 	}
-	content_cut_release(&c);
-	return rc;
-}
-
-/* ---- fetching ---- */
-
-static void cache_path(const struct wk_hash *h, char *buf, size_t len)
-{
-	char hs[WK_HASH_STRLEN];
-
-	snprintf(buf, len, CHUNK_CACHE "/%s", wk_hash_str(h, hs));
-}
-
-static bool cache_have(struct syncd *s, const struct wk_hash *h)
-{
-	char p[128];
-
-	cache_path(h, p, sizeof(p));
-	return faccessat(s->dirfd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/* Stores a received chunk after checking it hashes to its name. */
-static int cache_store(struct syncd *s, const uint8_t name[WIRE_NAME_LEN],
-		       const uint8_t *data, uint32_t len)
-{
-	struct wk_hash h, want;
-	char p[128], tmp[160];
-	int fd, rc = 0;
-
-	memcpy(want.b, name, WIRE_NAME_LEN);
-	content_hash_buf(data, len, &h);
-	if (memcmp(&h, &want, sizeof(h)) != 0)
-		return -EBADMSG;
-	cache_path(&want, p, sizeof(p));
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", p, (int)getpid());
-	fd = openat(s->dirfd, tmp,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, data, len) != (ssize_t)len)
-		rc = errno ? -errno : -EIO;
-	if (close(fd) && !rc)
-		rc = -errno;
-	if (!rc && renameat(s->dirfd, tmp, s->dirfd, p))
-		rc = -errno;
-	if (rc)
-		unlinkat(s->dirfd, tmp, 0);
-	return rc;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return memcmp(a, b, WIRE_NAME_LEN);
-}
-
-/* CHUNK_GET for a group of distinct names: 0, -ENOENT (the relay lacks
- * one: *lacking set), -EBADMSG (a chunk does not match its name). */
-static int get_group(struct syncd *s, const uint8_t *names, uint32_t k)
-{
-	struct wire_msg m = {.type = WIRE_CHUNK_GET};
-	uint32_t got = 0;
-	int rc;
-
-	m.names.count = k;
-	m.names.names = names;
-	rc = wsc_send_msg(s->data, &m);
-	if (rc)
-		return syncd_fail(s, s->data, rc, "chunk download");
-	while (got < k) {
-		rc = data_recv(s, &m);
-		if (rc)
-			return rc;
-		if (m.type == WIRE_NOT_FOUND)
-			return -ENOENT;
-		if (m.type != WIRE_CHUNK)
-			continue;
-		rc = cache_store(s, m.chunk.name, m.chunk.data, m.chunk.len);
-		if (rc)
-			return rc;
-		got++;
+	fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		content_not_shipped(op, path, strerror(errno));
+		return 0;
 	}
-	return 0;
-}
-
-/* Brings every chunk of r that is not cached into the cache. */
-static int get_chunks(struct syncd *s, const struct recipe *r)
-{
-	uint8_t *names = malloc(r->n * WIRE_NAME_LEN + 1);
-	size_t n = 0, k = 0;
-	int rc = 0;
-
-	if (!names)
-		return -ENOMEM;
-	for (size_t i = 0; i < r->n; i++)
-		if (!cache_have(s, &r->v[i].name))
-			memcpy(names + n++ * WIRE_NAME_LEN, r->v[i].name.b,
-			       WIRE_NAME_LEN);
-	/* A name asked twice would be answered twice. */
-	qsort(names, n, WIRE_NAME_LEN, cmp_name);
-	for (size_t i = 0; i < n; i++)
-		if (!k || memcmp(names + (k - 1) * WIRE_NAME_LEN,
-				 names + i * WIRE_NAME_LEN, WIRE_NAME_LEN))
-			memmove(names + k++ * WIRE_NAME_LEN,
-				names + i * WIRE_NAME_LEN, WIRE_NAME_LEN);
-	for (size_t g = 0; g < k && !rc; g += WIRE_NAMES_MAX)
-		rc = get_group(s, names + g * WIRE_NAME_LEN,
-			       (uint32_t)(k - g < WIRE_NAMES_MAX
-						  ? k - g
-						  : WIRE_NAMES_MAX));
-	free(names);
-	return rc;
-}
-
-/* Reads a cached chunk (at most max bytes) into buf (content_chunk_fn). */
-static ssize_t cache_read(void *arg, const struct wk_hash *h, uint8_t *buf,
-			  size_t max)
-{
-	struct syncd *s = arg;
-	char p[128];
-	ssize_t n;
-	int fd;
-
-	cache_path(h, p, sizeof(p));
-	fd = openat(s->dirfd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, max);
-	if (n < 0)
-		n = -errno;
+	rc = ship_fd(s, fd, op, path, ref);
 	close(fd);
-	return n;
-}
-
-static void cache_drop(struct syncd *s, const struct wk_hash *h)
-{
-	char p[128];
-
-	cache_path(h, p, sizeof(p));
-	unlinkat(s->dirfd, p, 0);
-}
-
-/* The recipe of a put: one whole chunk, or fetched and decoded. */
-static int load_recipe(struct syncd *s, const struct wk_op *op,
-		       const struct wire_content_ref *ref, struct recipe *r)
-{
-	struct recipe one = RECIPE_INIT;
-	uint8_t *buf;
-	ssize_t n;
-	int rc;
-
-	recipe_init(r);
-	if (ref->how == WIRE_CONTENT_WHOLE)
-		return recipe_push(r, &op->hash, (uint32_t)op->size);
-	rc = recipe_push(&one, &ref->recipe, 1);
-	if (!rc)
-		rc = cache_have(s, &ref->recipe) ? 0 : get_chunks(s, &one);
-	recipe_release(&one);
-	if (rc)
-		return rc;
-	buf = malloc(WIRE_CHUNK_MAX);
-	if (!buf)
-		return -ENOMEM;
-	n = cache_read(s, &ref->recipe, buf, WIRE_CHUNK_MAX);
-	cache_drop(s, &ref->recipe);
-	rc = n < 0 ? (int)n : recipe_decode(NULL, buf, (size_t)n, r);
-	free(buf);
-	if (rc == -ESTALE)
-		rc = -EBADMSG;
-	return rc;
-}
-
-static void refuse(const struct wk_op *op, const char *why)
-{
-	char hs[WK_HASH_STRLEN], ids[WK_ID_STRLEN];
-
-	wk_err("refusing the content of put %s (%s): %s",
-	       wk_id_str(op->id, ids), wk_hash_str(&op->hash, hs), why);
-}
-
-int content_fetch(struct syncd *s, const struct wk_op *op,
-		  const struct wire_content_ref *ref)
-{
-	struct recipe r;
-	struct wk_hash got;
-	int rc;
-
-	if (op->size == 0 || mat_object_have(s->mat, &op->hash))
-		return 0;
-	if (ref->how == WIRE_CONTENT_NONE) {
-		refuse(op, "its sender did not ship it (the file changed)");
-		return 0;
-	}
-	if (ref->how == WIRE_CONTENT_WHOLE && op->size > CHUNK_MAX) {
-		refuse(op, "a whole-file chunk larger than any chunk");
-		return 0;
-	}
-	mkdirat(s->dirfd, CHUNK_CACHE, 0700);
-	rc = load_recipe(s, op, ref, &r);
-	if (!rc && recipe_size(&r) != op->size)
-		rc = -EBADMSG;
-	if (!rc)
-		rc = get_chunks(s, &r);
-	if (!rc)
-		rc = content_assemble(s, &r, cache_read, s, &got);
-	if (!rc && memcmp(&got, &op->hash, sizeof(got)) != 0) {
-		mat_object_drop(s->mat, &got);
-		rc = -EBADMSG;
-	}
-	for (size_t i = 0; i < r.n; i++)
-		cache_drop(s, &r.v[i].name);
-	recipe_release(&r);
-	if (rc == -EBADMSG || rc == -ENOENT) {
-		refuse(op, rc == -ENOENT ? "the relay lacks a chunk of it"
-					 : "it does not match its hash");
-		return 0;
-	}
 	return rc;
 }

@@ -9,8 +9,9 @@
  *   status        -> "ok key=value ...", one line: version, pid, state
  *                    (connecting, connected, offline, auth-failed), url,
  *                    pending_ops, pending_bytes, last_ok_ms, started_ms,
- *                    pushed, received, and last error=... (the rest of the
- *                    line, may hold spaces)
+ *                    pushed, received (ops), tx_bytes, rx_bytes (message
+ *                    bytes), and last error=... (the rest of the line,
+ *                    may hold spaces)
  *   sync          -> exchange now: "progress key=value ..." lines every
  *                    PROGRESS_MS while it runs, then "ok pushed=N
  *                    received=N" or "error REASON"
@@ -83,6 +84,8 @@ void syncd_publish(struct syncd *s, enum syncd_conn conn, bool ok)
 	}
 	s->sh.pushed = s->pushed;
 	s->sh.received = s->received;
+	s->sh.tx_bytes = s->tx_bytes;
+	s->sh.rx_bytes = s->rx_bytes;
 	pthread_mutex_unlock(&s->sh.lock);
 }
 
@@ -141,10 +144,10 @@ static void answer_status(struct syncd *s, int fd, struct wkdb **db)
 		 "ok version=%s pid=%d state=%s url=%s pending_ops=%" PRId64
 		 " pending_bytes=%" PRId64 " last_ok_ms=%" PRId64
 		 " started_ms=%" PRId64 " pushed=%" PRIu64 " received=%" PRIu64
-		 " error=%s",
+		 " tx_bytes=%" PRIu64 " rx_bytes=%" PRIu64 " error=%s",
 		 own_version(), (int)getpid(), conn_name(sh.conn),
 		 s->cfg.remote_url, ops, bytes, sh.last_ok_ms, sh.started_ms,
-		 sh.pushed, sh.received, sh.err);
+		 sh.pushed, sh.received, sh.tx_bytes, sh.rx_bytes, sh.err);
 	ctl_reply(fd, line, -1);
 }
 

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -213,13 +214,14 @@ static int open_state(struct syncd *s, const char *dir)
 	}
 	if (db_meta_get_u64(s->db, "relay_cursor", &s->cursor))
 		s->cursor = 0;
-	return 0;
+	return content_open(s) ? -1 : 0;
 }
 
 static void close_state(struct syncd *s)
 {
 	syncd_session_close(s);
 	syncd_git_close(s);
+	content_close(s);
 	if (s->mat)
 		mat_close(s->mat);
 	if (s->db)
@@ -248,7 +250,11 @@ static int run_once(struct syncd *s)
 		wk_err("%s: %s", s->real, s->err);
 		return 1;
 	}
-	return stopping ? 1 : 0;
+	if (stopping)
+		return 1;
+	printf("sent %" PRIu64 " bytes, received %" PRIu64 " bytes\n",
+	       s->tx_bytes, s->rx_bytes);
+	return 0;
 }
 
 /* Sleeps, cut short by a signal or a sync request. */

@@ -53,6 +53,7 @@ static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 		snprintf(s->err, sizeof(s->err), "%s", err);
 		return rc;
 	}
+	wsc_count_into(*out, &s->tx_bytes, &s->rx_bytes);
 	rc = wsc_hello(*out, s->token, s->actor, cursor, SYNCD_TIMEOUT_MS,
 		       head);
 	s->peer_error = rc == -EPROTO ? wsc_peer_error(*out, NULL) : 0;
@@ -78,6 +79,8 @@ static int start_over(struct syncd *s)
 	wk_warn("%s; starting over: pulling from 0, pushing every local op",
 		s->err);
 	rc = db_begin(s->db);
+	if (!rc)
+		rc = content_relay_lost(s);
 	if (!rc)
 		rc = db_meta_set_u64(s->db, "relay_cursor", 0);
 	if (!rc)

@@ -57,6 +57,11 @@ struct wsc {
 	char close_reason[128];
 
 	lws_sorted_usec_list_t wake;
+
+	/* Message bytes sent and received, added to where wsc_count_into()
+	 * points (else to the dummies). */
+	uint64_t *tx_bytes, *rx_bytes;
+	uint64_t tx_dummy, rx_dummy;
 };
 
 static int64_t now_ms(void)
@@ -96,6 +101,7 @@ static void on_receive(struct wsc *c, const void *in, size_t len)
 {
 	struct wsc_frame *f;
 
+	*c->rx_bytes += len;
 	if (c->rx_bad)
 		return;
 	if (wire_buf_append(&c->rx, in, len)) {
@@ -134,6 +140,7 @@ static int on_writeable(struct wsc *c)
 	if (!c->out_head)
 		c->out_tail = NULL;
 	c->out_bytes -= f->len;
+	*c->tx_bytes += f->len;
 	n = lws_write(c->wsi, f->mem + LWS_PRE, f->len, LWS_WRITE_BINARY);
 	free(f);
 	if (n < 0)
@@ -294,6 +301,8 @@ int wsc_connect(const char *url, int timeout_ms, struct wsc **out, char *err,
 	int port, rc;
 
 	err[0] = '\0';
+	c->tx_bytes = &c->tx_dummy;
+	c->rx_bytes = &c->rx_dummy;
 	wire_buf_init(&c->rx, 0, WIRE_FRAME_MAX);
 	rc = parse_url(c, url, &tls, &port, err, errlen);
 	if (rc)
@@ -370,6 +379,15 @@ void wsc_close(struct wsc *c)
 	free(c->cur);
 	wire_buf_release(&c->rx);
 	free(c);
+}
+
+void wsc_count_into(struct wsc *c, uint64_t *tx, uint64_t *rx)
+{
+	*tx += c->tx_dummy;
+	*rx += c->rx_dummy;
+	c->tx_dummy = c->rx_dummy = 0;
+	c->tx_bytes = tx;
+	c->rx_bytes = rx;
 }
 
 const char *wsc_folder(const struct wsc *c)

@@ -54,6 +54,15 @@ void wsc_close(struct wsc *c);
 /* The folder named by the URL's path. */
 const char *wsc_folder(const struct wsc *c);
 
+/*
+ * Adds the bytes of every message sent and received from now on to *tx and
+ * *rx (those counted since the connect, the HELLO and WELCOME, are added
+ * at once).  Message bytes as handed to and taken from libwebsockets:
+ * WebSocket framing (2-14 bytes a frame), the HTTP upgrade, TLS and TCP
+ * are not counted.  The counters must outlive c.
+ */
+void wsc_count_into(struct wsc *c, uint64_t *tx, uint64_t *rx);
+
 /* Queues one frame (copied) or message; sent as the connection allows. */
 int wsc_send(struct wsc *c, const void *frame, size_t len);
 int wsc_send_msg(struct wsc *c, const struct wire_msg *m);

@@ -35,21 +35,6 @@ struct conflict {
 	uint64_t copy_size, file_size;
 };
 
-static void unescape(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '\\' && s[1]) {
-			s++;
-			*o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
 /* Splits one reply line into *c: 0, or -EPROTO. */
 static int parse_line(char *line, struct conflict *c)
 {
@@ -71,8 +56,8 @@ static int parse_line(char *line, struct conflict *c)
 	    sscanf(f[3], "%16" SCNx64 "-%16" SCNx64, &c->file_hlc,
 		   &c->file_actor) != 2)
 		return -EPROTO;
-	unescape(f[0]);
-	unescape(f[1]);
+	out_unescape(f[0]);
+	out_unescape(f[1]);
 	c->copy = xstrdup(f[0]);
 	c->file = xstrdup(f[1]);
 	c->copy_size = strtoull(f[4], NULL, 10);

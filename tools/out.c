@@ -24,6 +24,21 @@ void out_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+void out_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s == '\\' && s[1]) {
+			s++;
+			*o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
 void out_iso_ms(int64_t ms, char *buf, size_t len)
 {
 	time_t s = (time_t)(ms / 1000);

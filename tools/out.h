@@ -12,6 +12,10 @@
 /* Writes s as a JSON string literal. */
 void out_json_str(FILE *f, const char *s);
 
+/* Undoes the control socket's escaping of names in place: \\, \t, \n
+ * (fs/ctl_conflicts.c). */
+void out_unescape(char *s);
+
 /* "2026-11-23T10:11:12.345Z" for milliseconds since the epoch. */
 void out_iso_ms(int64_t ms, char *buf, size_t len);
 

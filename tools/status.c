@@ -50,6 +50,7 @@ struct fstatus {
 	char error[512];
 	int64_t pending_ops, pending_bytes; /* -1 unknown */
 	int64_t last_ok_ms;		    /* 0 unknown */
+	int64_t tx_bytes, rx_bytes;	    /* -1 unknown */
 
 	int64_t waiting; /* remote ops the mount has not applied, -1 */
 	int conflicts;	 /* -1 unknown */
@@ -163,22 +164,10 @@ static void ask_daemon(struct fstatus *s)
 		s->pending_bytes = atoll(v);
 	if (field(reply, "last_ok_ms", v, sizeof(v)) && atoll(v) > 0)
 		s->last_ok_ms = atoll(v);
-}
-
-/* Undoes ctl_conflicts' escaping in place. */
-static void unescape_field(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '\\' && s[1]) {
-			s++;
-			*o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
+	if (field(reply, "tx_bytes", v, sizeof(v)))
+		s->tx_bytes = atoll(v);
+	if (field(reply, "rx_bytes", v, sizeof(v)))
+		s->rx_bytes = atoll(v);
 }
 
 static void ask_mount(struct fstatus *s)
@@ -201,7 +190,7 @@ static void ask_mount(struct fstatus *s)
 		while (s->conflicts < n &&
 		       ctl_read_line(fd, line, sizeof(line)) == 0) {
 			line[strcspn(line, "\t")] = '\0';
-			unescape_field(line);
+			out_unescape(line);
 			s->copies[s->conflicts++] = xstrdup(line);
 		}
 	}
@@ -234,6 +223,7 @@ static void gather(struct fstatus *s)
 	s->pending_ops = s->pending_bytes = -1;
 	s->waiting = -1;
 	s->conflicts = -1;
+	s->tx_bytes = s->rx_bytes = -1;
 	read_sidecar(s);
 	ask_daemon(s);
 	if (s->f.mounted)
@@ -313,6 +303,12 @@ static void print_human(const struct fstatus *s)
 	} else {
 		row("pending", "unknown");
 	}
+	if (s->tx_bytes >= 0) {
+		out_bytes((uint64_t)s->tx_bytes, a, sizeof(a));
+		out_bytes((uint64_t)s->rx_bytes, b, sizeof(b));
+		row("traffic", "%s sent, %s received since the daemon started",
+		    a, b);
+	}
 	if (s->waiting > 0)
 		row("incoming", "%" PRId64 " ops waiting to be applied",
 		    s->waiting);
@@ -388,7 +384,11 @@ static void print_json(const struct fstatus *s)
 	jnum_or_null(s->pending_bytes);
 	fputs("},\"waiting_to_apply\":", stdout);
 	jnum_or_null(s->waiting);
-	fputs(",\"last_sync\":", stdout);
+	fputs(",\"traffic\":{\"sent\":", stdout);
+	jnum_or_null(s->tx_bytes);
+	fputs(",\"received\":", stdout);
+	jnum_or_null(s->rx_bytes);
+	fputs("},\"last_sync\":", stdout);
 	if (s->last_ok_ms > 0) {
 		out_iso_ms(s->last_ok_ms, t, sizeof(t));
 		out_json_str(stdout, t);

@@ -120,6 +120,7 @@ pair() {
 		 .remote.type == "relay" and .remote.url == $url and
 		 .connection == "connected" and .pending.ops == 0 and
 		 .pending.bytes == 0 and .waiting_to_apply == 0 and
+		 .traffic.sent > 0 and .traffic.received > 0 and
 		 (.last_sync | test("^20[0-9-]+T[0-9:.]+Z$")) and
 		 .conflicts.count == 0 and .conflicts.paths == [] and
 		 (.actor | test("^[0-9a-f]{16}$")) and .device == "laptop" and

@@ -1198,9 +1198,11 @@ int syncd_git_run(struct syncd *s)
 							       : backoff * 2;
 			syncd_publish(s, SYNCD_OFFLINE, false);
 		}
+		/* A sync is answered once the mount has applied what came
+		 * in: `wkfs sync` returns with the files in place. */
+		syncd_apply(s);
 		if (asked)
 			syncd_sync_answer(s, asked, rc);
-		syncd_apply(s);
 	}
 	return 0;
 }

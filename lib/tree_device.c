@@ -183,12 +183,18 @@ static void runs_note(struct tdactor *a, uint64_t h, struct tstr *dev)
 	}
 }
 
+/* True when op's device field names dev (NULL: carries none). */
+static bool same_name(const struct tstr *dev, const char *s)
+{
+	return dev ? strcmp(dev->s, s) == 0 : s[0] == '\0';
+}
+
 void tdev_note(struct tree *t, const struct wk_op *op)
 {
 	uint64_t actor = op->id.actor, h = op->id.hlc;
 	struct tdactor *a = actor_find(t, actor);
 	struct tdrun *last;
-	struct tstr *dev;
+	uint32_t k;
 
 	if (!a) {
 		a = xcalloc(1, sizeof(*a));
@@ -197,15 +203,17 @@ void tdev_note(struct tree *t, const struct wk_op *op)
 	}
 	t->dlast = a;
 	last = a->n ? &a->runs[a->n - 1] : NULL;
-	/* The common case: a newer op with the same name as the last. */
-	if (last && h > last->hi &&
-	    (last->dev ? strcmp(last->dev->s, op->device) == 0
-		       : op->device[0] == '\0')) {
+	/* The common cases, without interning: a newer op with the last
+	 * run's name, or a late one inside a run of its name. */
+	if (last && h > last->hi && same_name(last->dev, op->device)) {
 		last->hi = h;
 		return;
 	}
-	dev = intern(t, op->device);
-	runs_note(a, h, dev);
+	k = run_after(a, h);
+	if (k > 0 && h <= a->runs[k - 1].hi &&
+	    same_name(a->runs[k - 1].dev, op->device))
+		return;
+	runs_note(a, h, intern(t, op->device));
 }
 
 const char *tree_op_device(const struct tree *t, struct wk_id op)

@@ -363,3 +363,12 @@ stamp() { echo "$1" | sed -E 's/^(....)-(..)-(..)T(..):(..):(..).*/\1\2\3-\4\5\6
 	done
 	"$WKFS_BIN" log "$A" | grep -qE '^[0-9]+ [^ ]+ desk put +notes\.txt '
 }
+
+@test "without a [device] name, ops carry the short host name, made plain" {
+	echo x >"$A/x"
+	wk_init "$A"
+	want=$(hostname | cut -d. -f1 | sed -E 's/[^A-Za-z0-9._-]+/-/g' |
+		cut -c1-32 | sed -E 's/^[.-]+//; s/[.-]+$//')
+	[ -n "$want" ]
+	assert_equal "$(D=$A op_field put x device)" "$want"
+}

@@ -52,11 +52,6 @@
 #define PERIOD_S	2   /* a round at least this often */
 #define ROUNDS_PER_WAKE 64  /* batches per wake-up while ops keep coming */
 
-struct device {
-	uint64_t actor;
-	char name[TREE_DEVICE_MAX + 1];
-};
-
 /* A change the kernel must hear about, collected during mat_apply. */
 struct note {
 	enum tree_change_kind kind;
@@ -75,12 +70,7 @@ struct apply {
 	struct recorder *rec;
 	struct wkdb *db; /* the apply thread's read connection (and at open) */
 	struct mat *mat;
-	struct tree_opts topts;
-	char own_device[TREE_DEVICE_MAX + 1];
-	bool device_names; /* off until names travel with ops (device_of) */
 	uint64_t own_actor;
-	struct device *dev; /* device names seen, apply thread only */
-	size_t ndev;
 
 	/* Under the recorder's lock: */
 	struct tree *tree;
@@ -98,35 +88,6 @@ struct apply {
 	bool waiting; /* (lock) remote ops wait for content or a close */
 	pthread_t thread;
 };
-
-/* ---- device names ----------------------------------------------------- */
-
-static const char *device_of(uint64_t actor, void *arg)
-{
-	struct apply *ap = arg;
-	char key[64], name[256];
-
-	/* A conflict name must come out the same on every replica, and
-	 * wkfs-syncd does not carry device names yet: a replica would name
-	 * its own copies by its device and another replica's by the actor
-	 * id.  Until the protocol carries names, every replica uses the
-	 * actor id (the engine's fallback). */
-	if (!ap->device_names)
-		return NULL;
-	if (actor == ap->own_actor)
-		return ap->own_device;
-	for (size_t i = 0; i < ap->ndev; i++)
-		if (ap->dev[i].actor == actor)
-			return ap->dev[i].name;
-	snprintf(key, sizeof(key), APPLY_DEVICE_KEY "%016" PRIx64, actor);
-	if (db_meta_get_str(ap->db, key, name, sizeof(name)) != 0)
-		return NULL; /* not known yet: not cached, asked again */
-	ap->dev = xrealloc(ap->dev, (ap->ndev + 1) * sizeof(*ap->dev));
-	ap->dev[ap->ndev].actor = actor;
-	name[TREE_DEVICE_MAX] = '\0'; /* the engine keeps no more */
-	memcpy(ap->dev[ap->ndev].name, name, strlen(name) + 1);
-	return ap->dev[ap->ndev++].name;
-}
 
 /* ---- content from local files ---------------------------------------- */
 
@@ -276,7 +237,9 @@ static int build_tree(struct apply *ap)
 {
 	if (ap->tree)
 		tree_free(ap->tree);
-	ap->tree = tree_new(&ap->topts);
+	/* Conflict names come from the device each op carries (the
+	 * recorder stamps local ops, syncd ships them): no lookup here. */
+	ap->tree = tree_new();
 	ap->local_seq = 0;
 	return feed_db(ap, 0, false);
 }
@@ -859,14 +822,6 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	pthread_mutex_init(&ap->lock, NULL);
 	pthread_cond_init(&ap->wake, NULL);
 	pthread_cond_init(&ap->done, NULL);
-	if (cfg->device_name)
-		snprintf(ap->own_device, sizeof(ap->own_device), "%s",
-			 cfg->device_name);
-	else if (gethostname(ap->own_device, sizeof(ap->own_device)) != 0)
-		ap->own_device[0] = '\0';
-	ap->own_device[TREE_DEVICE_MAX] = '\0';
-	ap->topts.device_name = device_of;
-	ap->topts.device_arg = ap;
 
 	rc = mat_open(fs->rootfd, &ap->mat);
 	if (rc) {
@@ -930,7 +885,6 @@ void apply_close(struct apply *ap)
 	if (ap->mat)
 		mat_close(ap->mat);
 	db_close(ap->db);
-	free(ap->dev);
 	pthread_cond_destroy(&ap->wake);
 	pthread_cond_destroy(&ap->done);
 	pthread_mutex_destroy(&ap->lock);

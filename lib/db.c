@@ -27,6 +27,8 @@ enum stmt_id {
 	ST_NODE_DEL,
 	ST_META_GET,
 	ST_META_SET,
+	ST_DEV_GET,
+	ST_DEV_ADD,
 	ST_COUNT
 };
 
@@ -34,9 +36,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OP_INSERT] =
 		"INSERT INTO ops(hlc, actor, kind, node, parent, name,"
 		" new_parent, new_name, mode, attrs, mtime_ns, size, hash,"
-		" base, target, origin) VALUES"
+		" base, target, origin, device) VALUES"
 		" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-		" ?14, ?15, ?16)",
+		" ?14, ?15, ?16, ?17)",
 	[ST_NODE_PUT] =
 		"INSERT OR REPLACE INTO nodes(id, parent, name, kind, mode,"
 		" size, mtime_ns, hash, target, version, content, ino)"
@@ -45,6 +47,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value)"
 			" VALUES (?1, ?2)",
+	[ST_DEV_GET] = "SELECT id FROM devices WHERE name = ?1",
+	[ST_DEV_ADD] = "INSERT INTO devices(name) VALUES (?1)",
 };
 
 struct wkdb {
@@ -86,6 +90,15 @@ static const char *const migrations[] = {
 	" shipped INTEGER NOT NULL DEFAULT 0,"
 	" UNIQUE(hlc, actor));"
 	"CREATE INDEX ops_unshipped ON ops(shipped, seq);",
+	/* 1 -> 2: ops carry the device name of their maker.  Names are
+	 * interned (a handful per folder), so an op row grows by a byte or
+	 * two, not by the name.  Ops of version 1 keep NULL: they travelled
+	 * without a device, so every replica names their conflict copies by
+	 * the actor id, and so must this one. */
+	"CREATE TABLE devices("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE);"
+	"ALTER TABLE ops ADD COLUMN device INTEGER;",
 };
 
 #define N_MIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -473,6 +486,33 @@ int db_meta_set_str(struct wkdb *db, const char *key, const char *v)
 	return step_done(st);
 }
 
+/*
+ * The id of device name dev in the devices table, added if new.  Looked up
+ * for every op rather than cached: a cached id could name a row that a
+ * rolled-back transaction took away.
+ */
+static int device_id(struct wkdb *db, const char *dev, int64_t *id)
+{
+	sqlite3_stmt *st = db->st[ST_DEV_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return rc_errno(rc);
+	st = db->st[ST_DEV_ADD];
+	sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	if (!rc)
+		*id = sqlite3_last_insert_rowid(db->sql);
+	return rc;
+}
+
 int db_op_append(struct wkdb *db, const struct wk_op *op,
 		 enum db_origin origin, int64_t *seq)
 {
@@ -480,8 +520,16 @@ int db_op_append(struct wkdb *db, const struct wk_op *op,
 	/* Every op records where it happened (for puts and setattrs only
 	 * informative: the log shows the path at the time of the op). */
 	bool placed = op->name[0] != '\0';
+	int64_t dev = 0;
 	int rc;
 
+	if (op->device[0]) {
+		if (!wk_device_valid(op->device))
+			return -EINVAL;
+		rc = device_id(db, op->device, &dev);
+		if (rc)
+			return rc;
+	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)op->id.hlc);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)op->id.actor);
 	sqlite3_bind_int(st, 3, op->kind);
@@ -513,6 +561,8 @@ int db_op_append(struct wkdb *db, const struct wk_op *op,
 	if (op->kind == WK_OP_SYMLINK)
 		sqlite3_bind_text(st, 15, op->target, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 16, origin);
+	if (op->device[0])
+		sqlite3_bind_int64(st, 17, dev);
 	rc = step_done(st);
 	if (!rc && seq)
 		*seq = sqlite3_last_insert_rowid(db->sql);
@@ -650,6 +700,7 @@ static void read_op(sqlite3_stmt *st, struct db_oprow *r)
 	copy_text(op->target, sizeof(op->target), st, 15);
 	r->origin = sqlite3_column_int(st, 16);
 	r->shipped = sqlite3_column_int(st, 17);
+	copy_text(op->device, sizeof(op->device), st, 18);
 }
 
 int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
@@ -658,7 +709,8 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 	static const char cols[] =
 		"SELECT seq, hlc, actor, kind, node, parent, name, new_parent,"
 		" new_name, mode, attrs, mtime_ns, size, hash, base, target,"
-		" origin, shipped FROM ops";
+		" origin, shipped,"
+		" (SELECT name FROM devices WHERE id = ops.device) FROM ops";
 	sqlite3_stmt *st;
 	char *sql;
 	int rc, stop = 0;

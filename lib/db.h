@@ -2,10 +2,11 @@
  * db.h - the sidecar database DIR/.wkfs/wkfs.db.
  *
  * The only module that speaks SQLite; SQLITE_* codes never leave it.  It holds
- * three tables (docs/architecture.md shows the schema):
- *   meta   key/value: actor id, last HLC, device name
- *   nodes  the current tree: one row per tracked file, directory or symlink
- *   ops    the oplog, in recording order (seq), unique on (hlc, actor)
+ * four tables (docs/architecture.md shows the schema):
+ *   meta     key/value: actor id, last HLC, cursors
+ *   nodes    the current tree: one row per tracked file, directory or symlink
+ *   ops      the oplog, in recording order (seq), unique on (hlc, actor)
+ *   devices  the device names ops carry, interned (ops.device is an id)
  *
  * The database is reached through a directory fd of DIR, never through DIR's
  * path: when wkfs is mounted over DIR, DIR/.wkfs is hidden by the mount, but a
@@ -27,7 +28,7 @@
 
 #include "op.h"
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 enum db_open_flags {
 	DB_CREATE = 0x1,   /* create .wkfs/wkfs.db if missing (init) */
@@ -92,7 +93,9 @@ int db_meta_set_u64(struct wkdb *db, const char *key, uint64_t v);
 int db_meta_get_str(struct wkdb *db, const char *key, char *buf, size_t len);
 int db_meta_set_str(struct wkdb *db, const char *key, const char *v);
 
-/* Appends an op; *seq (may be NULL) receives its sequence number. */
+/* Appends an op, with its device name (op->device: empty, or valid by
+ * wk_device_valid(), else -EINVAL); *seq (may be NULL) receives its
+ * sequence number. */
 int db_op_append(struct wkdb *db, const struct wk_op *op,
 		 enum db_origin origin, int64_t *seq);
 

@@ -1,5 +1,6 @@
 /*
- * op.c - names and printable forms of ops, ids and hashes.
+ * op.c - names and printable forms of ops, ids and hashes; which names and
+ * device names are valid, and the one function that makes device names.
  */
 #include "op.h"
 
@@ -56,4 +57,53 @@ bool wk_name_valid(const char *name)
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return false;
 	return strchr(name, '/') == NULL;
+}
+
+static bool device_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+/* Device names may not start or end with these (trimmed away). */
+static bool device_edge(char c)
+{
+	return c == '.' || c == '-';
+}
+
+bool wk_device_valid(const char *s)
+{
+	size_t len = strnlen(s, WK_DEVICE_MAX + 1);
+
+	if (len == 0 || len > WK_DEVICE_MAX)
+		return false;
+	if (device_edge(s[0]) || device_edge(s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!device_char(s[i]))
+			return false;
+	return true;
+}
+
+size_t wk_device_sanitize(char out[WK_DEVICE_MAX + 1], const char *in)
+{
+	size_t n = 0;
+	bool gap = false;
+
+	for (; *in && n < WK_DEVICE_MAX; in++) {
+		if (!device_char(*in)) {
+			gap = true;
+			continue;
+		}
+		/* A run of other bytes becomes one '-', but not in front. */
+		if (gap && n > 0)
+			out[n++] = '-';
+		gap = false;
+		if (n < WK_DEVICE_MAX && !(n == 0 && device_edge(*in)))
+			out[n++] = *in;
+	}
+	while (n > 0 && device_edge(out[n - 1]))
+		n--;
+	out[n] = '\0';
+	return n;
 }

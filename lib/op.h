@@ -12,6 +12,7 @@
 #define WKFS_OP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* An op id, and so a node id: (hlc, actor).  The root directory is {0, 0}. */
@@ -52,6 +53,14 @@ enum wk_op_kind {
 #define WK_NAME_MAX 255
 #define WK_TARGET_MAX 4095
 
+/*
+ * Longest device name (bytes, without NUL).  A device name is the short
+ * name of the replica that made an op ([device] name in config.ini, else
+ * the host name), as wk_device_sanitize() leaves it: it becomes part of
+ * conflict names on every replica, so it is kept short and plain.
+ */
+#define WK_DEVICE_MAX 32
+
 struct wk_op {
 	struct wk_id id;         /* hlc + actor of this op */
 	enum wk_op_kind kind;
@@ -69,6 +78,10 @@ struct wk_op {
 	struct wk_id base;       /* put: version of the content it replaced,
 				    WK_ID_NONE for the first put */
 	char target[WK_TARGET_MAX + 1]; /* symlink */
+	/* The device name of the replica that made the op, as it was named
+	 * then (wk_device_valid()), or "" when the op carries none (ops of
+	 * older wkfs versions).  Conflict copies of the op are named by it. */
+	char device[WK_DEVICE_MAX + 1];
 };
 
 static inline bool wk_id_eq(struct wk_id a, struct wk_id b)
@@ -103,5 +116,22 @@ char *wk_hash_str(const struct wk_hash *h, char buf[WK_HASH_STRLEN]);
  * caller, which knows where the name goes.)
  */
 bool wk_name_valid(const char *name);
+
+/*
+ * True when s is a device name as wk_device_sanitize() makes them: 1 to
+ * WK_DEVICE_MAX bytes of [A-Za-z0-9._-], neither starting nor ending with
+ * '.' or '-'.
+ */
+bool wk_device_valid(const char *s);
+
+/*
+ * Makes a device name of free text (a configured name, a host name): each
+ * run of bytes outside [A-Za-z0-9._-] becomes one '-', leading and trailing
+ * '.' and '-' are dropped, and the result is cut to WK_DEVICE_MAX bytes
+ * (and trimmed again).  Writes "" when nothing is left (the caller falls
+ * back to something else); otherwise out passes wk_device_valid().
+ * Returns the length written.
+ */
+size_t wk_device_sanitize(char out[WK_DEVICE_MAX + 1], const char *in);
 
 #endif

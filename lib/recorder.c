@@ -49,6 +49,7 @@ struct recorder {
 	struct nindex *ix;
 	struct hlc clock;
 	uint64_t actor;
+	char device[WK_DEVICE_MAX + 1]; /* stamped on every op; set at open */
 	struct ignore *ig;
 	struct qitem *head, *tail;
 	uint64_t queued;       /* ops queued since open */
@@ -256,6 +257,20 @@ static uint64_t random_actor(void)
 	return a ? a : (uint64_t)getpid() << 20 | 1;
 }
 
+void rec_device_name(const struct wk_config *cfg, char out[WK_DEVICE_MAX + 1])
+{
+	char host[256];
+
+	if (cfg->device_name && wk_device_sanitize(out, cfg->device_name))
+		return;
+	/* The short host name: "desk" of "desk.example.org". */
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	host[strcspn(host, ".")] = '\0';
+	wk_device_sanitize(out, host);
+}
+
 static void *writer_main(void *arg);
 
 int rec_open(int dirfd, const struct wk_config *cfg, bool create,
@@ -266,6 +281,7 @@ int rec_open(int dirfd, const struct wk_config *cfg, bool create,
 	int rc;
 
 	r->dirfd = dirfd;
+	rec_device_name(cfg, r->device);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->work, NULL);
 	pthread_cond_init(&r->done, NULL);
@@ -362,6 +378,7 @@ static struct qitem *new_op(struct recorder *r, enum wk_op_kind kind,
 	q->fd = -1;
 	q->op.id.hlc = hlc_now(&r->clock);
 	q->op.id.actor = r->actor;
+	memcpy(q->op.device, r->device, sizeof(q->op.device));
 	q->op.kind = kind;
 	q->op.node = n ? n->id : WK_ID_NONE;
 	q->op.base = WK_ID_NONE;

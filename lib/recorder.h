@@ -30,11 +30,21 @@ struct recorder;
 /*
  * Opens the database beneath dirfd (creating it with create, for init),
  * loads the tree and the clock, reads the ignore rules of config and of the
- * tree's .wkfsignore files, and starts the writer thread.  err gets a
+ * tree's .wkfsignore files, and starts the writer thread.  Every op it
+ * records carries the device name rec_device_name() gives for config now
+ * (a rename in config.ini applies from the next open).  err gets a
  * one-line reason on failure.
  */
 int rec_open(int dirfd, const struct wk_config *cfg, bool create,
 	     struct recorder **out, char *err, size_t errlen);
+
+/*
+ * The device name this replica stamps on its ops: [device] name of cfg,
+ * else the host name up to its first dot, each made plain by
+ * wk_device_sanitize(); "" when neither leaves anything (the ops then
+ * carry none, and their conflict copies are named by the actor id).
+ */
+void rec_device_name(const struct wk_config *cfg, char out[WK_DEVICE_MAX + 1]);
 
 /* Flushes the queue durably, stops the writer, closes the database. */
 void rec_close(struct recorder *r);

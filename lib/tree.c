@@ -405,12 +405,10 @@ static void take_batch(struct tree *t)
 
 /* ---- the contract ----------------------------------------------------- */
 
-struct tree *tree_new(const struct tree_opts *opts)
+struct tree *tree_new(void)
 {
 	struct tree *t = xcalloc(1, sizeof(*t));
 
-	if (opts)
-		t->opts = *opts;
 	pmap_init(&t->nodes);
 	idset_init(&t->ops);
 	idset_init(&t->retired);
@@ -421,6 +419,7 @@ struct tree *tree_new(const struct tree_opts *opts)
 	t->root->mode = 0755;
 	t->root->name = tstr_new("", 0);
 	tview_init(t);
+	tdev_init(t);
 	return t;
 }
 
@@ -440,6 +439,7 @@ void tree_free(struct tree *t)
 	pmap_release(&t->nodes);
 	idset_release(&t->ops);
 	idset_release(&t->retired);
+	tdev_release(t);
 	free(t);
 }
 
@@ -459,6 +459,7 @@ int tree_apply(struct tree *t, const struct wk_op *ops, size_t n,
 			continue;
 		}
 		t->st.applied++;
+		tdev_note(t, op);
 		take_op(t, op);
 	}
 	if (t->nbatch)
@@ -489,6 +490,7 @@ void tree_get_stats(const struct tree *t, struct tree_stats *s)
 	*s = t->st;
 	s->log_len = t->nlog;
 	s->floor = t->floor;
+	s->device_runs = tdev_runs(t);
 }
 
 static int check_node(const struct tree *t, const struct tnode *n, char *why,

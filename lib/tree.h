@@ -50,7 +50,7 @@
  *
  * Calling sequence:
  *
- *	struct tree *t = tree_new(&opts);
+ *	struct tree *t = tree_new();
  *	struct tree_changes ch;
  *	tree_changes_init(&ch);
  *	tree_apply(t, ops, n, &ch);	// any batch, any order, duplicates ok
@@ -73,22 +73,6 @@
 #include "op.h"
 
 struct tree;
-
-/*
- * Returns the short name of the replica that owns actor (the [device] name
- * of its config), or NULL when unknown.  Used only to build conflict names;
- * the result is sanitised to [A-Za-z0-9_-] and cut to TREE_DEVICE_MAX bytes,
- * and the actor id in hex stands in when nothing is left.  It must answer
- * the same on every replica, or conflict names will differ between them.
- */
-typedef const char *(*tree_device_fn)(uint64_t actor, void *arg);
-
-#define TREE_DEVICE_MAX 32
-
-struct tree_opts {
-	tree_device_fn device_name; /* NULL: actor ids in hex */
-	void *device_arg;
-};
 
 /*
  * Where moved entries wait during one batch of changes, relative to the
@@ -150,9 +134,10 @@ struct tree_stats {
 	uint64_t log_len;    /* structural ops held for undo */
 	uint64_t nodes;	     /* nodes known, live or not */
 	uint64_t floor;	     /* ops with hlc <= floor are treated as seen */
+	uint64_t device_runs; /* runs of one actor's ops with one device */
 };
 
-struct tree *tree_new(const struct tree_opts *opts);
+struct tree *tree_new(void);
 void tree_free(struct tree *t);
 
 /*
@@ -241,14 +226,25 @@ int tree_check(const struct tree *t, char *why, size_t whylen);
 bool tree_op_valid(const struct wk_op *op);
 
 /*
+ * The device name op carried (struct wk_op.device) when the tree took it;
+ * NULL when it carried none (or no valid one), or the tree never took it.
+ * What conflict copies of op are named by.  Valid until tree_free().
+ */
+const char *tree_op_device(const struct tree *t, struct wk_id op);
+
+/*
  * Writes the conflict name of name for the version or naming op loser
  * into buf (WK_NAME_MAX + 1 bytes): "<stem>.conflict-<YYYYMMDD-HHMMSS>-
- * <device>[-<n+1>].<ext>", the time being loser's hlc milliseconds in UTC.
- * The extension follows the last dot unless that dot starts or ends the
- * name.  n > 0 tells apart losers that would share a name.  The stem is
- * shortened (on a UTF-8 boundary) to keep within WK_NAME_MAX.
+ * <device>[-<n+1>].<ext>", the time being loser's hlc milliseconds in UTC
+ * and device the device name loser carried (tree_op_device()), or its
+ * actor in 16 hex digits when that is NULL or not wk_device_valid().  So
+ * the name depends on the losing op alone: every replica spells it alike,
+ * and renaming a device later renames no existing copy.  The extension
+ * follows the last dot unless that dot starts or ends the name.  n > 0
+ * tells apart losers that would share a name.  The stem is shortened (on
+ * a UTF-8 boundary) to keep within WK_NAME_MAX.
  */
 void tree_conflict_name(char *buf, const char *name, struct wk_id loser,
-			unsigned n, const struct tree_opts *opts);
+			const char *device, unsigned n);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * tree_conflict.c - conflict names and the checks on incoming ops.
  *
- * Both are pure functions of an op (and the device-name callback), which is
- * what lets every replica derive the same conflict name for the same losing
- * version without talking to the others.  Which entry loses is decided in
+ * Both are pure functions of an op (a conflict name of the losing op's id
+ * and the device name it carried), which is what lets every replica derive
+ * the same conflict name for the same losing version without talking to
+ * the others.  Which entry loses is decided in
  * tree_view.c; this file only spells names and says which ops are garbage.
  */
 #include "tree_int.h"
@@ -15,37 +16,20 @@
 #include <string.h>
 #include <time.h>
 
-/* Copies the device name of actor into dev, sanitised; never empty. */
-static void device_of(char dev[TREE_DEVICE_MAX + 1], uint64_t actor,
-		      const struct tree_opts *opts)
-{
-	const char *s = NULL;
-	size_t n = 0;
-
-	if (opts && opts->device_name)
-		s = opts->device_name(actor, opts->device_arg);
-	for (; s && *s && n < TREE_DEVICE_MAX; s++) {
-		char c = *s;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-')
-			dev[n++] = c;
-	}
-	dev[n] = '\0';
-	if (n == 0)
-		snprintf(dev, TREE_DEVICE_MAX + 1, "%016" PRIx64, actor);
-}
-
 void tree_conflict_name(char *buf, const char *name, struct wk_id loser,
-			unsigned n, const struct tree_opts *opts)
+			const char *device, unsigned n)
 {
-	char dev[TREE_DEVICE_MAX + 1], suffix[96], num[16] = "";
+	char dev[WK_DEVICE_MAX + 1], suffix[96], num[16] = "";
 	time_t secs = (time_t)(hlc_ms(loser.hlc) / 1000);
 	size_t len = strlen(name), stem = len, ext = len, room;
 	const char *dot = strrchr(name, '.');
 	struct tm tm;
 
-	device_of(dev, loser.actor, opts);
+	/* Checked, not trusted: the name goes into the directory. */
+	if (device && wk_device_valid(device))
+		snprintf(dev, sizeof(dev), "%s", device);
+	else
+		snprintf(dev, sizeof(dev), "%016" PRIx64, loser.actor);
 	gmtime_r(&secs, &tm);
 	if (n > 0)
 		snprintf(num, sizeof(num), "-%u", n + 1);

@@ -3,7 +3,8 @@
  *
  * tree.c owns the node state (structure, versions, liveness) and the undo
  * log; tree_view.c owns the view (struct vent) and the change lists;
- * tree_map.c the hash tables both use; tree_conflict.c names.  Nothing here
+ * tree_map.c the hash tables both use; tree_conflict.c names;
+ * tree_device.c the device names ops carried.  Nothing here
  * is part of the contract in tree.h.
  */
 #ifndef WKFS_TREE_INT_H
@@ -127,8 +128,9 @@ struct slog {
 	struct wk_id old_stamp;
 };
 
+struct tdactor;
+
 struct tree {
-	struct tree_opts opts;
 	struct tnode *root;
 	struct pmap nodes;    /* id -> struct tnode */
 	struct idset ops;     /* op id -> OPF_SEEN */
@@ -159,11 +161,25 @@ struct tree {
 	void *emit_a, *emit_b; /* tree_change.c scratch */
 	size_t aemit;
 	struct tview_scratch *vs;
+
+	/* device names of ops, tree_device.c */
+	struct pmap dactors;   /* actor -> its runs */
+	struct pmap dnames;    /* the distinct names (struct tstr) */
+	struct tdactor *dlast; /* the actor of the last op noted */
 };
 
 struct tnode *tree_node(const struct tree *t, struct wk_id id);
 /* True when n's version id is among its heads. */
 bool tnode_has_head(const struct tnode *n, struct wk_id id);
+
+/* ---- tree_device.c: device names of ops -------------------------------- */
+
+void tdev_init(struct tree *t);
+void tdev_release(struct tree *t);
+/* Records the device op carried; called once per op taken. */
+void tdev_note(struct tree *t, const struct wk_op *op);
+/* Runs held, for the stats. */
+size_t tdev_runs(const struct tree *t);
 
 /* ---- tree_view.c: the view -------------------------------------------- */
 

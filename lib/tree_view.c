@@ -391,8 +391,8 @@ static void assign_names(struct tree *t, struct tview_scratch *s)
 			struct tstr *c;
 			struct nslot *slot;
 
-			tree_conflict_name(buf, d->pname->s, d->stamp, n,
-					   &t->opts);
+			tree_conflict_name(buf, d->pname->s, d->stamp,
+					   tree_op_device(t, d->stamp), n);
 			c = tstr_new(buf, strlen(buf));
 			slot = tab_slot(s, c);
 			if (!slot->s) {

@@ -711,47 +711,74 @@ static int enc_op_body(struct wire_buf *b, const struct wk_op *op)
 	return -EINVAL;
 }
 
-int wire_op_encode(struct wire_buf *b, const struct wk_op *op)
+/* The device trailer of formats 3 and 4: u8 length, then the name. */
+static int put_device(struct wire_buf *b, const char *dev)
+{
+	uint8_t len = (uint8_t)strlen(dev);
+	int rc = wire_buf_append(b, &len, 1);
+
+	return rc ? rc : wire_buf_append(b, dev, len);
+}
+
+static const struct wk_hash zero_hash;
+
+static bool ref_valid(const struct wire_content_ref *ref)
+{
+	return ref->how <= WIRE_CONTENT_RECIPE &&
+	       (ref->how == WIRE_CONTENT_RECIPE ||
+		memcmp(&ref->recipe, &zero_hash, sizeof(zero_hash)) == 0);
+}
+
+/*
+ * Any payload format: the format-1 fields, then the content reference when
+ * ref is given (a put: format 2 or 4), then the device when the op has one
+ * (format 3 or 4).
+ */
+static int enc_op(struct wire_buf *b, const struct wk_op *op,
+		  const struct wire_content_ref *ref)
 {
 	size_t start = b->len;
-	uint8_t hdr[2] = {WIRE_OP_FORMAT, (uint8_t)op->kind};
+	bool dev = op->device[0] != '\0';
+	uint8_t hdr[2], how;
 	int rc;
 
-	if (!wk_op_kind_name(op->kind))
+	if (!wk_op_kind_name(op->kind) || (dev && !wk_device_valid(op->device)))
 		return -EINVAL;
+	if (ref)
+		hdr[0] = dev ? WIRE_OP_FORMAT_CONTENT_DEVICE
+			     : WIRE_OP_FORMAT_CONTENT;
+	else
+		hdr[0] = dev ? WIRE_OP_FORMAT_DEVICE : WIRE_OP_FORMAT;
+	hdr[1] = (uint8_t)op->kind;
 	rc = wire_buf_append(b, hdr, 2);
 	if (!rc)
 		rc = put_id(b, op->node);
 	if (!rc)
 		rc = enc_op_body(b, op);
+	if (!rc && ref) {
+		how = (uint8_t)ref->how;
+		rc = wire_buf_append(b, &how, 1);
+		if (!rc)
+			rc = wire_buf_append(b, ref->recipe.b, 16);
+	}
+	if (!rc && dev)
+		rc = put_device(b, op->device);
 	if (rc)
 		wire_buf_truncate(b, start);
 	return rc;
 }
 
-static const struct wk_hash zero_hash;
+int wire_op_encode(struct wire_buf *b, const struct wk_op *op)
+{
+	return enc_op(b, op, NULL);
+}
 
 int wire_put_encode(struct wire_buf *b, const struct wk_op *op,
 		    const struct wire_content_ref *ref)
 {
-	size_t start = b->len;
-	uint8_t how = (uint8_t)ref->how;
-	int rc;
-
-	if (op->kind != WK_OP_PUT || ref->how > WIRE_CONTENT_RECIPE ||
-	    (ref->how != WIRE_CONTENT_RECIPE &&
-	     memcmp(&ref->recipe, &zero_hash, sizeof(zero_hash)) != 0))
+	if (op->kind != WK_OP_PUT || !ref_valid(ref))
 		return -EINVAL;
-	rc = wire_op_encode(b, op);
-	if (rc)
-		return rc;
-	b->mem[b->head + start] = WIRE_OP_FORMAT_CONTENT;
-	rc = wire_buf_append(b, &how, 1);
-	if (!rc)
-		rc = wire_buf_append(b, ref->recipe.b, 16);
-	if (rc)
-		wire_buf_truncate(b, start);
-	return rc;
+	return enc_op(b, op, ref);
 }
 
 static struct wk_id rd_id(struct rd *r)
@@ -840,7 +867,7 @@ static void dec_op_body(struct rd *r, struct wk_op *op)
 	rd_fail(r, -EBADMSG);
 }
 
-/* The content reference after a format-2 put's body. */
+/* The content reference after the body of a format-2 or 4 put. */
 static void dec_content_ref(struct rd *r, struct wire_content_ref *ref)
 {
 	unsigned how = (unsigned)rd_le(r, 1);
@@ -850,9 +877,29 @@ static void dec_content_ref(struct rd *r, struct wire_content_ref *ref)
 		return;
 	memcpy(ref->recipe.b, p, 16);
 	ref->how = (enum wire_content)how;
-	if (how > WIRE_CONTENT_RECIPE ||
-	    (how != WIRE_CONTENT_RECIPE &&
-	     memcmp(&ref->recipe, &zero_hash, sizeof(zero_hash)) != 0))
+	if (!ref_valid(ref))
+		rd_fail(r, -EBADMSG);
+}
+
+/* The device at the end of a format-3 or 4 payload, into dst. */
+static void dec_device(struct rd *r, char dst[WK_DEVICE_MAX + 1])
+{
+	unsigned len = (unsigned)rd_le(r, 1);
+	const uint8_t *p;
+
+	if (r->err)
+		return;
+	if (len == 0 || len > WK_DEVICE_MAX) {
+		rd_fail(r, -EBADMSG);
+		return;
+	}
+	p = rd_take(r, len);
+	if (!p)
+		return;
+	memcpy(dst, p, len);
+	dst[len] = '\0';
+	/* Also refuses a NUL inside: the name would end early. */
+	if (strlen(dst) != len || !wk_device_valid(dst))
 		rd_fail(r, -EBADMSG);
 }
 
@@ -869,6 +916,7 @@ int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 	struct wire_content_ref dummy;
 	struct rd r = {p, len, 0};
 	unsigned kind, format;
+	bool has_ref, has_dev;
 
 	if (!ref)
 		ref = &dummy;
@@ -877,17 +925,23 @@ int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 	memset(op, 0, sizeof(*op));
 	op->base = WK_ID_NONE;
 	format = (unsigned)rd_le(&r, 1);
-	if (format != WIRE_OP_FORMAT && format != WIRE_OP_FORMAT_CONTENT)
+	if (format < WIRE_OP_FORMAT || format > WIRE_OP_FORMAT_CONTENT_DEVICE)
 		rd_fail(&r, -EBADMSG);
+	has_ref = format == WIRE_OP_FORMAT_CONTENT ||
+		  format == WIRE_OP_FORMAT_CONTENT_DEVICE;
+	has_dev = format == WIRE_OP_FORMAT_DEVICE ||
+		  format == WIRE_OP_FORMAT_CONTENT_DEVICE;
 	kind = (unsigned)rd_le(&r, 1);
 	op->kind = (enum wk_op_kind)kind;
-	if (format == WIRE_OP_FORMAT_CONTENT && kind != WK_OP_PUT)
+	if (has_ref && kind != WK_OP_PUT)
 		rd_fail(&r, -EBADMSG);
 	op->node = rd_id(&r);
 	if (!r.err)
 		dec_op_body(&r, op);
-	if (!r.err && format == WIRE_OP_FORMAT_CONTENT)
+	if (!r.err && has_ref)
 		dec_content_ref(&r, ref);
+	if (!r.err && has_dev)
+		dec_device(&r, op->device);
 	if (!r.err && r.left)
 		r.err = -EBADMSG;
 	if (r.err) {

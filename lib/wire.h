@@ -234,11 +234,22 @@ bool wire_iter_next(struct wire_iter *it, struct wire_opent *e);
 
 /* ---- op payloads ---- */
 
-#define WIRE_OP_FORMAT 1
+/*
+ * Payload formats (docs/protocol.md, "Op payload"): 1 is the op alone, 2 a
+ * put with its content reference; 3 and 4 are 1 and 2 followed by the
+ * device name of the op's maker (op->device).  Encoders write 3 or 4 when
+ * op->device is not empty, else 1 or 2; the decoder takes all four and
+ * leaves op->device empty for 1 and 2.
+ */
+#define WIRE_OP_FORMAT		      1
+#define WIRE_OP_FORMAT_CONTENT	      2
+#define WIRE_OP_FORMAT_DEVICE	      3
+#define WIRE_OP_FORMAT_CONTENT_DEVICE 4
 
 /*
  * Appends op's payload (without op->id, which travels in the envelope).
- * -EINVAL for an op that would not decode (bad kind, name, target, mode).
+ * -EINVAL for an op that would not decode (bad kind, name, target, mode,
+ * a device name that is not empty and not wk_device_valid()).
  */
 int wire_op_encode(struct wire_buf *b, const struct wk_op *op);
 
@@ -251,7 +262,8 @@ int wire_op_decode(const uint8_t *p, size_t len, uint64_t actor, uint64_t hlc,
 
 /*
  * Format 2 (puts only): the format-1 put followed by where its content is,
- * `u8 how` and `name recipe` (docs/protocol.md, "Content of a put"):
+ * `u8 how` and `name recipe` (docs/protocol.md, "Content of a put"); format
+ * 4 is format 2 followed by the device.  How:
  *   WIRE_CONTENT_NONE    not shipped (the file changed before it could be;
  *                        a later put carries the content); recipe zero
  *   WIRE_CONTENT_WHOLE   one chunk named by the put's hash holds the whole
@@ -260,8 +272,6 @@ int wire_op_decode(const uint8_t *p, size_t len, uint64_t actor, uint64_t hlc,
  *                        encoding (recipe.h) of the file
  * A format-1 put decodes as WIRE_CONTENT_WHOLE.
  */
-#define WIRE_OP_FORMAT_CONTENT 2
-
 enum wire_content {
 	WIRE_CONTENT_NONE = 0,
 	WIRE_CONTENT_WHOLE = 1,
@@ -273,15 +283,15 @@ struct wire_content_ref {
 	struct wk_hash recipe; /* WIRE_CONTENT_RECIPE only, else zero */
 };
 
-/* Appends a format-2 put payload: -EINVAL for an op that is not a put or a
- * bad ref, else as wire_op_encode(). */
+/* Appends a format-2 (or with a device 4) put payload: -EINVAL for an op
+ * that is not a put or a bad ref, else as wire_op_encode(). */
 int wire_put_encode(struct wire_buf *b, const struct wk_op *op,
 		    const struct wire_content_ref *ref);
 
 /*
  * wire_op_decode() that also returns a put's content reference in *ref
- * (may be NULL; left as WIRE_CONTENT_WHOLE for anything but a format-2
- * put).  wire_op_decode() accepts both formats.
+ * (may be NULL; left as WIRE_CONTENT_WHOLE for anything but a format-2 or
+ * 4 put).  wire_op_decode() accepts every format.
  */
 int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 		       uint64_t hlc, struct wk_op *op,

@@ -1,7 +1,8 @@
 /*
  * log.c - `wkfs log DIR [--json] [-n N]`: the oplog, oldest first.
  *
- * Text: "SEQ TIME KIND PATH [-> NEWPATH] [details]".  JSON: one object per
+ * Text: "SEQ TIME DEVICE KIND PATH [-> NEWPATH] [details]", DEVICE being
+ * the device name the op carries ("-" for none).  JSON: one object per
  * line (JSON Lines), fields as in docs/architecture.md.  A path is the op's
  * directory as it is named now plus the name the op recorded, so a put
  * shows the name the file had when it was written.
@@ -97,7 +98,8 @@ static int print_op(void *arg, const struct db_oprow *r)
 	iso_time(op->id.hlc, t, sizeof(t));
 
 	if (!c->json) {
-		printf("%" PRId64 " %s %-7s %s", r->seq, t, kind ? kind : "?",
+		printf("%" PRId64 " %s %s %-7s %s", r->seq, t,
+		       op->device[0] ? op->device : "-", kind ? kind : "?",
 		       path);
 		if (op->kind == WK_OP_MOVE)
 			printf(" -> %s", npath);
@@ -114,8 +116,13 @@ static int print_op(void *arg, const struct db_oprow *r)
 		return 0;
 	}
 	printf("{\"seq\":%" PRId64 ",\"hlc\":%" PRIu64 ",\"time\":\"%s\","
-	       "\"actor\":\"%016" PRIx64 "\",\"kind\":\"%s\",\"node\":\"%s\"",
-	       r->seq, op->id.hlc, t, op->id.actor, kind ? kind : "?",
+	       "\"actor\":\"%016" PRIx64 "\",\"device\":",
+	       r->seq, op->id.hlc, t, op->id.actor);
+	if (op->device[0])
+		json_str(op->device);
+	else
+		printf("null");
+	printf(",\"kind\":\"%s\",\"node\":\"%s\"", kind ? kind : "?",
 	       wk_id_str(op->node, id));
 	if (placed) {
 		printf(",\"parent\":\"%s\",\"name\":", wk_id_str(op->parent, id));

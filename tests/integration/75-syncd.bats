@@ -284,3 +284,92 @@ assert_objects_match() {
 	assert_equal "$(sq "$C" 'select count(*) from ops where origin = 1')" "$n"
 	cmp "$A/keep" "$C/.wkfs/objects/$(op_field put keep hash)"
 }
+
+# conflict_copies DIR: the conflict copies of notes.txt in DIR.
+conflict_copies() { (cd "$1" && ls -d notes.conflict-* 2>/dev/null); }
+
+# last_put_time DIR PATH DEVICE: time of the last put of PATH made by DEVICE.
+last_put_time() {
+	"$WKFS_BIN" log "$1" --json | "$PY" -c '
+import json, sys
+ops = [json.loads(l) for l in sys.stdin if l.strip()]
+print([o["time"] for o in ops if o["kind"] == "put" and
+       o["path"] == sys.argv[1] and o["device"] == sys.argv[2]][-1])
+' "$2" "$3"
+}
+
+# stamp TIME: "2026-11-23T15:04:09.253Z" as a conflict name's time part.
+stamp() { echo "$1" | sed -E 's/^(....)-(..)-(..)T(..):(..):(..).*/\1\2\3-\4\5\6/'; }
+
+@test "devices laptop and desk: a concurrent edit gets one conflict name on both" {
+	echo base >"$A/notes.txt"
+	wk_init "$A" --device laptop
+	wk_init "$B" --device desk
+	remote "$A"
+	remote "$B"
+	wk_mount "$A"
+	wk_mount "$B"
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+	wait_until 30 eval '[ "$(cat "$B/notes.txt" 2>/dev/null)" = base ]'
+
+	# concurrent edits; B sees both and makes the conflict copy
+	echo from-laptop >"$A/notes.txt"
+	echo from-desk >"$B/notes.txt"
+	D=$A wait_op put notes.txt 2
+	D=$B wait_op put notes.txt 1
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+	wait_until 30 eval '[ -n "$(conflict_copies "$B")" ]'
+	copy=$(conflict_copies "$B")
+	[[ $copy =~ ^notes\.conflict-[0-9]{8}-[0-9]{6}-(laptop|desk)\.txt$ ]]
+	loser=${BASH_REMATCH[1]}
+	t=$(last_put_time "$B" notes.txt "$loser")
+	assert_equal "$copy" "notes.conflict-$(stamp "$t")-$loser.txt"
+
+	# The laptop is renamed before it hears of the conflict: its old
+	# edit keeps the name it was made under, new ops carry the new one.
+	# (A holds no conflict copy while it remounts.)
+	wk_umount "$A"
+	sed -i 's/^name = laptop$/name = laptop2/' "$A/.wkfs/config.ini"
+	grep -q '^name = laptop2$' "$A/.wkfs/config.ini"
+	wk_mount "$A"
+	echo later >"$A/later.txt"
+	D=$A wait_op put later.txt
+	run syncd_once "$A"
+	assert_success
+	run syncd_once "$B"
+	assert_success
+	wait_until 30 eval '[ -n "$(conflict_copies "$A")" ]'
+	wait_until 30 [ -f "$B/later.txt" ]
+
+	# one copy, the same name on both, named by the losing op's device
+	assert_equal "$(conflict_copies "$A")" "$copy"
+	assert_equal "$(conflict_copies "$B")" "$copy"
+	assert_equal "$(cat "$A/$copy")" "from-$loser"
+	assert_equal "$(cat "$B/$copy")" "from-$loser"
+	assert_equal "$(cat "$A/notes.txt")" "$(cat "$B/notes.txt")"
+	assert_equal "$(D=$B op_field put later.txt device)" laptop2
+
+	# devices travelled both ways: each log names every maker
+	for d in "$A" "$B"; do
+		log=$("$WKFS_BIN" log "$d" --json)
+		echo "$log" | grep -q '"device":"laptop","kind":"put"'
+		echo "$log" | grep -q '"device":"laptop2","kind":"put"'
+		echo "$log" | grep -q '"device":"desk","kind":"put"'
+	done
+	"$WKFS_BIN" log "$A" | grep -qE '^[0-9]+ [^ ]+ desk put +notes\.txt '
+}
+
+@test "without a [device] name, ops carry the short host name, made plain" {
+	echo x >"$A/x"
+	wk_init "$A"
+	want=$(hostname | cut -d. -f1 | sed -E 's/[^A-Za-z0-9._-]+/-/g' |
+		cut -c1-32 | sed -E 's/^[.-]+//; s/[.-]+$//')
+	[ -n "$want" ]
+	assert_equal "$(D=$A op_field put x device)" "$want"
+}

@@ -122,6 +122,8 @@ NODE = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{16}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MODE = re.compile(r"^[0-7]{4,5}$")
 KINDS = {"mkdir", "create", "put", "move", "remove", "setattr", "symlink"}
+# wk_device_valid(): 1-32 plain bytes, no '.' or '-' at either end
+DEVICE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,30}[A-Za-z0-9_])?$")
 
 
 def check(ops):
@@ -154,6 +156,9 @@ def check(ops):
                 w("time does not match hlc's milliseconds (%s)" % t.isoformat())
         if not HEX16.match(str(op.get("actor"))):
             w("actor not 16 hex")
+        if "device" not in op or not (op["device"] is None or
+                                      DEVICE.match(str(op["device"]))):
+            w("device missing or not a device name")
         if not NODE.match(str(op.get("node"))):
             w("node not 16hex-16hex")
         if not isinstance(op.get("path"), str) or op["path"].startswith("/") \

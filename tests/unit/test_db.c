@@ -489,6 +489,211 @@ static void test_remote_ops_dedupe_and_count(void **state)
 	db_close(db);
 }
 
+/* ---- device names, and the migration from version 1 ---- */
+
+/* Runs tests/unit/data/NAME (found next to this file) on the db file. */
+static void exec_data(const char *path, const char *name)
+{
+	const char *dir_end = strrchr(__FILE__, '/');
+	char file[512], *sql;
+	size_t len;
+
+	snprintf(file, sizeof(file), "%.*s/data/%s",
+		 dir_end ? (int)(dir_end - __FILE__) : 1,
+		 dir_end ? __FILE__ : ".", name);
+	sql = slurp(file, &len);
+	sql[len] = '\0';
+	exec_raw(path, sql);
+	free(sql);
+}
+
+static int64_t count_rows(const char *path, const char *sql)
+{
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+	return n;
+}
+
+struct oplist {
+	struct db_oprow *v;
+	size_t n;
+};
+
+static int keep_op(void *arg, const struct db_oprow *r)
+{
+	struct oplist *l = arg;
+
+	l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = *r;
+	return 0;
+}
+
+/* Ops keep the device they were appended with; names are stored once. */
+static void test_ops_keep_their_device(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const dev[] = {"laptop", "", "desk", "laptop"};
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct oplist l = {0};
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	assert_int_equal(db_begin(db), 0);
+	op->kind = WK_OP_MKDIR;
+	op->parent = WK_ID_ROOT;
+	for (int i = 0; i < 4; i++) {
+		op->id = op->node = (struct wk_id){i + 1, 7};
+		snprintf(op->name, sizeof(op->name), "d%d", i);
+		strcpy(op->device, dev[i]);
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL),
+				 0);
+	}
+	/* Not a device name: refused, nothing stored. */
+	op->id = op->node = (struct wk_id){9, 7};
+	strcpy(op->device, "my laptop");
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL), -EINVAL);
+	assert_int_equal(db_commit(db, false), 0);
+	/* A rolled-back transaction takes its new name with it, and the next
+	 * op of that name does not point at the vanished row. */
+	assert_int_equal(db_begin(db), 0);
+	strcpy(op->device, "tablet");
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL), 0);
+	db_rollback(db);
+	assert_int_equal(db_begin(db), 0);
+	op->id = op->node = (struct wk_id){10, 7};
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL), 0);
+	assert_int_equal(db_commit(db, false), 0);
+	assert_int_equal(db_ops_foreach(db, 0, 0, keep_op, &l), 0);
+	db_close(db);
+	assert_int_equal(l.n, 5);
+	for (int i = 0; i < 4; i++)
+		assert_string_equal(l.v[i].op.device, dev[i]);
+	assert_string_equal(l.v[4].op.device, "tablet");
+	assert_int_equal(count_rows(db_path(f), "SELECT count(*) FROM devices"),
+			 3);
+	free(l.v);
+	free(op);
+}
+
+/* A database made by wkfs with schema 1 (before device names) opens, is
+ * migrated in place, keeps every row, and takes ops with devices. */
+static void test_migrates_version_1_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct oplist l = {0};
+	struct wkdb *db;
+	char err[256], buf[64];
+	uint64_t actor = 0;
+	struct db_node n;
+
+	exec_data(db_path(f), "wkfs-db-v1.sql");
+	assert_int_equal(user_version_of(db_path(f)), 1);
+	/* Read-only users (wkfs log) do not migrate: they ask for a mount. */
+	assert_int_equal(
+		db_open_at(f->dirfd, DB_READONLY, &db, err, sizeof(err)),
+		-EPROTO);
+	assert_non_null(strstr(err, "older"));
+	assert_int_equal(user_version_of(db_path(f)), 1);
+
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)), 0);
+	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION);
+	assert_int_equal(db_meta_get_u64(db, "actor", &actor), 0);
+	assert_int_equal(actor, 0xf5e0d1851d7f83b5ULL);
+	assert_int_equal(db_meta_get_str(db, "device:8b70f6d3a0a95da4", buf,
+					 sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "laptop");
+	assert_int_equal(db_ops_foreach(db, 0, 0, keep_op, &l), 0);
+	assert_int_equal(l.n, 13);
+	for (size_t i = 0; i < l.n; i++) {
+		assert_int_equal(l.v[i].seq, (int64_t)i + 1);
+		/* They travelled without a device: they keep none. */
+		assert_string_equal(l.v[i].op.device, "");
+		assert_int_equal(l.v[i].origin,
+				 i < 11 ? DB_ORIGIN_REMOTE : DB_ORIGIN_LOCAL);
+	}
+	assert_int_equal(l.v[7].op.kind, WK_OP_MOVE);
+	assert_string_equal(l.v[7].op.name, "readme.md");
+	assert_string_equal(l.v[7].op.new_name, "README.md");
+	assert_int_equal(l.v[12].op.kind, WK_OP_PUT);
+	assert_int_equal(l.v[12].op.size, 2);
+	assert_true(wk_id_eq(l.v[12].op.base, l.v[11].op.node));
+	assert_int_equal(db_node_get(db, l.v[7].op.node, &n), 0);
+	assert_string_equal(n.name, "README.md");
+	db_node_release(&n);
+
+	/* New ops carry a device. */
+	*op = l.v[12].op;
+	op->id.hlc++;
+	strcpy(op->device, "desk");
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL), 0);
+	free(l.v);
+	l = (struct oplist){0};
+	assert_int_equal(db_ops_foreach(db, 13, 0, keep_op, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].op.device, "desk");
+	db_close(db);
+
+	/* Once migrated, it opens read-only too. */
+	assert_int_equal(
+		db_open_at(f->dirfd, DB_READONLY, &db, err, sizeof(err)), 0);
+	db_close(db);
+	free(l.v);
+	free(op);
+}
+
+/* A migration that fails leaves version 1 exactly as it was. */
+static void test_failed_migration_rolls_back(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db = NULL;
+	char err[256];
+
+	exec_data(db_path(f), "wkfs-db-v1.sql");
+	/* Something in the way of the new table. */
+	exec_raw(db_path(f), "CREATE TABLE devices(x)");
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)) < 0, 1);
+	assert_null(db);
+	assert_non_null(strstr(err, "upgrade"));
+	assert_int_equal(user_version_of(db_path(f)), 1);
+	/* The ops table did not get its column. */
+	assert_int_equal(count_rows(db_path(f),
+				    "SELECT count(*) FROM pragma_table_info"
+				    "('ops') WHERE name = 'device'"),
+			 0);
+	assert_int_equal(count_rows(db_path(f), "SELECT count(*) FROM ops"),
+			 13);
+}
+
+/* A database one version newer than this code is refused, untouched. */
+static void test_refuses_next_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct wkdb *db = NULL;
+	char err[256], sql[64];
+
+	exec_data(db_path(f), "wkfs-db-v1.sql");
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+		 DB_SCHEMA_VERSION + 1);
+	exec_raw(db_path(f), sql);
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)),
+			 -EPROTO);
+	assert_null(db);
+	assert_non_null(strstr(err, "newer"));
+	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +723,14 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_remote_ops_dedupe_and_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ops_keep_their_device,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_migrates_version_1_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_migration_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_next_schema, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

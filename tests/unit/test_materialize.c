@@ -902,7 +902,7 @@ static void batches_make(struct batches *b)
 	struct wk_op *ops = xcalloc(32, sizeof(*ops));
 	size_t n;
 
-	b->t = tree_new(NULL);
+	b->t = tree_new();
 	tree_changes_init(&b->r1);
 	tree_changes_init(&b->r2);
 	n = round1(ops);

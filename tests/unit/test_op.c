@@ -1,7 +1,8 @@
 /*
- * test_op.c - names of op kinds, printable ids and hashes, and which names
- * may enter the tree.  Ids and hashes are printed into logs, file names and
- * the wire, so the exact text is pinned here.
+ * test_op.c - names of op kinds, printable ids and hashes, which names may
+ * enter the tree, and how device names are made and checked.  Ids, hashes
+ * and device names are printed into logs, file names and the wire, so the
+ * exact text is pinned here.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,60 @@ static void test_name_valid(void **state)
 	assert_false(wk_name_valid(name));
 }
 
+/* Sanitizes in and checks the result is want (and valid unless empty). */
+static void sanitized(const char *in, const char *want)
+{
+	char out[WK_DEVICE_MAX + 2];
+
+	memset(out, 'X', sizeof(out));
+	assert_int_equal(wk_device_sanitize(out, in), strlen(want));
+	assert_string_equal(out, want);
+	assert_int_equal(out[WK_DEVICE_MAX + 1], 'X');
+	assert_true(want[0] == '\0' || wk_device_valid(out));
+}
+
+static void test_device_names(void **state)
+{
+	char name[WK_DEVICE_MAX + 2];
+
+	assert_true(wk_device_valid("laptop"));
+	assert_true(wk_device_valid("Desk-2.home_lan"));
+	assert_true(wk_device_valid("x"));
+	assert_true(wk_device_valid("a--b..c"));
+	assert_false(wk_device_valid(""));
+	assert_false(wk_device_valid("my laptop"));
+	assert_false(wk_device_valid("-desk"));
+	assert_false(wk_device_valid("desk."));
+	assert_false(wk_device_valid(".desk"));
+	assert_false(wk_device_valid("a/b"));
+	assert_false(wk_device_valid("caf\xc3\xa9"));
+	memset(name, 'n', sizeof(name));
+	name[WK_DEVICE_MAX] = '\0';
+	assert_true(wk_device_valid(name));
+	name[WK_DEVICE_MAX] = 'n';
+	name[WK_DEVICE_MAX + 1] = '\0';
+	assert_false(wk_device_valid(name));
+
+	/* Runs of other bytes become one '-'; edges are trimmed. */
+	sanitized("laptop", "laptop");
+	sanitized("my laptop", "my-laptop");
+	sanitized("Zo\xc3\xab's  Mac!", "Zo-s-Mac");
+	sanitized("tab/let", "tab-let");
+	sanitized("  --.desk.--  ", "desk");
+	sanitized("desk.example.org", "desk.example.org");
+	sanitized("a--b", "a--b");
+	sanitized("", "");
+	sanitized("\xc3\xa9\xc3\xa9", "");
+	sanitized("...", "");
+	/* Cut to WK_DEVICE_MAX, then trimmed again. */
+	sanitized("0123456789abcdef0123456789abcdef0123",
+		  "0123456789abcdef0123456789abcdef");
+	sanitized("0123456789abcdef0123456789abcde-xyz",
+		  "0123456789abcdef0123456789abcde");
+	sanitized("0123456789abcdef0123456789abcde xyz",
+		  "0123456789abcdef0123456789abcde");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_hash_str),
 		cmocka_unit_test(test_id_order),
 		cmocka_unit_test(test_name_valid),
+		cmocka_unit_test(test_device_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

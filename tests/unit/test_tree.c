@@ -34,21 +34,20 @@
 #define H(b)  #b #b #b #b #b #b #b #b #b #b #b #b #b #b #b #b
 #define HASH0 "00000000000000000000000000000000"
 
-static const char *device(uint64_t actor, void *arg)
+/* The device name each test replica stamps on its ops (ODD: none, as an
+ * older wkfs made them). */
+static const char *device_of(uint64_t actor)
 {
-	(void)arg;
 	switch (actor) {
 	case LAPTOP:
 		return "laptop";
 	case DESK:
 		return "desk";
 	case TABLET:
-		return "tab/let";
+		return "tablet";
 	}
-	return NULL;
+	return "";
 }
-
-static const struct tree_opts opts = {device, NULL};
 
 static uint64_t rng_state = 42;
 
@@ -65,7 +64,7 @@ static char *run_order(const struct wk_op *ops, const size_t *idx, size_t n,
 		       int cut)
 {
 	struct wk_op *batch = malloc((n + 1) * sizeof(*batch));
-	struct tree *t = tree_new(&opts);
+	struct tree *t = tree_new();
 	struct fakefs *f = fakefs_new();
 	char why[256] = "";
 	char *dump, *fdump;
@@ -96,8 +95,9 @@ static char *run_order(const struct wk_op *ops, const size_t *idx, size_t n,
 	return dump;
 }
 
-static void check_all_orders(const struct wk_op *ops, size_t n,
-			     const char *want)
+/* check_all_orders() with the ops' device names as they are. */
+static void check_orders_as_is(const struct wk_op *ops, size_t n,
+			       const char *want)
 {
 	size_t idx[64];
 	char *got;
@@ -126,6 +126,21 @@ static void check_all_orders(const struct wk_op *ops, size_t n,
 	}
 }
 
+/* Every op made by its actor's device (device_of), then all orders. */
+static void check_all_orders(const struct wk_op *ops, size_t n,
+			     const char *want)
+{
+	struct wk_op *o = malloc(n * sizeof(*o));
+
+	for (size_t i = 0; i < n; i++) {
+		o[i] = ops[i];
+		snprintf(o[i].device, sizeof(o[i].device), "%s",
+			 device_of(o[i].id.actor));
+	}
+	check_orders_as_is(o, n, want);
+	free(o);
+}
+
 /* ---- rules ------------------------------------------------------------ */
 
 static void test_basic_tree(void **state)
@@ -150,7 +165,7 @@ static void test_basic_tree(void **state)
 static void test_duplicates_are_ignored(void **state)
 {
 	struct wk_op o[2];
-	struct tree *t = tree_new(&opts);
+	struct tree *t = tree_new();
 	struct tree_stats st;
 	char *a, *b;
 
@@ -175,7 +190,7 @@ static void test_duplicates_are_ignored(void **state)
 static void test_late_move_is_replayed_in_order(void **state)
 {
 	struct wk_op o[6];
-	struct tree *t = tree_new(&opts);
+	struct tree *t = tree_new();
 	struct tree_stats st;
 	char *d;
 
@@ -291,23 +306,95 @@ static void test_conflict_name_forms(void **state)
 	char buf[WK_NAME_MAX + 1], longname[WK_NAME_MAX + 1];
 	struct wk_id id = ID(0, TABLET);
 
-	tree_conflict_name(buf, "notes.txt", id, 0, &opts);
+	tree_conflict_name(buf, "notes.txt", id, "tablet", 0);
 	assert_string_equal(buf, "notes.conflict-20231114-221320-tablet.txt");
-	tree_conflict_name(buf, ".bashrc", id, 0, &opts);
+	tree_conflict_name(buf, ".bashrc", id, "tablet", 0);
 	assert_string_equal(buf, ".bashrc.conflict-20231114-221320-tablet");
-	tree_conflict_name(buf, "a.tar.gz", id, 2, &opts);
+	tree_conflict_name(buf, "a.tar.gz", id, "tablet", 2);
 	assert_string_equal(buf, "a.tar.conflict-20231114-221320-tablet-3.gz");
-	tree_conflict_name(buf, "trailing.", id, 0, &opts);
+	tree_conflict_name(buf, "trailing.", id, "tablet", 0);
 	assert_string_equal(buf, "trailing..conflict-20231114-221320-tablet");
-	tree_conflict_name(buf, "x.c", ID(0, ODD), 0, &opts);
+	tree_conflict_name(buf, "x.c", id, "desk.lan", 0);
+	assert_string_equal(buf, "x.conflict-20231114-221320-desk.lan.c");
+	/* No device, or one that is not a device name: the actor in hex. */
+	tree_conflict_name(buf, "x.c", ID(0, ODD), NULL, 0);
+	assert_string_equal(buf,
+			    "x.conflict-20231114-221320-0000000000abcdef.c");
+	tree_conflict_name(buf, "x.c", ID(0, ODD), "", 0);
+	assert_string_equal(buf,
+			    "x.conflict-20231114-221320-0000000000abcdef.c");
+	tree_conflict_name(buf, "x.c", ID(0, ODD), "../../etc", 0);
 	assert_string_equal(buf,
 			    "x.conflict-20231114-221320-0000000000abcdef.c");
 	memset(longname, 'n', WK_NAME_MAX);
 	longname[WK_NAME_MAX] = '\0';
 	longname[WK_NAME_MAX - 4] = '.';
-	tree_conflict_name(buf, longname, id, 0, &opts);
+	tree_conflict_name(buf, longname, id, "tablet", 0);
 	assert_int_equal(strlen(buf), WK_NAME_MAX);
 	assert_string_equal(buf + WK_NAME_MAX - 4, ".nnn");
+	tree_conflict_name(buf, longname, id,
+			   "0123456789abcdef0123456789abcdef", 0);
+	assert_int_equal(strlen(buf), WK_NAME_MAX);
+	assert_string_equal(buf + WK_NAME_MAX - 4, ".nnn");
+}
+
+/*
+ * A conflict copy is named by the device its own op carried, not by what
+ * its actor is called now or elsewhere: the laptop was renamed twice,
+ * made one op without a device (an older wkfs) and one with a name that
+ * is not a device name; desk wins every name (same time, higher actor).
+ * Whatever the order ops arrive in, each copy keeps its op's name.
+ */
+static void test_conflict_name_follows_the_losing_op(void **state)
+{
+	static const char *const dev[] = {"laptop", "lap-new",	 "",
+					  "laptop", "my laptop", "laptop"};
+	static const char *const name[] = {"a.txt", "b.txt", "c.txt",
+					   "d.txt", "e.txt", "f.txt"};
+	struct wk_op o[12];
+	struct tree *t;
+
+	for (int i = 0; i < 6; i++) {
+		tl_create(&o[2 * i], ID(1000 + i, LAPTOP), ROOT, name[i]);
+		strcpy(o[2 * i].device, dev[i]);
+		tl_create(&o[2 * i + 1], ID(1000 + i, DESK), ROOT, name[i]);
+		strcpy(o[2 * i + 1].device, "desk");
+	}
+	check_orders_as_is(
+		o, 12,
+		"a.conflict-20231114-221321-laptop.txt f 0644 0 " HASH0 " -\n"
+		"a.txt f 0644 0 " HASH0 " -\n"
+		"b.conflict-20231114-221321-lap-new.txt f 0644 0 " HASH0 " -\n"
+		"b.txt f 0644 0 " HASH0 " -\n"
+		"c.conflict-20231114-221321-0000000000000001.txt f 0644 "
+		"0 " HASH0 " -\n"
+		"c.txt f 0644 0 " HASH0 " -\n"
+		"d.conflict-20231114-221321-laptop.txt f 0644 0 " HASH0 " -\n"
+		"d.txt f 0644 0 " HASH0 " -\n"
+		"e.conflict-20231114-221321-0000000000000001.txt f 0644 "
+		"0 " HASH0 " -\n"
+		"e.txt f 0644 0 " HASH0 " -\n"
+		"f.conflict-20231114-221321-laptop.txt f 0644 0 " HASH0 " -\n"
+		"f.txt f 0644 0 " HASH0 " -\n");
+
+	/* Newest first: every op lands inside or before what is known. */
+	t = tree_new();
+	for (int i = 11; i >= 0; i--)
+		tree_apply(t, &o[i], 1, NULL);
+	for (int i = 0; i < 6; i++) {
+		const char *got = tree_op_device(t, o[2 * i].id);
+
+		if (i == 2 || i == 4)
+			assert_null(got);
+		else
+			assert_string_equal(got, dev[i]);
+		assert_string_equal(tree_op_device(t, o[2 * i + 1].id), "desk");
+	}
+	/* Ops the tree never took have no device. */
+	assert_null(tree_op_device(t, ID(1003, TABLET)));
+	assert_null(tree_op_device(t, ID(999, LAPTOP)));
+	assert_null(tree_op_device(t, ID(2000, DESK)));
+	tree_free(t);
 }
 
 static void test_edit_beats_delete(void **state)
@@ -380,7 +467,7 @@ static void test_same_name_files_both_kept(void **state)
 static void test_same_name_dirs_merge(void **state)
 {
 	struct wk_op o[6];
-	struct tree *t = tree_new(&opts);
+	struct tree *t = tree_new();
 	struct wk_id ids[4];
 
 	tl_mkdir(&o[0], ID(1, LAPTOP), ROOT, "src");
@@ -439,7 +526,7 @@ static void test_bad_names_are_rejected(void **state)
 {
 	static const char *bad[] = {"", ".", "..", "a/b", ".wkfs"};
 	struct wk_op o;
-	struct tree *t = tree_new(&opts);
+	struct tree *t = tree_new();
 	struct tree_stats st;
 	char *d;
 	uint64_t ms = 1;
@@ -505,7 +592,7 @@ static void test_swap_and_nest_moves(void **state)
 static void test_compact_keeps_the_tree(void **state)
 {
 	struct wk_op o[5];
-	struct tree *t = tree_new(&opts);
+	struct tree *t = tree_new();
 	struct tree_stats st;
 	char *d;
 
@@ -542,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_identical_puts_do_not_conflict),
 		cmocka_unit_test(test_conflict_names_get_suffixes),
 		cmocka_unit_test(test_conflict_name_forms),
+		cmocka_unit_test(test_conflict_name_follows_the_losing_op),
 		cmocka_unit_test(test_edit_beats_delete),
 		cmocka_unit_test(test_delete_that_saw_the_edit_wins),
 		cmocka_unit_test(test_rmdir_loses_to_add_inside),

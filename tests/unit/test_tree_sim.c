@@ -5,11 +5,16 @@
  * random local changes through their own view (create, write, rename and
  * move across directories including attempted cycles, delete, mkdir,
  * rmdir, chmod, symlink, same-name creates) and deliver each other's ops in
- * random order, with duplicates, delays and partitions.  Every change list
- * is executed on a strict fake directory.  After a full exchange:
+ * random order, with duplicates, delays and partitions.  Replicas stamp
+ * their ops with a device name and now and then change it (or drop it, as
+ * an older wkfs would), so conflict names depend on per-op devices.  Every
+ * change list is executed on a strict fake directory.  After a full
+ * exchange:
  *
- *  - every replica's dump is identical, and equals that of a fresh tree
- *    fed all ops in one batch, and that of its fake directory;
+ *  - every replica's dump is identical (conflict names included), and
+ *    equals that of a fresh tree fed all ops in one batch, and that of its
+ *    fake directory;
+ *  - every replica records for every op the device that op carried;
  *  - tree_check() passes (no cycle, consistent counts and view);
  *  - every maximal put (no later put on the file was made by a replica that
  *    had seen it, and no remove retired it) still shows its content.
@@ -44,6 +49,7 @@ struct replica {
 	uint64_t skew;	     /* this replica's clock runs ahead by skew ms */
 	uint64_t seen[WORDS];
 	bool cut; /* partitioned: receives nothing */
+	char device[WK_DEVICE_MAX + 1]; /* stamped on its ops; renamed */
 };
 
 struct sim {
@@ -56,6 +62,7 @@ struct sim {
 	bool retired[MAXOPS];	 /* puts a remove named as its base */
 	/* what the schedules covered, printed at the end */
 	uint64_t n_ops, n_entries, n_conflicts, n_merged, n_redone;
+	uint64_t n_unnamed; /* conflict names by actor id: op had no device */
 	char why[512];
 };
 
@@ -92,15 +99,18 @@ static uint64_t sim_clock(void *arg)
 	return *r->now + r->skew;
 }
 
-static const char *device(uint64_t actor, void *arg)
+/* Replica ri takes a new device name: "r<ri>", "r<ri>-<k>", or none
+ * (as an older wkfs), so that one actor's ops carry several names. */
+static void rename_device(struct sim *s, int ri)
 {
-	static const char *const dev[] = {"r0", "r1", "r2", "r3", "r4"};
+	struct replica *r = &s->r[ri];
+	uint64_t k = pick(s, 4);
 
-	(void)arg;
-	return actor >= 1 && actor <= MAXREP ? dev[actor - 1] : NULL;
+	if (k == 0)
+		r->device[0] = '\0';
+	else
+		snprintf(r->device, sizeof(r->device), "r%d-%d", ri, (int)k);
 }
-
-static const struct tree_opts opts = {device, NULL};
 
 /* ---- views ------------------------------------------------------------ */
 
@@ -242,6 +252,7 @@ static bool emit(struct sim *s, int ri, struct wk_op *op)
 	struct replica *r = &s->r[ri];
 	size_t i = s->nops;
 
+	memcpy(op->device, r->device, sizeof(op->device));
 	oracle_note(s, r, op);
 	s->ops[s->nops++] = *op;
 	return deliver(s, r, &i, 1);
@@ -338,13 +349,26 @@ static bool hash_shown(const struct view *v, const struct wk_hash *h)
 
 static bool final_checks(struct sim *s)
 {
-	struct tree *fresh = tree_new(&opts);
+	struct tree *fresh = tree_new();
 	char *want, *got;
 	struct view v = {0};
 	bool ok = true;
 
 	tree_apply(fresh, s->ops, s->nops, NULL);
 	want = tree_dump(fresh);
+	for (int i = 0; ok && i < s->nrep; i++) {
+		for (size_t j = 0; ok && j < s->nops; j++) {
+			const char *d = tree_op_device(s->r[i].t, s->ops[j].id);
+
+			if (strcmp(d ? d : "", s->ops[j].device) == 0)
+				continue;
+			snprintf(s->why, sizeof(s->why),
+				 "replica %d: op %zu made by \"%s\" is "
+				 "recorded as \"%s\"",
+				 i, j, s->ops[j].device, d ? d : "(none)");
+			ok = false;
+		}
+	}
 	for (int i = 0; ok && i < s->nrep; i++) {
 		got = tree_dump(s->r[i].t);
 		if (strcmp(got, want) != 0) {
@@ -367,6 +391,7 @@ static bool final_checks(struct sim *s)
 	s->n_entries += v.n;
 	for (size_t i = 0; i < v.n; i++) {
 		s->n_conflicts += strstr(v.v[i].path, ".conflict-") != NULL;
+		s->n_unnamed += strstr(v.v[i].path, "-00000000000000") != NULL;
 		s->n_merged += v.v[i].e.nmembers > 1;
 	}
 	for (size_t i = 0; ok && i < s->nops; i++) {
@@ -400,11 +425,12 @@ static bool run_schedule(struct sim *s, uint64_t seed)
 		struct replica *r = &s->r[i];
 
 		memset(r->seen, 0, sizeof(r->seen));
-		r->t = tree_new(&opts);
+		r->t = tree_new();
 		r->f = fakefs_new();
 		r->cut = false;
 		r->now = &s->now;
 		r->skew = 1000 * pick(s, 3);
+		snprintf(r->device, sizeof(r->device), "r%d", i);
 		hlc_init_clock(&r->clock, 0, sim_clock, r);
 	}
 	steps = 40 + (int)pick(s, 100);
@@ -416,6 +442,8 @@ static bool run_schedule(struct sim *s, uint64_t seed)
 		s->now += pick(s, 3) * 1000 + pick(s, 2);
 		if (dice == 0) {
 			r->cut = !r->cut;
+		} else if (dice == 1 && pick(s, 4) == 0) {
+			rename_device(s, ri);
 		} else if (dice < 11) {
 			ok = local_op(s, ri);
 		} else if (!r->cut && s->nops) {
@@ -483,10 +511,12 @@ static void test_random_schedules_converge(void **state)
 			 (unsigned long long)seed);
 	}
 	print_message("%llu schedules: %llu ops, %llu final entries, %llu "
-		      "conflict names, %llu merged dirs, %llu ops redone\n",
+		      "conflict names (%llu without a device), %llu merged "
+		      "dirs, %llu ops redone\n",
 		      (unsigned long long)count, (unsigned long long)s->n_ops,
 		      (unsigned long long)s->n_entries,
 		      (unsigned long long)s->n_conflicts,
+		      (unsigned long long)s->n_unnamed,
 		      (unsigned long long)s->n_merged,
 		      (unsigned long long)s->n_redone);
 	free(s->ops);

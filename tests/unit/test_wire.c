@@ -1,7 +1,8 @@
 /*
  * test_wire.c - the replication codec: every message round-trips, hostile
  * frames are refused without reading past their end, op payloads round-trip
- * and refuse bad names, and a seeded fuzz loop finds no crash.
+ * (with and without a device name) and refuse bad names and device names,
+ * and a seeded fuzz loop finds no crash.
  *
  * Frames are decoded from heap copies of exactly their length, so that
  * AddressSanitizer (make SAN=1) catches any over-read.  The fuzz seed is
@@ -510,6 +511,7 @@ static struct wk_op *sample_ops(size_t *n)
 	o->parent = WK_ID_ROOT;
 	strcpy(o->name, "docs");
 	o->mode = 0755;
+	strcpy(o->device, "laptop"); /* format 3 */
 	o++;
 	*o = base_op(WK_OP_CREATE);
 	o->parent = (struct wk_id){5, 6};
@@ -524,6 +526,10 @@ static struct wk_op *sample_ops(size_t *n)
 	o++;
 	*o = base_op(WK_OP_PUT);
 	o->base = (struct wk_id){77, 88};
+	memset(o->device, 'd', WK_DEVICE_MAX);
+	o->device[1] = '.';
+	o->device[2] = '-';
+	o->device[3] = '_';
 	o++;
 	*o = base_op(WK_OP_MOVE);
 	o->parent = (struct wk_id){1, 2};
@@ -545,6 +551,7 @@ static struct wk_op *sample_ops(size_t *n)
 	o->parent = WK_ID_ROOT;
 	strcpy(o->name, "link");
 	memset(o->target, '/', WK_TARGET_MAX);
+	strcpy(o->device, "D");
 	o++;
 	*n = (size_t)(o - ops);
 	return ops;
@@ -723,6 +730,7 @@ static bool check_frame(const uint8_t *f, size_t len)
 		if (m.type == WIRE_OPS || m.type == WIRE_PUSH) {
 			struct wire_iter it;
 			struct wire_opent e;
+			struct wire_content_ref ref;
 			struct wk_op op;
 
 			wire_iter_init(&it, &m);
@@ -730,11 +738,16 @@ static bool check_frame(const uint8_t *f, size_t len)
 				uint8_t *p = malloc(e.len ? e.len : 1);
 
 				memcpy(p, e.payload, e.len);
-				if (wire_op_decode(p, e.len, e.actor, e.hlc,
-						   &op) == 0) {
+				if (wire_op_decode_ref(p, e.len, e.actor, e.hlc,
+						       &op, &ref) == 0) {
+					bool put2 = p[0] == 2 || p[0] == 4;
+
 					wire_buf_init(&b, 0, WIRE_PAYLOAD_MAX);
 					assert_int_equal(
-						wire_op_encode(&b, &op), 0);
+						put2 ? wire_put_encode(&b, &op,
+								       &ref)
+						     : wire_op_encode(&b, &op),
+						0);
 					assert_int_equal(wire_buf_len(&b),
 							 e.len);
 					assert_memory_equal(wire_buf_data(&b),
@@ -890,6 +903,138 @@ static void test_put_content_ref(void **state)
 	free(got);
 }
 
+/* Builds a format-3 setattr payload whose device field is len, then the
+ * bytes given, and decodes it. */
+static int decode_with_device(unsigned len, const char *dev, size_t n)
+{
+	struct wire_buf b;
+	struct wk_op op = base_op(WK_OP_SETATTR), *out = malloc(sizeof(*out));
+	uint8_t l = (uint8_t)len, *copy;
+	int rc;
+
+	op.attrs = WK_ATTR_MODE;
+	op.mode = 0644;
+	wire_buf_init(&b, 0, 1 << 20);
+	assert_int_equal(wire_op_encode(&b, &op), 0);
+	wire_buf_data(&b)[0] = WIRE_OP_FORMAT_DEVICE;
+	wire_buf_append(&b, &l, 1);
+	wire_buf_append(&b, dev, n);
+	/* A copy of exactly its length, for ASan. */
+	copy = malloc(wire_buf_len(&b));
+	memcpy(copy, wire_buf_data(&b), wire_buf_len(&b));
+	rc = wire_op_decode(copy, wire_buf_len(&b), 1, 1, out);
+	if (rc == 0)
+		assert_int_equal(strlen(out->device), len);
+	else
+		assert_string_equal(out->device, "");
+	free(copy);
+	free(out);
+	wire_buf_release(&b);
+	return rc;
+}
+
+/* Formats 3 and 4: the device travels; hostile device names are refused
+ * by the decoder, and the encoder refuses to make them. */
+static void test_op_device(void **state)
+{
+	static const char *const bad[] = {
+		"my laptop",   "-x",   "x-",  "x.",   ".x",   "a/b",
+		"caf\xc3\xa9", "a\tb", "a:b", "\x7f", "a\nb",
+	};
+	char max[WK_DEVICE_MAX + 2];
+	struct wk_op *op = calloc(1, sizeof(*op)),
+		     *got = calloc(1, sizeof(*got));
+	struct wire_content_ref ref = {WIRE_CONTENT_WHOLE, {{0}}}, back;
+	struct wire_buf b;
+
+	/* Round trips, and the format byte says what follows. */
+	wire_buf_init(&b, 0, WIRE_PAYLOAD_MAX);
+	*op = base_op(WK_OP_PUT);
+	strcpy(op->device, "desk");
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_DEVICE);
+	/* The device is last: u8 length, then the bytes. */
+	assert_int_equal(wire_buf_data(&b)[b.len - 5], 4);
+	assert_memory_equal(wire_buf_data(&b) + b.len - 4, "desk", 4);
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, op->id.actor,
+					op->id.hlc, got),
+			 0);
+	assert_memory_equal(got, op, sizeof(*op));
+	wire_buf_reset(&b);
+	assert_int_equal(wire_put_encode(&b, op, &ref), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_CONTENT_DEVICE);
+	assert_int_equal(wire_op_decode_ref(wire_buf_data(&b), b.len,
+					    op->id.actor, op->id.hlc, got,
+					    &back),
+			 0);
+	assert_memory_equal(got, op, sizeof(*op));
+	assert_int_equal(back.how, WIRE_CONTENT_WHOLE);
+	/* Cut anywhere, it is refused. */
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(
+			wire_op_decode(wire_buf_data(&b), n, 1, 1, got),
+			-EBADMSG);
+	/* Without a device: formats 1 and 2, as before. */
+	op->device[0] = '\0';
+	wire_buf_reset(&b);
+	assert_int_equal(wire_put_encode(&b, op, &ref), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_CONTENT);
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 0);
+	assert_string_equal(got->device, "");
+
+	/* Format 4 is for puts only; format 5 does not exist. */
+	*op = base_op(WK_OP_REMOVE);
+	strcpy(op->name, "x");
+	strcpy(op->device, "desk");
+	wire_buf_reset(&b);
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	wire_buf_data(&b)[0] = WIRE_OP_FORMAT_CONTENT_DEVICE;
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 -EBADMSG);
+	wire_buf_data(&b)[0] = 5;
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 -EBADMSG);
+	/* Format 1 with a device behind it: trailing bytes. */
+	wire_buf_data(&b)[0] = WIRE_OP_FORMAT;
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 -EBADMSG);
+
+	/* Hostile device fields. */
+	memset(max, 'm', sizeof(max));
+	assert_int_equal(decode_with_device(4, "desk", 4), 0);
+	assert_int_equal(decode_with_device(WK_DEVICE_MAX, max, WK_DEVICE_MAX),
+			 0);
+	assert_int_equal(decode_with_device(0, "", 0), -EBADMSG);
+	assert_int_equal(
+		decode_with_device(WK_DEVICE_MAX + 1, max, WK_DEVICE_MAX + 1),
+		-EBADMSG);
+	assert_int_equal(decode_with_device(255, max, WK_DEVICE_MAX + 1),
+			 -EBADMSG);
+	assert_int_equal(decode_with_device(5, "desk", 4), -EBADMSG);
+	assert_int_equal(decode_with_device(3, "desk", 4), -EBADMSG);
+	assert_int_equal(decode_with_device(3, "a\0b", 3), -EBADMSG);
+	assert_int_equal(decode_with_device(1, "\0", 1), -EBADMSG);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(decode_with_device((unsigned)strlen(bad[i]),
+						    bad[i], strlen(bad[i])),
+				 -EBADMSG);
+		*op = base_op(WK_OP_PUT);
+		strcpy(op->device, bad[i]);
+		wire_buf_reset(&b);
+		assert_int_equal(wire_op_encode(&b, op), -EINVAL);
+		assert_int_equal(wire_put_encode(&b, op, &ref), -EINVAL);
+		assert_int_equal(wire_buf_len(&b), 0);
+	}
+	/* An unterminated device field (33 bytes, no NUL) is not encoded. */
+	*op = base_op(WK_OP_PUT);
+	memset(op->device, 'x', sizeof(op->device));
+	assert_int_equal(wire_op_encode(&b, op), -EINVAL);
+	wire_buf_release(&b);
+	free(op);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -903,6 +1048,7 @@ int main(void)
 		cmocka_unit_test(test_op_hostile),
 		cmocka_unit_test(test_fuzz),
 		cmocka_unit_test(test_put_content_ref),
+		cmocka_unit_test(test_op_device),
 	};
 
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

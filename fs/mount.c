@@ -532,10 +532,13 @@ static int mount_run(struct mount_opts *opts)
 		}
 		close_inherited(fs.rootfd, notify_fd);
 	}
+	/* Before apply_open: rebuilding the index ties conflict copies to
+	 * inodes the kernel may know, which looks in this table. */
+	inode_table_init(&fs);
 	rc = rec_open(fs.rootfd, &cfg, false, &fs.rec, err, sizeof(err));
 	if (rc) {
 		fail("%s: %s", o.dir, err);
-		goto out_config;
+		goto out_table;
 	}
 	/* Finish a crashed batch of remote changes and rebuild the merge
 	 * engine's tree before the scan compares DIR with the index. */
@@ -572,7 +575,6 @@ static int mount_run(struct mount_opts *opts)
 	/* Mounted in place, nobody else can change the files behind our
 	 * back, so the kernel may cache for long. */
 	fs.timeout = strcmp(o.dir, o.mnt) == 0 ? 86400.0 : 1.0;
-	inode_table_init(&fs);
 	fs.se = new_session(&fs, &o);
 	if (!fs.se) {
 		fail("%s: bad mount options '%s'", o.mnt,
@@ -663,12 +665,13 @@ out_unmount:
 out_session:
 	fuse_session_destroy(fs.se);
 out_inodes:
-	inode_table_free(&fs);
 	close(fs.root.fd);
 out_apply:
 	apply_close(fs.apply);
 out_rec:
 	rec_close(fs.rec);
+out_table:
+	inode_table_free(&fs);
 out_config:
 	config_release(&cfg);
 	close(fs.rootfd);

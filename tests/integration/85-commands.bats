@@ -275,6 +275,16 @@ conflict() {
 	field_is "$A" ".conflicts.paths[0]" "$COPY"
 }
 
+@test "a folder holding a conflict copy mounts again, the copy still known" {
+	conflict
+	wk_umount "$A"
+	wk_mount "$A"
+	run W conflicts "$A"
+	assert_success
+	assert_line --index 0 "$COPY"
+	[ -e "$A/$COPY" ]
+}
+
 @test "conflicts --resolve --keep theirs: the copy's content wins everywhere" {
 	conflict
 	theirs=$(cat "$A/$COPY")

@@ -307,8 +307,8 @@ stamp() { echo "$1" | sed -E 's/^(....)-(..)-(..)T(..):(..):(..).*/\1\2\3-\4\5\6
 	wk_init "$B" --device desk
 	remote "$A"
 	remote "$B"
-	wk_mount "$A"
-	wk_mount "$B"
+	wk_mount "$A" --no-syncd
+	wk_mount "$B" --no-syncd
 	run syncd_once "$A"
 	assert_success
 	run syncd_once "$B"
@@ -337,7 +337,7 @@ stamp() { echo "$1" | sed -E 's/^(....)-(..)-(..)T(..):(..):(..).*/\1\2\3-\4\5\6
 	wk_umount "$A"
 	sed -i 's/^name = laptop$/name = laptop2/' "$A/.wkfs/config.ini"
 	grep -q '^name = laptop2$' "$A/.wkfs/config.ini"
-	wk_mount "$A"
+	wk_mount "$A" --no-syncd
 	echo later >"$A/later.txt"
 	D=$A wait_op put later.txt
 	run syncd_once "$A"

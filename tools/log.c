@@ -21,6 +21,7 @@
 #include "hlc.h"
 #include "locate.h"
 #include "nindex.h"
+#include "out.h"
 #include "recorder.h"
 #include "wlog.h"
 
@@ -50,34 +51,6 @@ static void node_path(struct nindex *ix, struct wk_id id, char *out,
 		snprintf(out, len, "?");
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-static void iso_time(uint64_t hlc, char *buf, size_t len)
-{
-	uint64_t ms = hlc_ms(hlc);
-	time_t s = ms / 1000;
-	struct tm tm;
-
-	gmtime_r(&s, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 static int print_op(void *arg, const struct db_oprow *r)
 {
 	struct log_ctx *c = arg;
@@ -95,7 +68,7 @@ static int print_op(void *arg, const struct db_oprow *r)
 	if (op->kind == WK_OP_MOVE)
 		place(c->ix, op->new_parent, op->new_name, npath,
 		      sizeof(npath));
-	iso_time(op->id.hlc, t, sizeof(t));
+	out_iso_ms((int64_t)hlc_ms(op->id.hlc), t, sizeof(t));
 
 	if (!c->json) {
 		printf("%" PRId64 " %s %s %-7s %s", r->seq, t,
@@ -119,23 +92,23 @@ static int print_op(void *arg, const struct db_oprow *r)
 	       "\"actor\":\"%016" PRIx64 "\",\"device\":",
 	       r->seq, op->id.hlc, t, op->id.actor);
 	if (op->device[0])
-		json_str(op->device);
+		out_json_str(stdout, op->device);
 	else
 		printf("null");
 	printf(",\"kind\":\"%s\",\"node\":\"%s\"", kind ? kind : "?",
 	       wk_id_str(op->node, id));
 	if (placed) {
 		printf(",\"parent\":\"%s\",\"name\":", wk_id_str(op->parent, id));
-		json_str(op->name);
+		out_json_str(stdout, op->name);
 	}
 	printf(",\"path\":");
-	json_str(path);
+	out_json_str(stdout, path);
 	if (op->kind == WK_OP_MOVE) {
 		printf(",\"new_parent\":\"%s\",\"new_name\":",
 		       wk_id_str(op->new_parent, id));
-		json_str(op->new_name);
+		out_json_str(stdout, op->new_name);
 		printf(",\"new_path\":");
-		json_str(npath);
+		out_json_str(stdout, npath);
 	}
 	if (op->kind == WK_OP_MKDIR || op->kind == WK_OP_CREATE ||
 	    (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MODE))
@@ -152,7 +125,7 @@ static int print_op(void *arg, const struct db_oprow *r)
 		printf(",\"base\":\"%s\"", wk_id_str(op->base, id));
 	if (op->kind == WK_OP_SYMLINK) {
 		printf(",\"target\":");
-		json_str(op->target);
+		out_json_str(stdout, op->target);
 	}
 	printf(",\"origin\":\"%s\",\"shipped\":%s}\n",
 	       r->origin == DB_ORIGIN_LOCAL ? "local" : "remote",

@@ -806,45 +806,39 @@ int db_ops_unship_local(struct wkdb *db)
 	return exec(db, "UPDATE ops SET shipped = 0 WHERE origin = 0");
 }
 
-int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)
+/* Runs a query that returns one row of two integers. */
+static int two_counts(struct wkdb *db, const char *sql, int64_t *a, int64_t *b)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(db->sql,
-				"SELECT count(*), count(*) FILTER"
-				" (WHERE shipped = 0) FROM ops",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc_errno(rc);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*total = sqlite3_column_int64(st, 0);
-		*unshipped = sqlite3_column_int64(st, 1);
+		*a = sqlite3_column_int64(st, 0);
+		*b = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
 }
 
+int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped)
+{
+	return two_counts(db,
+			  "SELECT count(*), count(*) FILTER"
+			  " (WHERE shipped = 0) FROM ops",
+			  total, unshipped);
+}
+
 int db_pending(struct wkdb *db, int64_t *ops, int64_t *bytes)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	rc = sqlite3_prepare_v2(db->sql,
-				"SELECT count(*), coalesce(sum(size) FILTER"
-				" (WHERE kind = 3), 0) FROM ops"
-				" WHERE shipped = 0 AND origin = 0",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rc_errno(rc);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*ops = sqlite3_column_int64(st, 0);
-		*bytes = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+	return two_counts(db,
+			  "SELECT count(*), coalesce(sum(size) FILTER"
+			  " (WHERE kind = 3), 0) FROM ops"
+			  " WHERE shipped = 0 AND origin = 0",
+			  ops, bytes);
 }
 
 void db_node_release(struct db_node *n)

@@ -206,3 +206,28 @@ conflict_copies() { (cd "$1" && ls -d "$2".conflict-* 2>/dev/null) || true; }
 	assert_output --partial from-b
 	same_mtimes "$A" "$B"
 }
+
+@test "a one-byte edit in a 256 MiB file moves under 1 MiB through the relay" {
+	# passes with h-delta merged (299 KB measured): drop this skip then
+	skip "bug: upload_group's wait for MISSING drops the CHUNK_ACKs of the previous group (a file over 4,096 chunks stalls 15 s and reconnects), and B fetches every chunk of an edited file: both fixed on h-delta (00e4d5a, 8b2a2f9)"
+	replica a
+	replica b
+	head -c $((256 << 20)) /dev/urandom >"$T/big.src"
+	cp "$T/big.src" "$A/big"
+	wait_until 600 cmp -s "$T/big.src" "$B/big"
+	relay_quiet
+	read -r -d '' before conns < <(relay_wire) || true
+
+	printf 'X' | dd of="$A/big" bs=1 seek=$((100 << 20)) conv=notrunc \
+		status=none
+	printf 'X' | dd of="$T/big.src" bs=1 seek=$((100 << 20)) conv=notrunc \
+		status=none
+	wait_until 600 cmp -s "$T/big.src" "$B/big"
+	relay_quiet
+	read -r -d '' after conns2 < <(relay_wire) || true
+	assert_equal "$conns2" "$conns"
+	echo "one-byte edit: $((after - before)) bytes through the relay" >&3
+	[ $((after - before)) -lt $((1 << 20)) ]
+	no_conflicts() { ! ls "$1" | grep -q conflict; }
+	no_conflicts "$A" && no_conflicts "$B"
+}

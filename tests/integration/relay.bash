@@ -192,3 +192,34 @@ op_total() {
 	"$WKFS_BIN" log "$1" --json </dev/null 3>&- |
 		grep -c "\"origin\":\"$2\"" || true
 }
+
+# relay_wire: bytes through the relay's connections (tcp_info bytes_acked,
+# which leaves out loopback's retransmissions, plus bytes_received, over
+# every socket on its port), then the sorted list of those connections
+# (so a caller sees whether one was replaced meanwhile).
+relay_wire() {
+	ss -tinH "sport = :$PORT" 2>/dev/null | awk '
+		/^[A-Z]/ { peers = peers " " $5; next }
+		{ for (i = 1; i <= NF; i++) {
+			split($i, kv, ":")
+			if (kv[1] == "bytes_acked" || kv[1] == "bytes_received")
+				n += kv[2] } }
+		END { print n + 0; print peers }'
+}
+
+_relay_quiet_since() { [ "$(relay_wire | head -n 1)" = "$1" ]; }
+
+# relay_quiet: waits (up to 60 s) until no byte has moved through the relay
+# for 2 s.
+relay_quiet() {
+	local last now end=$((SECONDS + 60))
+	last=$(relay_wire | head -n 1)
+	while ((SECONDS < end)); do
+		sleep 2
+		now=$(relay_wire | head -n 1)
+		[ "$now" = "$last" ] && return 0
+		last=$now
+	done
+	echo "the relay's connections never went quiet" >&2
+	return 1
+}

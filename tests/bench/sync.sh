@@ -389,6 +389,16 @@ wire_split()
 		END { print r + 0, a + 0 }'
 }
 
+# lower_bound BEFORE AFTER: bytes moved on the connections of AFTER (two
+# wire_sockets lists): the growth of those already in BEFORE, all of the
+# new ones; what closed connections carried is not known.
+lower_bound()
+{
+	awk 'NR == FNR { b[$1 " " $2] = $3; next }
+		{ s += $3 - (($1 " " $2) in b ? b[$1 " " $2] : 0) }
+		END { print s + 0 }' <(echo "$1") <(echo "$2")
+}
+
 wire_total()
 {
 	wire_sockets "$1" | awk '{ s += $3 } END { print s + 0 }'
@@ -483,7 +493,7 @@ run_edit()
 	cmp -s "$SRC/$f" "$DST/$f" || NOTE[edit,$t]="B's file differs from A's"
 	if [ "$(echo "$s0" | cut -d' ' -f1,2)" != "$(echo "$s1" | cut -d' ' -f1,2)" ]; then
 		record edit "$t" n/a
-		NOTE[edit,$t]="a connection changed during the window"
+		NOTE[edit,$t]="a connection closed during the window, its bytes are lost; the others moved $(fmt B "$(lower_bound "$s0" "$s1")")"
 		return
 	fi
 	record edit "$t" $((after - before))

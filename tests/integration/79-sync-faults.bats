@@ -179,7 +179,7 @@ put_shipped() {
 	before=$(relay_ops)
 	replica_init b Notes \
 		0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
-	wk_mount "$B"
+	replica_mount b
 	start_syncd b no-wait
 	echo mine >"$B/mine"
 	wait_until 30 grep -q 'refused' "$T/b.syncd.log"
@@ -206,7 +206,7 @@ put_shipped() {
 	# Notes' token on Other's url
 	replica_init x Other "$TOK"
 	X=$T/x
-	wk_mount "$X"
+	replica_mount x
 	start_syncd x no-wait
 	echo intruder >"$X/planted"
 	wait_until 30 grep -q 'refused' "$T/x.syncd.log"

@@ -53,9 +53,19 @@ replica_init() {
 		"${2:-Notes}" "${3:-$TOK}" >>"$dir/.wkfs/config.ini"
 }
 
+# replica_mount NAME: mounts NAME's folder in place.  The tests start and
+# kill each daemon themselves (by pid), so a `wkfs mount` that would start
+# one is told not to, once it knows how.
+replica_mount() {
+	local opt=
+	"$WKFS_BIN" mount --help 2>&1 | grep -q -- --no-syncd && opt=--no-syncd
+	# shellcheck disable=SC2086 # empty or one word
+	wk_mount "$(replica_dir "$1")" $opt
+}
+
 replica() {
 	replica_init "$@" || return 1
-	wk_mount "$(replica_dir "$1")" || return 1
+	replica_mount "$1" || return 1
 	start_syncd "$1"
 }
 

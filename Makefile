@@ -11,7 +11,7 @@
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
 #          install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
-#          bench deps
+#          bench bench-sync deps
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -78,7 +78,7 @@ TEST_BINS := $(RTEST)
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
-	bench-chunk bench-merge lint-man
+	bench-chunk bench-merge bench-sync lint-man
 all: $(BINS) $(TEST_BINS)
 
 $(B)/lib/%.o: lib/%.c
@@ -152,6 +152,12 @@ bench: deps
 	@tools/install-deps --bench
 	@$(MAKE) --no-print-directory $(BINS)
 	@B=$(B) tests/bench/fs.sh
+
+# wkfs's replication beside Syncthing (tests/bench/sync.sh; BENCH_QUICK=1).
+bench-sync: deps
+	@tools/install-deps --bench
+	@$(MAKE) --no-print-directory $(BINS)
+	@B=$(B) tests/bench/sync.sh
 
 # Benchmarks of pure library code: tests/bench/NAME.c -> $(B)/bench-NAME.
 $(B)/bench-%: tests/bench/%.c $(LIBWKFS)

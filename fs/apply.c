@@ -15,7 +15,10 @@
  *     for the close, whose put then conflicts with it);
  *  4. they are fed with a change list, which the materializer carries out;
  *  5. the index and node rows are made to match the tree (no op is
- *     recorded) and applied_seq is queued in the same transaction;
+ *     recorded) and applied_seq is committed durably in the same
+ *     transaction; the batch was tagged with it, so a crash before this
+ *     commit is made good at the next start (apply_open) rather than
+ *     the batch applied twice; then the materializer forgets the batch;
  *  6. after the lock is dropped, kernel caches are invalidated for every
  *     name and inode the batch changed (never from a FUSE handler: libfuse
  *     warns of the deadlock).
@@ -41,6 +44,7 @@
 
 #include "content.h"
 #include "db.h"
+#include "fault.h"
 #include "hlc.h"
 #include "materialize.h"
 #include "tree.h"
@@ -79,6 +83,7 @@ struct apply {
 	char own_device[TREE_DEVICE_MAX + 1];
 	bool device_names; /* off until names travel with ops (device_of) */
 	uint64_t own_actor;
+	bool inodes;	    /* the inode table exists (from apply_start on) */
 	struct device *dev; /* device names seen, apply thread only */
 	size_t ndev;
 
@@ -441,7 +446,9 @@ static int reconcile_one(const char *path, const struct tree_entry *e,
 	rc->changed++;
 	if (fstatat(ap->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		n->ino = st.st_ino;
-		inode_tie(ap->fs, st.st_dev, st.st_ino, n->id);
+		/* At open (a recovered batch) no finode exists yet. */
+		if (ap->inodes)
+			inode_tie(ap->fs, st.st_dev, st.st_ino, n->id);
 	}
 	if (!nnode_is_copy(n))
 		rec_node_sync_l(ap->rec, n->id);
@@ -620,6 +627,16 @@ static void set_applied(struct apply *ap, int64_t seq)
 	rec_meta_set_l(ap->rec, APPLY_SEQ_KEY, (uint64_t)seq);
 }
 
+/* Once applied_seq is durable: the batches' journals can go. */
+static void forget_batches(struct apply *ap)
+{
+	int rc = mat_forget(ap->mat);
+
+	if (rc)
+		wk_warn("cannot delete finished journals in .wkfs/tmp: %s",
+			strerror(-rc));
+}
+
 /* Stats the files WRITEs will replace (before the batch). */
 static size_t stat_replaced(struct apply *ap, const struct tree_changes *ch,
 			    struct replaced *out)
@@ -702,13 +719,16 @@ static int apply_round(struct apply *ap)
 				(int64_t)hlc_ms(ch.v[i].node.hlc) * 1000000;
 	rep = xmalloc((ch.n + 1) * sizeof(*rep));
 	nrep = stat_replaced(ap, &ch, rep);
-	rc = mat_apply(ap->mat, &ch, &res);
+	/* Tagged with the applied_seq it brings: if we die before that is
+	 * committed, the next mount's mat_recover() says so (apply_open). */
+	rc = mat_apply(ap->mat, &ch, (uint64_t)t.last_seq, &res);
 	if (rc) {
 		wk_err("cannot apply remote changes: %s", strerror(-rc));
 		build_tree(ap);
 		t.more = false;
 		goto out_unlock;
 	}
+	fault_point("apply.before_commit");
 	if (res.failed)
 		wk_warn("%zu of %zu remote changes failed; first: %s: %s",
 			res.failed, ch.n, res.first_path ? res.first_path : "?",
@@ -723,7 +743,9 @@ static int apply_round(struct apply *ap)
 	}
 	reconcile_index(ap);
 	set_applied(ap, t.last_seq);
-	rec_flush_l(r, false);
+	/* Durable before the materializer forgets the batch. */
+	rec_flush_l(r, true);
+	forget_batches(ap);
 	rec_unlock(r);
 	invalidate(ap, old, nold);
 	goto out;
@@ -777,7 +799,10 @@ static void *apply_main(void *arg)
 
 int apply_start(struct apply *ap)
 {
-	int rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
+	int rc;
+
+	ap->inodes = true;
+	rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
 
 	ap->running = rc == 0;
 	return rc;
@@ -851,7 +876,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 {
 	struct apply *ap = xcalloc(1, sizeof(*ap));
 	struct mat_result res = {0};
-	uint64_t seq = 0;
+	uint64_t seq = 0, recovered;
 	int rc;
 
 	ap->fs = fs;
@@ -883,6 +908,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 		wk_info("finished an interrupted batch of remote changes: %zu"
 			" done, %zu failed",
 			res.done, res.failed);
+	recovered = res.tag;
 	mat_result_release(&res);
 	if (rc && rc != -EBADMSG) {
 		snprintf(err, errlen,
@@ -901,6 +927,14 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	if (db_meta_get_u64(ap->db, APPLY_SEQ_KEY, &seq) == 0)
 		ap->applied_seq = (int64_t)seq;
 	rec_lock(fs->rec);
+	/* A batch DIR shows whose applied_seq never reached the database
+	 * (a crash in between): record it now, or the scan would take its
+	 * effects for local changes and the ops would be applied again. */
+	if ((int64_t)recovered > ap->applied_seq) {
+		set_applied(ap, (int64_t)recovered);
+		rec_flush_l(fs->rec, true);
+	}
+	forget_batches(ap);
 	rc = build_tree(ap);
 	if (!rc)
 		reconcile_index(ap);

@@ -974,9 +974,18 @@ void apply_close(struct apply *ap)
 int apply_dir_members_l(struct apply *ap, struct nnode *dir, struct wk_id *ids,
 			size_t max)
 {
-	char path[4096];
+	char *path;
+	int n;
 
-	if (!ap || !ap->tree || nindex_path(dir, path, sizeof(path)))
+	if (!ap || !ap->tree)
 		return -ENOENT;
-	return tree_dir_members(ap->tree, path, ids, max);
+	/* Where the tree shows dir: local ops since the last round (a
+	 * rename of a parent, say) have not reached the tree yet, so the
+	 * index's path may not be the tree's. */
+	path = tree_node_path(ap->tree, dir->id);
+	if (!path)
+		return -ENOENT;
+	n = tree_dir_members(ap->tree, path, ids, max);
+	free(path);
+	return n;
 }

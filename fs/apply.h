@@ -74,8 +74,9 @@ void apply_stop(struct apply *ap);
 void apply_close(struct apply *ap);
 
 /*
- * The directory nodes merged at dir's place in the view (recorder lock
- * held): fills ids (at most max) and returns how many, or -errno.
+ * The directory nodes merged with dir in the tree's view (dir among them;
+ * recorder lock held): fills ids (at most max) and returns how many there
+ * are, or -errno (-ENOENT: the tree does not show dir).
  */
 int apply_dir_members_l(struct apply *ap, struct nnode *dir, struct wk_id *ids,
 			size_t max);

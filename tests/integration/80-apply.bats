@@ -422,3 +422,41 @@ remount() {
 	run cat "$A/d/edit.txt"
 	assert_output newer
 }
+
+@test "a merged directory: rmdir and rename through the mount take every member" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	# Made on both replicas at once: the tree merges each pair into one.
+	mkdir "$A/gone" "$Bd/gone" "$A/moved" "$Bd/moved"
+	echo a >"$A/gone/a.txt"
+	echo b >"$Bd/gone/b.txt"
+	echo a2 >"$A/moved/x"
+	echo b2 >"$Bd/moved/y"
+	import a b
+	import b a
+	same a b
+	[ -e "$A/gone/b.txt" ] && [ -e "$Bd/gone/a.txt" ]
+	[ -e "$A/moved/y" ] && [ -e "$Bd/moved/x" ]
+	rm -r "$A/gone"
+	mv "$Bd/moved" "$Bd/renamed"
+	import a b
+	import b a
+	import a b
+	same a b
+	[ ! -e "$A/gone" ] && [ ! -e "$Bd/gone" ]
+	[ ! -e "$A/moved" ] && [ ! -e "$Bd/moved" ]
+	run ls "$A/renamed"
+	assert_output $'x\ny'
+	# Nothing comes back: not at the next round, not at the next mount.
+	remount a
+	remount b
+	run "$W" debug apply "$A"
+	assert_output --regexp '^ok [0-9]+ 0$'
+	import a b
+	import b a
+	same a b
+	run ls "$A" "$Bd"
+	refute_output --partial gone
+	refute_output --partial moved
+}

@@ -67,11 +67,13 @@ struct note {
 	char *path, *new_path;
 };
 
-/* A file a WRITE is about to replace: its inode must stop speaking for
- * the node, and the kernel must drop its cached pages. */
+/* A file a WRITE is about to replace, or a REMOVE to delete: its inode
+ * must stop speaking for the node, refuse new writers once unlinked, and
+ * the kernel must drop its cached pages. */
 struct replaced {
 	dev_t dev;
 	ino_t ino;
+	int fd; /* O_PATH, to see afterwards whether it was unlinked */
 };
 
 struct apply {
@@ -91,6 +93,12 @@ struct apply {
 	struct tree *tree;
 	int64_t applied_seq; /* every op with seq <= this is in the tree */
 	int64_t local_seq;   /* every local op with seq <= this is too */
+
+	/* Under fs->ilock: odd while a batch may replace or remove files,
+	 * from its last check for writers to the end of mat_apply (see
+	 * apply_writer_ticket); batch_cv (with fs->ilock) says it ended. */
+	uint64_t batch_gen;
+	pthread_cond_t batch_cv;
 
 	/* Apply thread only, during one round: */
 	struct note *notes;
@@ -224,6 +232,88 @@ static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Between changes_blocked() and the end of mat_apply() no handle may start
+ * writing unseen: opens that may write take a ticket before their open(2)
+ * and are counted only if no batch ran since (apply.h).
+ */
+static void batch_begin(struct apply *ap)
+{
+	pthread_mutex_lock(&ap->fs->ilock);
+	ap->batch_gen++;
+	pthread_mutex_unlock(&ap->fs->ilock);
+}
+
+static void batch_end(struct apply *ap)
+{
+	pthread_mutex_lock(&ap->fs->ilock);
+	ap->batch_gen++;
+	pthread_cond_broadcast(&ap->batch_cv);
+	pthread_mutex_unlock(&ap->fs->ilock);
+}
+
+/* fs->ilock held: waits out a running batch; the generation after it. */
+static uint64_t settled_gen_l(struct wkfs *fs)
+{
+	struct apply *ap = fs->apply;
+
+	if (!ap)
+		return 0;
+	while (ap->batch_gen & 1)
+		pthread_cond_wait(&ap->batch_cv, &fs->ilock);
+	return ap->batch_gen;
+}
+
+uint64_t apply_batch_gen(struct wkfs *fs)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&fs->ilock);
+	g = fs->apply ? fs->apply->batch_gen : 0;
+	pthread_mutex_unlock(&fs->ilock);
+	return g;
+}
+
+uint64_t apply_writer_ticket(struct wkfs *fs)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&fs->ilock);
+	t = settled_gen_l(fs);
+	pthread_mutex_unlock(&fs->ilock);
+	return t;
+}
+
+int apply_writer_settle(struct wkfs *fs, int fd, uint64_t *ticket)
+{
+	struct stat st;
+	uint64_t now = apply_writer_ticket(fs);
+
+	if (now == *ticket)
+		return 0;
+	/* A batch ran since the open(2): did it unlink what fd is? */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_nlink == 0)
+		return -ESTALE;
+	*ticket = now;
+	return 0;
+}
+
+int apply_writer_count(struct wkfs *fs, struct finode *in, uint64_t ticket)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (settled_gen_l(fs) == ticket) {
+		rc = in->replaced ? -ESTALE : 1;
+		if (rc == 1)
+			in->nwriters++;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	return rc;
 }
 
 /* ---- building the tree ------------------------------------------------ */
@@ -637,23 +727,55 @@ static void forget_batches(struct apply *ap)
 			strerror(-rc));
 }
 
-/* Stats the files WRITEs will replace (before the batch). */
-static size_t stat_replaced(struct apply *ap, const struct tree_changes *ch,
+/* Holds the files WRITEs will replace and REMOVEs delete (before the
+ * batch). */
+static size_t hold_replaced(struct apply *ap, const struct tree_changes *ch,
 			    struct replaced *out)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
 		struct stat st;
+		int fd;
 
-		if (ch->v[i].kind == TREE_CH_WRITE &&
-		    fstatat(ap->fs->rootfd, ch->v[i].path, &st,
-			    AT_SYMLINK_NOFOLLOW) == 0) {
-			out[n].dev = st.st_dev;
-			out[n++].ino = st.st_ino;
+		if (c->kind != TREE_CH_WRITE && c->kind != TREE_CH_REMOVE)
+			continue;
+		fd = openat(ap->fs->rootfd, c->path,
+			    O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			continue;
 		}
+		out[n].dev = st.st_dev;
+		out[n].ino = st.st_ino;
+		out[n++].fd = fd;
 	}
 	return n;
+}
+
+/*
+ * After the batch: the held files' finodes no longer speak for the node,
+ * and those the batch unlinked take no new writer (inode_retire: an open
+ * through a dentry the kernel still has gets ESTALE and looks again).
+ * Their FUSE inode numbers go to old[] for invalidation.
+ */
+static void release_replaced(struct apply *ap, struct replaced *rep,
+			     size_t nrep, fuse_ino_t *old, size_t *nold)
+{
+	for (size_t i = 0; i < nrep; i++) {
+		struct stat st;
+
+		old[*nold] = inode_ino_of(ap->fs, rep[i].dev, rep[i].ino);
+		if (old[*nold])
+			(*nold)++;
+		inode_tie(ap->fs, rep[i].dev, rep[i].ino, WK_ID_NONE);
+		if (fstat(rep[i].fd, &st) == 0 && st.st_nlink == 0)
+			inode_retire(ap->fs, rep[i].dev, rep[i].ino);
+		close(rep[i].fd);
+	}
 }
 
 /*
@@ -699,9 +821,11 @@ static int apply_round(struct apply *ap)
 		goto out_unlock;
 	}
 	tree_apply(ap->tree, t.ops, t.n, &ch);
+	batch_begin(ap);
 	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
 		/* Opened for writing since, or content gone: the engine
 		 * cannot take ops back, so start again from the oplog. */
+		batch_end(ap);
 		wk_info("deferring %zu remote ops: a file is busy or content"
 			" is missing",
 			t.n);
@@ -718,10 +842,14 @@ static int apply_round(struct apply *ap)
 			ch.v[i].mtime_ns =
 				(int64_t)hlc_ms(ch.v[i].node.hlc) * 1000000;
 	rep = xmalloc((ch.n + 1) * sizeof(*rep));
-	nrep = stat_replaced(ap, &ch, rep);
+	nrep = hold_replaced(ap, &ch, rep);
+	fault_pause("apply.before_mat");
 	/* Tagged with the applied_seq it brings: if we die before that is
 	 * committed, the next mount's mat_recover() says so (apply_open). */
 	rc = mat_apply(ap->mat, &ch, (uint64_t)t.last_seq, &res);
+	old = xmalloc((nrep + 1) * sizeof(*old));
+	release_replaced(ap, rep, nrep, old, &nold);
+	batch_end(ap);
 	if (rc) {
 		wk_err("cannot apply remote changes: %s", strerror(-rc));
 		build_tree(ap);
@@ -733,14 +861,6 @@ static int apply_round(struct apply *ap)
 		wk_warn("%zu of %zu remote changes failed; first: %s: %s",
 			res.failed, ch.n, res.first_path ? res.first_path : "?",
 			strerror(-res.first_err));
-	/* Replaced files: their finodes no longer speak for the node. */
-	old = xmalloc((nrep + 1) * sizeof(*old));
-	for (size_t i = 0; i < nrep; i++) {
-		old[nold] = inode_ino_of(ap->fs, rep[i].dev, rep[i].ino);
-		if (old[nold])
-			nold++;
-		inode_tie(ap->fs, rep[i].dev, rep[i].ino, WK_ID_NONE);
-	}
 	reconcile_index(ap);
 	set_applied(ap, t.last_seq);
 	/* Durable before the materializer forgets the batch. */
@@ -884,6 +1004,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	pthread_mutex_init(&ap->lock, NULL);
 	pthread_cond_init(&ap->wake, NULL);
 	pthread_cond_init(&ap->done, NULL);
+	pthread_cond_init(&ap->batch_cv, NULL);
 	if (cfg->device_name)
 		snprintf(ap->own_device, sizeof(ap->own_device), "%s",
 			 cfg->device_name);
@@ -967,6 +1088,7 @@ void apply_close(struct apply *ap)
 	free(ap->dev);
 	pthread_cond_destroy(&ap->wake);
 	pthread_cond_destroy(&ap->done);
+	pthread_cond_destroy(&ap->batch_cv);
 	pthread_mutex_destroy(&ap->lock);
 	free(ap);
 }

@@ -30,8 +30,8 @@ bool is_sidecar(struct wkfs *fs, fuse_ino_t parent, const char *name)
 	return inode_get(fs, parent) == &fs->root && strcmp(name, ".wkfs") == 0;
 }
 
-int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
-	      struct fuse_entry_param *e)
+static int lookup_once(struct wkfs *fs, fuse_ino_t parent, const char *name,
+		       struct fuse_entry_param *e)
 {
 	struct finode *p = inode_get(fs, parent), *in;
 	int fd;
@@ -73,6 +73,45 @@ int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	return 0;
 }
 
+/*
+ * True when what the lookup found was unlinked by a remote batch that ran
+ * meanwhile (it may wait for the recorder's lock, which a batch holds): the
+ * name holds something else now, and the kernel would cache the old inode
+ * for as long as the entry timeout.  gen: the batch generation before.
+ */
+static bool lookup_stale(struct wkfs *fs, const struct fuse_entry_param *e,
+			 uint64_t gen)
+{
+	struct finode *in = inode_get(fs, e->ino);
+	struct stat st;
+	bool replaced;
+
+	pthread_mutex_lock(&fs->ilock);
+	replaced = in->replaced;
+	pthread_mutex_unlock(&fs->ilock);
+	if (replaced)
+		return true;
+	if (!(gen & 1) && apply_batch_gen(fs) == gen)
+		return false;
+	return fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ==
+		       0 &&
+	       st.st_nlink == 0;
+}
+
+int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
+	      struct fuse_entry_param *e)
+{
+	for (int tries = 0;; tries++) {
+		uint64_t gen = apply_batch_gen(fs);
+		int rc = lookup_once(fs, parent, name, e);
+
+		/* A batch per try: a few tries are plenty. */
+		if (rc || tries == 8 || !lookup_stale(fs, e, gen))
+			return rc;
+		inode_forget(fs, inode_get(fs, e->ino), 1);
+	}
+}
+
 static void wkfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -109,6 +148,13 @@ void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	if (!kind)
 		return;
 	rec_lock(fs->rec);
+	/* A remote batch (which holds this lock) replaced what the syscall
+	 * made: the name holds the batch's entry now, not ours to record. */
+	pthread_mutex_lock(&fs->ilock);
+	bool gone = in->replaced;
+	pthread_mutex_unlock(&fs->ilock);
+	if (gone)
+		goto out;
 	pn = inode_node_l(fs, p);
 	if (!pn || rec_ignored_l(fs->rec, pn, name, kind == WK_KIND_DIR))
 		goto out;

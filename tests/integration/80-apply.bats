@@ -460,3 +460,57 @@ remount() {
 	refute_output --partial gone
 	refute_output --partial moved
 }
+
+# in_mount PID: the process is inside a request to a FUSE file system.
+in_mount() {
+	grep -q fuse "/proc/$1/stack" 2>/dev/null
+}
+
+@test "a file opened for writing while a batch is about to replace it keeps the writer's data" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	P=$BATS_TEST_TMPDIR/pause
+	mkdir "$P"
+	remount b WKFS_PAUSE_DIR="$P"
+	echo base >"$A/seen.txt"
+	echo base >"$A/unseen.txt"
+	import a b
+	# B's kernel caches one name (the open goes straight to the old
+	# inode), not the other (the open looks it up first).
+	cat "$Bd/seen.txt" >/dev/null
+	echo remote edit >"$A/seen.txt"
+	echo remote edit >"$A/unseen.txt"
+	# B's apply stops after checking that nobody writes the files,
+	# before the remote content is renamed over them.
+	touch "$P/apply.before_mat"
+	"$W" debug import "$A" "$Bd" >"$BATS_TEST_TMPDIR/import.out" &
+	imp=$!
+	BG_PIDS+=("$imp")
+	wait_until 60 test -e "$P/apply.before_mat.paused"
+	for f in seen unseen; do
+		python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+open(sys.argv[2], "w").close()
+os.write(fd, b"local edit\n")
+os.close(fd)' "$Bd/$f.txt" "$BATS_TEST_TMPDIR/opened-$f" &
+		BG_PIDS+=($!)
+		# It has opened the file, or it waits inside the mount.
+		wait_until 60 eval "test -e '$BATS_TEST_TMPDIR/opened-$f' ||
+			in_mount $!"
+	done
+	rm "$P/apply.before_mat.paused"
+	wait "${BG_PIDS[@]}"
+	BG_PIDS=()
+	run "$W" debug apply "$Bd"
+	assert_output --regexp '^ok [0-9]+ 0$'
+	import b a
+	same a b
+	for f in seen unseen; do
+		run cat "$A/$f.txt"
+		assert_output --partial 'local edit'
+		run cat "$A/$f".*
+		assert_output --partial 'remote edit'
+	done
+}

@@ -46,6 +46,7 @@
 #include "db.h"
 #include "fault.h"
 #include "hlc.h"
+#include "mat_gc.h"
 #include "materialize.h"
 #include "tree.h"
 #include "wlog.h"
@@ -91,6 +92,7 @@ struct apply {
 
 	/* Under the recorder's lock: */
 	struct tree *tree;
+	struct mat_gc gc;    /* objects of applied puts, to drop */
 	int64_t applied_seq; /* every op with seq <= this is in the tree */
 	int64_t local_seq;   /* every local op with seq <= this is too */
 
@@ -727,6 +729,16 @@ static void forget_batches(struct apply *ap)
 			strerror(-rc));
 }
 
+/* Objects of applied puts that no pending put needs (lib/mat_gc.h). */
+static void drop_objects(struct apply *ap)
+{
+	int rc = mat_gc_run(&ap->gc, ap->mat, ap->db, ap->applied_seq);
+
+	if (rc)
+		wk_warn("cannot read the oplog to drop objects: %s",
+			db_errmsg(ap->db));
+}
+
 /* Holds the files WRITEs will replace and REMOVEs delete (before the
  * batch). */
 static size_t hold_replaced(struct apply *ap, const struct tree_changes *ch,
@@ -818,6 +830,7 @@ static int apply_round(struct apply *ap)
 	rc = 0;
 	if (t.n == 0) {
 		set_applied(ap, t.last_seq);
+		drop_objects(ap); /* ones an earlier round had to leave */
 		goto out_unlock;
 	}
 	tree_apply(ap->tree, t.ops, t.n, &ch);
@@ -866,6 +879,8 @@ static int apply_round(struct apply *ap)
 	/* Durable before the materializer forgets the batch. */
 	rec_flush_l(r, true);
 	forget_batches(ap);
+	mat_gc_note(&ap->gc, t.ops, t.n);
+	drop_objects(ap);
 	rec_unlock(r);
 	invalidate(ap, old, nold);
 	goto out;
@@ -1005,6 +1020,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	pthread_cond_init(&ap->wake, NULL);
 	pthread_cond_init(&ap->done, NULL);
 	pthread_cond_init(&ap->batch_cv, NULL);
+	mat_gc_init(&ap->gc);
 	if (cfg->device_name)
 		snprintf(ap->own_device, sizeof(ap->own_device), "%s",
 			 cfg->device_name);
@@ -1059,6 +1075,9 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	rc = build_tree(ap);
 	if (!rc)
 		reconcile_index(ap);
+	if (!rc && mat_gc_sweep(ap->mat, ap->db, ap->applied_seq) != 0)
+		wk_warn("cannot read the oplog to drop objects: %s",
+			db_errmsg(ap->db));
 	rec_unlock(fs->rec);
 	if (rc) {
 		snprintf(err, errlen, "cannot read the oplog: %s",
@@ -1082,6 +1101,7 @@ void apply_close(struct apply *ap)
 	free(ap->notes);
 	if (ap->tree)
 		tree_free(ap->tree);
+	mat_gc_release(&ap->gc);
 	if (ap->mat)
 		mat_close(ap->mat);
 	db_close(ap->db);

@@ -179,6 +179,9 @@ int mat_object_put(struct mat *m, int srcfd, struct wk_hash *out);
 bool mat_object_have(struct mat *m, const struct wk_hash *h);
 /* Deletes an object once no batch needs it.  0 or -errno (-ENOENT). */
 int mat_object_drop(struct mat *m, const struct wk_hash *h);
+/* The hashes of every object in the store: *out (malloc'ed, the caller
+ * frees it) and *n.  0 or -errno. */
+int mat_object_list(struct mat *m, struct wk_hash **out, size_t *n);
 
 /*
  * True when every WRITE in ch has its content at hand (empty, in the

@@ -31,7 +31,9 @@
 #include <unistd.h>
 
 #include "content.h"
+#include "db.h"
 #include "fault.h"
+#include "mat_gc.h"
 #include "mat_int.h"
 #include "materialize.h"
 #include "tree.h"
@@ -1534,6 +1536,81 @@ static void test_recover_removes_stale_temporaries(void **state)
 	free(names);
 }
 
+/* ---- dropping objects (mat_gc) ---- */
+
+/* Appends a put of content (origin as given) as op number k. */
+static void gc_put(struct wkdb *db, uint64_t k, const char *content,
+		   enum db_origin origin, struct wk_op *out)
+{
+	struct wk_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.id = (struct wk_id){1000 + k, 7};
+	op.kind = WK_OP_PUT;
+	op.node = (struct wk_id){1, 7};
+	op.hash = hash_of(content);
+	op.size = strlen(content);
+	assert_int_equal(db_op_append(db, &op, origin, NULL), 0);
+	if (out)
+		*out = op;
+}
+
+static bool have(struct env *e, const char *content)
+{
+	struct wk_hash h = hash_of(content);
+
+	return mat_object_have(e->m, &h);
+}
+
+/*
+ * Only objects that applied remote puts name, and no pending remote put
+ * does, are dropped: a stray object (content stored before its ops) and
+ * one only a local put names stay.
+ */
+static void test_gc_drops_only_what_applied_puts_left(void **state)
+{
+	static const char *all[] = {"applied", "pending", "both", "stray",
+				    "local"};
+	struct env *e = *state;
+	struct wk_op late[2];
+	struct mat_gc g;
+	struct wkdb *db;
+	char err[256];
+
+	for (size_t i = 0; i < 5; i++)
+		store(e, all[i]);
+	assert_int_equal(
+		db_open_at(e->rootfd, DB_CREATE, &db, err, sizeof(err)), 0);
+	gc_put(db, 1, "applied", DB_ORIGIN_REMOTE, NULL);
+	gc_put(db, 2, "both", DB_ORIGIN_REMOTE, NULL);
+	gc_put(db, 3, "local", DB_ORIGIN_LOCAL, NULL);
+	/* applied_seq 3; these two are pending: */
+	gc_put(db, 4, "pending", DB_ORIGIN_REMOTE, &late[0]);
+	gc_put(db, 5, "both", DB_ORIGIN_REMOTE, &late[1]);
+
+	assert_int_equal(mat_gc_sweep(e->m, db, 3), 0);
+	assert_false(have(e, "applied"));
+	for (size_t i = 1; i < 5; i++)
+		assert_true(have(e, all[i]));
+
+	/* The pending two get applied: their objects go, nothing else. */
+	mat_gc_init(&g);
+	mat_gc_note(&g, late, 2);
+	assert_int_equal(mat_gc_run(&g, e->m, db, 5), 0);
+	assert_int_equal(g.n, 0);
+	assert_false(have(e, "pending"));
+	assert_false(have(e, "both"));
+	assert_true(have(e, "stray"));
+	assert_true(have(e, "local"));
+	/* Noted while a later put still needs it: kept. */
+	gc_put(db, 6, "stray", DB_ORIGIN_REMOTE, &late[0]);
+	mat_gc_note(&g, late, 1);
+	assert_int_equal(mat_gc_run(&g, e->m, db, 5), 0);
+	assert_true(have(e, "stray"));
+	mat_gc_release(&g);
+	db_close(db);
+}
+
 #define T(f)  cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TN(f) cmocka_unit_test_setup_teardown(f, setup_nosync, teardown_nosync)
 
@@ -1562,6 +1639,7 @@ int main(void)
 		T(test_journal_decoder_survives_garbage),
 		T(test_recover_removes_stale_temporaries),
 		TN(test_tagged_batch_is_reported_until_forgotten),
+		T(test_gc_drops_only_what_applied_puts_left),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
  */
 #include "fs.h"
 #include "apply.h"
+#include "apply_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,9 +87,11 @@ struct apply {
 	char own_device[TREE_DEVICE_MAX + 1];
 	bool device_names; /* off until names travel with ops (device_of) */
 	uint64_t own_actor;
-	bool inodes;	    /* the inode table exists (from apply_start on) */
 	struct device *dev; /* device names seen, apply thread only */
 	size_t ndev;
+
+	bool inodes;	  /* the inode table exists (from apply_start on) */
+	bool check_index; /* WKFS_CHECK_INDEX: verify each batch's index sync */
 
 	/* Under the recorder's lock: */
 	struct tree *tree;
@@ -160,19 +163,34 @@ static struct nnode *find_hash(struct nnode *dir, const struct wk_hash *h,
 	return NULL;
 }
 
+static bool has_content(const struct nnode *n, const struct wk_hash *h,
+			uint64_t size)
+{
+	return n && n->kind == WK_KIND_FILE && n->has_hash && n->size == size &&
+	       memcmp(&n->hash, h, sizeof(*h)) == 0;
+}
+
 /*
- * mat_source_fn: a file of DIR that the index says has content h (a local
- * version that becomes a conflict copy, or a copy elsewhere).  Recorder
- * lock held (every caller holds it).  A linear walk: fine while batches
- * are small; a hash-to-node map is the upgrade.
+ * mat_source_fn: a file of DIR that the index says has c's content.  The
+ * likely ones first, by id: the node itself (its local version becomes a
+ * conflict copy) and the version's entry (a conflict copy being moved or
+ * shown again); then a walk of the whole index (a copy of the content
+ * elsewhere), which is O(nodes) but rare: remote content is in the
+ * object store, local versions are found by id.  Recorder lock held
+ * (every caller holds it).
  */
-static int local_source(void *arg, const struct wk_hash *h, uint64_t size)
+static int local_source(void *arg, const struct tree_change *c)
 {
 	struct apply *ap = arg;
-	struct nnode *n = find_hash(nindex_root(rec_index(ap->rec)), h, size);
+	struct nindex *ix = rec_index(ap->rec);
+	struct nnode *n = nindex_get(ix, c->node);
 	char path[4096];
 	int fd;
 
+	if (!has_content(n, &c->hash, c->size))
+		n = nindex_get(ix, c->version);
+	if (!has_content(n, &c->hash, c->size))
+		n = find_hash(nindex_root(ix), &c->hash, c->size);
 	if (!n || nindex_path(n, path, sizeof(path)))
 		return -ENOENT;
 	fd = openat(ap->fs->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -181,12 +199,16 @@ static int local_source(void *arg, const struct wk_hash *h, uint64_t size)
 
 static bool content_at_hand(struct apply *ap, const struct wk_op *op)
 {
+	struct tree_change c = {.node = op->node,
+				.version = op->id,
+				.size = op->size,
+				.hash = op->hash};
 	int fd;
 
 	if (op->kind != WK_OP_PUT || op->size == 0 ||
 	    mat_object_have(ap->mat, &op->hash))
 		return true;
-	fd = local_source(ap, &op->hash, op->size);
+	fd = local_source(ap, &c);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -381,201 +403,29 @@ static int build_tree(struct apply *ap)
 /* ---- the index -------------------------------------------------------- */
 
 /*
- * Brings the recorder's index in line with the tree's view, recording no
- * op: remote ops added, moved, changed and removed nodes; conflict copies
- * get entries of their own (nnode_is_copy).  Queues a row write for every
- * node it changed.  Entries it touched are stat'ed for their inode number,
- * and the finode the kernel knows for that inode is tied to the node.
- * Lock held.  O(nodes): the simple, robust choice while batches are rare.
+ * The index after a batch (ch, the ops fed), or whole (ch NULL: at open).
+ * With WKFS_CHECK_INDEX set (tests), the whole walk follows each batch and
+ * must find nothing left to change.  Lock held.
  */
-struct reconcile {
-	struct apply *ap;
-	struct nindex *ix;
-	size_t changed;
-};
-
-static void clear_marks(struct nnode *n)
+static void sync_index(struct apply *ap, const struct tree_changes *ch,
+		       const struct wk_op *ops, size_t n)
 {
-	n->scan_mark = 0;
-	for (struct nnode *c = n->first_child; c; c = c->next_sibling)
-		clear_marks(c);
-}
+	struct index_sync s = {
+		.fs = ap->fs, .tree = ap->tree, .inodes = ap->inodes};
+	size_t left;
 
-static struct nnode *resolve_dir(struct nindex *ix, const char *path,
-				 size_t len)
-{
-	struct nnode *n = nindex_root(ix);
-	char name[WK_NAME_MAX + 1];
-	size_t i = 0;
-
-	while (n && i < len) {
-		size_t l = strcspn(path + i, "/");
-
-		if (l > len - i)
-			l = len - i;
-		if (l > WK_NAME_MAX)
-			return NULL;
-		memcpy(name, path + i, l);
-		name[l] = '\0';
-		n = nindex_child(ix, n, name);
-		i += l + 1;
-	}
-	return n && n->kind == WK_KIND_DIR ? n : NULL;
-}
-
-/* Moves whatever holds parent/name out of the way (it is placed, or
- * removed, when its own entry comes or at the end). */
-static void park(struct reconcile *rc, struct nnode *parent, const char *name,
-		 struct nnode *keep)
-{
-	struct nnode *o = nindex_child(rc->ix, parent, name);
-	char tmp[64];
-
-	if (!o || o == keep)
+	if (!ch) {
+		index_sync_all(&s);
 		return;
-	snprintf(tmp, sizeof(tmp), "\x01parked-%p", (void *)o);
-	nindex_move(rc->ix, o, o->parent, tmp);
-}
-
-/* The id the index uses for e: the version for a conflict copy; for a
- * merged directory the member the index already has. */
-static struct wk_id index_id(struct reconcile *rc, const char *path,
-			     const struct tree_entry *e)
-{
-	struct wk_id ids[16];
-	int n;
-
-	if (e->conflict_copy)
-		return e->version;
-	if (e->kind != WK_KIND_DIR || e->nmembers < 2)
-		return e->node;
-	n = tree_dir_members(rc->ap->tree, path, ids, 16);
-	for (int i = 0; i < n && i < 16; i++)
-		if (nindex_get(rc->ix, ids[i]))
-			return ids[i];
-	return e->node;
-}
-
-static bool attrs_differ(const struct nnode *n, const struct tree_entry *e)
-{
-	if (e->kind != WK_KIND_SYMLINK && n->mode != (e->mode & 07777))
-		return true;
-	if (e->kind == WK_KIND_SYMLINK)
-		return !n->target || !e->target || strcmp(n->target, e->target);
-	if (e->kind != WK_KIND_FILE)
-		return false;
-	if (n->size != e->size || n->mtime_ns != e->mtime_ns ||
-	    !wk_id_eq(n->content, e->version))
-		return true;
-	return e->size &&
-	       (!n->has_hash || memcmp(&n->hash, &e->hash, sizeof(e->hash)));
-}
-
-static void set_attrs(struct nnode *n, const struct tree_entry *e)
-{
-	if (e->kind != WK_KIND_SYMLINK)
-		n->mode = e->mode & 07777;
-	if (e->kind == WK_KIND_SYMLINK && e->target &&
-	    (!n->target || strcmp(n->target, e->target))) {
-		free(n->target);
-		n->target = xstrdup(e->target);
-		n->size = strlen(e->target);
 	}
-	if (e->kind == WK_KIND_FILE) {
-		n->size = e->size;
-		n->mtime_ns = e->mtime_ns;
-		n->content = n->version = e->version;
-		n->has_hash = true;
-		if (e->size)
-			n->hash = e->hash;
-		else
-			content_hash_buf("", 0, &n->hash);
+	index_sync_batch(&s, ch, ops, n);
+	if (s.full)
+		wk_debug("apply: the index needed a full walk");
+	if (ap->check_index && (left = index_sync_all(&s)) != 0) {
+		wk_err("apply: %zu index entries out of line after a batch",
+		       left);
+		abort();
 	}
-	if (e->kind == WK_KIND_DIR && e->mtime_ns)
-		n->mtime_ns = e->mtime_ns;
-}
-
-static int reconcile_one(const char *path, const struct tree_entry *e,
-			 void *arg)
-{
-	struct reconcile *rc = arg;
-	struct apply *ap = rc->ap;
-	const char *slash = strrchr(path, '/');
-	size_t plen = slash ? (size_t)(slash - path) : 0;
-	struct nnode *parent = resolve_dir(rc->ix, path, plen), *n;
-	struct wk_id id = index_id(rc, path, e);
-	bool touched = false;
-	struct stat st;
-
-	if (!parent)
-		return 0; /* under something the index cannot hold */
-	n = nindex_get(rc->ix, id);
-	if (n && n->kind != e->kind) {
-		wk_warn("%s: index and tree disagree on its kind", path);
-		return 0;
-	}
-	if (!n) {
-		park(rc, parent, e->name, NULL);
-		if (nindex_add(rc->ix, id, parent, e->name, e->kind, &n))
-			return 0;
-		touched = true;
-	} else if (n->parent != parent || strcmp(n->name, e->name)) {
-		park(rc, parent, e->name, n);
-		if (nindex_move(rc->ix, n, parent, e->name)) {
-			wk_warn("%s: cannot place it in the index", path);
-			return 0;
-		}
-		touched = true;
-	}
-	n->scan_mark = 1;
-	n->copy_of = e->conflict_copy ? e->node : WK_ID_ROOT;
-	if (attrs_differ(n, e)) {
-		set_attrs(n, e);
-		touched = true;
-	}
-	if (!touched)
-		return 0;
-	rc->changed++;
-	if (fstatat(ap->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		n->ino = st.st_ino;
-		/* At open (a recovered batch) no finode exists yet. */
-		if (ap->inodes)
-			inode_tie(ap->fs, st.st_dev, st.st_ino, n->id);
-	}
-	if (!nnode_is_copy(n))
-		rec_node_sync_l(ap->rec, n->id);
-	return 0;
-}
-
-/* Removes what the view no longer shows, children first. */
-static void sweep(struct reconcile *rc, struct nnode *dir)
-{
-	struct nnode *c = dir->first_child, *next;
-
-	for (; c; c = next) {
-		next = c->next_sibling;
-		sweep(rc, c);
-		if (!c->scan_mark && !c->first_child) {
-			struct wk_id id = c->id;
-			bool copy = nnode_is_copy(c);
-
-			nindex_remove(rc->ix, c);
-			if (!copy)
-				rec_node_sync_l(rc->ap->rec, id);
-			rc->changed++;
-		}
-	}
-}
-
-static size_t reconcile_index(struct apply *ap)
-{
-	struct reconcile rc = {.ap = ap, .ix = rec_index(ap->rec)};
-	struct nnode *root = nindex_root(rc.ix);
-
-	clear_marks(root);
-	tree_foreach(ap->tree, reconcile_one, &rc);
-	sweep(&rc, root);
-	return rc.changed;
 }
 
 /* ---- kernel caches ---------------------------------------------------- */
@@ -801,6 +651,15 @@ static void set_waiting(struct apply *ap, bool on)
 	pthread_mutex_unlock(&ap->lock);
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 static int apply_round(struct apply *ap)
 {
 	struct recorder *r = ap->rec;
@@ -810,11 +669,14 @@ static int apply_round(struct apply *ap)
 	struct replaced *rep = NULL;
 	fuse_ino_t *old = NULL;
 	size_t nrep = 0, nold = 0;
+	struct timespec t0, t1;
+	double mat_ms, index_ms;
 	int rc;
 
 	tree_changes_init(&ch);
 	set_waiting(ap, false);
 	rec_lock(r);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rec_flush_l(r, false);
 	rc = feed_db(ap,
 		     ap->local_seq > ap->applied_seq ? ap->local_seq
@@ -859,7 +721,9 @@ static int apply_round(struct apply *ap)
 	fault_pause("apply.before_mat");
 	/* Tagged with the applied_seq it brings: if we die before that is
 	 * committed, the next mount's mat_recover() says so (apply_open). */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	rc = mat_apply(ap->mat, &ch, (uint64_t)t.last_seq, &res);
+	mat_ms = ms_since(&t1);
 	old = xmalloc((nrep + 1) * sizeof(*old));
 	release_replaced(ap, rep, nrep, old, &nold);
 	batch_end(ap);
@@ -874,13 +738,18 @@ static int apply_round(struct apply *ap)
 		wk_warn("%zu of %zu remote changes failed; first: %s: %s",
 			res.failed, ch.n, res.first_path ? res.first_path : "?",
 			strerror(-res.first_err));
-	reconcile_index(ap);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	sync_index(ap, &ch, t.ops, t.n);
+	index_ms = ms_since(&t1);
 	set_applied(ap, t.last_seq);
 	/* Durable before the materializer forgets the batch. */
 	rec_flush_l(r, true);
 	forget_batches(ap);
 	mat_gc_note(&ap->gc, t.ops, t.n);
 	drop_objects(ap);
+	wk_debug("apply: %zu ops, %zu changes in %.2f ms (materializer %.2f,"
+		 " index %.2f)",
+		 t.n, ch.n, ms_since(&t0), mat_ms, index_ms);
 	rec_unlock(r);
 	invalidate(ap, old, nold);
 	goto out;
@@ -1021,6 +890,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	pthread_cond_init(&ap->done, NULL);
 	pthread_cond_init(&ap->batch_cv, NULL);
 	mat_gc_init(&ap->gc);
+	ap->check_index = getenv("WKFS_CHECK_INDEX") != NULL;
 	if (cfg->device_name)
 		snprintf(ap->own_device, sizeof(ap->own_device), "%s",
 			 cfg->device_name);
@@ -1074,7 +944,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	forget_batches(ap);
 	rc = build_tree(ap);
 	if (!rc)
-		reconcile_index(ap);
+		sync_index(ap, NULL, NULL, 0);
 	if (!rc && mat_gc_sweep(ap->mat, ap->db, ap->applied_seq) != 0)
 		wk_warn("cannot read the oplog to drop objects: %s",
 			db_errmsg(ap->db));

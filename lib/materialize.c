@@ -141,7 +141,7 @@ static int open_content(struct mat *m, const struct tree_change *c)
 
 	if (fd >= 0 || !m->source)
 		return fd;
-	return m->source(m->source_arg, &c->hash, c->size);
+	return m->source(m->source_arg, c);
 }
 
 /* Fills the temporary tfd with c's content and checks it. */
@@ -630,7 +630,7 @@ bool mat_ready(struct mat *m, const struct tree_changes *ch)
 			continue;
 		if (!m->source)
 			return false;
-		fd = m->source(m->source_arg, &c->hash, c->size);
+		fd = m->source(m->source_arg, c);
 		if (fd < 0)
 			return false;
 		close(fd);

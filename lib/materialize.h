@@ -132,11 +132,14 @@ struct mat;
 
 /*
  * Returns a readable fd (the callee's to give: the materializer closes it)
- * whose content should be h (size bytes), or -ENOENT (or another -errno)
- * when the caller has none.  The content is verified after copying, so a
- * guess that turned out wrong only fails that WRITE.
+ * whose content should be c->hash (c->size bytes), or -ENOENT (or another
+ * -errno) when the caller has none.  c is the WRITE that needs it; its
+ * node and version say where the caller may find that content first (a
+ * local version that becomes a conflict copy is the node's own file).
+ * The content is verified after copying, so a guess that turned out wrong
+ * only fails that WRITE.
  */
-typedef int (*mat_source_fn)(void *arg, const struct wk_hash *h, uint64_t size);
+typedef int (*mat_source_fn)(void *arg, const struct tree_change *c);
 
 /*
  * Called after each change that was carried out (or found already done),

@@ -11,6 +11,9 @@ load '/usr/lib/bats/bats-assert/load'
 
 B=${WKFS_BUILD:-$BATS_TEST_DIRNAME/../../build}
 W=${WKFS_BIN:-$B/wkfs}
+# Every mount checks that each batch's index update (proportional to the
+# batch) leaves nothing a full walk would change; it aborts if it does.
+export WKFS_CHECK_INDEX=1
 
 # wait_until SECONDS CMD...: polls CMD until it succeeds or time runs out.
 wait_until() {

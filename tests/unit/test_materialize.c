@@ -742,13 +742,12 @@ struct src {
 	int calls;
 };
 
-static int source_file(void *arg, const struct wk_hash *h, uint64_t size)
+static int source_file(void *arg, const struct tree_change *c)
 {
 	struct src *s = arg;
 	int fd;
 
-	(void)h;
-	(void)size;
+	(void)c;
 	s->calls++;
 	if (!s->path)
 		return -ENOENT;

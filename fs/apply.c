@@ -15,7 +15,10 @@
  *     for the close, whose put then conflicts with it);
  *  4. they are fed with a change list, which the materializer carries out;
  *  5. the index and node rows are made to match the tree (no op is
- *     recorded) and applied_seq is queued in the same transaction;
+ *     recorded) and applied_seq is committed durably in the same
+ *     transaction; the batch was tagged with it, so a crash before this
+ *     commit is made good at the next start (apply_open) rather than
+ *     the batch applied twice; then the materializer forgets the batch;
  *  6. after the lock is dropped, kernel caches are invalidated for every
  *     name and inode the batch changed (never from a FUSE handler: libfuse
  *     warns of the deadlock).
@@ -28,6 +31,7 @@
  */
 #include "fs.h"
 #include "apply.h"
+#include "apply_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +45,9 @@
 
 #include "content.h"
 #include "db.h"
+#include "fault.h"
 #include "hlc.h"
+#include "mat_gc.h"
 #include "materialize.h"
 #include "tree.h"
 #include "wlog.h"
@@ -58,11 +64,13 @@ struct note {
 	char *path, *new_path;
 };
 
-/* A file a WRITE is about to replace: its inode must stop speaking for
- * the node, and the kernel must drop its cached pages. */
+/* A file a WRITE is about to replace, or a REMOVE to delete: its inode
+ * must stop speaking for the node, refuse new writers once unlinked, and
+ * the kernel must drop its cached pages. */
 struct replaced {
 	dev_t dev;
 	ino_t ino;
+	int fd; /* O_PATH, to see afterwards whether it was unlinked */
 };
 
 struct apply {
@@ -72,10 +80,20 @@ struct apply {
 	struct mat *mat;
 	uint64_t own_actor;
 
+	bool inodes;	  /* the inode table exists (from apply_start on) */
+	bool check_index; /* WKFS_CHECK_INDEX: verify each batch's index sync */
+
 	/* Under the recorder's lock: */
 	struct tree *tree;
+	struct mat_gc gc;    /* objects of applied puts, to drop */
 	int64_t applied_seq; /* every op with seq <= this is in the tree */
 	int64_t local_seq;   /* every local op with seq <= this is too */
+
+	/* Under fs->ilock: odd while a batch may replace or remove files,
+	 * from its last check for writers to the end of mat_apply (see
+	 * apply_writer_ticket); batch_cv (with fs->ilock) says it ended. */
+	uint64_t batch_gen;
+	pthread_cond_t batch_cv;
 
 	/* Apply thread only, during one round: */
 	struct note *notes;
@@ -106,19 +124,34 @@ static struct nnode *find_hash(struct nnode *dir, const struct wk_hash *h,
 	return NULL;
 }
 
+static bool has_content(const struct nnode *n, const struct wk_hash *h,
+			uint64_t size)
+{
+	return n && n->kind == WK_KIND_FILE && n->has_hash && n->size == size &&
+	       memcmp(&n->hash, h, sizeof(*h)) == 0;
+}
+
 /*
- * mat_source_fn: a file of DIR that the index says has content h (a local
- * version that becomes a conflict copy, or a copy elsewhere).  Recorder
- * lock held (every caller holds it).  A linear walk: fine while batches
- * are small; a hash-to-node map is the upgrade.
+ * mat_source_fn: a file of DIR that the index says has c's content.  The
+ * likely ones first, by id: the node itself (its local version becomes a
+ * conflict copy) and the version's entry (a conflict copy being moved or
+ * shown again); then a walk of the whole index (a copy of the content
+ * elsewhere), which is O(nodes) but rare: remote content is in the
+ * object store, local versions are found by id.  Recorder lock held
+ * (every caller holds it).
  */
-static int local_source(void *arg, const struct wk_hash *h, uint64_t size)
+static int local_source(void *arg, const struct tree_change *c)
 {
 	struct apply *ap = arg;
-	struct nnode *n = find_hash(nindex_root(rec_index(ap->rec)), h, size);
+	struct nindex *ix = rec_index(ap->rec);
+	struct nnode *n = nindex_get(ix, c->node);
 	char path[4096];
 	int fd;
 
+	if (!has_content(n, &c->hash, c->size))
+		n = nindex_get(ix, c->version);
+	if (!has_content(n, &c->hash, c->size))
+		n = find_hash(nindex_root(ix), &c->hash, c->size);
 	if (!n || nindex_path(n, path, sizeof(path)))
 		return -ENOENT;
 	fd = openat(ap->fs->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -127,12 +160,16 @@ static int local_source(void *arg, const struct wk_hash *h, uint64_t size)
 
 static bool content_at_hand(struct apply *ap, const struct wk_op *op)
 {
+	struct tree_change c = {.node = op->node,
+				.version = op->id,
+				.size = op->size,
+				.hash = op->hash};
 	int fd;
 
 	if (op->kind != WK_OP_PUT || op->size == 0 ||
 	    mat_object_have(ap->mat, &op->hash))
 		return true;
-	fd = local_source(ap, &op->hash, op->size);
+	fd = local_source(ap, &c);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -180,6 +217,88 @@ static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Between changes_blocked() and the end of mat_apply() no handle may start
+ * writing unseen: opens that may write take a ticket before their open(2)
+ * and are counted only if no batch ran since (apply.h).
+ */
+static void batch_begin(struct apply *ap)
+{
+	pthread_mutex_lock(&ap->fs->ilock);
+	ap->batch_gen++;
+	pthread_mutex_unlock(&ap->fs->ilock);
+}
+
+static void batch_end(struct apply *ap)
+{
+	pthread_mutex_lock(&ap->fs->ilock);
+	ap->batch_gen++;
+	pthread_cond_broadcast(&ap->batch_cv);
+	pthread_mutex_unlock(&ap->fs->ilock);
+}
+
+/* fs->ilock held: waits out a running batch; the generation after it. */
+static uint64_t settled_gen_l(struct wkfs *fs)
+{
+	struct apply *ap = fs->apply;
+
+	if (!ap)
+		return 0;
+	while (ap->batch_gen & 1)
+		pthread_cond_wait(&ap->batch_cv, &fs->ilock);
+	return ap->batch_gen;
+}
+
+uint64_t apply_batch_gen(struct wkfs *fs)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&fs->ilock);
+	g = fs->apply ? fs->apply->batch_gen : 0;
+	pthread_mutex_unlock(&fs->ilock);
+	return g;
+}
+
+uint64_t apply_writer_ticket(struct wkfs *fs)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&fs->ilock);
+	t = settled_gen_l(fs);
+	pthread_mutex_unlock(&fs->ilock);
+	return t;
+}
+
+int apply_writer_settle(struct wkfs *fs, int fd, uint64_t *ticket)
+{
+	struct stat st;
+	uint64_t now = apply_writer_ticket(fs);
+
+	if (now == *ticket)
+		return 0;
+	/* A batch ran since the open(2): did it unlink what fd is? */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_nlink == 0)
+		return -ESTALE;
+	*ticket = now;
+	return 0;
+}
+
+int apply_writer_count(struct wkfs *fs, struct finode *in, uint64_t ticket)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (settled_gen_l(fs) == ticket) {
+		rc = in->replaced ? -ESTALE : 1;
+		if (rc == 1)
+			in->nwriters++;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	return rc;
 }
 
 /* ---- building the tree ------------------------------------------------ */
@@ -247,199 +366,29 @@ static int build_tree(struct apply *ap)
 /* ---- the index -------------------------------------------------------- */
 
 /*
- * Brings the recorder's index in line with the tree's view, recording no
- * op: remote ops added, moved, changed and removed nodes; conflict copies
- * get entries of their own (nnode_is_copy).  Queues a row write for every
- * node it changed.  Entries it touched are stat'ed for their inode number,
- * and the finode the kernel knows for that inode is tied to the node.
- * Lock held.  O(nodes): the simple, robust choice while batches are rare.
+ * The index after a batch (ch, the ops fed), or whole (ch NULL: at open).
+ * With WKFS_CHECK_INDEX set (tests), the whole walk follows each batch and
+ * must find nothing left to change.  Lock held.
  */
-struct reconcile {
-	struct apply *ap;
-	struct nindex *ix;
-	size_t changed;
-};
-
-static void clear_marks(struct nnode *n)
+static void sync_index(struct apply *ap, const struct tree_changes *ch,
+		       const struct wk_op *ops, size_t n)
 {
-	n->scan_mark = 0;
-	for (struct nnode *c = n->first_child; c; c = c->next_sibling)
-		clear_marks(c);
-}
+	struct index_sync s = {
+		.fs = ap->fs, .tree = ap->tree, .inodes = ap->inodes};
+	size_t left;
 
-static struct nnode *resolve_dir(struct nindex *ix, const char *path,
-				 size_t len)
-{
-	struct nnode *n = nindex_root(ix);
-	char name[WK_NAME_MAX + 1];
-	size_t i = 0;
-
-	while (n && i < len) {
-		size_t l = strcspn(path + i, "/");
-
-		if (l > len - i)
-			l = len - i;
-		if (l > WK_NAME_MAX)
-			return NULL;
-		memcpy(name, path + i, l);
-		name[l] = '\0';
-		n = nindex_child(ix, n, name);
-		i += l + 1;
-	}
-	return n && n->kind == WK_KIND_DIR ? n : NULL;
-}
-
-/* Moves whatever holds parent/name out of the way (it is placed, or
- * removed, when its own entry comes or at the end). */
-static void park(struct reconcile *rc, struct nnode *parent, const char *name,
-		 struct nnode *keep)
-{
-	struct nnode *o = nindex_child(rc->ix, parent, name);
-	char tmp[64];
-
-	if (!o || o == keep)
+	if (!ch) {
+		index_sync_all(&s);
 		return;
-	snprintf(tmp, sizeof(tmp), "\x01parked-%p", (void *)o);
-	nindex_move(rc->ix, o, o->parent, tmp);
-}
-
-/* The id the index uses for e: the version for a conflict copy; for a
- * merged directory the member the index already has. */
-static struct wk_id index_id(struct reconcile *rc, const char *path,
-			     const struct tree_entry *e)
-{
-	struct wk_id ids[16];
-	int n;
-
-	if (e->conflict_copy)
-		return e->version;
-	if (e->kind != WK_KIND_DIR || e->nmembers < 2)
-		return e->node;
-	n = tree_dir_members(rc->ap->tree, path, ids, 16);
-	for (int i = 0; i < n && i < 16; i++)
-		if (nindex_get(rc->ix, ids[i]))
-			return ids[i];
-	return e->node;
-}
-
-static bool attrs_differ(const struct nnode *n, const struct tree_entry *e)
-{
-	if (e->kind != WK_KIND_SYMLINK && n->mode != (e->mode & 07777))
-		return true;
-	if (e->kind == WK_KIND_SYMLINK)
-		return !n->target || !e->target || strcmp(n->target, e->target);
-	if (e->kind != WK_KIND_FILE)
-		return false;
-	if (n->size != e->size || n->mtime_ns != e->mtime_ns ||
-	    !wk_id_eq(n->content, e->version))
-		return true;
-	return e->size &&
-	       (!n->has_hash || memcmp(&n->hash, &e->hash, sizeof(e->hash)));
-}
-
-static void set_attrs(struct nnode *n, const struct tree_entry *e)
-{
-	if (e->kind != WK_KIND_SYMLINK)
-		n->mode = e->mode & 07777;
-	if (e->kind == WK_KIND_SYMLINK && e->target &&
-	    (!n->target || strcmp(n->target, e->target))) {
-		free(n->target);
-		n->target = xstrdup(e->target);
-		n->size = strlen(e->target);
 	}
-	if (e->kind == WK_KIND_FILE) {
-		n->size = e->size;
-		n->mtime_ns = e->mtime_ns;
-		n->content = n->version = e->version;
-		n->has_hash = true;
-		if (e->size)
-			n->hash = e->hash;
-		else
-			content_hash_buf("", 0, &n->hash);
+	index_sync_batch(&s, ch, ops, n);
+	if (s.full)
+		wk_debug("apply: the index needed a full walk");
+	if (ap->check_index && (left = index_sync_all(&s)) != 0) {
+		wk_err("apply: %zu index entries out of line after a batch",
+		       left);
+		abort();
 	}
-	if (e->kind == WK_KIND_DIR && e->mtime_ns)
-		n->mtime_ns = e->mtime_ns;
-}
-
-static int reconcile_one(const char *path, const struct tree_entry *e,
-			 void *arg)
-{
-	struct reconcile *rc = arg;
-	struct apply *ap = rc->ap;
-	const char *slash = strrchr(path, '/');
-	size_t plen = slash ? (size_t)(slash - path) : 0;
-	struct nnode *parent = resolve_dir(rc->ix, path, plen), *n;
-	struct wk_id id = index_id(rc, path, e);
-	bool touched = false;
-	struct stat st;
-
-	if (!parent)
-		return 0; /* under something the index cannot hold */
-	n = nindex_get(rc->ix, id);
-	if (n && n->kind != e->kind) {
-		wk_warn("%s: index and tree disagree on its kind", path);
-		return 0;
-	}
-	if (!n) {
-		park(rc, parent, e->name, NULL);
-		if (nindex_add(rc->ix, id, parent, e->name, e->kind, &n))
-			return 0;
-		touched = true;
-	} else if (n->parent != parent || strcmp(n->name, e->name)) {
-		park(rc, parent, e->name, n);
-		if (nindex_move(rc->ix, n, parent, e->name)) {
-			wk_warn("%s: cannot place it in the index", path);
-			return 0;
-		}
-		touched = true;
-	}
-	n->scan_mark = 1;
-	n->copy_of = e->conflict_copy ? e->node : WK_ID_ROOT;
-	if (attrs_differ(n, e)) {
-		set_attrs(n, e);
-		touched = true;
-	}
-	if (!touched)
-		return 0;
-	rc->changed++;
-	if (fstatat(ap->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		n->ino = st.st_ino;
-		inode_tie(ap->fs, st.st_dev, st.st_ino, n->id);
-	}
-	if (!nnode_is_copy(n))
-		rec_node_sync_l(ap->rec, n->id);
-	return 0;
-}
-
-/* Removes what the view no longer shows, children first. */
-static void sweep(struct reconcile *rc, struct nnode *dir)
-{
-	struct nnode *c = dir->first_child, *next;
-
-	for (; c; c = next) {
-		next = c->next_sibling;
-		sweep(rc, c);
-		if (!c->scan_mark && !c->first_child) {
-			struct wk_id id = c->id;
-			bool copy = nnode_is_copy(c);
-
-			nindex_remove(rc->ix, c);
-			if (!copy)
-				rec_node_sync_l(rc->ap->rec, id);
-			rc->changed++;
-		}
-	}
-}
-
-static size_t reconcile_index(struct apply *ap)
-{
-	struct reconcile rc = {.ap = ap, .ix = rec_index(ap->rec)};
-	struct nnode *root = nindex_root(rc.ix);
-
-	clear_marks(root);
-	tree_foreach(ap->tree, reconcile_one, &rc);
-	sweep(&rc, root);
-	return rc.changed;
 }
 
 /* ---- kernel caches ---------------------------------------------------- */
@@ -583,23 +532,75 @@ static void set_applied(struct apply *ap, int64_t seq)
 	rec_meta_set_l(ap->rec, APPLY_SEQ_KEY, (uint64_t)seq);
 }
 
-/* Stats the files WRITEs will replace (before the batch). */
-static size_t stat_replaced(struct apply *ap, const struct tree_changes *ch,
+/* Once applied_seq is durable: the batches' journals can go. */
+static void forget_batches(struct apply *ap)
+{
+	int rc = mat_forget(ap->mat);
+
+	if (rc)
+		wk_warn("cannot delete finished journals in .wkfs/tmp: %s",
+			strerror(-rc));
+}
+
+/* Objects of applied puts that no pending put needs (lib/mat_gc.h). */
+static void drop_objects(struct apply *ap)
+{
+	int rc = mat_gc_run(&ap->gc, ap->mat, ap->db, ap->applied_seq);
+
+	if (rc)
+		wk_warn("cannot read the oplog to drop objects: %s",
+			db_errmsg(ap->db));
+}
+
+/* Holds the files WRITEs will replace and REMOVEs delete (before the
+ * batch). */
+static size_t hold_replaced(struct apply *ap, const struct tree_changes *ch,
 			    struct replaced *out)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
 		struct stat st;
+		int fd;
 
-		if (ch->v[i].kind == TREE_CH_WRITE &&
-		    fstatat(ap->fs->rootfd, ch->v[i].path, &st,
-			    AT_SYMLINK_NOFOLLOW) == 0) {
-			out[n].dev = st.st_dev;
-			out[n++].ino = st.st_ino;
+		if (c->kind != TREE_CH_WRITE && c->kind != TREE_CH_REMOVE)
+			continue;
+		fd = openat(ap->fs->rootfd, c->path,
+			    O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			continue;
 		}
+		out[n].dev = st.st_dev;
+		out[n].ino = st.st_ino;
+		out[n++].fd = fd;
 	}
 	return n;
+}
+
+/*
+ * After the batch: the held files' finodes no longer speak for the node,
+ * and those the batch unlinked take no new writer (inode_retire: an open
+ * through a dentry the kernel still has gets ESTALE and looks again).
+ * Their FUSE inode numbers go to old[] for invalidation.
+ */
+static void release_replaced(struct apply *ap, struct replaced *rep,
+			     size_t nrep, fuse_ino_t *old, size_t *nold)
+{
+	for (size_t i = 0; i < nrep; i++) {
+		struct stat st;
+
+		old[*nold] = inode_ino_of(ap->fs, rep[i].dev, rep[i].ino);
+		if (old[*nold])
+			(*nold)++;
+		inode_tie(ap->fs, rep[i].dev, rep[i].ino, WK_ID_NONE);
+		if (fstat(rep[i].fd, &st) == 0 && st.st_nlink == 0)
+			inode_retire(ap->fs, rep[i].dev, rep[i].ino);
+		close(rep[i].fd);
+	}
 }
 
 /*
@@ -613,6 +614,15 @@ static void set_waiting(struct apply *ap, bool on)
 	pthread_mutex_unlock(&ap->lock);
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 static int apply_round(struct apply *ap)
 {
 	struct recorder *r = ap->rec;
@@ -622,11 +632,14 @@ static int apply_round(struct apply *ap)
 	struct replaced *rep = NULL;
 	fuse_ino_t *old = NULL;
 	size_t nrep = 0, nold = 0;
+	struct timespec t0, t1;
+	double mat_ms, index_ms;
 	int rc;
 
 	tree_changes_init(&ch);
 	set_waiting(ap, false);
 	rec_lock(r);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rec_flush_l(r, false);
 	rc = feed_db(ap,
 		     ap->local_seq > ap->applied_seq ? ap->local_seq
@@ -642,12 +655,15 @@ static int apply_round(struct apply *ap)
 	rc = 0;
 	if (t.n == 0) {
 		set_applied(ap, t.last_seq);
+		drop_objects(ap); /* ones an earlier round had to leave */
 		goto out_unlock;
 	}
 	tree_apply(ap->tree, t.ops, t.n, &ch);
+	batch_begin(ap);
 	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
 		/* Opened for writing since, or content gone: the engine
 		 * cannot take ops back, so start again from the oplog. */
+		batch_end(ap);
 		wk_info("deferring %zu remote ops: a file is busy or content"
 			" is missing",
 			t.n);
@@ -664,29 +680,39 @@ static int apply_round(struct apply *ap)
 			ch.v[i].mtime_ns =
 				(int64_t)hlc_ms(ch.v[i].node.hlc) * 1000000;
 	rep = xmalloc((ch.n + 1) * sizeof(*rep));
-	nrep = stat_replaced(ap, &ch, rep);
-	rc = mat_apply(ap->mat, &ch, &res);
+	nrep = hold_replaced(ap, &ch, rep);
+	fault_pause("apply.before_mat");
+	/* Tagged with the applied_seq it brings: if we die before that is
+	 * committed, the next mount's mat_recover() says so (apply_open). */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	rc = mat_apply(ap->mat, &ch, (uint64_t)t.last_seq, &res);
+	mat_ms = ms_since(&t1);
+	old = xmalloc((nrep + 1) * sizeof(*old));
+	release_replaced(ap, rep, nrep, old, &nold);
+	batch_end(ap);
 	if (rc) {
 		wk_err("cannot apply remote changes: %s", strerror(-rc));
 		build_tree(ap);
 		t.more = false;
 		goto out_unlock;
 	}
+	fault_point("apply.before_commit");
 	if (res.failed)
 		wk_warn("%zu of %zu remote changes failed; first: %s: %s",
 			res.failed, ch.n, res.first_path ? res.first_path : "?",
 			strerror(-res.first_err));
-	/* Replaced files: their finodes no longer speak for the node. */
-	old = xmalloc((nrep + 1) * sizeof(*old));
-	for (size_t i = 0; i < nrep; i++) {
-		old[nold] = inode_ino_of(ap->fs, rep[i].dev, rep[i].ino);
-		if (old[nold])
-			nold++;
-		inode_tie(ap->fs, rep[i].dev, rep[i].ino, WK_ID_NONE);
-	}
-	reconcile_index(ap);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	sync_index(ap, &ch, t.ops, t.n);
+	index_ms = ms_since(&t1);
 	set_applied(ap, t.last_seq);
-	rec_flush_l(r, false);
+	/* Durable before the materializer forgets the batch. */
+	rec_flush_l(r, true);
+	forget_batches(ap);
+	mat_gc_note(&ap->gc, t.ops, t.n);
+	drop_objects(ap);
+	wk_debug("apply: %zu ops, %zu changes in %.2f ms (materializer %.2f,"
+		 " index %.2f)",
+		 t.n, ch.n, ms_since(&t0), mat_ms, index_ms);
 	rec_unlock(r);
 	invalidate(ap, old, nold);
 	goto out;
@@ -740,7 +766,10 @@ static void *apply_main(void *arg)
 
 int apply_start(struct apply *ap)
 {
-	int rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
+	int rc;
+
+	ap->inodes = true;
+	rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
 
 	ap->running = rc == 0;
 	return rc;
@@ -814,7 +843,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 {
 	struct apply *ap = xcalloc(1, sizeof(*ap));
 	struct mat_result res = {0};
-	uint64_t seq = 0;
+	uint64_t seq = 0, recovered;
 	int rc;
 
 	ap->fs = fs;
@@ -822,6 +851,9 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	pthread_mutex_init(&ap->lock, NULL);
 	pthread_cond_init(&ap->wake, NULL);
 	pthread_cond_init(&ap->done, NULL);
+	pthread_cond_init(&ap->batch_cv, NULL);
+	mat_gc_init(&ap->gc);
+	ap->check_index = getenv("WKFS_CHECK_INDEX") != NULL;
 
 	rc = mat_open(fs->rootfd, &ap->mat);
 	if (rc) {
@@ -838,6 +870,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 		wk_info("finished an interrupted batch of remote changes: %zu"
 			" done, %zu failed",
 			res.done, res.failed);
+	recovered = res.tag;
 	mat_result_release(&res);
 	if (rc && rc != -EBADMSG) {
 		snprintf(err, errlen,
@@ -856,9 +889,20 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	if (db_meta_get_u64(ap->db, APPLY_SEQ_KEY, &seq) == 0)
 		ap->applied_seq = (int64_t)seq;
 	rec_lock(fs->rec);
+	/* A batch DIR shows whose applied_seq never reached the database
+	 * (a crash in between): record it now, or the scan would take its
+	 * effects for local changes and the ops would be applied again. */
+	if ((int64_t)recovered > ap->applied_seq) {
+		set_applied(ap, (int64_t)recovered);
+		rec_flush_l(fs->rec, true);
+	}
+	forget_batches(ap);
 	rc = build_tree(ap);
 	if (!rc)
-		reconcile_index(ap);
+		sync_index(ap, NULL, NULL, 0);
+	if (!rc && mat_gc_sweep(ap->mat, ap->db, ap->applied_seq) != 0)
+		wk_warn("cannot read the oplog to drop objects: %s",
+			db_errmsg(ap->db));
 	rec_unlock(fs->rec);
 	if (rc) {
 		snprintf(err, errlen, "cannot read the oplog: %s",
@@ -882,11 +926,13 @@ void apply_close(struct apply *ap)
 	free(ap->notes);
 	if (ap->tree)
 		tree_free(ap->tree);
+	mat_gc_release(&ap->gc);
 	if (ap->mat)
 		mat_close(ap->mat);
 	db_close(ap->db);
 	pthread_cond_destroy(&ap->wake);
 	pthread_cond_destroy(&ap->done);
+	pthread_cond_destroy(&ap->batch_cv);
 	pthread_mutex_destroy(&ap->lock);
 	free(ap);
 }
@@ -894,9 +940,18 @@ void apply_close(struct apply *ap)
 int apply_dir_members_l(struct apply *ap, struct nnode *dir, struct wk_id *ids,
 			size_t max)
 {
-	char path[4096];
+	char *path;
+	int n;
 
-	if (!ap || !ap->tree || nindex_path(dir, path, sizeof(path)))
+	if (!ap || !ap->tree)
 		return -ENOENT;
-	return tree_dir_members(ap->tree, path, ids, max);
+	/* Where the tree shows dir: local ops since the last round (a
+	 * rename of a parent, say) have not reached the tree yet, so the
+	 * index's path may not be the tree's. */
+	path = tree_node_path(ap->tree, dir->id);
+	if (!path)
+		return -ENOENT;
+	n = tree_dir_members(ap->tree, path, ids, max);
+	free(path);
+	return n;
 }

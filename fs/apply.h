@@ -35,6 +35,7 @@
 
 struct apply;
 struct wkfs;
+struct finode;
 struct nnode;
 
 /* Meta key of the cursor: every op with seq <= it is in the tree. */
@@ -74,8 +75,42 @@ void apply_stop(struct apply *ap);
 void apply_close(struct apply *ap);
 
 /*
- * The directory nodes merged at dir's place in the view (recorder lock
- * held): fills ids (at most max) and returns how many, or -errno.
+ * Opening a file for writing races with a batch that replaces or removes
+ * it: the batch checks that no handle writes the file, then renames the
+ * new content over it (or unlinks it).  A handle opened in between, or
+ * opened afterwards through a dentry the kernel still has for the old
+ * inode, would write into an inode gone from DIR: lost.  So a FUSE open
+ * that may write brackets its open(2) (fs/ops_io.c):
+ *
+ *	t = apply_writer_ticket(fs);		// waits out a running batch
+ *	fd = open(...);
+ *	while ((rc = apply_writer_count(fs, in, t)) == 0)
+ *		t = apply_writer_ticket(fs);	// a batch ran: look again
+ *	if (rc < 0)
+ *		... -ESTALE: close fd, fail the open with ESTALE
+ *
+ * apply_writer_count() counts the handle (in->nwriters++) only when no
+ * batch ran since the ticket, in the same locked section in which the
+ * batch's check reads the count; -ESTALE when a batch unlinked in's inode
+ * (finode.replaced).  On ESTALE the kernel looks the name up again and
+ * opens what is there now.  A writer is thus either seen by the batch's
+ * check (the update waits for its close, then conflicts) or writes the
+ * new file.  Openers wait only while a batch runs.
+ *
+ * apply_writer_settle(): for a create, which has no finode yet: waits out
+ * a batch that ran since *ticket and says -ESTALE if it unlinked fd's
+ * inode, else renews *ticket.  apply_batch_gen(): the generation now,
+ * without waiting (odd while a batch runs), for lookups (fs/ops_ns.c).
+ */
+uint64_t apply_batch_gen(struct wkfs *fs);
+uint64_t apply_writer_ticket(struct wkfs *fs);
+int apply_writer_count(struct wkfs *fs, struct finode *in, uint64_t ticket);
+int apply_writer_settle(struct wkfs *fs, int fd, uint64_t *ticket);
+
+/*
+ * The directory nodes merged with dir in the tree's view (dir among them;
+ * recorder lock held): fills ids (at most max) and returns how many there
+ * are, or -errno (-ENOENT: the tree does not show dir).
  */
 int apply_dir_members_l(struct apply *ap, struct nnode *dir, struct wk_id *ids,
 			size_t max);

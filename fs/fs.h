@@ -33,6 +33,8 @@ struct finode {
 	bool dirty;         /* content changed since its last put */
 	bool kernel_mtime;  /* written: the kernel owes us its mtime (with the
 			       writeback cache it sends one late setattr) */
+	bool replaced;      /* a remote batch unlinked it: no new writer
+			       (fs/apply.h), lookups look again */
 	struct finode *next;
 };
 
@@ -78,6 +80,9 @@ void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n);
 int inode_writers(struct wkfs *fs, dev_t dev, ino_t ino);
 fuse_ino_t inode_ino_of(struct wkfs *fs, dev_t dev, ino_t ino);
 void inode_tie(struct wkfs *fs, dev_t dev, ino_t ino, struct wk_id node);
+/* A remote batch unlinked (dev, ino): its finode speaks for no node and is
+ * marked replaced. */
+void inode_retire(struct wkfs *fs, dev_t dev, ino_t ino);
 
 /* The tracked node of in, or NULL (recorder lock held). */
 struct nnode *inode_node_l(struct wkfs *fs, struct finode *in);

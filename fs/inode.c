@@ -131,6 +131,19 @@ void inode_tie(struct wkfs *fs, dev_t dev, ino_t ino, struct wk_id node)
 	pthread_mutex_unlock(&fs->ilock);
 }
 
+void inode_retire(struct wkfs *fs, dev_t dev, ino_t ino)
+{
+	struct finode *in;
+
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, dev, ino);
+	if (in && in != &fs->root) {
+		in->node = WK_ID_NONE;
+		in->replaced = true;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+}
+
 struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st)
 {
 	struct finode *in;

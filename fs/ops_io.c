@@ -346,25 +346,37 @@ static bool may_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY;
 }
 
-static void opened(struct wkfs *fs, struct finode *in,
-		   struct fuse_file_info *fi)
+/*
+ * Counts fi (open(2)ed after taking ticket) as a writer of in, unless a
+ * remote batch replaced or removed the file in between: -ESTALE, and the
+ * kernel opens the name again (see apply.h).
+ */
+static int opened(struct wkfs *fs, struct finode *in, struct fuse_file_info *fi,
+		  uint64_t ticket)
 {
 	if (may_write(fi->flags)) {
+		int rc;
+
+		while ((rc = apply_writer_count(fs, in, ticket)) == 0)
+			ticket = apply_writer_ticket(fs);
+		if (rc < 0)
+			return rc;
 		pthread_mutex_lock(&fs->ilock);
-		in->nwriters++;
 		if (fi->flags & O_TRUNC)
 			in->dirty = true;
 		pthread_mutex_unlock(&fs->ilock);
 	}
 	fi->keep_cache = 1;
+	return 0;
 }
 
 static void wkfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct finode *in = inode_get(fs, ino);
+	uint64_t ticket = may_write(fi->flags) ? apply_writer_ticket(fs) : 0;
 	char p[64];
-	int fd;
+	int fd, rc;
 
 	proc_path(p, in->fd);
 	fd = open(p, backing_flags(fs, fi->flags) & ~O_CREAT);
@@ -373,11 +385,25 @@ static void wkfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = fd;
-	opened(fs, in, fi);
+	rc = opened(fs, in, fi, ticket);
+	if (rc) {
+		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The request was interrupted: undo. */
 		close(fd);
 	}
+}
+
+/* True when fd is the inode st describes. */
+static bool same_inode(int fd, const struct stat *st)
+{
+	struct stat fst;
+
+	return fstat(fd, &fst) == 0 && fst.st_dev == st->st_dev &&
+	       fst.st_ino == st->st_ino;
 }
 
 static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -386,12 +412,14 @@ static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 	bool is_new = true;
+	uint64_t ticket;
 	int fd, rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	ticket = apply_writer_ticket(fs);
 	fd = openat(inode_get(fs, parent)->fd, name,
 		    backing_flags(fs, fi->flags) | O_CREAT | O_EXCL, mode);
 	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
@@ -403,7 +431,15 @@ static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	rc = do_lookup(fs, parent, name, &e);
+	/* Replaced by a remote batch already?  Then the name is not ours
+	 * to record, nor the inode to write. */
+	rc = apply_writer_settle(fs, fd, &ticket);
+	if (!rc)
+		rc = do_lookup(fs, parent, name, &e);
+	if (!rc && !same_inode(fd, &e.attr)) {
+		inode_forget(fs, inode_get(fs, e.ino), 1);
+		rc = -ESTALE;
+	}
 	if (rc) {
 		close(fd);
 		fuse_reply_err(req, -rc);
@@ -412,7 +448,13 @@ static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (is_new)
 		record_new(fs, parent, name, &e, NULL);
 	fi->fh = fd;
-	opened(fs, inode_get(fs, e.ino), fi);
+	rc = opened(fs, inode_get(fs, e.ino), fi, ticket);
+	if (rc) {
+		inode_forget(fs, inode_get(fs, e.ino), 1);
+		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	fuse_reply_create(req, &e, fi);
 }
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "content.h"
 #include "ops_common.h"
 #include "scan.h"
@@ -29,8 +30,8 @@ bool is_sidecar(struct wkfs *fs, fuse_ino_t parent, const char *name)
 	return inode_get(fs, parent) == &fs->root && strcmp(name, ".wkfs") == 0;
 }
 
-int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
-	      struct fuse_entry_param *e)
+static int lookup_once(struct wkfs *fs, fuse_ino_t parent, const char *name,
+		       struct fuse_entry_param *e)
 {
 	struct finode *p = inode_get(fs, parent), *in;
 	int fd;
@@ -72,6 +73,45 @@ int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	return 0;
 }
 
+/*
+ * True when what the lookup found was unlinked by a remote batch that ran
+ * meanwhile (it may wait for the recorder's lock, which a batch holds): the
+ * name holds something else now, and the kernel would cache the old inode
+ * for as long as the entry timeout.  gen: the batch generation before.
+ */
+static bool lookup_stale(struct wkfs *fs, const struct fuse_entry_param *e,
+			 uint64_t gen)
+{
+	struct finode *in = inode_get(fs, e->ino);
+	struct stat st;
+	bool replaced;
+
+	pthread_mutex_lock(&fs->ilock);
+	replaced = in->replaced;
+	pthread_mutex_unlock(&fs->ilock);
+	if (replaced)
+		return true;
+	if (!(gen & 1) && apply_batch_gen(fs) == gen)
+		return false;
+	return fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ==
+		       0 &&
+	       st.st_nlink == 0;
+}
+
+int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
+	      struct fuse_entry_param *e)
+{
+	for (int tries = 0;; tries++) {
+		uint64_t gen = apply_batch_gen(fs);
+		int rc = lookup_once(fs, parent, name, e);
+
+		/* A batch per try: a few tries are plenty. */
+		if (rc || tries == 8 || !lookup_stale(fs, e, gen))
+			return rc;
+		inode_forget(fs, inode_get(fs, e->ino), 1);
+	}
+}
+
 static void wkfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -108,6 +148,13 @@ void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	if (!kind)
 		return;
 	rec_lock(fs->rec);
+	/* A remote batch (which holds this lock) replaced what the syscall
+	 * made: the name holds the batch's entry now, not ours to record. */
+	pthread_mutex_lock(&fs->ilock);
+	bool gone = in->replaced;
+	pthread_mutex_unlock(&fs->ilock);
+	if (gone)
+		goto out;
 	pn = inode_node_l(fs, p);
 	if (!pn || rec_ignored_l(fs->rec, pn, name, kind == WK_KIND_DIR))
 		goto out;
@@ -242,6 +289,77 @@ static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
+/* ---- merged directories ---------------------------------------------- */
+
+/*
+ * Directories two replicas created at one place concurrently are merged
+ * by the tree: one directory in DIR and in the index, several nodes in the
+ * tree (tree.h: tree_dir_members).  A remove or move recorded for the
+ * index's node alone would leave the others live, so the directory would
+ * stay (or come back) at its old place everywhere.  The helpers below act
+ * on every member.  Recorder lock held throughout.
+ */
+#define MEMBERS_MAX 64
+
+/* The members merged with directory n other than n itself, into ids
+ * (at most MEMBERS_MAX); how many. */
+static size_t other_members_l(struct wkfs *fs, struct nnode *n,
+			      struct wk_id *ids)
+{
+	struct wk_id all[MEMBERS_MAX];
+	size_t k = 0;
+	int m;
+
+	if (n->kind != WK_KIND_DIR || nnode_is_copy(n))
+		return 0;
+	m = apply_dir_members_l(fs->apply, n, all, MEMBERS_MAX);
+	if (m > MEMBERS_MAX) {
+		wk_warn("%s: merged from %d directories; only %d follow",
+			n->name, m, MEMBERS_MAX);
+		m = MEMBERS_MAX;
+	}
+	for (int i = 0; i < m; i++)
+		if (!wk_id_eq(all[i], n->id))
+			ids[k++] = all[i];
+	return k;
+}
+
+/* Records the removal of n and, for a merged directory, of every member. */
+static void remove_all_l(struct wkfs *fs, struct nnode *n)
+{
+	struct wk_id ids[MEMBERS_MAX];
+	size_t k = other_members_l(fs, n, ids);
+	struct nnode *parent = n->parent;
+	char name[WK_NAME_MAX + 1];
+
+	snprintf(name, sizeof(name), "%s", n->name);
+	if (rec_remove_l(fs->rec, n) != 0)
+		return;
+	for (size_t i = 0; i < k; i++)
+		rec_remove_member_l(fs->rec, ids[i], parent, name);
+}
+
+/* Records the move of n to parent/name and, for a merged directory, of
+ * every member (they merge again there). */
+static int move_all_l(struct wkfs *fs, struct nnode *n, struct nnode *parent,
+		      const char *name)
+{
+	struct wk_id ids[MEMBERS_MAX];
+	size_t k = other_members_l(fs, n, ids);
+	struct nnode *from = n->parent;
+	char from_name[WK_NAME_MAX + 1];
+	int rc;
+
+	snprintf(from_name, sizeof(from_name), "%s", n->name);
+	rc = rec_move_l(fs->rec, n, parent, name);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < k; i++)
+		rec_move_member_l(fs->rec, ids[i], from, from_name, parent,
+				  name);
+	return 0;
+}
+
 /* Records the removal of parent/name, if it is tracked. */
 static void record_remove(struct wkfs *fs, fuse_ino_t parent, const char *name)
 {
@@ -251,7 +369,7 @@ static void record_remove(struct wkfs *fs, fuse_ino_t parent, const char *name)
 	pn = inode_node_l(fs, inode_get(fs, parent));
 	n = pn ? nindex_child(rec_index(fs->rec), pn, name) : NULL;
 	if (n)
-		rec_remove_l(fs->rec, n);
+		remove_all_l(fs, n);
 	rec_unlock(fs->rec);
 }
 
@@ -364,16 +482,16 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 
 			snprintf(tmp, sizeof(tmp), ".wkfs-exchange-%016llx",
 				 (unsigned long long)src->id.hlc);
-			rec_move_l(r, src, npn, tmp);
-			rec_move_l(r, dst, opn, name);
-			rec_move_l(r, src, npn, newname);
+			move_all_l(fs, src, npn, tmp);
+			move_all_l(fs, dst, opn, name);
+			move_all_l(fs, src, npn, newname);
 		} else {
 			/* Tracked on one side only: the other side's name
 			 * changes its status; rescan both names. */
 			if (src)
-				rec_remove_l(r, src);
+				remove_all_l(fs, src);
 			if (dst)
-				rec_remove_l(r, dst);
+				remove_all_l(fs, dst);
 			if (opn && !rec_ignored_l(r, opn, name, false))
 				scan_import_l(r, fs->rootfd, opn, name, NULL);
 			if (npn && !rec_ignored_l(r, npn, newname, false))
@@ -410,14 +528,14 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (dst && dst != src)
-		rec_remove_l(r, dst);
+		remove_all_l(fs, dst); /* an empty directory, or a file */
 	if (!npn || rec_ignored_l(r, npn, newname, dir_src)) {
 		/* Into an untracked place: gone as far as replicas care. */
 		if (src)
-			rec_remove_l(r, src);
+			remove_all_l(fs, src);
 		moved = NULL;
 	} else if (src) {
-		rec_move_l(r, src, npn, newname);
+		move_all_l(fs, src, npn, newname);
 		moved = src;
 	} else {
 		/* From an ignored name to a synced one: new, with content. */

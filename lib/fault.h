@@ -19,4 +19,15 @@
 
 void fault_point(const char *name);
 
+/*
+ * A pause point: for a test that must act at an exact moment of another
+ * process (a race made deterministic).  With WKFS_PAUSE_DIR set and a
+ * file named like the point in that directory, the process deletes that
+ * file (so a point pauses once per arming), creates "<name>.paused" there
+ * and waits until the test deletes it, polling every 10 ms (for at most
+ * ten minutes, so a dead test cannot hang the process for ever).  Without
+ * WKFS_PAUSE_DIR a pause point costs one getenv().
+ */
+void fault_pause(const char *name);
+
 #endif

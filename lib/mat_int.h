@@ -38,18 +38,22 @@ struct mat {
 #define MAT_STAGE_PREFIX TREE_STAGE_DIR "/merge-"
 
 #define MAT_JOURNAL_PREFIX "journal."
+/* A finished tagged batch's journal, until mat_forget(). */
+#define MAT_DONE_PREFIX "done."
 
 /* ---- materialize.c ---- */
 
 /*
  * Runs ch from step start on, marking progress in the journal jfd (whose
  * progress bytes start at poff), then finishes the batch (directory
- * attributes, staged leftovers, directory fsyncs) and deletes journal seq.
- * Adds to res.  0, or -errno when the journal could not be kept up (it
- * stays for mat_recover()).
+ * attributes, staged leftovers, directory fsyncs) and deletes journal seq,
+ * or, with a tag, renames it done.<seq> (kept until mat_forget()).  Adds
+ * to res.  0, or -errno when the journal could not be kept up (it stays
+ * for mat_recover()).
  */
 int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
-		  int jfd, size_t poff, size_t start, struct mat_result *res);
+		  uint64_t tag, int jfd, size_t poff, size_t start,
+		  struct mat_result *res);
 
 /* ---- mat_path.c ---- */
 
@@ -95,22 +99,24 @@ void mat_tmpname(struct mat *m, char tag, char buf[64]);
 /* ---- mat_journal.c ---- */
 
 /*
- * Encodes ch as journal seq: header, changes, checksum, then ch->n zero
- * progress bytes.  *out is malloc'ed, *len its length, *progress_off
- * where the progress bytes start.  0, -E2BIG (too many changes or bytes),
- * -EINVAL (a missing string or one over MAT_STR_MAX), -ENOMEM.
+ * Encodes ch as journal seq with the caller's tag: header, changes,
+ * checksum, then ch->n zero progress bytes.  *out is malloc'ed, *len its
+ * length, *progress_off where the progress bytes start.  0, -E2BIG (too
+ * many changes or bytes), -EINVAL (a missing string or one over
+ * MAT_STR_MAX), -ENOMEM.
  */
-int mat_journal_encode(uint64_t seq, const struct tree_changes *ch,
-		       uint8_t **out, size_t *len, size_t *progress_off);
+int mat_journal_encode(uint64_t seq, uint64_t tag,
+		       const struct tree_changes *ch, uint8_t **out,
+		       size_t *len, size_t *progress_off);
 
 /*
- * Decodes a journal: fills ch (initialised by the caller), *start with
- * the number of leading steps marked done and *progress_off.  Every byte
- * is checked: -EBADMSG for anything that is not a journal of seq written
- * by mat_journal_encode().  -ENOMEM.
+ * Decodes a journal: fills ch (initialised by the caller), *tag, *start
+ * with the number of leading steps marked done and *progress_off.  Every
+ * byte is checked: -EBADMSG for anything that is not a journal of seq
+ * written by mat_journal_encode().  -ENOMEM.
  */
 int mat_journal_decode(uint64_t seq, const uint8_t *p, size_t len,
-		       struct tree_changes *ch, size_t *start,
+		       struct tree_changes *ch, uint64_t *tag, size_t *start,
 		       size_t *progress_off);
 
 /* Largest journal file mat_recover() reads. */

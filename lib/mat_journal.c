@@ -3,9 +3,10 @@
  *
  * Layout (integers are unsigned LEB128 varints unless said otherwise):
  *
- *	"WKFSJNL1"			8 bytes of magic
+ *	"WKFSJNL2"			8 bytes of magic
  *	seq				the batch number, as in the file name
- *	count				changes that follow (<= MAT_MAX_CHANGES)
+ *	tag				the caller's tag (materialize.h), 0:
+ *none count				changes that follow (<= MAT_MAX_CHANGES)
  *	count times:
  *	    kind, type, flags		1 byte each; flags: 1 conflict copy,
  *					2 new_path follows, 4 target follows
@@ -24,6 +25,9 @@
  * done steps must form a prefix.  Only the progress bytes are outside the
  * checksum (they change while the batch runs; one byte each, so a write of
  * one cannot tear).
+ *
+ * "WKFSJNL1" journals (before tags) have no tag field; they are still read,
+ * with tag 0, so a crash under an older build is finished by a newer one.
  */
 #include "mat_int.h"
 
@@ -36,7 +40,8 @@
 #include "bytebuf.h"
 #include "xalloc.h"
 
-static const char magic[8] = "WKFSJNL1";
+static const char magic[8] = "WKFSJNL2";
+static const char magic_v1[8] = "WKFSJNL1";
 
 #define FL_CONFLICT 1
 #define FL_NEW_PATH 2
@@ -81,8 +86,9 @@ static bool str_ok(const char *s)
 	return s && strnlen(s, MAT_STR_MAX + 1) <= MAT_STR_MAX;
 }
 
-int mat_journal_encode(uint64_t seq, const struct tree_changes *ch,
-		       uint8_t **out, size_t *len, size_t *progress_off)
+int mat_journal_encode(uint64_t seq, uint64_t tag,
+		       const struct tree_changes *ch, uint8_t **out,
+		       size_t *len, size_t *progress_off)
 {
 	struct bbuf b;
 	uint8_t sum[8];
@@ -101,6 +107,7 @@ int mat_journal_encode(uint64_t seq, const struct tree_changes *ch,
 	bbuf_init(&b, MAT_JOURNAL_MAX);
 	bbuf_put(&b, magic, sizeof(magic));
 	bbuf_put_varint(&b, seq);
+	bbuf_put_varint(&b, tag);
 	bbuf_put_varint(&b, ch->n);
 	for (size_t i = 0; i < ch->n; i++)
 		put_change(&b, &ch->v[i]);
@@ -146,7 +153,8 @@ static bool rd_change(struct bread *in, struct tree_change *c)
 	uint8_t kind, type, flags;
 	uint64_t mode, mt, v[4];
 
-	if (!bread_u8(in, &kind) || !bread_u8(in, &type) || !bread_u8(in, &flags))
+	if (!bread_u8(in, &kind) || !bread_u8(in, &type) ||
+	    !bread_u8(in, &flags))
 		return false;
 	if (kind < TREE_CH_REMOVE || kind > TREE_CH_SETATTR ||
 	    type < WK_KIND_FILE || type > WK_KIND_SYMLINK || flags > 7)
@@ -154,8 +162,8 @@ static bool rd_change(struct bread *in, struct tree_change *c)
 	c->kind = kind;
 	c->type = type;
 	c->conflict_copy = flags & FL_CONFLICT;
-	if (!bread_varint(in, &mode) || mode > 07777 || !bread_varint(in, &mt) ||
-	    !bread_varint(in, &c->size) ||
+	if (!bread_varint(in, &mode) || mode > 07777 ||
+	    !bread_varint(in, &mt) || !bread_varint(in, &c->size) ||
 	    !bread_bytes(in, c->hash.b, sizeof(c->hash.b)))
 		return false;
 	c->mode = (uint32_t)mode;
@@ -189,7 +197,7 @@ static void push(struct tree_changes *ch, struct tree_change *c)
 }
 
 int mat_journal_decode(uint64_t seq, const uint8_t *p, size_t len,
-		       struct tree_changes *ch, size_t *start,
+		       struct tree_changes *ch, uint64_t *tag, size_t *start,
 		       size_t *progress_off)
 {
 	struct bread in;
@@ -198,11 +206,16 @@ int mat_journal_decode(uint64_t seq, const uint8_t *p, size_t len,
 	uint64_t fseq, count, h = 0;
 	uint8_t m[8];
 	const uint8_t *body_end;
+	bool v1;
 	size_t i;
 
-	if (!bread_bytes(&in, m, sizeof(m)) || memcmp(m, magic, sizeof(m)) ||
-	    !bread_varint(&in, &fseq) || fseq != seq || !bread_varint(&in, &count) ||
-	    count > MAT_MAX_CHANGES)
+	*tag = 0;
+	if (!bread_bytes(&in, m, sizeof(m)))
+		return -EBADMSG;
+	v1 = memcmp(m, magic_v1, sizeof(m)) == 0;
+	if ((!v1 && memcmp(m, magic, sizeof(m))) || !bread_varint(&in, &fseq) ||
+	    fseq != seq || (!v1 && !bread_varint(&in, tag)) ||
+	    !bread_varint(&in, &count) || count > MAT_MAX_CHANGES)
 		return -EBADMSG;
 	/* Checksum first: it sits count progress bytes before the end. */
 	if (len < count + 8)

@@ -11,6 +11,7 @@
  */
 #include "mat_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -190,6 +191,53 @@ int mat_object_drop(struct mat *m, const struct wk_hash *h)
 
 	wk_hash_str(h, hex);
 	return unlinkat(m->objfd, hex, 0) < 0 ? -errno : 0;
+}
+
+/* The hash an object's name spells (32 lowercase hex digits), if any. */
+static bool parse_object_name(const char *name, struct wk_hash *h)
+{
+	for (int i = 0; i < 32; i++) {
+		const char *x = strchr("0123456789abcdef", name[i]);
+
+		if (!name[i] || !x)
+			return false;
+		if (i % 2 == 0)
+			h->b[i / 2] = (uint8_t)((x - "0123456789abcdef") << 4);
+		else
+			h->b[i / 2] |= (uint8_t)(x - "0123456789abcdef");
+	}
+	return name[32] == '\0';
+}
+
+int mat_object_list(struct mat *m, struct wk_hash **out, size_t *n)
+{
+	int fd = openat(m->objfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t alloc = 0;
+	struct dirent *de;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct wk_hash h;
+
+		if (!parse_object_name(de->d_name, &h))
+			continue;
+		if (*n == alloc) {
+			alloc = alloc ? 2 * alloc : 16;
+			*out = xrealloc(*out, alloc * sizeof(**out));
+		}
+		(*out)[(*n)++] = h;
+	}
+	closedir(d);
+	return 0;
 }
 
 int mat_copy_fd(int src, int dst)

@@ -3,7 +3,8 @@
  * interrupted (contract: materialize.h).
  *
  * .wkfs/tmp holds, besides the engine's staged entries, only names the
- * materializer made: journal.<n> (a batch in progress), journal.<n>.bad
+ * materializer made: journal.<n> (a batch in progress), done.<n> (a
+ * finished tagged batch the caller has not forgotten yet), journal.<n>.bad
  * (a corrupt one set aside), and temporaries "<tag>.<pid>.<k>" (w: file
  * content, l: symlink, o: object, j: journal) that a crash may leave.
  * Batch numbers go on from the highest one found, so staged names of a
@@ -42,13 +43,13 @@ static bool parse_u64(const char *s, const char **end, uint64_t *out)
 	return true;
 }
 
-/* "journal.<n>" exactly: true and *seq. */
-static bool journal_name(const char *name, uint64_t *seq)
+/* "<prefix><n>" exactly: true and *seq. */
+static bool numbered(const char *name, const char *prefix, uint64_t *seq)
 {
-	size_t l = strlen(MAT_JOURNAL_PREFIX);
+	size_t l = strlen(prefix);
 	const char *end;
 
-	return strncmp(name, MAT_JOURNAL_PREFIX, l) == 0 &&
+	return strncmp(name, prefix, l) == 0 &&
 	       parse_u64(name + l, &end, seq) && *end == '\0';
 }
 
@@ -60,6 +61,8 @@ static bool batch_of(const char *name, uint64_t *seq)
 
 	if (strncmp(name, MAT_JOURNAL_PREFIX, strlen(MAT_JOURNAL_PREFIX)) == 0)
 		return parse_u64(name + strlen(MAT_JOURNAL_PREFIX), &end, seq);
+	if (strncmp(name, MAT_DONE_PREFIX, strlen(MAT_DONE_PREFIX)) == 0)
+		return parse_u64(name + strlen(MAT_DONE_PREFIX), &end, seq);
 	return strncmp(name, "merge-", l) == 0 &&
 	       parse_u64(name + l, &end, seq) && *end == '-';
 }
@@ -69,17 +72,29 @@ static bool is_temporary(const char *name)
 	return strchr("wloj", name[0]) && name[0] && name[1] == '.';
 }
 
+struct seqs {
+	uint64_t *v;
+	size_t n, alloc;
+};
+
+static void seqs_add(struct seqs *s, uint64_t seq)
+{
+	if (s->n == s->alloc) {
+		s->alloc = s->alloc ? 2 * s->alloc : 4;
+		s->v = xrealloc(s->v, s->alloc * sizeof(*s->v));
+	}
+	s->v[s->n++] = seq;
+}
+
 struct tmp_scan {
 	uint64_t max_seq;
-	uint64_t *journals;
-	size_t njournals;
+	struct seqs journals, done;
 };
 
 /* Lists .wkfs/tmp; removes stale temporaries when clean is set. */
 static int scan_tmp(struct mat *m, bool clean, struct tmp_scan *s)
 {
 	int fd = openat(m->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	size_t alloc = 0;
 	struct dirent *de;
 	DIR *d;
 
@@ -96,20 +111,21 @@ static int scan_tmp(struct mat *m, bool clean, struct tmp_scan *s)
 
 		if (batch_of(de->d_name, &seq) && seq > s->max_seq)
 			s->max_seq = seq;
-		if (journal_name(de->d_name, &seq)) {
-			if (s->njournals == alloc) {
-				alloc = alloc ? 2 * alloc : 4;
-				s->journals =
-					xrealloc(s->journals,
-						 alloc * sizeof(*s->journals));
-			}
-			s->journals[s->njournals++] = seq;
-		} else if (clean && is_temporary(de->d_name)) {
+		if (numbered(de->d_name, MAT_JOURNAL_PREFIX, &seq))
+			seqs_add(&s->journals, seq);
+		else if (numbered(de->d_name, MAT_DONE_PREFIX, &seq))
+			seqs_add(&s->done, seq);
+		else if (clean && is_temporary(de->d_name))
 			unlinkat(m->tmpfd, de->d_name, 0);
-		}
 	}
 	closedir(d);
 	return 0;
+}
+
+static void tmp_scan_release(struct tmp_scan *s)
+{
+	free(s->journals.v);
+	free(s->done.v);
 }
 
 /* Opens (creating it 0700 if missing) the directory name in dirfd. */
@@ -153,7 +169,7 @@ int mat_open(int rootfd, struct mat **out)
 	rc = scan_tmp(m, false, &s);
 	if (rc < 0)
 		goto out_free;
-	free(s.journals);
+	tmp_scan_release(&s);
 	m->seq = s.max_seq + 1;
 	*out = m;
 	return 0;
@@ -220,40 +236,83 @@ static int read_all(int fd, uint8_t **out, size_t *len)
 	return 0;
 }
 
-/* Replays journal seq; -EBADMSG sets it aside as journal.<seq>.bad. */
-static int replay(struct mat *m, uint64_t seq, struct mat_result *res)
+/*
+ * Opens and decodes the journal prefix<seq> (O_RDWR: a replay marks
+ * progress in it).  *fdp gets the fd (or -1); ch, tag, start and poff as
+ * mat_journal_decode() fills them.  0 or -errno; -EBADMSG for anything
+ * that is not a journal, which is then set aside as <name>.bad.
+ */
+static int open_journal(struct mat *m, const char *prefix, uint64_t seq,
+			int *fdp, struct tree_changes *ch, uint64_t *tag,
+			size_t *start, size_t *poff)
 {
-	char jname[64], bad[80];
-	struct tree_changes ch;
-	size_t len = 0, start = 0, poff = 0;
+	char name[64], bad[80];
+	size_t len = 0;
 	uint8_t *buf = NULL;
 	int fd, rc;
 
-	snprintf(jname, sizeof(jname), MAT_JOURNAL_PREFIX "%" PRIu64, seq);
-	tree_changes_init(&ch);
-	fd = openat(m->tmpfd, jname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	snprintf(name, sizeof(name), "%s%" PRIu64, prefix, seq);
+	fd = openat(m->tmpfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		rc = errno == ELOOP ? -EBADMSG : -errno;
 	else
 		rc = read_all(fd, &buf, &len);
 	if (rc == 0)
-		rc = mat_journal_decode(seq, buf, len, &ch, &start, &poff);
+		rc = mat_journal_decode(seq, buf, len, ch, tag, start, poff);
 	free(buf);
+	if (rc < 0 && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (rc == -EBADMSG) {
+		snprintf(bad, sizeof(bad), "%s.bad", name);
+		wk_err("materialize: %s/%s is corrupt; set aside as %s",
+		       TREE_STAGE_DIR, name, bad);
+		renameat(m->tmpfd, name, m->tmpfd, bad);
+	}
+	*fdp = fd;
+	return rc;
+}
+
+/* Replays journal seq; -EBADMSG sets it aside as journal.<seq>.bad. */
+static int replay(struct mat *m, uint64_t seq, struct mat_result *res)
+{
+	struct tree_changes ch;
+	size_t start = 0, poff = 0;
+	uint64_t tag = 0;
+	int fd, rc;
+
+	tree_changes_init(&ch);
+	rc = open_journal(m, MAT_JOURNAL_PREFIX, seq, &fd, &ch, &tag, &start,
+			  &poff);
 	if (rc == 0) {
 		wk_info("materialize: finishing batch %" PRIu64
 			" from change %zu of %zu",
 			seq, start, ch.n);
-		rc = mat_run_batch(m, &ch, seq, fd, poff, start, res);
-	}
-	if (fd >= 0)
+		rc = mat_run_batch(m, &ch, seq, tag, fd, poff, start, res);
 		close(fd);
-	tree_changes_release(&ch);
-	if (rc == -EBADMSG) {
-		snprintf(bad, sizeof(bad), "%s.bad", jname);
-		wk_err("materialize: %s/%s is corrupt; set aside as %s",
-		       TREE_STAGE_DIR, jname, bad);
-		renameat(m->tmpfd, jname, m->tmpfd, bad);
 	}
+	tree_changes_release(&ch);
+	return rc;
+}
+
+/* The tag of the finished batch done.<seq> into res (the highest). */
+static int read_done(struct mat *m, uint64_t seq, struct mat_result *res)
+{
+	struct tree_changes ch;
+	size_t start = 0, poff = 0;
+	uint64_t tag = 0;
+	int fd, rc;
+
+	tree_changes_init(&ch);
+	rc = open_journal(m, MAT_DONE_PREFIX, seq, &fd, &ch, &tag, &start,
+			  &poff);
+	if (rc == 0) {
+		close(fd);
+		if (tag > res->tag)
+			res->tag = tag;
+	}
+	tree_changes_release(&ch);
 	return rc;
 }
 
@@ -275,13 +334,40 @@ int mat_recover(struct mat *m, struct mat_result *res)
 		return rc;
 	if (s.max_seq >= m->seq)
 		m->seq = s.max_seq + 1;
-	if (s.njournals > 1)
-		qsort(s.journals, s.njournals, sizeof(*s.journals), cmp_u64);
-	for (size_t i = 0; i < s.njournals; i++) {
-		rc = replay(m, s.journals[i], res);
+	if (s.journals.n > 1)
+		qsort(s.journals.v, s.journals.n, sizeof(*s.journals.v),
+		      cmp_u64);
+	for (size_t i = 0; i < s.journals.n; i++) {
+		rc = replay(m, s.journals.v[i], res);
 		if (rc < 0 && first == 0)
 			first = rc;
 	}
-	free(s.journals);
+	/* Replayed tagged batches are done.<n> now: res->tag has theirs. */
+	for (size_t i = 0; i < s.done.n; i++) {
+		rc = read_done(m, s.done.v[i], res);
+		if (rc < 0 && first == 0)
+			first = rc;
+	}
+	tmp_scan_release(&s);
 	return first;
+}
+
+int mat_forget(struct mat *m)
+{
+	struct tmp_scan s;
+	char name[64];
+	int rc;
+
+	rc = scan_tmp(m, false, &s);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < s.done.n; i++) {
+		snprintf(name, sizeof(name), MAT_DONE_PREFIX "%" PRIu64,
+			 s.done.v[i]);
+		if (unlinkat(m->tmpfd, name, 0) < 0 && errno != ENOENT &&
+		    rc == 0)
+			rc = -errno;
+	}
+	tmp_scan_release(&s);
+	return rc;
 }

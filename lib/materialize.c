@@ -141,7 +141,7 @@ static int open_content(struct mat *m, const struct tree_change *c)
 
 	if (fd >= 0 || !m->source)
 		return fd;
-	return m->source(m->source_arg, &c->hash, c->size);
+	return m->source(m->source_arg, c);
 }
 
 /* Fills the temporary tfd with c's content and checks it. */
@@ -450,9 +450,10 @@ static int sync_dirs(struct mat *m, const struct tree_changes *ch)
 }
 
 int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
-		  int jfd, size_t poff, size_t start, struct mat_result *res)
+		  uint64_t tag, int jfd, size_t poff, size_t start,
+		  struct mat_result *res)
 {
-	char jname[64];
+	char jname[64], dname[64];
 	int rc;
 
 	for (size_t i = start; i < ch->n; i++) {
@@ -492,13 +493,23 @@ int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
 		return -errno;
 	fault_point("mat.before_finish");
 	snprintf(jname, sizeof(jname), MAT_JOURNAL_PREFIX "%" PRIu64, seq);
+	if (tag) {
+		/* Kept, with its tag, until the caller has recorded the
+		 * batch (mat_forget).  Should the rename be lost, a replay
+		 * finishes the batch again and renames it then. */
+		snprintf(dname, sizeof(dname), MAT_DONE_PREFIX "%" PRIu64, seq);
+		if (res->tag < tag)
+			res->tag = tag;
+		return renameat(m->tmpfd, jname, m->tmpfd, dname) < 0 ? -errno
+								      : 0;
+	}
 	if (unlinkat(m->tmpfd, jname, 0) < 0 || mat_sync(m, m->tmpfd) < 0)
 		return -errno;
 	return 0;
 }
 
 /* Writes the journal of batch seq durably; the open fd or -errno. */
-static int write_journal(struct mat *m, uint64_t seq,
+static int write_journal(struct mat *m, uint64_t seq, uint64_t tag,
 			 const struct tree_changes *ch, size_t *poff)
 {
 	char tmp[64], jname[64];
@@ -506,7 +517,7 @@ static int write_journal(struct mat *m, uint64_t seq,
 	size_t len, off = 0;
 	int fd, rc;
 
-	rc = mat_journal_encode(seq, ch, &buf, &len, poff);
+	rc = mat_journal_encode(seq, tag, ch, &buf, &len, poff);
 	if (rc < 0)
 		return rc;
 	mat_tmpname(m, 'j', tmp);
@@ -569,7 +580,7 @@ static bool shape_ok(const struct tree_change *c)
 	return c->kind != TREE_CH_SYMLINK || c->target;
 }
 
-int mat_apply(struct mat *m, const struct tree_changes *ch,
+int mat_apply(struct mat *m, const struct tree_changes *ch, uint64_t tag,
 	      struct mat_result *res)
 {
 	struct tree_changes own;
@@ -595,13 +606,13 @@ int mat_apply(struct mat *m, const struct tree_changes *ch,
 			c->target = xstrdup(c->target);
 	}
 	m->seq++;
-	jfd = write_journal(m, seq, &own, &poff);
+	jfd = write_journal(m, seq, tag, &own, &poff);
 	if (jfd < 0) {
 		rc = jfd;
 		goto out_release;
 	}
 	fault_point("mat.after_journal");
-	rc = mat_run_batch(m, &own, seq, jfd, poff, 0, res);
+	rc = mat_run_batch(m, &own, seq, tag, jfd, poff, 0, res);
 	close(jfd);
 out_release:
 	tree_changes_release(&own);
@@ -619,7 +630,7 @@ bool mat_ready(struct mat *m, const struct tree_changes *ch)
 			continue;
 		if (!m->source)
 			return false;
-		fd = m->source(m->source_arg, &c->hash, c->size);
+		fd = m->source(m->source_arg, c);
 		if (fd < 0)
 			return false;
 		close(fd);

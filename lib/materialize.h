@@ -54,6 +54,16 @@
  *    -EBADMSG, never executed; mat_recover() moves it aside to
  *    journal.<n>.bad.
  *
+ *  - Exactly once for the caller.  A batch may carry a tag: a non-zero
+ *    number the caller chooses to name what the batch completes (the
+ *    mount: the applied_seq it reaches).  The journal of a tagged batch is
+ *    not deleted when the batch ends but renamed done.<n>, and stays until
+ *    mat_forget().  The caller records the tag in its own store, makes
+ *    that durable, then calls mat_forget().  Should it crash in between,
+ *    mat_recover() reports the highest tag it found finished (res->tag),
+ *    and the caller records it then: the batch is never lost, and never
+ *    carried out twice.
+ *
  *  - Staging names are made unique per batch: the engine's
  *    TREE_STAGE_DIR/merge-<k> becomes TREE_STAGE_DIR/merge-<n>-<k> for the
  *    batch with journal <n>.  An entry whose move out of staging fails is
@@ -85,14 +95,17 @@
  *	mat_open(dirfd, &m);			// DIR/.wkfs must exist
  *	mat_set_source(m, find_local_copy, arg);	// optional
  *	mat_set_notify(m, invalidate, arg);		// optional
- *	mat_recover(m, &res);			// at mount, before anything
- *else
+ *	mat_recover(m, &res);			// at mount, first
+ *	if (res.tag > my_cursor) ...		// record it, durably
+ *	mat_forget(m);
  *	...
  *	mat_object_put(m, fd, &hash);		// content as it arrives
  *	if (mat_ready(m, &changes)) {		// else wait for more content
- *		mat_apply(m, &changes, &res);
+ *		mat_apply(m, &changes, tag, &res);
  *		... res.failed, res.first_err, res.first_path ...
  *		mat_result_release(&res);
+ *		... record tag, durably ...
+ *		mat_forget(m);
  *	}
  *	mat_close(m);
  *
@@ -119,11 +132,14 @@ struct mat;
 
 /*
  * Returns a readable fd (the callee's to give: the materializer closes it)
- * whose content should be h (size bytes), or -ENOENT (or another -errno)
- * when the caller has none.  The content is verified after copying, so a
- * guess that turned out wrong only fails that WRITE.
+ * whose content should be c->hash (c->size bytes), or -ENOENT (or another
+ * -errno) when the caller has none.  c is the WRITE that needs it; its
+ * node and version say where the caller may find that content first (a
+ * local version that becomes a conflict copy is the node's own file).
+ * The content is verified after copying, so a guess that turned out wrong
+ * only fails that WRITE.
  */
-typedef int (*mat_source_fn)(void *arg, const struct wk_hash *h, uint64_t size);
+typedef int (*mat_source_fn)(void *arg, const struct tree_change *c);
 
 /*
  * Called after each change that was carried out (or found already done),
@@ -140,6 +156,7 @@ struct mat_result {
 	size_t stranded;  /* entries left in staging (see above) */
 	int first_err;	  /* -errno of the first failure, 0 if none */
 	char *first_path; /* its path (fresh string) or NULL */
+	uint64_t tag;	  /* the highest tag of a batch that finished */
 };
 
 /*
@@ -165,6 +182,9 @@ int mat_object_put(struct mat *m, int srcfd, struct wk_hash *out);
 bool mat_object_have(struct mat *m, const struct wk_hash *h);
 /* Deletes an object once no batch needs it.  0 or -errno (-ENOENT). */
 int mat_object_drop(struct mat *m, const struct wk_hash *h);
+/* The hashes of every object in the store: *out (malloc'ed, the caller
+ * frees it) and *n.  0 or -errno. */
+int mat_object_list(struct mat *m, struct wk_hash **out, size_t *n);
 
 /*
  * True when every WRITE in ch has its content at hand (empty, in the
@@ -175,7 +195,9 @@ int mat_object_drop(struct mat *m, const struct wk_hash *h);
 bool mat_ready(struct mat *m, const struct tree_changes *ch);
 
 /*
- * Carries out ch in order (see the guarantees above), journaled.  A change
+ * Carries out ch in order (see the guarantees above), journaled, as a
+ * batch tagged tag (0: untagged, its journal is deleted at the end).  A
+ * change
  * that fails is counted and reported and the batch goes on: later changes
  * do not depend on an earlier one succeeding more than the kernel checks
  * anyway (a missing parent fails them too).  res is filled (initialise
@@ -184,16 +206,23 @@ bool mat_ready(struct mat *m, const struct tree_changes *ch);
  * (journal not writable, list refused as a whole: -EINVAL for an unknown
  * kind or a missing string).  Hostile paths fail their change only.
  */
-int mat_apply(struct mat *m, const struct tree_changes *ch,
+int mat_apply(struct mat *m, const struct tree_changes *ch, uint64_t tag,
 	      struct mat_result *res);
 
 /*
  * Finishes every batch left behind by a crash, oldest first, and removes
- * stale temporaries from .wkfs/tmp.  res sums over them.  0, or the first
- * error: -EBADMSG for a corrupt journal (moved aside to journal.<n>.bad;
- * the others are still replayed).
+ * stale temporaries from .wkfs/tmp.  res sums over them; res->tag is the
+ * highest tag of any batch finished now or before and not forgotten yet.
+ * 0, or the first error: -EBADMSG for a corrupt journal (moved aside to
+ * journal.<n>.bad or done.<n>.bad; the others are still replayed).
  */
 int mat_recover(struct mat *m, struct mat_result *res);
+
+/*
+ * Deletes the records of finished tagged batches, once the caller has
+ * recorded their tags durably.  0 or -errno.
+ */
+int mat_forget(struct mat *m);
 
 void mat_result_release(struct mat_result *res);
 

@@ -547,6 +547,35 @@ int rec_remove_l(struct recorder *r, struct nnode *n)
 	return 0;
 }
 
+int rec_move_member_l(struct recorder *r, struct wk_id id, struct nnode *from,
+		      const char *from_name, struct nnode *parent,
+		      const char *name)
+{
+	struct qitem *q;
+
+	if (!wk_name_valid(name))
+		return -EINVAL;
+	q = new_op(r, WK_OP_MOVE, NULL);
+	q->op.node = id;
+	set_place(&q->op, from, from_name);
+	q->op.new_parent = parent->id;
+	snprintf(q->op.new_name, sizeof(q->op.new_name), "%s", name);
+	enqueue(r, q);
+	return 0;
+}
+
+int rec_remove_member_l(struct recorder *r, struct wk_id id, struct nnode *from,
+			const char *from_name)
+{
+	struct qitem *q = new_op(r, WK_OP_REMOVE, NULL);
+
+	/* base none: retires the directory's own (only) version */
+	q->op.node = id;
+	set_place(&q->op, from, from_name);
+	enqueue(r, q);
+	return 0;
+}
+
 int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 		  uint32_t mode, int64_t mtime_ns)
 {

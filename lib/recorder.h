@@ -82,6 +82,20 @@ int rec_move_l(struct recorder *r, struct nnode *n, struct nnode *parent,
  * first, one op each. */
 int rec_remove_l(struct recorder *r, struct nnode *n);
 
+/*
+ * Merged directories (tree.h: tree_dir_members) are several directory
+ * nodes the view shows at one place; the index holds one of them.  After a
+ * move or remove of that one, these record the same for another member,
+ * id, which the index never held: a move from (from, from_name) to
+ * (parent, name), or a remove at (from, from_name).  The index is not
+ * touched.
+ */
+int rec_move_member_l(struct recorder *r, struct wk_id id, struct nnode *from,
+		      const char *from_name, struct nnode *parent,
+		      const char *name);
+int rec_remove_member_l(struct recorder *r, struct wk_id id, struct nnode *from,
+			const char *from_name);
+
 /* Mode (attrs & WK_ATTR_MODE) and/or mtime (WK_ATTR_MTIME) of n. */
 int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 		  uint32_t mode, int64_t mtime_ns);

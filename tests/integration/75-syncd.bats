@@ -240,8 +240,11 @@ assert_objects_match() {
 	n=$(sq "$A" 'select count(*) from ops')
 	assert_equal "$("$WKFS_BIN" log "$B" --json | grep -c '"origin":"remote"')" "$n"
 	wk_umount "$B"
+	# Applied: the content is in B's file; the store drops what it
+	# applied (lib/mat_gc.h).
+	cmp "$A/hi" "$B/hi"
 	h=$(op_field put hi hash)
-	cmp "$A/hi" "$B/.wkfs/objects/$h"
+	[ ! -e "$B/.wkfs/objects/$h" ]
 }
 
 @test "a relay that lost its history: start over, push everything again" {

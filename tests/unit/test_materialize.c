@@ -31,7 +31,9 @@
 #include <unistd.h>
 
 #include "content.h"
+#include "db.h"
 #include "fault.h"
+#include "mat_gc.h"
 #include "mat_int.h"
 #include "materialize.h"
 #include "tree.h"
@@ -363,7 +365,7 @@ static void apply_ok(struct env *e, const struct tree_changes *ch)
 {
 	struct mat_result res;
 
-	assert_int_equal(mat_apply(e->m, ch, &res), 0);
+	assert_int_equal(mat_apply(e->m, ch, 0, &res), 0);
 	if (res.failed)
 		fail_msg("change on %s failed: %s", res.first_path,
 			 strerror(-res.first_err));
@@ -378,7 +380,7 @@ static int apply_all_fail(struct env *e, const struct tree_changes *ch)
 	struct mat_result res;
 	int err;
 
-	assert_int_equal(mat_apply(e->m, ch, &res), 0);
+	assert_int_equal(mat_apply(e->m, ch, 0, &res), 0);
 	assert_int_equal(res.done, 0);
 	assert_int_equal(res.failed, ch->n);
 	err = res.first_err;
@@ -718,7 +720,7 @@ static void test_nothing_is_clobbered(void **state)
 	ch_write(&ch, "dir", "new", 0644, MT(1));
 	ch_rename(&ch, WK_KIND_FILE, "missing", "c");
 	ch_add(&ch, TREE_CH_SETATTR, WK_KIND_FILE, "missing");
-	assert_int_equal(mat_apply(e->m, &ch, &res), 0);
+	assert_int_equal(mat_apply(e->m, &ch, 0, &res), 0);
 	assert_int_equal(res.failed, ch.n);
 	assert_int_equal(res.first_err, -EEXIST);
 	assert_string_equal(res.first_path, "a");
@@ -740,13 +742,12 @@ struct src {
 	int calls;
 };
 
-static int source_file(void *arg, const struct wk_hash *h, uint64_t size)
+static int source_file(void *arg, const struct tree_change *c)
 {
 	struct src *s = arg;
 	int fd;
 
-	(void)h;
-	(void)size;
+	(void)c;
 	s->calls++;
 	if (!s->path)
 		return -ENOENT;
@@ -773,7 +774,7 @@ static void test_ready_defers_missing_content(void **state)
 	assert_int_equal(s.calls, 1);
 
 	/* Applied anyway: that one change fails, no partial file. */
-	assert_int_equal(mat_apply(e->m, &ch, &res), 0);
+	assert_int_equal(mat_apply(e->m, &ch, 0, &res), 0);
 	assert_int_equal(res.done, 2);
 	assert_int_equal(res.failed, 1);
 	assert_int_equal(res.first_err, -ENOENT);
@@ -793,7 +794,7 @@ static void test_ready_defers_missing_content(void **state)
 	tree_changes_init(&ch);
 	writef(local, "edited!!!");
 	ch_write(&ch, "d", "elsewhere", 0644, MT(1));
-	assert_int_equal(mat_apply(e->m, &ch, &res), 0);
+	assert_int_equal(mat_apply(e->m, &ch, 0, &res), 0);
 	assert_int_equal(res.first_err, -EBADMSG);
 	mat_result_release(&res);
 	assert_false(exists(e, "d"));
@@ -824,7 +825,7 @@ static void test_failed_unstage_puts_entry_back(void **state)
 	ch_write(&ch, "b", "new", 0644, MT(1)); /* b's place is retaken */
 	ch_rename(&ch, WK_KIND_FILE, TREE_STAGE_DIR "/merge-0", "no/where");
 	ch_rename(&ch, WK_KIND_FILE, TREE_STAGE_DIR "/merge-1", "no/where");
-	assert_int_equal(mat_apply(e->m, &ch, &res), 0);
+	assert_int_equal(mat_apply(e->m, &ch, 0, &res), 0);
 	assert_int_equal(res.failed, 2);
 	assert_int_equal(res.stranded, 1);
 	mat_result_release(&res);
@@ -1068,10 +1069,11 @@ static void assert_no_torn_file(const struct env *e)
 		nftw(e->dir, torn_one, 16, FTW_PHYS | FTW_ACTIONRETVAL), 0);
 }
 
-/* Runs mat_apply (recover when ch is NULL) in a child armed with fault
- * at hit k; returns its exit status (FAULT_EXIT: it died there). */
-static int crash_child(struct env *e, const struct tree_changes *ch,
-		       const char *fault, int k)
+/* Runs mat_apply of a batch tagged tag (recover when ch is NULL) in a
+ * child armed with fault at hit k; returns its exit status (FAULT_EXIT:
+ * it died there). */
+static int crash_child_tagged(struct env *e, const struct tree_changes *ch,
+			      uint64_t tag, const char *fault, int k)
 {
 	pid_t pid = fork();
 	int status;
@@ -1087,7 +1089,8 @@ static int crash_child(struct env *e, const struct tree_changes *ch,
 		setenv("WKFS_FAULT_AT", at, 1);
 		if (mat_open(e->rootfd, &m) < 0)
 			_exit(2);
-		if ((ch ? mat_apply(m, ch, &res) : mat_recover(m, &res)) < 0 ||
+		if ((ch ? mat_apply(m, ch, tag, &res) : mat_recover(m, &res)) <
+			    0 ||
 		    res.failed)
 			_exit(3);
 		_exit(0);
@@ -1095,6 +1098,12 @@ static int crash_child(struct env *e, const struct tree_changes *ch,
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	return WEXITSTATUS(status);
+}
+
+static int crash_child(struct env *e, const struct tree_changes *ch,
+		       const char *fault, int k)
+{
+	return crash_child_tagged(e, ch, 0, fault, k);
 }
 
 /* Round 1 applied once, with every content stored: the template each
@@ -1203,6 +1212,73 @@ static void test_crash_at_every_fault_point(void **state)
 	batches_free(&b);
 }
 
+/* Recovers and expects tag reported, then nothing once forgotten. */
+static void recover_tag(struct env *e, uint64_t tag, const char *want)
+{
+	struct mat_result res;
+	char *names;
+
+	reopen(e);
+	assert_int_equal(mat_recover(e->m, &res), 0);
+	assert_int_equal(res.failed, 0);
+	assert_int_equal(res.tag, tag);
+	mat_result_release(&res);
+	assert_dump(e, want);
+	/* Until forgotten, every start hears of it again. */
+	reopen(e);
+	assert_int_equal(mat_recover(e->m, &res), 0);
+	assert_int_equal(res.tag, tag);
+	assert_int_equal(res.done, 0);
+	mat_result_release(&res);
+	assert_int_equal(mat_forget(e->m), 0);
+	names = tmp_names(e);
+	assert_string_equal(names, "");
+	free(names);
+	reopen(e);
+	assert_int_equal(mat_recover(e->m, &res), 0);
+	assert_int_equal(res.tag, 0);
+	mat_result_release(&res);
+	assert_dump(e, want);
+}
+
+/*
+ * A tagged batch (the mount tags each with the applied_seq it reaches)
+ * is reported by mat_recover() until mat_forget(), whether it finished or
+ * a crash cut it short anywhere: a caller that dies before recording the
+ * tag learns it at the next start instead of applying the batch again.
+ */
+static void test_tagged_batch_is_reported_until_forgotten(void **state)
+{
+	static const char *points[] = {"mat.after_journal", "mat.before_rename",
+				       "mat.after_rename", "mat.mid_batch",
+				       "mat.before_finish"};
+	struct env *e = *state;
+	struct mat_result res;
+	struct batches b;
+	char *names;
+
+	batches_make(&b);
+	fresh_round1(e, &b);
+	assert_int_equal(mat_apply(e->m, &b.r2, 42, &res), 0);
+	assert_int_equal(res.failed, 0);
+	assert_int_equal(res.tag, 42);
+	mat_result_release(&res);
+	names = tmp_names(e);
+	assert_string_equal(names, "done.1 ");
+	free(names);
+	recover_tag(e, 42, b.dump2);
+
+	for (size_t i = 0; i < sizeof(points) / sizeof(*points); i++) {
+		fresh_round1(e, &b);
+		assert_int_equal(
+			crash_child_tagged(e, &b.r2, 7 + i, points[i], 1),
+			FAULT_EXIT);
+		assert_no_torn_file(e);
+		recover_tag(e, 7 + i, b.dump2);
+	}
+	batches_free(&b);
+}
+
 static char *journal_path(const struct env *e);
 
 /* A crash after step k's effect but before its progress mark: recovery
@@ -1216,6 +1292,7 @@ static void test_every_step_can_run_twice(void **state)
 	for (size_t k = 1; k <= b.r2.n; k++) {
 		struct tree_changes ch;
 		size_t start, poff;
+		uint64_t tag;
 		uint8_t *buf = xmalloc(1 << 16);
 		char *jp;
 		ssize_t len;
@@ -1229,7 +1306,7 @@ static void test_every_step_can_run_twice(void **state)
 		len = read(fd, buf, 1 << 16);
 		tree_changes_init(&ch);
 		assert_int_equal(mat_journal_decode(1, buf, (size_t)len, &ch,
-						    &start, &poff),
+						    &tag, &start, &poff),
 				 0);
 		assert_int_equal(start, k);
 		assert_int_equal(pwrite(fd, "", 1, (off_t)(poff + k - 1)), 1);
@@ -1337,12 +1414,13 @@ static void test_journal_decoder_survives_garbage(void **state)
 	struct batches b;
 	uint8_t *buf, *copy;
 	size_t len, poff, start, p2;
-	uint64_t rng = 7;
+	uint64_t rng = 7, tag;
 	int ok = 0;
 
 	(void)state;
 	batches_make(&b);
-	assert_int_equal(mat_journal_encode(5, &b.r2, &buf, &len, &poff), 0);
+	assert_int_equal(mat_journal_encode(5, 77, &b.r2, &buf, &len, &poff),
+			 0);
 	copy = xmalloc(len);
 	for (size_t cut = 0; cut <= len; cut++) {
 		struct tree_changes ch;
@@ -1350,7 +1428,7 @@ static void test_journal_decoder_survives_garbage(void **state)
 
 		tree_changes_init(&ch);
 		memcpy(copy, buf, cut);
-		rc = mat_journal_decode(5, copy, cut, &ch, &start, &p2);
+		rc = mat_journal_decode(5, copy, cut, &ch, &tag, &start, &p2);
 		assert_true(rc == -EBADMSG || (rc == 0 && cut == len));
 		ok += rc == 0;
 		tree_changes_release(&ch);
@@ -1375,7 +1453,7 @@ static void test_journal_decoder_survives_garbage(void **state)
 					(uint8_t)(h >> (56 - 8 * k));
 		}
 		tree_changes_init(&ch);
-		rc = mat_journal_decode(5, copy, len, &ch, &start, &p2);
+		rc = mat_journal_decode(5, copy, len, &ch, &tag, &start, &p2);
 		assert_true(rc == 0 || rc == -EBADMSG);
 		if (rc == 0)
 			assert_int_equal(ch.n, b.r2.n);
@@ -1384,34 +1462,57 @@ static void test_journal_decoder_survives_garbage(void **state)
 	}
 	{
 		/* A huge count allocates nothing. */
-		static const uint8_t huge[] = {'W',  'K',  'F', 'S', 'J',
-					       'N',  'L',  '1', 5,   0xff,
-					       0xff, 0xff, 0x07};
+		static const uint8_t huge[] = {'W',  'K',  'F',	 'S', 'J',
+					       'N',  'L',  '2',	 5,   0,
+					       0xff, 0xff, 0xff, 0x07};
 		struct tree_changes ch;
 
 		tree_changes_init(&ch);
 		assert_int_equal(mat_journal_decode(5, huge, sizeof(huge), &ch,
-						    &start, &p2),
+						    &tag, &start, &p2),
 				 -EBADMSG);
 		/* wrong batch number */
 		assert_int_equal(
-			mat_journal_decode(6, buf, len, &ch, &start, &p2),
+			mat_journal_decode(6, buf, len, &ch, &tag, &start, &p2),
 			-EBADMSG);
 		/* a progress byte that is neither 0 nor 1 */
 		memcpy(copy, buf, len);
 		copy[poff + 1] = 2;
-		assert_int_equal(
-			mat_journal_decode(5, copy, len, &ch, &start, &p2),
-			-EBADMSG);
+		assert_int_equal(mat_journal_decode(5, copy, len, &ch, &tag,
+						    &start, &p2),
+				 -EBADMSG);
 		/* done steps must be a prefix */
 		copy[poff + 1] = 1;
-		assert_int_equal(
-			mat_journal_decode(5, copy, len, &ch, &start, &p2),
-			-EBADMSG);
+		assert_int_equal(mat_journal_decode(5, copy, len, &ch, &tag,
+						    &start, &p2),
+				 -EBADMSG);
 		copy[poff] = 1;
-		assert_int_equal(
-			mat_journal_decode(5, copy, len, &ch, &start, &p2), 0);
+		assert_int_equal(mat_journal_decode(5, copy, len, &ch, &tag,
+						    &start, &p2),
+				 0);
 		assert_int_equal(start, 2);
+		assert_int_equal(tag, 77);
+		tree_changes_release(&ch);
+	}
+	{
+		/* A journal of the first format (no tag) reads as tag 0: the
+		 * same bytes without the tag, checksummed again. */
+		struct tree_changes ch;
+		uint64_t h;
+
+		tree_changes_init(&ch);
+		memcpy(copy, buf, 9);
+		copy[7] = '1';
+		memcpy(copy + 9, buf + 10, len - 10);
+		h = XXH3_64bits(copy, poff - 9);
+		for (int k = 0; k < 8; k++)
+			copy[poff - 9 + k] = (uint8_t)(h >> (56 - 8 * k));
+		assert_int_equal(mat_journal_decode(5, copy, len - 1, &ch, &tag,
+						    &start, &p2),
+				 0);
+		assert_int_equal(tag, 0);
+		assert_int_equal(ch.n, b.r2.n);
+		assert_int_equal(p2, poff - 1);
 		tree_changes_release(&ch);
 	}
 	free(copy);
@@ -1432,6 +1533,81 @@ static void test_recover_removes_stale_temporaries(void **state)
 	names = tmp_names(e);
 	assert_string_equal(names, "");
 	free(names);
+}
+
+/* ---- dropping objects (mat_gc) ---- */
+
+/* Appends a put of content (origin as given) as op number k. */
+static void gc_put(struct wkdb *db, uint64_t k, const char *content,
+		   enum db_origin origin, struct wk_op *out)
+{
+	struct wk_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.id = (struct wk_id){1000 + k, 7};
+	op.kind = WK_OP_PUT;
+	op.node = (struct wk_id){1, 7};
+	op.hash = hash_of(content);
+	op.size = strlen(content);
+	assert_int_equal(db_op_append(db, &op, origin, NULL), 0);
+	if (out)
+		*out = op;
+}
+
+static bool have(struct env *e, const char *content)
+{
+	struct wk_hash h = hash_of(content);
+
+	return mat_object_have(e->m, &h);
+}
+
+/*
+ * Only objects that applied remote puts name, and no pending remote put
+ * does, are dropped: a stray object (content stored before its ops) and
+ * one only a local put names stay.
+ */
+static void test_gc_drops_only_what_applied_puts_left(void **state)
+{
+	static const char *all[] = {"applied", "pending", "both", "stray",
+				    "local"};
+	struct env *e = *state;
+	struct wk_op late[2];
+	struct mat_gc g;
+	struct wkdb *db;
+	char err[256];
+
+	for (size_t i = 0; i < 5; i++)
+		store(e, all[i]);
+	assert_int_equal(
+		db_open_at(e->rootfd, DB_CREATE, &db, err, sizeof(err)), 0);
+	gc_put(db, 1, "applied", DB_ORIGIN_REMOTE, NULL);
+	gc_put(db, 2, "both", DB_ORIGIN_REMOTE, NULL);
+	gc_put(db, 3, "local", DB_ORIGIN_LOCAL, NULL);
+	/* applied_seq 3; these two are pending: */
+	gc_put(db, 4, "pending", DB_ORIGIN_REMOTE, &late[0]);
+	gc_put(db, 5, "both", DB_ORIGIN_REMOTE, &late[1]);
+
+	assert_int_equal(mat_gc_sweep(e->m, db, 3), 0);
+	assert_false(have(e, "applied"));
+	for (size_t i = 1; i < 5; i++)
+		assert_true(have(e, all[i]));
+
+	/* The pending two get applied: their objects go, nothing else. */
+	mat_gc_init(&g);
+	mat_gc_note(&g, late, 2);
+	assert_int_equal(mat_gc_run(&g, e->m, db, 5), 0);
+	assert_int_equal(g.n, 0);
+	assert_false(have(e, "pending"));
+	assert_false(have(e, "both"));
+	assert_true(have(e, "stray"));
+	assert_true(have(e, "local"));
+	/* Noted while a later put still needs it: kept. */
+	gc_put(db, 6, "stray", DB_ORIGIN_REMOTE, &late[0]);
+	mat_gc_note(&g, late, 1);
+	assert_int_equal(mat_gc_run(&g, e->m, db, 5), 0);
+	assert_true(have(e, "stray"));
+	mat_gc_release(&g);
+	db_close(db);
 }
 
 #define T(f)  cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1461,6 +1637,8 @@ int main(void)
 		T(test_corrupt_journal_is_refused),
 		T(test_journal_decoder_survives_garbage),
 		T(test_recover_removes_stale_temporaries),
+		TN(test_tagged_batch_is_reported_until_forgotten),
+		T(test_gc_drops_only_what_applied_puts_left),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

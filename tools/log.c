@@ -18,6 +18,7 @@
 
 #include "cmds.h"
 #include "db.h"
+#include "folder.h"
 #include "hlc.h"
 #include "locate.h"
 #include "nindex.h"
@@ -42,8 +43,7 @@ static void place(struct nindex *ix, struct wk_id parent, const char *name,
 }
 
 /* The path of node id now, for ops that name no place (put, setattr). */
-static void node_path(struct nindex *ix, struct wk_id id, char *out,
-		      size_t len)
+static void node_path(struct nindex *ix, struct wk_id id, char *out, size_t len)
 {
 	struct nnode *n = nindex_get(ix, id);
 
@@ -98,7 +98,8 @@ static int print_op(void *arg, const struct db_oprow *r)
 	printf(",\"kind\":\"%s\",\"node\":\"%s\"", kind ? kind : "?",
 	       wk_id_str(op->node, id));
 	if (placed) {
-		printf(",\"parent\":\"%s\",\"name\":", wk_id_str(op->parent, id));
+		printf(",\"parent\":\"%s\",\"name\":",
+		       wk_id_str(op->parent, id));
 		out_json_str(stdout, op->name);
 	}
 	printf(",\"path\":");
@@ -141,7 +142,8 @@ int cmd_log(int argc, char **argv)
 	};
 	struct log_ctx c = {0};
 	struct wkdb *db = NULL;
-	const char *dir = ".";
+	struct folder f;
+	const char *dir;
 	char err[512];
 	long last_n = 0;
 	int opt, fd, rc, ret = 1;
@@ -165,8 +167,13 @@ int cmd_log(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc)
-		dir = argv[optind];
+	/* DIR, or the synced folder around the current directory. */
+	if (folder_resolve(optind < argc ? argv[optind] : NULL, &f, err,
+			   sizeof(err))) {
+		wk_err("%s", err);
+		return 1;
+	}
+	dir = f.key;
 	fd = locate_dirfd(dir, err, sizeof(err));
 	if (fd < 0) {
 		wk_err("%s", err);

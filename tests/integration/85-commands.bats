@@ -375,3 +375,18 @@ conflict() {
 	assert_success
 	assert_output --partial 'local only'
 }
+
+@test "log with no DIR: the folder around the current directory" {
+	pair
+	mkdir "$A/deep"
+	echo x >"$A/deep/f"
+	cd "$A/deep"
+	wait_until 30 bash -c '"$WKFS_BIN" log --json | grep -q "\"path\":\"deep/f\""'
+	run "$WKFS_BIN" log -n 1
+	assert_success
+	assert_output --partial 'deep/f'
+	cd "$BATS_TEST_TMPDIR"
+	run "$WKFS_BIN" log
+	assert_failure 1
+	assert_output --partial 'not in a synced folder'
+}

@@ -103,8 +103,8 @@ mnt() {
 	run cat "$M/g"
 	assert_output through
 	wk_umount "$M"
-	! is_mounted "$M"
-	! is_mounted "$D"
+	not_mounted "$M"
+	not_mounted "$D"
 }
 
 @test "write then read a new file: create, then exactly one put" {

@@ -167,7 +167,7 @@ for p in sys.argv[1:]:
 @test "mounted at an explicit MNT, DIR and its sidecar stay visible" {
 	wk_umount "$D"
 	wk_mount "$D" "$M"
-	! is_mounted "$D"
+	not_mounted "$D"
 	[ -f "$D/.wkfs/wkfs.db" ]
 	[ -f "$D/.wkfs/config.ini" ]
 	run sqlite3 "$D/.wkfs/wkfs.db" 'PRAGMA quick_check'

@@ -119,7 +119,7 @@ while not os.path.exists(sys.argv[3]):
 	WK_MOUNTS+=("$D")
 	assert_one_line_error
 	[[ $stderr == *--accept-deletions* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	assert_equal "$(wkfs_ops)" "$before"
 	[ -z "$(ls -A "$D" | grep -v '^\.wkfs$')" ]
 

@@ -32,7 +32,7 @@ snapshot() {
 	assert_one_line_error
 	[[ $stderr == *"$T/nope"* ]]
 	[ ! -e "$T/nope" ]
-	! is_mounted "$T/nope"
+	not_mounted "$T/nope"
 }
 
 @test "mount of a regular file" {
@@ -41,7 +41,7 @@ snapshot() {
 	assert_one_line_error
 	[[ $stderr == *"$T/file"* ]]
 	assert_equal "$(cat "$T/file")" x
-	! is_mounted "$T/file"
+	not_mounted "$T/file"
 	[ ! -e "$T/.wkfs" ]
 }
 
@@ -61,7 +61,7 @@ snapshot() {
 	try_mount "$D" "$M"
 	assert_one_line_error
 	[[ $stderr == *mounted* ]] # not "run wkfs init": D is initialised
-	! is_mounted "$M"
+	not_mounted "$M"
 }
 
 @test "mount of a directory that was never initialised" {
@@ -71,7 +71,7 @@ snapshot() {
 	try_mount "$T/plain"
 	assert_one_line_error
 	[[ $stderr == *init* ]]
-	! is_mounted "$T/plain"
+	not_mounted "$T/plain"
 	[ ! -e "$T/plain/.wkfs" ]
 	assert_equal "$(snapshot "$T/plain")" "$snap"
 }
@@ -89,7 +89,7 @@ snapshot() {
 	assert_one_line_error
 	[[ ${stderr,,} == *read-only* ]]
 	assert_equal "$(mount_count "$D")" 1
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	umount "$D"
 	assert_equal "$(snapshot "$D")" "$snap"
 }
@@ -103,7 +103,7 @@ snapshot() {
 	try_mount "$D"
 	assert_one_line_error
 	[[ $stderr == *wkfs.db* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	assert_equal "$(snapshot "$D")" "$snap"
 	run --separate-stderr "$WKFS_BIN" log "$D"
 	assert_failure
@@ -121,7 +121,7 @@ snapshot() {
 	assert_equal "$(snapshot "$D")" "$snap"
 	assert_one_line_error
 	[[ $stderr == *wkfs.db* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 }
 
 @test "mount with wkfs.db missing from .wkfs: refused, not recreated" {
@@ -132,7 +132,7 @@ snapshot() {
 	try_mount "$D"
 	assert_one_line_error
 	[[ $stderr == *wkfs.db* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	[ ! -e "$D/.wkfs/wkfs.db" ]
 	assert_equal "$(snapshot "$D")" "$snap"
 }
@@ -146,7 +146,7 @@ snapshot() {
 	try_mount "$D"
 	assert_one_line_error
 	[[ $stderr == *wkfs.db* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	assert_equal "$(snapshot "$D")" "$snap"
 }
 
@@ -162,7 +162,7 @@ snapshot() {
 	[[ $stderr == *config.ini* ]]
 	[[ $stderr =~ (^|[^0-9])$line([^0-9]|$) ]]
 	[[ $stderr == *colour* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	assert_equal "$(snapshot "$D")" "$snap"
 }
 
@@ -177,7 +177,7 @@ snapshot() {
 	[[ $stderr == *config.ini* ]]
 	[[ $stderr =~ (^|[^0-9])$line([^0-9]|$) ]]
 	[[ $stderr == *colours* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	assert_equal "$(snapshot "$D")" "$snap"
 }
 
@@ -207,7 +207,7 @@ snapshot() {
 	try_mount -o noatime,bogus_opt "$D"
 	assert_one_line_error
 	[[ $stderr == *"'bogus_opt'"* ]]
-	! is_fuse_mounted "$D"
+	not_fuse_mounted "$D"
 	assert_equal "$(snapshot "$D")" "$snap"
 	try_mount -o defaults,_netdev,nofail,x-systemd.automount,noatime "$D"
 	assert_success

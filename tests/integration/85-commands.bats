@@ -86,7 +86,7 @@ pair() {
 	[ ! -e "$(run_of "$A")/syncd.sock" ] || [ -z "$(run_of "$A")" ]
 	# --no-syncd leaves it to the user
 	wk_mount "$A" --no-syncd
-	! has_syncd "$A"
+	run ! has_syncd "$A"
 }
 
 @test "status of a synced pair: Synced, every field, exit 0" {

@@ -46,7 +46,7 @@ verify() {
 		systemd-analyze verify "$@" 2>&1) || rc=$?
 	printf '%s\n' "$out" >&2
 	[ "$rc" = 0 ] || { echo "systemd-analyze verify exited $rc" >&2; return 1; }
-	! grep -E 'wkfs|home-u-Notes' <<<"$out"
+	run ! grep -E 'wkfs|home-u-Notes' <<<"$out"
 }
 
 @test "make install puts everything under PREFIX" {

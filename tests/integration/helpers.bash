@@ -47,6 +47,10 @@ is_mounted() {
 	awk -v p="$1" '$5 == p { f = 1 } END { exit !f }' /proc/self/mountinfo
 }
 
+# not_mounted PATH: no mount sits on PATH.  (A bare `! cmd` never fails a
+# bats test: errexit ignores negated commands.)
+not_mounted() { ! is_mounted "$1"; }
+
 # is_fuse_mounted PATH: a fuse mount sits on PATH.
 is_fuse_mounted() {
 	awk -v p="$1" '{ for (i = 7; i <= NF; i++) if ($i == "-") break }

@@ -55,17 +55,17 @@ struct syncd_shared {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum syncd_conn conn;
-	char err[512];	      /* why the last session failed, or "" */
-	int64_t last_ok_ms;   /* wall clock of the last successful exchange */
-	int64_t started_ms;   /* when the daemon started */
-	uint64_t pushed;      /* ops pushed and acknowledged, since start */
-	uint64_t received;    /* remote ops stored, since start */
-	uint64_t tx_bytes;    /* message bytes sent to the relay, */
-	uint64_t rx_bytes;    /* and received, since start */
-	uint64_t sync_asked;  /* sync requests so far */
-	uint64_t sync_done;   /* requests answered */
-	int sync_rc;	      /* result of the last answered round */
-	char sync_err[512];   /* its reason when it failed */
+	char err[512];	     /* why the last session failed, or "" */
+	int64_t last_ok_ms;  /* wall clock of the last successful exchange */
+	int64_t started_ms;  /* when the daemon started */
+	uint64_t pushed;     /* ops pushed and acknowledged, since start */
+	uint64_t received;   /* remote ops stored, since start */
+	uint64_t tx_bytes;   /* message bytes sent to the relay, */
+	uint64_t rx_bytes;   /* and received, since start */
+	uint64_t sync_asked; /* sync requests so far */
+	uint64_t sync_done;  /* requests answered */
+	int sync_rc;	     /* result of the last answered round */
+	char sync_err[512];  /* its reason when it failed */
 };
 
 struct syncd {
@@ -193,6 +193,16 @@ void content_not_shipped(const struct wk_op *op, const char *path,
 /* Reads chunk name into buf (at most max bytes): its length or -errno. */
 typedef ssize_t (*content_chunk_fn)(void *arg, const struct wk_hash *name,
 				    uint8_t *buf, size_t max);
+/* An unnamed file in .wkfs/tmp (a named one, unlinked at once, where
+ * O_TMPFILE is not supported): fd or -errno. */
+int content_open_tmp(struct syncd *s);
+/* Logs why the content of a received put is not taken. */
+void content_refuse(const struct wk_op *op, const char *why);
+/* False when the content of received put op (ref: where it is) need not
+ * be fetched (empty, already in the object store) or cannot be (not
+ * shipped, a bad reference: logged). */
+bool content_wanted(struct syncd *s, const struct wk_op *op,
+		    const struct wire_content_ref *ref);
 /* Writes the chunks of r, read with fn, into the object store; *got gets
  * the hash of what was stored (the caller compares).  -EBADMSG when a
  * chunk's length is not the recipe's. */

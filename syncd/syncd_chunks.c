@@ -126,7 +126,32 @@ ssize_t content_cut_read(const struct content_cut *c, size_t i, uint8_t *buf)
 
 /* ---- assembling ---- */
 
-static int open_tmp(struct syncd *s)
+void content_refuse(const struct wk_op *op, const char *why)
+{
+	char hs[WK_HASH_STRLEN], ids[WK_ID_STRLEN];
+
+	wk_err("refusing the content of put %s (%s): %s",
+	       wk_id_str(op->id, ids), wk_hash_str(&op->hash, hs), why);
+}
+
+bool content_wanted(struct syncd *s, const struct wk_op *op,
+		    const struct wire_content_ref *ref)
+{
+	if (op->size == 0 || mat_object_have(s->mat, &op->hash))
+		return false;
+	if (ref->how == WIRE_CONTENT_NONE) {
+		content_refuse(op, "its sender did not ship it (the file "
+				   "changed)");
+		return false;
+	}
+	if (ref->how == WIRE_CONTENT_WHOLE && op->size > CHUNK_MAX) {
+		content_refuse(op, "a whole-file chunk larger than any chunk");
+		return false;
+	}
+	return true;
+}
+
+int content_open_tmp(struct syncd *s)
 {
 	char name[64];
 	int fd;
@@ -148,7 +173,7 @@ int content_assemble(struct syncd *s, const struct recipe *r,
 		     content_chunk_fn fn, void *arg, struct wk_hash *got)
 {
 	uint8_t *buf = malloc(CHUNK_MAX);
-	int fd = open_tmp(s), rc = 0;
+	int fd = content_open_tmp(s), rc = 0;
 
 	if (!buf || fd < 0) {
 		rc = fd < 0 ? fd : -ENOMEM;

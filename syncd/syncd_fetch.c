@@ -227,26 +227,6 @@ static int load_recipe(struct syncd *s, const struct wk_op *op,
 
 /* ---- assembling ---- */
 
-/* An unnamed file in .wkfs/tmp (a named one, unlinked at once, where
- * O_TMPFILE is not supported). */
-static int open_tmp(struct syncd *s)
-{
-	char name[64];
-	int fd;
-
-	fd = openat(s->dirfd, ".wkfs/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
-		    0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd >= 0 ? fd : -errno;
-	snprintf(name, sizeof(name), ".wkfs/tmp/s.%d", (int)getpid());
-	fd = openat(s->dirfd, name,
-		    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	unlinkat(s->dirfd, name, 0);
-	return fd;
-}
-
 enum source {
 	FROM_CACHE, /* .wkfs/chunks (fetched now or before) */
 	FROM_LOCAL, /* a local content, verified when read */
@@ -329,7 +309,7 @@ static int assemble(struct syncd *s, struct fetch *f, struct wk_hash *got)
 	size_t nretry = 0;
 	uint64_t off = 0;
 
-	fd = open_tmp(s);
+	fd = content_open_tmp(s);
 	if (!buf || fd < 0) {
 		rc = fd < 0 ? fd : -ENOMEM;
 		goto out;
@@ -373,14 +353,6 @@ out:
 	return rc;
 }
 
-static void refuse(const struct wk_op *op, const char *why)
-{
-	char hs[WK_HASH_STRLEN], ids[WK_ID_STRLEN];
-
-	wk_err("refusing the content of put %s (%s): %s",
-	       wk_id_str(op->id, ids), wk_hash_str(&op->hash, hs), why);
-}
-
 int content_fetch(struct syncd *s, const struct wk_op *op,
 		  const struct wire_content_ref *ref)
 {
@@ -389,16 +361,8 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 	struct wk_hash got;
 	int rc;
 
-	if (op->size == 0 || mat_object_have(s->mat, &op->hash))
+	if (!content_wanted(s, op, ref))
 		return 0;
-	if (ref->how == WIRE_CONTENT_NONE) {
-		refuse(op, "its sender did not ship it (the file changed)");
-		return 0;
-	}
-	if (ref->how == WIRE_CONTENT_WHOLE && op->size > CHUNK_MAX) {
-		refuse(op, "a whole-file chunk larger than any chunk");
-		return 0;
-	}
 	mkdirat(s->dirfd, CHUNK_CACHE, 0700);
 	local_init(&f.lc, s, op);
 	rc = load_recipe(s, op, ref, &f.r);
@@ -424,8 +388,9 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 	recipe_release(&f.r);
 	free(f.src);
 	if (rc == -EBADMSG || rc == -ENOENT) {
-		refuse(op, rc == -ENOENT ? "the relay lacks a chunk of it"
-					 : "it does not match its hash");
+		content_refuse(op, rc == -ENOENT
+					   ? "the relay lacks a chunk of it"
+					   : "it does not match its hash");
 		return 0;
 	}
 	return rc;

@@ -905,14 +905,6 @@ static ssize_t tree_chunk(void *arg, const struct wk_hash *name, uint8_t *buf,
 	return (ssize_t)len;
 }
 
-static void refuse(const struct wk_op *op, const char *why)
-{
-	char hs[WK_HASH_STRLEN], ids[WK_ID_STRLEN];
-
-	wk_err("refusing the content of put %s (%s): %s",
-	       wk_id_str(op->id, ids), wk_hash_str(&op->hash, hs), why);
-}
-
 /* The recipe of a received put, from the fetched tree. */
 static int load_recipe(struct source *src, const struct wk_op *op,
 		       const struct wire_content_ref *ref, struct recipe *r)
@@ -942,16 +934,8 @@ static int fetch_content(struct source *src, const struct wk_op *op,
 	struct recipe r;
 	int rc;
 
-	if (op->size == 0 || mat_object_have(s->mat, &op->hash))
+	if (!content_wanted(s, op, ref))
 		return 0;
-	if (ref->how == WIRE_CONTENT_NONE) {
-		refuse(op, "its sender did not ship it (the file changed)");
-		return 0;
-	}
-	if (ref->how == WIRE_CONTENT_WHOLE && op->size > CHUNK_MAX) {
-		refuse(op, "a whole-file chunk larger than any chunk");
-		return 0;
-	}
 	rc = load_recipe(src, op, ref, &r);
 	if (!rc && recipe_size(&r) != op->size)
 		rc = -EBADMSG;
@@ -963,8 +947,9 @@ static int fetch_content(struct source *src, const struct wk_op *op,
 	}
 	recipe_release(&r);
 	if (rc == -EBADMSG || rc == -ENOENT) {
-		refuse(op, rc == -ENOENT ? "the branch lacks a chunk of it"
-					 : "it does not match its hash");
+		content_refuse(op, rc == -ENOENT
+					   ? "the branch lacks a chunk of it"
+					   : "it does not match its hash");
 		return 0;
 	}
 	if (rc)

@@ -15,24 +15,8 @@ load relay
 
 SYNC_WAIT=60 # seconds a change may take to reach every replica
 
-setup() {
-	T=$(realpath "$BATS_TEST_TMPDIR")
-	DATA=$T/data
-	RLOG=$T/relay.log
-	umask 022
-	start_relay
-	TOK=$("$RELAY" --data "$DATA" folder add Notes)
-	A=$T/a B=$T/b C=$T/c
-}
-
-teardown() {
-	stop_syncds
-	wk_teardown
-	stop_relay
-	if grep -E 'Sanitizer|runtime error' "$RLOG" "$T"/*.syncd.log >&2; then
-		return 1
-	fi
-}
+setup() { replicas_setup; }
+teardown() { replicas_teardown; }
 
 # conflict_copies DIR STEM: the names of STEM's conflict siblings in DIR.
 conflict_copies() { (cd "$1" && ls -d "$2".conflict-* 2>/dev/null) || true; }

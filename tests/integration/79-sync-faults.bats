@@ -16,24 +16,8 @@ load relay
 
 SYNC_WAIT=120 # seconds a change may take to reach every replica
 
-setup() {
-	T=$(realpath "$BATS_TEST_TMPDIR")
-	DATA=$T/data
-	RLOG=$T/relay.log
-	umask 022
-	start_relay
-	TOK=$("$RELAY" --data "$DATA" folder add Notes)
-	A=$T/a B=$T/b
-}
-
-teardown() {
-	stop_syncds
-	wk_teardown
-	stop_relay
-	if grep -E 'Sanitizer|runtime error' "$RLOG" "$T"/*.syncd.log >&2; then
-		return 1
-	fi
-}
+setup() { replicas_setup; }
+teardown() { replicas_teardown; }
 
 # rq SQL: a query on the relay's database (readable while it runs: WAL).
 rq() { sqlite3 "$DATA/relay.db" "$1"; }

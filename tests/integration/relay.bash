@@ -233,3 +233,27 @@ relay_quiet() {
 	echo "the relay's connections never went quiet" >&2
 	return 1
 }
+
+# replicas_setup / replicas_teardown: the setup and teardown of the files
+# whose replicas run their own syncd (78-replicate, 79-sync-faults): a
+# relay with the folder Notes (token in TOK), A B C under T; at the end
+# every daemon, mount and the relay are stopped by pid, and a sanitizer
+# report in any of their logs fails the test.
+replicas_setup() {
+	T=$(realpath "$BATS_TEST_TMPDIR")
+	DATA=$T/data
+	RLOG=$T/relay.log
+	umask 022
+	start_relay
+	TOK=$("$RELAY" --data "$DATA" folder add Notes)
+	A=$T/a B=$T/b C=$T/c
+}
+
+replicas_teardown() {
+	stop_syncds
+	wk_teardown
+	stop_relay
+	if grep -E 'Sanitizer|runtime error' "$RLOG" "$T"/*.syncd.log >&2; then
+		return 1
+	fi
+}

@@ -83,17 +83,7 @@ done
 
 # ---------------------------------------------------------------- work dir
 
-if [ -n "${BENCH_DIR:-}" ]; then
-	base=$BENCH_DIR
-else
-	base=${TMPDIR:-/tmp}
-	case $(bench_fs_of "$base" | awk '{ print $2 }') in
-	tmpfs | ramfs) base=$here/out ;;
-	esac
-fi
-mkdir -p "$base" "$here/out" || die "cannot create $base"
-base=$(cd -P "$base" && pwd)
-[[ $base == *[[:space:]]* ]] && die "work directory path has spaces: $base"
+base=$(bench_workdir "$here/out") || exit 1
 
 cleanup()
 {

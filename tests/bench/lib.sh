@@ -73,6 +73,29 @@ bench_fs_of()
 	echo "$r"
 }
 
+# bench_workdir OUT: prints the benchmark's work directory: $BENCH_DIR, else
+# $TMPDIR or /tmp unless that is a RAM filesystem (then OUT), created and
+# resolved; fails with a message on a path with spaces.
+bench_workdir()
+{
+	local base
+	if [ -n "${BENCH_DIR:-}" ]; then
+		base=$BENCH_DIR
+	else
+		base=${TMPDIR:-/tmp}
+		case $(bench_fs_of "$base" | awk '{ print $2 }') in
+		tmpfs | ramfs) base=$1 ;;
+		esac
+	fi
+	mkdir -p "$base" "$1" || { echo "cannot create $base" >&2; return 1; }
+	base=$(cd -P "$base" && pwd)
+	if [[ $base == *[[:space:]]* ]]; then
+		echo "work directory path has spaces: $base" >&2
+		return 1
+	fi
+	echo "$base"
+}
+
 # bench_drop_caches: writes back and drops page, dentry and inode caches.
 # Fails (quietly) when not allowed, e.g. not root or in a container.
 bench_drop_caches()

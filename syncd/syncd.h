@@ -36,6 +36,8 @@
 #include "ws_client.h"
 
 #define SYNCD_TIMEOUT_MS 15000
+/* How long the loop waits when nothing wakes it (syncd_wake.c). */
+#define SYNCD_POLL_MS 1000
 
 /* The connection state `wkfs status` shows. */
 enum syncd_conn {
@@ -55,17 +57,18 @@ struct syncd_shared {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum syncd_conn conn;
-	char err[512];	     /* why the last session failed, or "" */
-	int64_t last_ok_ms;  /* wall clock of the last successful exchange */
-	int64_t started_ms;  /* when the daemon started */
-	uint64_t pushed;     /* ops pushed and acknowledged, since start */
-	uint64_t received;   /* remote ops stored, since start */
-	uint64_t tx_bytes;   /* message bytes sent to the relay, */
-	uint64_t rx_bytes;   /* and received, since start */
-	uint64_t sync_asked; /* sync requests so far */
-	uint64_t sync_done;  /* requests answered */
-	int sync_rc;	     /* result of the last answered round */
-	char sync_err[512];  /* its reason when it failed */
+	char err[512];	       /* why the last session failed, or "" */
+	int64_t last_ok_ms;    /* wall clock of the last successful exchange */
+	int64_t started_ms;    /* when the daemon started */
+	uint64_t pushed;       /* ops pushed and acknowledged, since start */
+	uint64_t received;     /* remote ops stored, since start */
+	uint64_t tx_bytes;     /* message bytes sent to the relay, */
+	uint64_t rx_bytes;     /* and received, since start */
+	uint64_t sync_asked;   /* sync requests so far */
+	uint64_t sync_done;    /* requests answered */
+	int sync_rc;	       /* result of the last answered round */
+	char sync_err[512];    /* its reason when it failed */
+	struct wsc *wake_conn; /* what syncd_wake() interrupts, or NULL */
 };
 
 struct syncd {
@@ -100,6 +103,9 @@ struct syncd {
 	struct syncd_shared sh;
 	int ctl_fd; /* listening on RUNDIR/syncd.sock, or -1 */
 	pthread_t ctl_thread;
+	int watch_fd;	/* inotify on DIR/.wkfs, or -1 (syncd_wake.c) */
+	int watch_stop; /* eventfd that ends the watcher, or -1 */
+	pthread_t watch_thread;
 	struct rcache *rcache; /* recipes seen (syncd_content.c) */
 	uint64_t epoch;	       /* relay epoch (meta relay_epoch) */
 	uint64_t tx_bytes;     /* message bytes sent to the relay, */
@@ -130,12 +136,24 @@ uint64_t syncd_sync_wanted(struct syncd *s);
 /* Answers the requests up to asked with rc (and s->err when rc != 0). */
 void syncd_sync_answer(struct syncd *s, uint64_t asked, int rc);
 
+/* syncd_wake.c: cutting the loop's wait short */
+/* Watches DIR/.wkfs for the mount's commits; -1 when it cannot (logged:
+ * the loop then finds local ops at its SYNCD_POLL_MS timeout). */
+int syncd_wake_start(struct syncd *s);
+void syncd_wake_stop(struct syncd *s);
+/* From any thread: interrupts the wait on the connection set below. */
+void syncd_wake(struct syncd *s);
+/* The connection syncd_wake() interrupts (NULL before closing it). */
+void syncd_wake_target(struct syncd *s, struct wsc *c);
+
 /* syncd_session.c */
 int syncd_session_open(struct syncd *s);
 void syncd_session_close(struct syncd *s);
 /* Receives and handles one message on the ops connection (OPS, CAUGHT_UP,
  * stray replies): 0, -ETIMEDOUT, or an error that ends the session. */
 int syncd_session_step(struct syncd *s, int timeout_ms);
+/* The same, but -EINTR as soon as syncd_wake() is called. */
+int syncd_session_wait(struct syncd *s, int timeout_ms);
 /* Pushes every local op not yet shipped, content first. */
 int syncd_push(struct syncd *s);
 /* Sends PING on the ops connection and handles what arrives until its

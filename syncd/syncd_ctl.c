@@ -167,6 +167,8 @@ static void *sync_main(void *arg)
 
 	pthread_mutex_lock(&s->sh.lock);
 	mine = ++s->sh.sync_asked;
+	if (s->sh.wake_conn)
+		wsc_wake(s->sh.wake_conn);
 	pushed0 = s->sh.pushed;
 	received0 = s->sh.received;
 	while (s->sh.sync_done < mine) {
@@ -276,6 +278,7 @@ static void *ctl_main(void *arg)
 		} else if (strcmp(line, "stop") == 0) {
 			ctl_reply(fd, "ok", -1);
 			syncd_request_stop();
+			syncd_wake(s);
 		} else {
 			ctl_reply(fd, "error unknown request", -1);
 		}
@@ -290,8 +293,6 @@ int syncd_ctl_start(struct syncd *s)
 {
 	char path[RUNDIR_MAX + 16];
 
-	pthread_mutex_init(&s->sh.lock, NULL);
-	pthread_cond_init(&s->sh.cond, NULL);
 	s->sh.started_ms = now_ms();
 	snprintf(path, sizeof(path), "%s/syncd.sock", s->run);
 	/* A socket file a crash left behind is replaced. */

@@ -12,9 +12,10 @@
  *
  * --once: connect, push everything unshipped, pull until CAUGHT_UP, ask the
  * mount to apply, exit (0, or 1 with one line saying why).  Otherwise the
- * daemon stays connected, polls the oplog every 200 ms for new local ops,
- * handles live OPS, and reconnects with capped exponential backoff and
- * jitter; without -f it detaches and logs to syslog.
+ * daemon stays connected, ships local ops the moment the mount commits
+ * them (syncd_wake.c), handles live OPS, and reconnects with capped
+ * exponential backoff and jitter; without -f it detaches and logs to
+ * syslog.
  *
  * The session itself is syncd_session.c; contents syncd_content.c.
  */
@@ -36,7 +37,6 @@
 #include "syncd.h"
 #include "wlog.h"
 
-#define POLL_MS	       200
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 60000
 
@@ -326,9 +326,11 @@ static int serve(struct syncd *s)
 			if (rc)
 				break;
 		}
-		rc = syncd_session_step(s, POLL_MS);
+		rc = syncd_session_wait(s, SYNCD_POLL_MS);
 		if (rc == -ETIMEDOUT)
 			rc = content_drain(s);
+		else if (rc == -EINTR)
+			rc = 0; /* woken: local ops or a request */
 		if (!rc)
 			rc = syncd_push(s);
 		syncd_apply(s);
@@ -394,7 +396,8 @@ int main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
-	struct syncd s = {.dirfd = -1, .ctl_fd = -1};
+	struct syncd s = {
+		.dirfd = -1, .ctl_fd = -1, .watch_fd = -1, .watch_stop = -1};
 	bool once = false, fg = false;
 	int opt, lockfd = -1, rc;
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -412,6 +415,8 @@ int main(int argc, char **argv)
 	if (argc - optind != 1)
 		usage();
 	config_init(&s.cfg);
+	pthread_mutex_init(&s.sh.lock, NULL);
+	pthread_cond_init(&s.sh.cond, NULL);
 	if (!realpath(argv[optind], s.real)) {
 		wk_err("%s: %s", argv[optind], strerror(errno));
 		return 1;
@@ -447,10 +452,13 @@ int main(int argc, char **argv)
 		close(lockfd);
 		return 1;
 	}
+	if (!once)
+		syncd_wake_start(&s);
 	if (is_git(&s))
 		rc = once ? syncd_git_once(&s) : syncd_git_run(&s);
 	else
 		rc = once ? run_once(&s) : run_daemon(&s);
+	syncd_wake_stop(&s);
 	syncd_ctl_stop(&s);
 	close_state(&s);
 	drop_rundir(&s);

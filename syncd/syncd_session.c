@@ -120,6 +120,7 @@ int syncd_session_open(struct syncd *s)
 	}
 	s->caught_up = false;
 	s->acked = false;
+	syncd_wake_target(s, s->ops);
 	wk_info("connected to %s (head %" PRIu64 ", cursor %" PRIu64 ")",
 		s->cfg.remote_url, head, s->cursor);
 	return 0;
@@ -127,6 +128,7 @@ int syncd_session_open(struct syncd *s)
 
 void syncd_session_close(struct syncd *s)
 {
+	syncd_wake_target(s, NULL);
 	wsc_close(s->data);
 	wsc_close(s->ops);
 	s->data = s->ops = NULL;
@@ -249,13 +251,14 @@ static int handle_caught_up(struct syncd *s, uint64_t seq)
 	return send_cursor(s, seq);
 }
 
-int syncd_session_step(struct syncd *s, int timeout_ms)
+static int step(struct syncd *s, int timeout_ms, bool wakeable)
 {
 	struct wire_msg m;
 	int rc;
 
-	rc = wsc_recv(s->ops, timeout_ms, &m);
-	if (rc == -ETIMEDOUT)
+	rc = wakeable ? wsc_recv_wakeable(s->ops, timeout_ms, &m)
+		      : wsc_recv(s->ops, timeout_ms, &m);
+	if (rc == -ETIMEDOUT || rc == -EINTR)
 		return rc;
 	if (rc)
 		return syncd_fail(s, s->ops, rc, "the session");
@@ -274,6 +277,16 @@ int syncd_session_step(struct syncd *s, int timeout_ms)
 	default:
 		return 0;
 	}
+}
+
+int syncd_session_step(struct syncd *s, int timeout_ms)
+{
+	return step(s, timeout_ms, false);
+}
+
+int syncd_session_wait(struct syncd *s, int timeout_ms)
+{
+	return step(s, timeout_ms, true);
 }
 
 /* ---- pushing ---- */

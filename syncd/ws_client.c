@@ -12,6 +12,7 @@
 #include "ws_client.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ struct wsc {
 	char close_reason[128];
 
 	lws_sorted_usec_list_t wake;
+	atomic_bool woken; /* wsc_wake() since the last wsc_recv_wakeable() */
 
 	/* Message bytes sent and received, added to where wsc_count_into()
 	 * points (else to the dummies). */
@@ -203,15 +205,20 @@ static const struct lws_protocols wsc_protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Services until done(c) or the deadline: 0, -ETIMEDOUT, -ECONNRESET. */
+/*
+ * Services until done(c) or the deadline: 0, -ETIMEDOUT, -ECONNRESET, and
+ * with wakeable -EINTR once wsc_wake() was called.
+ */
 static int service_until(struct wsc *c, int64_t deadline,
-			 bool (*done)(const struct wsc *c))
+			 bool (*done)(const struct wsc *c), bool wakeable)
 {
 	while (!done(c)) {
 		int64_t left = deadline - now_ms();
 
 		if (c->closed)
 			return -ECONNRESET;
+		if (wakeable && atomic_exchange(&c->woken, false))
+			return -EINTR;
 		if (left <= 0)
 			return -ETIMEDOUT;
 		lws_sul_schedule(c->ctx, 0, &c->wake, wake_noop,
@@ -220,6 +227,13 @@ static int service_until(struct wsc *c, int64_t deadline,
 			return -ECONNRESET;
 	}
 	return 0;
+}
+
+void wsc_wake(struct wsc *c)
+{
+	atomic_store(&c->woken, true);
+	/* The one lws call that may come from another thread. */
+	lws_cancel_service(c->ctx);
 }
 
 /* Splits ws[s]://host[:port]/path. */
@@ -342,7 +356,7 @@ int wsc_connect(const char *url, int timeout_ms, struct wsc **out, char *err,
 		rc = -ECONNREFUSED;
 		goto out_free;
 	}
-	rc = service_until(c, now_ms() + timeout_ms, is_established);
+	rc = service_until(c, now_ms() + timeout_ms, is_established, false);
 	if (rc) {
 		snprintf(err, errlen, "cannot connect to %s: %s", url,
 			 rc == -ETIMEDOUT ? "timed out"
@@ -370,7 +384,7 @@ void wsc_close(struct wsc *c)
 	if (c->ctx && c->wsi && !c->closed) {
 		c->closing = true;
 		lws_callback_on_writable(c->wsi);
-		service_until(c, now_ms() + 1000, is_closed);
+		service_until(c, now_ms() + 1000, is_closed, false);
 	}
 	if (c->ctx)
 		lws_context_destroy(c->ctx);
@@ -434,7 +448,7 @@ static bool out_empty(const struct wsc *c)
 
 int wsc_flush(struct wsc *c, int timeout_ms)
 {
-	return service_until(c, now_ms() + timeout_ms, out_empty);
+	return service_until(c, now_ms() + timeout_ms, out_empty, false);
 }
 
 static bool have_input(const struct wsc *c)
@@ -442,7 +456,8 @@ static bool have_input(const struct wsc *c)
 	return c->in_head != NULL;
 }
 
-int wsc_recv(struct wsc *c, int timeout_ms, struct wire_msg *m)
+static int recv_msg(struct wsc *c, int timeout_ms, bool wakeable,
+		    struct wire_msg *m)
 {
 	struct wsc_frame *f;
 	int rc;
@@ -452,7 +467,8 @@ int wsc_recv(struct wsc *c, int timeout_ms, struct wire_msg *m)
 	memset(m, 0, sizeof(*m));
 	/* What arrived before a close is delivered first. */
 	if (!c->in_head) {
-		rc = service_until(c, now_ms() + timeout_ms, have_input);
+		rc = service_until(c, now_ms() + timeout_ms, have_input,
+				   wakeable);
 		if (rc)
 			return rc;
 	}
@@ -477,6 +493,16 @@ int wsc_recv(struct wsc *c, int timeout_ms, struct wire_msg *m)
 		return -EPROTO;
 	}
 	return 0;
+}
+
+int wsc_recv(struct wsc *c, int timeout_ms, struct wire_msg *m)
+{
+	return recv_msg(c, timeout_ms, false, m);
+}
+
+int wsc_recv_wakeable(struct wsc *c, int timeout_ms, struct wire_msg *m)
+{
+	return recv_msg(c, timeout_ms, true, m);
 }
 
 int wsc_hello(struct wsc *c, const uint8_t token[WIRE_TOKEN_LEN],

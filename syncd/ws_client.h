@@ -4,8 +4,9 @@
  * One connection to a relay, with its own libwebsockets context, driven only
  * from inside these calls: each call services the connection until what it
  * waits for happens or its timeout passes.  Simple to use from a thread of
- * its own (wkfs-syncd) or a test tool; not thread-safe (lws is not), and a
- * struct wsc must stay on the thread that made it.
+ * its own (wkfs-syncd) or a test tool; not thread-safe (lws is not;
+ * wsc_wake() excepted), and a struct wsc must stay on the thread that made
+ * it.
  *
  *     struct wsc *c;
  *     if (wsc_connect("ws://127.0.0.1:7890/Notes", 5000, &c, err, sizeof err))
@@ -72,6 +73,18 @@ int wsc_flush(struct wsc *c, int timeout_ms);
 
 /* Receives one message; see above for what m points into. */
 int wsc_recv(struct wsc *c, int timeout_ms, struct wire_msg *m);
+
+/*
+ * The same, but returns -EINTR as soon as wsc_wake() has been called since
+ * the last wsc_recv_wakeable() (a message already received comes first).
+ */
+int wsc_recv_wakeable(struct wsc *c, int timeout_ms, struct wire_msg *m);
+
+/*
+ * Cuts a wsc_recv_wakeable() short, from any thread: the one call that is
+ * thread-safe.  The caller makes sure c is not closed meanwhile.
+ */
+void wsc_wake(struct wsc *c);
 
 /*
  * HELLO with the URL's folder, then waits for WELCOME: 0 and *head, or

@@ -35,7 +35,8 @@
 #                                       64 MiB big file
 #   BENCH_ONLY=latency,edit tests/bench/sync.sh
 #
-# Environment: BENCH_QUICK, BENCH_ONLY (latency many edit big), BENCH_DIR
+# Environment: BENCH_QUICK, BENCH_ONLY (latency many edit big),
+# BENCH_PEERS=none (wkfs alone, while working on it: no ratios), BENCH_DIR
 # (where the work directory goes), BENCH_TIMEOUT (seconds one wait may take,
 # default 900), B (build directory), WKFS_BIN.  Needs root (unshare, FUSE)
 # and tools/install-deps --bench.  The table goes to stdout and to
@@ -132,6 +133,7 @@ export HOME=$W/home STNOUPGRADE=1
 # ---------------------------------------------------------------- results
 
 TARGETS=(wkfs st10 st1)
+[ "${BENCH_PEERS:-}" = none ] && TARGETS=(wkfs)
 declare -A VAL NOTE LABEL
 LABEL[wkfs]="wkfs"
 LABEL[st10]="Syncthing (10 s)"
@@ -538,7 +540,7 @@ ratio()
 print_table()
 {
 	local id unit label target
-	printf '%s\n' "wkfs vs Syncthing $ST_VERSION, loopback in a private network namespace"
+	printf '%s\n' "wkfs vs Syncthing ${ST_VERSION:-(not run)}, loopback in a private network namespace"
 	printf '%s\n' "$(date -u +%FT%TZ), $(nproc) CPUs, work dir on $(bench_fs_of "$W")$([ "$QUICK" = 1 ] && echo ", QUICK")"
 	printf '\n%-40s %-10s %-9s %-16s %-7s %-16s %-7s\n' "" wkfs target \
 		"Syncthing 10 s" ratio "Syncthing 1 s" ratio
@@ -570,7 +572,7 @@ EOF
 
 say "work directory $W"
 start_wkfs
-start_syncthing
+[ "${#TARGETS[@]}" -gt 1 ] && start_syncthing
 
 for wl in $WLS; do
 	for t in "${TARGETS[@]}"; do

@@ -13,14 +13,23 @@
 
 #include "materialize.h"
 
+/* A deferred object: written to tmp, not yet synced nor in the store. */
+struct mat_pending {
+	struct wk_hash hash;
+	char tmp[64];
+};
+
 struct mat {
 	int rootfd;	 /* DIR (our dup) */
 	int tmpfd;	 /* DIR/.wkfs/tmp, O_RDONLY */
 	int objfd;	 /* DIR/.wkfs/objects, O_RDONLY */
 	bool no_openat2; /* ENOSYS seen, or WKFS_NO_OPENAT2 set (tests) */
 	bool nosync;	 /* WKFS_NOSYNC set: tests of process crashes only */
-	uint64_t seq;	 /* number of the next journal */
-	uint64_t tmpn;	 /* counter for temporary names */
+	bool defer;	 /* mat_object_defer(): objects synced by a flush */
+	struct mat_pending *pending; /* objects put since the last flush */
+	size_t npending, pending_alloc;
+	uint64_t seq;  /* number of the next journal */
+	uint64_t tmpn; /* counter for temporary names */
 	mat_source_fn source;
 	void *source_arg;
 	mat_notify_fn notify;
@@ -77,9 +86,6 @@ bool mat_is_stage(const char *path);
  */
 int mat_open_dir(struct mat *m, const char *path);
 
-/* Opens the stored object for h, O_RDONLY; fd or -errno. */
-int mat_object_open(struct mat *m, const struct wk_hash *h);
-
 /* Copies everything readable from src (offset 0) to dst at its offset.
  * 0 or -errno. */
 int mat_copy_fd(int src, int dst);
@@ -92,6 +98,14 @@ int mat_copy_fd(int src, int dst);
  */
 int mat_sync(struct mat *m, int fd);
 int mat_datasync(struct mat *m, int fd);
+/*
+ * Many new files to make durable: one syncfs() when there are at least
+ * MAT_SYNCFS_MIN (one disk cache flush; an fsync each would cost a flush
+ * each, even when one journal commit covers them all): 0 or -errno.  1:
+ * fewer, fsync each yourself (or WKFS_NOSYNC: nothing to do).
+ */
+#define MAT_SYNCFS_MIN 8
+int mat_sync_many(struct mat *m, size_t n);
 
 /* A fresh temporary name "<tag>.<pid>.<n>" into buf (64 bytes). */
 void mat_tmpname(struct mat *m, char tag, char buf[64]);

@@ -172,13 +172,69 @@ int mat_object_open(struct mat *m, const struct wk_hash *h)
 
 	wk_hash_str(h, hex);
 	fd = openat(m->objfd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	if (fd >= 0 || errno != ENOENT)
+		return fd < 0 ? -errno : fd;
+	/* Put but not yet flushed (mat_object_defer). */
+	for (size_t i = 0; i < m->npending; i++)
+		if (memcmp(&m->pending[i].hash, h, sizeof(*h)) == 0) {
+			fd = openat(m->tmpfd, m->pending[i].tmp,
+				    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			return fd < 0 ? -errno : fd;
+		}
+	return -ENOENT;
+}
+
+int mat_sync_many(struct mat *m, size_t n)
+{
+	if (m->nosync || n < MAT_SYNCFS_MIN)
+		return 1;
+	return syncfs(m->tmpfd) < 0 ? -errno : 0;
+}
+
+int mat_object_flush(struct mat *m)
+{
+	char hex[WK_HASH_STRLEN];
+	int rc = mat_sync_many(m, m->npending);
+
+	for (size_t i = 0; i < m->npending && rc > 0; i++) {
+		int fd = openat(m->tmpfd, m->pending[i].tmp,
+				O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || fsync(fd) < 0)
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (rc > 0)
+		rc = 0;
+	for (size_t i = 0; i < m->npending; i++) {
+		struct mat_pending *p = &m->pending[i];
+
+		if (!rc && renameat(m->tmpfd, p->tmp, m->objfd,
+				    wk_hash_str(&p->hash, hex)) < 0)
+			rc = -errno;
+		if (rc)
+			unlinkat(m->tmpfd, p->tmp, 0);
+	}
+	if (!rc && m->npending && mat_sync(m, m->objfd) < 0)
+		rc = -errno;
+	m->npending = 0;
+	return rc;
+}
+
+void mat_object_defer(struct mat *m, bool on)
+{
+	m->defer = on;
 }
 
 bool mat_object_have(struct mat *m, const struct wk_hash *h)
 {
 	char hex[WK_HASH_STRLEN];
 	struct stat st;
+
+	for (size_t i = 0; i < m->npending; i++)
+		if (memcmp(&m->pending[i].hash, h, sizeof(*h)) == 0)
+			return true;
 
 	wk_hash_str(h, hex);
 	return fstatat(m->objfd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -306,6 +362,25 @@ int mat_object_put(struct mat *m, int srcfd, struct wk_hash *out)
 		*out = h;
 	if (rc == 0 && mat_object_have(m, &h))
 		goto out_unlink;
+	if (rc == 0 && m->defer) {
+		/* Renamed into the store by mat_object_flush(), once
+		 * synced: a crash must not leave a torn object under a
+		 * name that says what it holds. */
+		struct mat_pending *p;
+
+		if (m->npending == m->pending_alloc) {
+			m->pending_alloc =
+				m->pending_alloc ? 2 * m->pending_alloc : 64;
+			m->pending = xrealloc(m->pending,
+					      m->pending_alloc *
+						      sizeof(*m->pending));
+		}
+		p = &m->pending[m->npending++];
+		p->hash = h;
+		memcpy(p->tmp, tmp, sizeof(p->tmp));
+		close(fd);
+		return 0;
+	}
 	if (rc == 0 && mat_sync(m, fd) < 0)
 		rc = -errno;
 	if (rc == 0 &&

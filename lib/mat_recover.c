@@ -183,6 +183,10 @@ void mat_close(struct mat *m)
 {
 	if (!m)
 		return;
+	/* Deferred objects never flushed: nothing relies on them. */
+	for (size_t i = 0; i < m->npending; i++)
+		unlinkat(m->tmpfd, m->pending[i].tmp, 0);
+	free(m->pending);
 	if (m->objfd >= 0)
 		close(m->objfd);
 	if (m->tmpfd >= 0)

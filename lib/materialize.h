@@ -179,7 +179,20 @@ void mat_set_notify(struct mat *m, mat_notify_fn fn, void *arg);
  * no-op.  0 or -errno.
  */
 int mat_object_put(struct mat *m, int srcfd, struct wk_hash *out);
+/*
+ * Batching: after mat_object_defer(m, true), mat_object_put() syncs
+ * nothing and leaves the object in a temporary; mat_object_flush() syncs
+ * them all and moves them into the store.  Meanwhile mat_object_have()
+ * and mat_object_open() find them (in this process).  A caller
+ * that records anything that needs the objects (ops in wkfs.db) flushes
+ * first; a crash before the flush leaves temporaries only, and the ops
+ * that needed them were not recorded, so they are fetched again.
+ */
+void mat_object_defer(struct mat *m, bool on);
+int mat_object_flush(struct mat *m);
 bool mat_object_have(struct mat *m, const struct wk_hash *h);
+/* Object h, opened for reading (deferred ones too): fd or -errno. */
+int mat_object_open(struct mat *m, const struct wk_hash *h);
 /* Deletes an object once no batch needs it.  0 or -errno (-ENOENT). */
 int mat_object_drop(struct mat *m, const struct wk_hash *h);
 /* The hashes of every object in the store: *out (malloc'ed, the caller

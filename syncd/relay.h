@@ -17,6 +17,10 @@
  * it until they drain below half of SOFT; over HARD it gives up on it. */
 #define RELAY_PENDING_SOFT (4u << 20)
 #define RELAY_PENDING_HARD (16u << 20)
+/* Staged chunks are made durable and acknowledged once no new one came
+ * for IDLE microseconds, or MAX after the first (relay_server.c). */
+#define RELAY_COMMIT_IDLE_US 2000
+#define RELAY_COMMIT_MAX_US  50000
 /* Seconds a new connection has to send HELLO. */
 #define RELAY_HELLO_SECS 10
 /* Seconds between checks that live sessions' tokens are still valid. */

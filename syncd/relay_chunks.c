@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "content.h"
+#include "xalloc.h"
 
 #define CHUNK_PATH_MAX 4096
 
@@ -154,6 +155,188 @@ int relay_chunk_put(const char *data_dir, const char *folder,
 		return rc;
 	}
 	return fsync_dir(dir);
+}
+
+/* ---- staged chunks ---- */
+
+struct staged {
+	void *owner; /* NULL once disowned */
+	uint8_t name[WIRE_NAME_LEN];
+	char tmp[CHUNK_PATH_MAX];
+	char file[CHUNK_PATH_MAX];
+};
+
+struct chunk_stage {
+	const char *data_dir;
+	struct staged *v;
+	size_t n, alloc;
+};
+
+struct chunk_stage *relay_chunk_stage_new(const char *data_dir)
+{
+	struct chunk_stage *st = xcalloc(1, sizeof(*st));
+
+	st->data_dir = data_dir;
+	return st;
+}
+
+void relay_chunk_stage_free(struct chunk_stage *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n; i++)
+		unlink(st->v[i].tmp);
+	free(st->v);
+	free(st);
+}
+
+bool relay_chunk_staged_any(const struct chunk_stage *st)
+{
+	return st->n > 0;
+}
+
+void relay_chunk_disown(struct chunk_stage *st, void *owner)
+{
+	for (size_t i = 0; i < st->n; i++)
+		if (st->v[i].owner == owner)
+			st->v[i].owner = NULL;
+}
+
+int relay_chunk_stage(struct chunk_stage *st, const char *folder,
+		      const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
+		      size_t len, void *owner, bool *stored)
+{
+	char dir[CHUNK_PATH_MAX];
+	struct staged *e;
+	struct wk_hash h;
+	int fd, rc;
+
+	*stored = false;
+	if (len > WIRE_CHUNK_MAX)
+		return -EMSGSIZE;
+	content_hash_buf(data, len, &h);
+	if (memcmp(h.b, name, WIRE_NAME_LEN) != 0)
+		return -EILSEQ;
+	if (st->n == st->alloc) {
+		st->alloc = st->alloc ? 2 * st->alloc : 64;
+		st->v = xrealloc(st->v, st->alloc * sizeof(*st->v));
+	}
+	e = &st->v[st->n];
+	rc = chunk_paths(st->data_dir, folder, name, dir, e->file);
+	if (rc)
+		return rc;
+	if (access(e->file, F_OK) == 0) {
+		*stored = true;
+		return 0;
+	}
+	rc = make_dirs(dir);
+	if (rc)
+		return rc;
+	if (snprintf(e->tmp, sizeof(e->tmp), "%s/.tmp-XXXXXX", dir) >=
+	    (int)sizeof(e->tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(e->tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, data, len);
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (rc) {
+		unlink(e->tmp);
+		return rc;
+	}
+	e->owner = owner;
+	memcpy(e->name, name, WIRE_NAME_LEN);
+	st->n++;
+	return 0;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int fsync_dirs(struct chunk_stage *st)
+{
+	char **dirs = xcalloc(st->n, sizeof(*dirs));
+	int rc = 0;
+
+	for (size_t i = 0; i < st->n; i++) {
+		dirs[i] = st->v[i].file;
+		*strrchr(dirs[i], '/') = '\0';
+	}
+	qsort(dirs, st->n, sizeof(*dirs), cmp_str);
+	for (size_t i = 0; i < st->n && !rc; i++)
+		if (i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0)
+			rc = fsync_path(dirs[i], O_DIRECTORY);
+	for (size_t i = 0; i < st->n; i++)
+		st->v[i].file[strlen(st->v[i].file)] = '/';
+	free(dirs);
+	return rc;
+}
+
+/* Below this many chunks, an fsync each; from it on, syncfs(). */
+#define SYNCFS_MIN 8
+
+static int sync_fs(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (syncfs(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Every fsync costs a disk cache flush, even when the first one's journal
+ * commit already holds the rest; syncfs() costs one for everything (but
+ * also waits for the rest of the file system's dirty data: not for a
+ * few chunks).
+ */
+int relay_chunk_commit(struct chunk_stage *st, chunk_done_fn done, void *arg)
+{
+	bool many = st->n >= SYNCFS_MIN;
+	int rc = 0;
+
+	if (st->n == 0)
+		return 0;
+	if (many)
+		rc = sync_fs(st->data_dir);
+	for (size_t i = 0; i < st->n && !rc && !many; i++)
+		rc = fsync_path(st->v[i].tmp, 0);
+	for (size_t i = 0; i < st->n; i++) {
+		struct staged *e = &st->v[i];
+
+		if (!rc && rename(e->tmp, e->file) < 0)
+			rc = -errno;
+		if (rc)
+			unlink(e->tmp);
+	}
+	/* The directories that gained names. */
+	if (!rc)
+		rc = many ? sync_fs(st->data_dir) : fsync_dirs(st);
+	for (size_t i = 0; i < st->n; i++)
+		if (st->v[i].owner)
+			done(st->v[i].owner, st->v[i].name, rc, arg);
+	st->n = 0;
+	return rc;
 }
 
 int relay_chunk_get(const char *data_dir, const char *folder,

@@ -5,8 +5,9 @@
  * are a directory, so no directory holds more than 1/256 of a folder's
  * chunks).  Chunks are kept per folder so that one folder's token can never
  * read, or learn of, another folder's content.  Writes are atomic and
- * durable: temp file, fsync, rename, fsync of the directory; a crash leaves
- * at worst a stray temp file (named .tmp-*), never a torn chunk.
+ * durable: temp file, fsync, rename, fsync of the directory (or, staged,
+ * the same for many chunks with two syncfs); a crash leaves at worst a
+ * stray temp file (named .tmp-*), never a torn chunk.
  *
  * The folder name must already be valid (wire_folder_valid()), which keeps
  * paths inside DATA/chunks.  Functions return 0 or -errno.
@@ -31,6 +32,34 @@ bool relay_chunk_has(const char *data_dir, const char *folder,
 int relay_chunk_put(const char *data_dir, const char *folder,
 		    const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
 		    size_t len);
+
+/*
+ * Many chunks at the cost of two syncfs(): relay_chunk_stage() checks a
+ * chunk and writes it to a temporary in its directory, unsynced;
+ * relay_chunk_commit() makes every staged temporary durable with one
+ * syncfs, renames each into place, syncs again (the renames), and reports
+ * each chunk to done() with its owner.  Until then a staged chunk is not
+ * in the store (relay_chunk_has() says no), so nothing can rely on it; a
+ * crash leaves only temporaries, never a torn chunk.  The relay stages the
+ * CHUNK_PUTs of one service pass and commits them before it acknowledges
+ * them, or before it stores a PUSH.
+ */
+struct chunk_stage;
+
+struct chunk_stage *relay_chunk_stage_new(const char *data_dir);
+void relay_chunk_stage_free(struct chunk_stage *st);
+/* 0 (staged, or already stored: *stored set), -EILSEQ, -errno. */
+int relay_chunk_stage(struct chunk_stage *st, const char *folder,
+		      const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
+		      size_t len, void *owner, bool *stored);
+bool relay_chunk_staged_any(const struct chunk_stage *st);
+/* The owner went away: its chunks are still stored, not reported. */
+void relay_chunk_disown(struct chunk_stage *st, void *owner);
+typedef void (*chunk_done_fn)(void *owner, const uint8_t name[WIRE_NAME_LEN],
+			      int rc, void *arg);
+/* Stores everything staged: 0, or -errno when the store failed (each
+ * chunk was reported with its own result). */
+int relay_chunk_commit(struct chunk_stage *st, chunk_done_fn done, void *arg);
 
 /* Appends the chunk's bytes to out (-ENOENT if absent, -EIO if a stored
  * file is larger than WIRE_CHUNK_MAX). */

@@ -89,10 +89,13 @@ struct relay {
 	const struct relay_opts *o;
 	struct lws_context *ctx;
 	struct relay_db *db;
-	struct conn *live;	 /* welcomed connections, for fan-out */
-	struct wire_buf ops_buf; /* scratch: OPS being built */
-	struct wire_buf frame;	 /* scratch: any other frame being sent */
-	struct wire_buf chunk;	 /* scratch: a chunk read from the store */
+	struct conn *live;	   /* welcomed connections, for fan-out */
+	struct wire_buf ops_buf;   /* scratch: OPS being built */
+	struct wire_buf frame;	   /* scratch: any other frame being sent */
+	struct wire_buf chunk;	   /* scratch: a chunk read from the store */
+	struct chunk_stage *stage; /* CHUNK_PUTs not yet durable */
+	lws_sorted_usec_list_t commit_sul;
+	lws_usec_t staged_since; /* when the oldest staged chunk came */
 	lws_sorted_usec_list_t revoke_sul;
 };
 
@@ -292,6 +295,58 @@ static void on_hello(struct conn *c, const struct wire_msg *m)
 			(unsigned long long)c->send_seq);
 }
 
+static void chunk_done(void *owner, const uint8_t name[WIRE_NAME_LEN], int rc,
+		       void *arg)
+{
+	struct wire_msg ack = {.type = WIRE_CHUNK_ACK};
+	struct conn *c = owner;
+
+	if (rc) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot store a chunk: %s",
+			  strerror(-rc));
+		return;
+	}
+	memcpy(ack.chunk.name, name, WIRE_NAME_LEN);
+	conn_queue(c, &ack);
+}
+
+/* Makes the chunks staged so far durable and acknowledges them. */
+static void commit_chunks(struct relay *r)
+{
+	int rc;
+
+	lws_sul_cancel(&r->commit_sul);
+	r->staged_since = 0;
+	rc = relay_chunk_commit(r->stage, chunk_done, r);
+	if (rc)
+		wk_warn("cannot store chunks: %s", strerror(-rc));
+}
+
+static void commit_due(lws_sorted_usec_list_t *sul)
+{
+	commit_chunks(lws_container_of(sul, struct relay, commit_sul));
+}
+
+/*
+ * A client streams the CHUNK_PUTs of many files and then waits for their
+ * acknowledgements: commit once the stream pauses (RELAY_COMMIT_IDLE_US
+ * without a new chunk), or RELAY_COMMIT_MAX_US after the first, so a
+ * burst costs a few disk flushes, not one or two per chunk.
+ */
+static void commit_later(struct relay *r)
+{
+	lws_usec_t now = lws_now_usecs(), at = now + RELAY_COMMIT_IDLE_US;
+
+	if (!relay_chunk_staged_any(r->stage))
+		return;
+	if (r->staged_since == 0)
+		r->staged_since = now;
+	if (at > r->staged_since + RELAY_COMMIT_MAX_US)
+		at = r->staged_since + RELAY_COMMIT_MAX_US;
+	lws_sul_schedule(r->ctx, 0, &r->commit_sul, commit_due,
+			 at > now ? at - now : 1);
+}
+
 static void on_push(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_ACK};
@@ -299,6 +354,9 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	uint32_t added;
 	int rc;
 
+	/* The chunks a put names are durable before the put is. */
+	if (relay_chunk_staged_any(c->r->stage))
+		commit_chunks(c->r);
 	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
 	if (rc) {
 		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",
@@ -361,10 +419,11 @@ static void on_names(struct conn *c, const struct wire_msg *m)
 static void on_chunk_put(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_CHUNK_ACK};
+	bool stored;
 	int rc;
 
-	rc = relay_chunk_put(c->r->o->data_dir, c->folder, m->chunk.name,
-			     m->chunk.data, m->chunk.len);
+	rc = relay_chunk_stage(c->r->stage, c->folder, m->chunk.name,
+			       m->chunk.data, m->chunk.len, c, &stored);
 	if (rc == -EILSEQ) {
 		conn_fail(c, WIRE_ERR_HASH,
 			  "chunk data does not hash to its name");
@@ -373,6 +432,10 @@ static void on_chunk_put(struct conn *c, const struct wire_msg *m)
 	if (rc) {
 		conn_fail(c, WIRE_ERR_STORAGE, "cannot store a chunk: %s",
 			  strerror(-rc));
+		return;
+	}
+	if (!stored) {
+		commit_later(c->r); /* acknowledged then */
 		return;
 	}
 	memcpy(ack.chunk.name, m->chunk.name, WIRE_NAME_LEN);
@@ -728,6 +791,7 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_CLOSED:
+		relay_chunk_disown(r->stage, c);
 		live_remove(c);
 		q_free(c);
 		wire_buf_release(&c->rx);
@@ -793,6 +857,7 @@ int relay_serve(const struct relay_opts *o)
 	wire_buf_init(&r.ops_buf, LWS_PRE, RELAY_OPS_BYTES);
 	wire_buf_init(&r.frame, LWS_PRE, WIRE_FRAME_MAX);
 	wire_buf_init(&r.chunk, 0, WIRE_CHUNK_MAX);
+	r.stage = relay_chunk_stage_new(o->data_dir);
 
 	lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
 	memset(&info, 0, sizeof(info));
@@ -841,8 +906,10 @@ int relay_serve(const struct relay_opts *o)
 out:
 	if (r.ctx) {
 		lws_sul_cancel(&r.revoke_sul);
+		lws_sul_cancel(&r.commit_sul);
 		lws_context_destroy(r.ctx);
 	}
+	relay_chunk_stage_free(r.stage);
 	relay_db_close(r.db);
 	wire_buf_release(&r.ops_buf);
 	wire_buf_release(&r.frame);

@@ -98,7 +98,8 @@ struct syncd {
 	uint64_t pushed;      /* ops acknowledged, this process */
 	uint64_t received;    /* remote ops stored, this process */
 
-	struct syncd_git *git; /* git remotes only (syncd_git.c) */
+	struct syncd_git *git;		/* git remotes only (syncd_git.c) */
+	struct name_set *shipped_names; /* on the relay: syncd_batch.c */
 
 	struct syncd_shared sh;
 	int ctl_fd; /* listening on RUNDIR/syncd.sock, or -1 */
@@ -135,6 +136,17 @@ void syncd_publish(struct syncd *s, enum syncd_conn conn, bool ok);
 uint64_t syncd_sync_wanted(struct syncd *s);
 /* Answers the requests up to asked with rc (and s->err when rc != 0). */
 void syncd_sync_answer(struct syncd *s, uint64_t asked, int rc);
+
+/* syncd_batch.c: the round trips of a whole batch's small puts at once */
+struct name_set;
+/* Uploads the chunks of rows' small puts the relay lacks; until
+ * content_batch_reset(), content_batch_has() knows them on the relay. */
+int content_ship_batch(struct syncd *s, const struct db_oprow *rows, size_t n);
+bool content_batch_has(struct syncd *s, const struct wk_hash *name);
+void content_batch_reset(struct syncd *s);
+/* Fetches the whole-file contents of an OPS message's puts into the
+ * object store, in one request; what fails is left to content_fetch(). */
+int content_fetch_batch(struct syncd *s, const struct wire_msg *ops);
 
 /* syncd_wake.c: cutting the loop's wait short */
 /* Watches DIR/.wkfs for the mount's commits; -1 when it cannot (logged:

@@ -319,10 +319,13 @@ static int known_place(void *arg, const struct wk_hash *content, uint64_t off,
 	return epoch && epoch == s->epoch;
 }
 
-/* True when chunk e is on the relay for sure: it is in a content whose
- * chunks are known to be there at the current epoch. */
+/* True when chunk e is on the relay for sure: this batch put it there
+ * (syncd_batch.c), or it is in a content whose chunks are known to be
+ * there at the current epoch. */
 static bool on_relay(struct syncd *s, const struct recipe_entry *e)
 {
+	if (content_batch_has(s, &e->name))
+		return true;
 	return s->rcache &&
 	       rcache_find(s->rcache, &e->name, e->len, known_place, s) == 1;
 }

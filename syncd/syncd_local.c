@@ -122,15 +122,13 @@ static void add_src(struct local *lc, const struct wk_hash *h, int fd)
 /* A file holding content h (looked for once per put): fd or -1. */
 static int src_fd(struct local *lc, const struct wk_hash *h)
 {
-	char hex[WK_HASH_STRLEN], path[128];
 	int fd;
 
 	for (size_t i = 0; i < lc->n; i++)
 		if (!memcmp(&lc->v[i].hash, h, sizeof(*h)))
 			return lc->v[i].fd;
-	snprintf(path, sizeof(path), MAT_OBJECTS_DIR "/%s",
-		 wk_hash_str(h, hex));
-	fd = open_regular(lc->s, path);
+	/* The store, including objects put but not yet flushed. */
+	fd = mat_object_open(lc->s->mat, h);
 	if (fd < 0)
 		fd = open_node_file(lc->s, h);
 	add_src(lc, h, fd);

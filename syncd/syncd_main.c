@@ -38,6 +38,7 @@
 #include "wlog.h"
 
 #define BACKOFF_MIN_MS 500
+#define APPLY_JOIN_MAX 16 /* OPS messages handled before one apply */
 #define BACKOFF_MAX_MS 60000
 
 static volatile sig_atomic_t stopping;
@@ -331,6 +332,16 @@ static int serve(struct syncd *s)
 			rc = content_drain(s);
 		else if (rc == -EINTR)
 			rc = 0; /* woken: local ops or a request */
+		/* OPS already waiting join this apply: a replica that fell
+		 * behind catches up in a few big applies, not many small. */
+		for (int i = 0; !rc && s->need_apply && i < APPLY_JOIN_MAX;
+		     i++) {
+			rc = syncd_session_step(s, 1);
+			if (rc == -ETIMEDOUT) {
+				rc = 0;
+				break;
+			}
+		}
 		if (!rc)
 			rc = syncd_push(s);
 		syncd_apply(s);

@@ -217,7 +217,17 @@ static int handle_ops(struct syncd *s, const struct wire_msg *m)
 
 	if (!op)
 		return -ENOMEM;
-	rc = fetch_batch(s, m, op);
+	/* One flush for the batch's objects, before the ops that need
+	 * them are recorded: not two fsyncs per object. */
+	mat_object_defer(s->mat, true);
+	rc = content_fetch_batch(s, m);
+	if (!rc)
+		rc = fetch_batch(s, m, op);
+	mat_object_defer(s->mat, false);
+	if (!rc && (rc = mat_object_flush(s->mat)) != 0)
+		snprintf(s->err, sizeof(s->err),
+			 "cannot make fetched contents durable: %s",
+			 strerror(-rc));
 	if (!rc)
 		rc = insert_batch(s, m, op, &inserted);
 	free(op);
@@ -361,6 +371,9 @@ static int push_rows(struct syncd *s, struct pending *p, struct wire_buf *frame,
 	size_t i = 0;
 	int rc;
 
+	rc = content_ship_batch(s, p->rows, p->n);
+	if (rc)
+		return rc;
 	wire_buf_reset(frame);
 	wire_batch_begin(frame, WIRE_PUSH, ++s->batch_id);
 	while (i < p->n) {
@@ -433,6 +446,7 @@ int syncd_push(struct syncd *s)
 			break;
 		}
 		rc = push_rows(s, &p, &frame, &pay);
+		content_batch_reset(s);
 		if (rc)
 			break;
 	}

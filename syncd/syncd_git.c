@@ -51,12 +51,19 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define LIST_CAP       (256u << 20)
+#define PACK_EVERY     16 /* pushes and pulls between repacks of the mirror */
 
 struct syncd_git {
 	struct git_repo repo;
 	int fd;		      /* the mirror directory */
 	char tip[48];	      /* refs/wkfs/remote after the last fetch, or "" */
 	int64_t last_push_ms; /* monotonic */
+	bool dot;	      /* git:. : the repository around DIR */
+	char keep_ref[300];   /* git:. : refs/wkfs/keep/BRANCH, the copy */
+	char keep_spec[320];  /* +refs/wkfs/keep/BRANCH:refs/wkfs/remote */
+	bool restore;	      /* the branch is gone, the copy is not */
+	bool reset;	      /* our newest segment is gone from the branch */
+	unsigned since_pack;  /* pushes and pulls since the last repack */
 };
 
 static int64_t mono_ms(void)
@@ -98,8 +105,52 @@ static int take_oid(struct wire_buf *out, char *id, size_t len)
 	return 0;
 }
 
+/*
+ * git:. : the repository that contains DIR, asked of git itself at the
+ * first exchange of every start (`rev-parse --git-common-dir` from DIR:
+ * the common directory, so a linked worktree's branches are the main
+ * repository's), so a folder that moves with its repository keeps
+ * working and the config holds no derived path.  Mounted in place, DIR
+ * is the mount and .git is reached through it like every other git
+ * command the user runs there; hence not at open: the mount starts us
+ * before it serves requests, and git would wait on it.
+ */
+static int dot_repo(struct syncd *s, char *buf, size_t len)
+{
+	const char *args[] = {"-C",
+			      s->real,
+			      "rev-parse",
+			      "--path-format=absolute",
+			      "--git-common-dir",
+			      NULL};
+	struct wire_buf out;
+	struct git_call c = {.what = "git:.",
+			     .args = args,
+			     .out = &out,
+			     .err = s->err,
+			     .errlen = sizeof(s->err),
+			     .discover = true};
+	int rc;
+
+	wire_buf_init(&out, 0, 8192);
+	rc = git_cmd(&s->git->repo, &c);
+	if (!rc && (wire_buf_len(&out) < 2 || wire_buf_len(&out) >= len))
+		rc = -ENAMETOOLONG;
+	if (!rc) {
+		memcpy(buf, wire_buf_data(&out), wire_buf_len(&out));
+		buf[wire_buf_len(&out)] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+	}
+	if (rc == -EIO)
+		snprintf(s->err, sizeof(s->err),
+			 "git:. : %.300s is not inside a git repository",
+			 s->real);
+	wire_buf_release(&out);
+	return rc;
+}
+
 /* What git is told the remote is: url after "git:", with ~/ expanded and
- * a relative path taken from DIR. */
+ * a relative path taken from DIR; git:. the repository around DIR. */
 static int remote_of(struct syncd *s, char *buf, size_t len)
 {
 	const char *u = s->cfg.remote_url + 4, *home = getenv("HOME");
@@ -107,10 +158,8 @@ static int remote_of(struct syncd *s, char *buf, size_t len)
 	int n;
 
 	if (!*u || !strcmp(u, ".")) {
-		snprintf(s->err, sizeof(s->err),
-			 "git:. (the repository around the folder) is not "
-			 "supported yet");
-		return -EINVAL;
+		s->git->dot = true; /* found by the first exchange */
+		return 0;
 	}
 	if (!strncmp(u, "~/", 2) && home)
 		n = snprintf(buf, len, "%s/%s", home, u + 2);
@@ -239,6 +288,10 @@ int syncd_git_open(struct syncd *s)
 	snprintf(g->branch_ref, sizeof(g->branch_ref), "refs/heads/%s", branch);
 	snprintf(g->fetch_spec, sizeof(g->fetch_spec),
 		 "+refs/heads/%s:refs/wkfs/remote", branch);
+	snprintf(s->git->keep_ref, sizeof(s->git->keep_ref),
+		 "refs/wkfs/keep/%s", branch);
+	snprintf(s->git->keep_spec, sizeof(s->git->keep_spec),
+		 "+refs/wkfs/keep/%s:refs/wkfs/remote", branch);
 	rc = remote_of(s, g->remote, sizeof(g->remote));
 	if (rc)
 		return rc;
@@ -262,14 +315,14 @@ void syncd_git_close(struct syncd *s)
 
 /* ---- fetch ---- */
 
-static int fetch(struct syncd *s)
+/* git fetch of spec into refs/wkfs/remote: 0, 1 when the remote has no
+ * such ref, or an error. */
+static int fetch_ref(struct syncd *s, const char *spec)
 {
 	struct git_repo *g = &s->git->repo;
 	const char *args[] = {
-		"fetch",   "-q",	  "--no-tags", "--no-write-fetch-head",
-		g->remote, g->fetch_spec, NULL};
-	static const char *const tip[] = {"rev-parse", "-q", "--verify",
-					  "refs/wkfs/remote^{commit}", NULL};
+		"fetch",   "-q", "--no-tags", "--no-write-fetch-head",
+		g->remote, spec, NULL};
 	char errs[2048] = "";
 	struct git_call c = {.what = "fetch",
 			     .args = args,
@@ -278,14 +331,81 @@ static int fetch(struct syncd *s)
 			     .errlen = sizeof(s->err),
 			     .stderr_copy = errs,
 			     .stderr_len = sizeof(errs)};
+	int rc = git_cmd(g, &c);
+
+	if (rc == -EIO && strstr(errs, "couldn't find remote ref"))
+		return 1;
+	return rc;
+}
+
+/* Exit 0 of a git command that answers yes or no by its status. */
+static bool git_yes(struct syncd *s, const char *const *args)
+{
+	char err[512];
+
+	return git_cmd_out(&s->git->repo, "check", args, NULL, err,
+			   sizeof(err)) == 0;
+}
+
+/*
+ * A branch that was reset or deleted on the remote: when the segment we
+ * pushed last (meta git_own_seg) is not on the fetched tip, every local
+ * op is marked unshipped again and pushed anew (the push skips what the
+ * tip still holds of ours, own_last_hlc).
+ */
+static int check_own(struct syncd *s)
+{
+	char path[64] = "", spec[128];
+	const char *args[] = {"cat-file", "-e", spec, NULL};
+	int rc;
+
+	if (db_meta_get_str(s->db, "git_own_seg", path, sizeof(path)) ||
+	    !path[0])
+		return 0;
+	snprintf(spec, sizeof(spec), "%s:%s", s->git->tip, path);
+	if (s->git->tip[0] && git_yes(s, args))
+		return 0;
+	wk_warn("%s lacks our segment %s (reset or deleted): pushing our "
+		"ops again",
+		s->git->repo.branch_ref + 11, path);
+	rc = db_ops_unship_local(s->db);
+	if (!rc)
+		rc = db_meta_set_str(s->db, "git_own_seg", "");
+	if (rc) {
+		snprintf(s->err, sizeof(s->err),
+			 "cannot mark ops unshipped: %s", db_errmsg(s->db));
+		return rc;
+	}
+	s->shipped_upto = 0;
+	s->git->reset = true;
+	return 0;
+}
+
+/*
+ * Fetches the branch into refs/wkfs/remote and sets tip (a missing branch
+ * is an empty one: the first push makes it).  git:. : a branch deleted in
+ * the user's repository (git branch -D) is taken from the copy syncd keeps
+ * beside it, refs/wkfs/keep/BRANCH, and pushed back (restore).
+ */
+static int fetch(struct syncd *s)
+{
+	static const char *const tip[] = {"rev-parse", "-q", "--verify",
+					  "refs/wkfs/remote^{commit}", NULL};
 	struct wire_buf out;
 	int rc;
 
-	rc = git_cmd(g, &c);
-	if (rc == -EIO && strstr(errs, "couldn't find remote ref")) {
-		/* The branch is not there yet: the first push makes it. */
+	rc = fetch_ref(s, s->git->repo.fetch_spec);
+	if (rc == 1 && s->git->dot) {
+		rc = fetch_ref(s, s->git->keep_spec);
+		if (rc == 0) {
+			wk_warn("%s was deleted: restoring it from %s",
+				s->git->repo.branch_ref + 11, s->git->keep_ref);
+			s->git->restore = true;
+		}
+	}
+	if (rc == 1) {
 		s->git->tip[0] = '\0';
-		return 0;
+		return check_own(s);
 	}
 	if (rc)
 		return rc;
@@ -294,7 +414,7 @@ static int fetch(struct syncd *s)
 	if (!rc)
 		rc = take_oid(&out, s->git->tip, sizeof(s->git->tip));
 	wire_buf_release(&out);
-	return rc;
+	return rc ? rc : check_own(s);
 }
 
 /* ---- reading the branch ---- */
@@ -713,14 +833,18 @@ static int make_commit(struct syncd *s, struct wire_buf *info, size_t count,
 	return rc;
 }
 
-/* git push COMMIT:refs/heads/BRANCH: 0, -EAGAIN when refused as not a
- * fast-forward, or an error. */
+/*
+ * git push COMMIT:refs/heads/BRANCH: 0, -EAGAIN when refused as not a
+ * fast-forward, or an error.  git:. : also (forced) to the copy
+ * refs/wkfs/keep/BRANCH, which `git branch -D` does not touch.
+ */
 static int push_commit(struct syncd *s, const char *commit)
 {
 	struct git_repo *g = &s->git->repo;
-	char spec[400], errs[2048] = "";
+	char spec[400], keep[400], errs[2048] = "";
 	const char *args[] = {"push",	 "-q", "--porcelain",
-			      g->remote, spec, NULL};
+			      g->remote, spec, s->git->dot ? keep : NULL,
+			      NULL};
 	struct wire_buf out;
 	struct git_call c = {.what = "push",
 			     .args = args,
@@ -732,6 +856,7 @@ static int push_commit(struct syncd *s, const char *commit)
 	int rc;
 
 	snprintf(spec, sizeof(spec), "%s:%s", commit, g->branch_ref);
+	snprintf(keep, sizeof(keep), "+%s:%s", commit, s->git->keep_ref);
 	wire_buf_init(&out, 0, 65536);
 	c.out = &out;
 	rc = git_cmd(g, &c);
@@ -765,6 +890,7 @@ static int push_round(struct syncd *s, struct outbox *o)
 	char commit[48], where[64];
 	int rc;
 
+again:
 	o->n = 0;
 	o->last_seen = s->shipped_upto;
 	rc = db_ops_foreach(s->db, s->shipped_upto, 0, collect, o);
@@ -778,6 +904,11 @@ static int push_round(struct syncd *s, struct outbox *o)
 		return 1;
 	}
 	rc = fetch(s);
+	if (!rc && s->git->reset) {
+		/* Our ops are gone from the branch: collect from the start. */
+		s->git->reset = false;
+		goto again;
+	}
 	if (!rc)
 		rc = own_last_hlc(s, &skip);
 	if (rc)
@@ -821,6 +952,11 @@ static int push_round(struct syncd *s, struct outbox *o)
 
 		snprintf(s->git->tip, sizeof(s->git->tip), "%s", commit);
 		run(s, "update-ref", up, NULL);
+		s->git->restore = false;
+		s->git->since_pack++;
+		if (db_meta_set_str(s->db, "git_own_seg", where))
+			wk_warn("cannot record our segment: %s",
+				db_errmsg(s->db));
 	}
 	unstage(s, &st);
 	wire_buf_release(&seg);
@@ -1045,16 +1181,97 @@ out:
 	return rc;
 }
 
+/* "ops/<16 hex>" of a listing of ops/: the actor. */
+static bool actor_path(const struct entry *e, uint64_t *actor)
+{
+	char a[17];
+
+	if (e->plen != 4 + 16 || strncmp(e->path, "ops/", 4))
+		return false;
+	memcpy(a, e->path + 4, 16);
+	a[16] = '\0';
+	if (strspn(a, "0123456789abcdef") != 16)
+		return false;
+	*actor = strtoull(a, NULL, 16);
+	return true;
+}
+
+/* `ls-tree COMMIT -- ops/`: one line per actor, with its subtree's id. */
+static int list_actors(struct syncd *s, const char *commit,
+		       struct wire_buf *out)
+{
+	const char *args[] = {"ls-tree", commit, "--", "ops/", NULL};
+
+	wire_buf_init(out, 0, LIST_CAP);
+	return run(s, "ls-tree", args, out);
+}
+
+/* True when actor's subtree in the listing old has the id oid. */
+static bool same_subtree(struct wire_buf *old, uint64_t actor, const char *oid)
+{
+	const char *p = (const char *)wire_buf_data(old);
+	const char *end = p + wire_buf_len(old);
+	struct entry e;
+	uint64_t a;
+
+	while (next_entry(&p, end, &e))
+		if (actor_path(&e, &a) && a == actor)
+			return !strcmp(e.oid, oid);
+	return false;
+}
+
+/* Imports actor's segments after its mark (fresh: after none). */
+static int pull_actor(struct source *src, uint64_t actor, bool fresh,
+		      uint8_t *buf)
+{
+	struct syncd *s = src->s;
+	char dir[32], key[48], last[24] = "-", name[17];
+	struct wire_buf list;
+	struct entry e;
+	const char *p, *end;
+	uint64_t a;
+	int rc;
+
+	snprintf(key, sizeof(key), "git_seg_%016" PRIx64, actor);
+	if (fresh || db_meta_get_str(s->db, key, last, sizeof(last)))
+		snprintf(last, sizeof(last), "-");
+	snprintf(dir, sizeof(dir), "ops/%016" PRIx64, actor);
+	rc = list_tree(s, dir, &list);
+	p = (const char *)wire_buf_data(&list);
+	end = p + wire_buf_len(&list);
+	while (!rc && next_entry(&p, end, &e)) {
+		if (!seg_path(&e, &a, name) || a != actor ||
+		    strcmp(name, last) <= 0)
+			continue;
+		rc = import_segment(src, &e, actor, name, buf);
+		if (!rc)
+			snprintf(last, sizeof(last), "%s", name);
+	}
+	wire_buf_release(&list);
+	return rc;
+}
+
+/*
+ * Imports what is new on the fetched tip.  Only the actors whose ops/
+ * subtree differs from the one at the tip pulled last are listed, each
+ * from its mark on.  A tip that does not descend from the last one (the
+ * branch was reset or re-made) reads every actor from its start: the
+ * marks may name segments that are gone, and ops already here are
+ * skipped as duplicates.
+ */
 static int git_pull(struct syncd *s)
 {
-	struct wire_buf list;
+	struct wire_buf now, old;
 	struct git_batch b;
 	struct source src = {.s = s, .b = &b};
 	struct entry e;
 	const char *p, *end;
-	char last[24] = "", key[48], name[17], pulled[48] = "";
-	uint64_t cur = 0, actor;
-	uint8_t *buf;
+	char pulled[48] = "";
+	const char *anc[] = {"merge-base", "--is-ancestor", pulled, s->git->tip,
+			     NULL};
+	uint64_t actor;
+	uint8_t *buf = NULL;
+	bool fresh;
 	int rc;
 
 	if (!s->git->tip[0])
@@ -1062,55 +1279,98 @@ static int git_pull(struct syncd *s)
 	if (!db_meta_get_str(s->db, "git_pulled", pulled, sizeof(pulled)) &&
 	    !strcmp(pulled, s->git->tip))
 		return 0;
-	rc = list_tree(s, "ops", &list);
-	if (rc) {
-		wire_buf_release(&list);
-		return rc;
+	fresh = !pulled[0] || !git_yes(s, anc);
+	wire_buf_init(&old, 0, LIST_CAP);
+	if (!fresh && list_actors(s, pulled, &old))
+		fresh = true;
+	rc = list_actors(s, s->git->tip, &now);
+	if (!rc) {
+		buf = malloc(GITSEG_MAX);
+		rc = buf ? git_batch_open(&s->git->repo, &b) : -ENOMEM;
 	}
-	buf = malloc(GITSEG_MAX);
-	rc = buf ? git_batch_open(&s->git->repo, &b) : -ENOMEM;
-	if (rc) {
-		free(buf);
-		wire_buf_release(&list);
-		return rc;
-	}
-	p = (const char *)wire_buf_data(&list);
-	end = p + wire_buf_len(&list);
-	while (!rc && p && next_entry(&p, end, &e)) {
-		if (!seg_path(&e, &actor, name) || actor == s->actor)
+	if (rc)
+		goto out;
+	p = (const char *)wire_buf_data(&now);
+	end = p + wire_buf_len(&now);
+	while (!rc && next_entry(&p, end, &e)) {
+		if (!actor_path(&e, &actor) || actor == s->actor ||
+		    (!fresh && same_subtree(&old, actor, e.oid)))
 			continue;
-		if (actor != cur || !last[0]) {
-			cur = actor;
-			snprintf(key, sizeof(key), "git_seg_%016" PRIx64,
-				 actor);
-			if (db_meta_get_str(s->db, key, last, sizeof(last)))
-				snprintf(last, sizeof(last), "-");
-		}
-		if (strcmp(name, last) <= 0)
-			continue;
-		rc = import_segment(&src, &e, actor, name, buf);
-		if (!rc)
-			snprintf(last, sizeof(last), "%s", name);
+		rc = pull_actor(&src, actor, fresh, buf);
 	}
 	git_batch_close(&b);
-	free(buf);
-	wire_buf_release(&list);
 	if (!rc && db_meta_set_str(s->db, "git_pulled", s->git->tip))
 		wk_warn("cannot record the pulled tip: %s", db_errmsg(s->db));
+	if (!rc)
+		s->git->since_pack++;
+out:
+	free(buf);
+	wire_buf_release(&now);
+	wire_buf_release(&old);
 	return rc;
 }
 
 /* ---- the loop ---- */
 
+/*
+ * Packs the mirror's loose objects now and then: every push and every
+ * fetch leaves some (segments, chunks, trees, commits), and the gc that
+ * fetch runs only looks once there are thousands.  In the foreground
+ * (the mirror's gc.autoDetach is off): a detached gc would outlive a
+ * daemon being stopped.  A failure is logged and changes nothing else.
+ */
+static void maybe_pack(struct syncd *s)
+{
+	static const char *const repack[] = {"repack", "-d", "-q", NULL};
+	static const char *const gc[] = {"gc", "--auto", "--quiet", NULL};
+	char err[512];
+
+	if (s->git->since_pack < PACK_EVERY)
+		return;
+	s->git->since_pack = 0;
+	if (git_cmd_out(&s->git->repo, "repack", repack, NULL, err,
+			sizeof(err)) ||
+	    git_cmd_out(&s->git->repo, "gc", gc, NULL, err, sizeof(err)))
+		wk_warn("packing the mirror: %s", err);
+}
+
+/* The branch is gone but its copy was fetched: push the copy back. */
+static int restore_branch(struct syncd *s)
+{
+	int rc = push_commit(s, s->git->tip);
+
+	if (rc == -EAGAIN) /* someone made the branch meanwhile: fine */
+		rc = 0;
+	if (!rc) {
+		s->git->restore = false;
+		wk_info("restored %s from %s", s->git->repo.branch_ref + 11,
+			s->git->keep_ref);
+	}
+	return rc;
+}
+
 /* Push what is unshipped, then (pull) fetch and import. */
 static int exchange(struct syncd *s, bool pull)
 {
-	int rc = git_push(s);
+	struct git_repo *g = &s->git->repo;
+	int rc = 0;
+
+	if (s->git->dot && !g->remote[0])
+		rc = dot_repo(s, g->remote, sizeof(g->remote));
+	if (!rc)
+		rc = git_push(s);
 
 	if (!rc && pull)
 		rc = fetch(s);
+	if (!rc && s->git->reset) {
+		s->git->reset = false;
+		rc = git_push(s);
+	}
+	if (!rc && s->git->restore && s->git->tip[0])
+		rc = restore_branch(s);
 	if (!rc && pull)
 		rc = git_pull(s);
+	maybe_pack(s);
 	if (!rc && db_meta_set_u64(s->db, "last_sync_ms", (uint64_t)wall_ms()))
 		wk_warn("cannot record the sync time: %s", db_errmsg(s->db));
 	return rc;
@@ -1148,7 +1408,8 @@ int syncd_git_run(struct syncd *s)
 	long backoff = BACKOFF_MIN_MS;
 	char said[sizeof(s->err)] = "";
 
-	wk_info("syncing with %s (branch %s)", s->git->repo.remote,
+	wk_info("syncing with %s (branch %s)",
+		s->git->dot ? "git:." : s->git->repo.remote,
 		s->git->repo.branch_ref + 11);
 	while (!syncd_stopping()) {
 		uint64_t asked = syncd_sync_wanted(s);

@@ -44,6 +44,8 @@ struct git_call {
 	size_t errlen;
 	char *stderr_copy; /* all of stderr (may be NULL) */
 	size_t stderr_len;
+	bool discover; /* no GIT_DIR/GIT_INDEX_FILE: git finds the
+			* repository itself (give it -C DIR) */
 };
 
 /*

@@ -7,7 +7,8 @@
  * deadline after which the child is killed.  The child's environment is
  * the daemon's without any GIT_* variable (a GIT_DIR or GIT_WORK_TREE the
  * user exported must never point us at their repository), plus GIT_DIR
- * and GIT_INDEX_FILE set to the folder's private mirror, LC_ALL=C (the
+ * and GIT_INDEX_FILE set to the folder's private mirror (unless the call
+ * asks git to discover the repository from its -C), LC_ALL=C (the
  * messages we parse are git's English ones) and GIT_TERMINAL_PROMPT=0 (a
  * daemon has no one to ask for a password).
  *

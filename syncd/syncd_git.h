@@ -4,8 +4,8 @@
  * (syncd_gitseg.c); the mirror (syncd_gitmirror.c), push and loop
  * (syncd_git.c) and pull (syncd_gitpull.c) share syncd_gitint.h.
  *
- * A folder whose [remote] url is git:PATH, git:URL or git:. keeps a private bare
- * mirror in the user's state directory, named by the folder's actor id
+ * A folder whose [remote] url is git:PATH, git:URL or git:. keeps a private
+ * bare mirror in the user's state directory, named by the folder's actor id
  * (syncd_git.c says why not in DIR/.wkfs).  All git work is the git
  * command's plumbing, run by git_cmd().
  */

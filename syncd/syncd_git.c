@@ -1,6 +1,7 @@
 /*
- * syncd_git.c - replication through a git remote: push, pull and the
- * daemon's loop for [remote] url = git:PATH or git:URL.
+ * syncd_git.c - replication through a git remote: fetch, push and the
+ * daemon's loop for [remote] url = git:PATH, git:URL or git:. (the mirror
+ * and the remote: syncd_gitmirror.c; importing: syncd_gitpull.c).
  *
  * The branch (config [remote] branch, default wk/oplog) holds
  *   ops/<actor>/<first hlc>.seg   one push's ops of one actor (syncd_git.h)
@@ -18,15 +19,14 @@
  * next push: local ops at or below the last hlc of our own newest segment
  * on the branch are already there, so a segment is never written twice.
  *
- * Pulling: fetch; every segment of another actor whose name sorts after
- * the last one imported (meta git_seg_<actor>; names sort by hlc) is
- * read, the contents of its puts brought into the object store from the
- * fetched tree, and its ops inserted as remote ops with the new mark in
- * one durable transaction; then the mount is asked to apply.
+ * A branch that lost our newest segment (reset or deleted on the remote)
+ * gets all our ops again; for git:. a copy of the branch under refs/wkfs/
+ * brings back a branch deleted with `git branch -D`.
  *
  * The loop fetches every [remote] interval seconds and at once on `wkfs
  * sync`, pushes after local changes (at most once every PUSH_GAP_MS), and
- * backs off after a failure, which status shows with git's message.
+ * backs off after a failure, which status shows with git's message.  Now
+ * and then it packs the mirror.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,7 @@
 #include "content.h"
 #include "syncd.h"
 #include "syncd_git.h"
+#include "syncd_gitint.h"
 #include "wlog.h"
 
 #define GIT_ROWS       1024 /* local ops in one segment */
@@ -50,14 +51,6 @@
 #define POLL_MS	       200
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
-#define LIST_CAP       (256u << 20)
-
-struct syncd_git {
-	struct git_repo repo;
-	int fd;		      /* the mirror directory */
-	char tip[48];	      /* refs/wkfs/remote after the last fetch, or "" */
-	int64_t last_push_ms; /* monotonic */
-};
 
 static int64_t mono_ms(void)
 {
@@ -76,8 +69,8 @@ static int64_t wall_ms(void)
 }
 
 /* Runs git; stdout into out (NULL: dropped), reason into s->err. */
-static int run(struct syncd *s, const char *what, const char *const *args,
-	       struct wire_buf *out)
+int gitb_run(struct syncd *s, const char *what, const char *const *args,
+	     struct wire_buf *out)
 {
 	return git_cmd_out(&s->git->repo, what, args, out, s->err,
 			   sizeof(s->err));
@@ -98,178 +91,16 @@ static int take_oid(struct wire_buf *out, char *id, size_t len)
 	return 0;
 }
 
-/* What git is told the remote is: url after "git:", with ~/ expanded and
- * a relative path taken from DIR. */
-static int remote_of(struct syncd *s, char *buf, size_t len)
-{
-	const char *u = s->cfg.remote_url + 4, *home = getenv("HOME");
-	const char *colon = strchr(u, ':'), *slash = strchr(u, '/');
-	int n;
-
-	if (!*u || !strcmp(u, ".")) {
-		snprintf(s->err, sizeof(s->err),
-			 "git:. (the repository around the folder) is not "
-			 "supported yet");
-		return -EINVAL;
-	}
-	if (!strncmp(u, "~/", 2) && home)
-		n = snprintf(buf, len, "%s/%s", home, u + 2);
-	else if (strstr(u, "://") || u[0] == '/' ||
-		 (colon && (!slash || colon < slash)))
-		n = snprintf(buf, len, "%s", u);
-	else
-		n = snprintf(buf, len, "%s/%s", s->real, u);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-/*
- * Where the mirror lives: WKFS_STATE_DIR, or /var/lib/wkfs for root,
- * $XDG_STATE_HOME/wkfs or ~/.local/state/wkfs for a user; then
- * git/<actor>.git.
- *
- * Not DIR/.wkfs/git: with DIR mounted in place that is reachable only as
- * /proc/PID/fd/N/.wkfs/git, and git resolves its directory to a real path
- * in places (rev-list --all lists worktrees, which fetch's connectivity
- * check and gc run), which leads through the mount, where .wkfs is hidden.
- */
-static int state_dir(char *buf, size_t len)
-{
-	const char *env = getenv("WKFS_STATE_DIR"), *home = getenv("HOME");
-	const char *xdg = getenv("XDG_STATE_HOME");
-	int n;
-
-	if (env && *env)
-		n = snprintf(buf, len, "%s", env);
-	else if (getuid() == 0)
-		n = snprintf(buf, len, "/var/lib/wkfs");
-	else if (xdg && *xdg == '/')
-		n = snprintf(buf, len, "%s/wkfs", xdg);
-	else if (home && *home == '/')
-		n = snprintf(buf, len, "%s/.local/state/wkfs", home);
-	else
-		return -ENOENT;
-	return n < 0 || (size_t)n >= len - 64 ? -ENAMETOOLONG : 0;
-}
-
-/* mkdir -p of an absolute path. */
-static int make_path(char *p)
-{
-	for (char *q = p + 1;; q++) {
-		if (*q != '/' && *q)
-			continue;
-		char was = *q;
-
-		*q = '\0';
-		if (mkdir(p, 0700) && errno != EEXIST)
-			return -errno;
-		*q = was;
-		if (!was)
-			return 0;
-	}
-}
-
-/*
- * Creates the bare mirror by hand (git init would do, but this is four
- * files): HEAD, objects/ and refs/ are what git needs to take it for a
- * repository; the config says it is bare and keeps gc in the foreground
- * (a detached gc would outlive a daemon that is being stopped).
- */
-static int make_mirror(struct syncd *s)
-{
-	static const char *const dirs[] = {"objects", "refs", "refs/heads",
-					   "refs/tags", "wkfs-stage"};
-	static const char head[] = "ref: refs/heads/main\n";
-	static const char cfg[] = "[core]\n\trepositoryformatversion = 0\n"
-				  "\tbare = true\n[gc]\n"
-				  "\tautoDetach = false\n";
-	static const struct {
-		const char *path, *text;
-	} files[] = {{"config", cfg}, {"HEAD", head}};
-	struct git_repo *g = &s->git->repo;
-	char path[1024], mk[sizeof(g->dir)];
-	int rc;
-
-	rc = state_dir(path, sizeof(path));
-	if (rc)
-		return rc;
-	snprintf(g->dir, sizeof(g->dir), "%s/git/%016" PRIx64 ".git", path,
-		 s->actor);
-	memcpy(mk, g->dir, sizeof(mk));
-	rc = make_path(mk);
-	if (rc)
-		return rc;
-	s->git->fd = open(g->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->git->fd < 0)
-		return -errno;
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (mkdirat(s->git->fd, dirs[i], 0700) && errno != EEXIST)
-			return -errno;
-	if (faccessat(s->git->fd, "HEAD", F_OK, 0) == 0)
-		return 0;
-	/* HEAD last: its presence says the mirror is complete. */
-	for (size_t i = 0; i < 2; i++) {
-		size_t len = strlen(files[i].text);
-		int fd = openat(s->git->fd, files[i].path,
-				O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-		if (fd < 0)
-			return -errno;
-		if (write(fd, files[i].text, len) != (ssize_t)len)
-			rc = errno ? -errno : -EIO;
-		close(fd);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-int syncd_git_open(struct syncd *s)
-{
-	const char *branch = s->cfg.remote_branch && *s->cfg.remote_branch
-				     ? s->cfg.remote_branch
-				     : "wk/oplog";
-	struct git_repo *g;
-	int rc;
-
-	s->git = calloc(1, sizeof(*s->git));
-	if (!s->git)
-		return -ENOMEM;
-	s->git->fd = -1;
-	g = &s->git->repo;
-	snprintf(g->branch_ref, sizeof(g->branch_ref), "refs/heads/%s", branch);
-	snprintf(g->fetch_spec, sizeof(g->fetch_spec),
-		 "+refs/heads/%s:refs/wkfs/remote", branch);
-	rc = remote_of(s, g->remote, sizeof(g->remote));
-	if (rc)
-		return rc;
-	rc = make_mirror(s);
-	if (rc)
-		snprintf(s->err, sizeof(s->err), "cannot create %.300s: %s",
-			 g->dir[0] ? g->dir : "the git mirror", strerror(-rc));
-	snprintf(g->env_dir, sizeof(g->env_dir), "GIT_DIR=%s", g->dir);
-	snprintf(g->env_index, sizeof(g->env_index),
-		 "GIT_INDEX_FILE=%s/wkfs-index", g->dir);
-	return rc;
-}
-
-void syncd_git_close(struct syncd *s)
-{
-	if (s->git && s->git->fd >= 0)
-		close(s->git->fd);
-	free(s->git);
-	s->git = NULL;
-}
-
 /* ---- fetch ---- */
 
-static int fetch(struct syncd *s)
+/* git fetch of spec into refs/wkfs/remote: 0, 1 when the remote has no
+ * such ref, or an error. */
+static int fetch_ref(struct syncd *s, const char *spec)
 {
 	struct git_repo *g = &s->git->repo;
 	const char *args[] = {
-		"fetch",   "-q",	  "--no-tags", "--no-write-fetch-head",
-		g->remote, g->fetch_spec, NULL};
-	static const char *const tip[] = {"rev-parse", "-q", "--verify",
-					  "refs/wkfs/remote^{commit}", NULL};
+		"fetch",   "-q", "--no-tags", "--no-write-fetch-head",
+		g->remote, spec, NULL};
 	char errs[2048] = "";
 	struct git_call c = {.what = "fetch",
 			     .args = args,
@@ -278,35 +109,95 @@ static int fetch(struct syncd *s)
 			     .errlen = sizeof(s->err),
 			     .stderr_copy = errs,
 			     .stderr_len = sizeof(errs)};
+	int rc = git_cmd(g, &c);
+
+	if (rc == -EIO && strstr(errs, "couldn't find remote ref"))
+		return 1;
+	return rc;
+}
+
+/* Exit 0 of a git command that answers yes or no by its status. */
+bool gitb_yes(struct syncd *s, const char *const *args)
+{
+	char err[512];
+
+	return git_cmd_out(&s->git->repo, "check", args, NULL, err,
+			   sizeof(err)) == 0;
+}
+
+/*
+ * A branch that was reset or deleted on the remote: when the segment we
+ * pushed last (meta git_own_seg) is not on the fetched tip, every local
+ * op is marked unshipped again and pushed anew (the push skips what the
+ * tip still holds of ours, own_last_hlc).
+ */
+static int check_own(struct syncd *s)
+{
+	char path[64] = "", spec[128];
+	const char *args[] = {"cat-file", "-e", spec, NULL};
+	int rc;
+
+	if (db_meta_get_str(s->db, "git_own_seg", path, sizeof(path)) ||
+	    !path[0])
+		return 0;
+	snprintf(spec, sizeof(spec), "%s:%s", s->git->tip, path);
+	if (s->git->tip[0] && gitb_yes(s, args))
+		return 0;
+	wk_warn("%s lacks our segment %s (reset or deleted): pushing our "
+		"ops again",
+		s->git->repo.branch_ref + 11, path);
+	rc = db_ops_unship_local(s->db);
+	if (!rc)
+		rc = db_meta_set_str(s->db, "git_own_seg", "");
+	if (rc) {
+		snprintf(s->err, sizeof(s->err),
+			 "cannot mark ops unshipped: %s", db_errmsg(s->db));
+		return rc;
+	}
+	s->shipped_upto = 0;
+	s->git->reset = true;
+	return 0;
+}
+
+/*
+ * Fetches the branch into refs/wkfs/remote and sets tip (a missing branch
+ * is an empty one: the first push makes it).  git:. : a branch deleted in
+ * the user's repository (git branch -D) is taken from the copy syncd keeps
+ * beside it, refs/wkfs/keep/BRANCH, and pushed back (restore).
+ */
+static int fetch(struct syncd *s)
+{
+	static const char *const tip[] = {"rev-parse", "-q", "--verify",
+					  "refs/wkfs/remote^{commit}", NULL};
 	struct wire_buf out;
 	int rc;
 
-	rc = git_cmd(g, &c);
-	if (rc == -EIO && strstr(errs, "couldn't find remote ref")) {
-		/* The branch is not there yet: the first push makes it. */
+	rc = fetch_ref(s, s->git->repo.fetch_spec);
+	if (rc == 1 && s->git->dot) {
+		rc = fetch_ref(s, s->git->keep_spec);
+		if (rc == 0) {
+			wk_warn("%s was deleted: restoring it from %s",
+				s->git->repo.branch_ref + 11, s->git->keep_ref);
+			s->git->restore = true;
+		}
+	}
+	if (rc == 1) {
 		s->git->tip[0] = '\0';
-		return 0;
+		return check_own(s);
 	}
 	if (rc)
 		return rc;
 	wire_buf_init(&out, 0, 4096);
-	rc = run(s, "rev-parse", tip, &out);
+	rc = gitb_run(s, "rev-parse", tip, &out);
 	if (!rc)
 		rc = take_oid(&out, s->git->tip, sizeof(s->git->tip));
 	wire_buf_release(&out);
-	return rc;
+	return rc ? rc : check_own(s);
 }
 
 /* ---- reading the branch ---- */
 
-/* One line of `ls-tree -r`: "MODE TYPE OID\tPATH". */
-struct entry {
-	char oid[48];
-	const char *path; /* into the listing */
-	size_t plen;
-};
-
-static bool next_entry(const char **p, const char *end, struct entry *e)
+bool gitb_next_entry(const char **p, const char *end, struct gitb_entry *e)
 {
 	while (*p < end) {
 		const char *line = *p, *nl = memchr(line, '\n', end - line);
@@ -332,7 +223,7 @@ static bool next_entry(const char **p, const char *end, struct entry *e)
 }
 
 /* "ops/<16 hex>/<16 hex>.seg": the actor and the name part. */
-static bool seg_path(const struct entry *e, uint64_t *actor, char name[17])
+bool gitb_seg_path(const struct gitb_entry *e, uint64_t *actor, char name[17])
 {
 	char a[17];
 
@@ -350,13 +241,13 @@ static bool seg_path(const struct entry *e, uint64_t *actor, char name[17])
 	return true;
 }
 
-static int list_tree(struct syncd *s, const char *path, struct wire_buf *out)
+int gitb_list_tree(struct syncd *s, const char *path, struct wire_buf *out)
 {
 	const char *args[] = {"ls-tree", "-r", "--full-tree", s->git->tip,
 			      "--",	 path, NULL};
 
 	wire_buf_init(out, 0, LIST_CAP);
-	return run(s, "ls-tree", args, out);
+	return gitb_run(s, "ls-tree", args, out);
 }
 
 /* The hlc of the last op of our own newest segment on the branch, or 0. */
@@ -366,7 +257,7 @@ static int own_last_hlc(struct syncd *s, uint64_t *last)
 	struct wire_buf out, blob;
 	struct gitseg_iter it;
 	struct git_batch b;
-	struct entry e;
+	struct gitb_entry e;
 	const char *p, *end;
 	uint64_t actor, hlc;
 	const uint8_t *pay;
@@ -378,11 +269,11 @@ static int own_last_hlc(struct syncd *s, uint64_t *last)
 	if (!s->git->tip[0])
 		return 0;
 	snprintf(dir, sizeof(dir), "ops/%016" PRIx64, s->actor);
-	rc = list_tree(s, dir, &out);
+	rc = gitb_list_tree(s, dir, &out);
 	p = (const char *)wire_buf_data(&out);
 	end = p + wire_buf_len(&out);
-	while (!rc && p && next_entry(&p, end, &e))
-		if (seg_path(&e, &actor, name) && actor == s->actor &&
+	while (!rc && p && gitb_next_entry(&p, end, &e))
+		if (gitb_seg_path(&e, &actor, name) && actor == s->actor &&
 		    strcmp(name, bestname) > 0) {
 			snprintf(best, sizeof(best), "%s", e.oid);
 			snprintf(bestname, sizeof(bestname), "%s", name);
@@ -467,7 +358,7 @@ static int stage_blob(struct syncd *s, struct staging *st, const char *where,
 	return rc;
 }
 
-static void chunk_path(const struct wk_hash *h, char *buf, size_t len)
+void gitb_chunk_path(const struct wk_hash *h, char *buf, size_t len)
 {
 	char hs[WK_HASH_STRLEN];
 
@@ -500,7 +391,7 @@ static int stage_chunk(struct syncd *s, struct staging *st,
 {
 	char path[64];
 
-	chunk_path(h, path, sizeof(path));
+	gitb_chunk_path(h, path, sizeof(path));
 	if (tip_has(s, st, path))
 		return 0;
 	return stage_blob(s, st, path, p, len);
@@ -689,11 +580,11 @@ static int make_commit(struct syncd *s, struct wire_buf *info, size_t count,
 		ct[5] = s->git->tip;
 	}
 	wire_buf_init(&out, 0, 4096);
-	rc = run(s, "read-tree", rd, NULL);
+	rc = gitb_run(s, "read-tree", rd, NULL);
 	if (!rc)
 		rc = git_cmd(g, &c);
 	if (!rc)
-		rc = run(s, "write-tree", wt, &out);
+		rc = gitb_run(s, "write-tree", wt, &out);
 	if (!rc)
 		rc = take_oid(&out, tree, sizeof(tree));
 	if (!rc) {
@@ -713,14 +604,18 @@ static int make_commit(struct syncd *s, struct wire_buf *info, size_t count,
 	return rc;
 }
 
-/* git push COMMIT:refs/heads/BRANCH: 0, -EAGAIN when refused as not a
- * fast-forward, or an error. */
+/*
+ * git push COMMIT:refs/heads/BRANCH: 0, -EAGAIN when refused as not a
+ * fast-forward, or an error.  git:. : also (forced) to the copy
+ * refs/wkfs/keep/BRANCH, which `git branch -D` does not touch.
+ */
 static int push_commit(struct syncd *s, const char *commit)
 {
 	struct git_repo *g = &s->git->repo;
-	char spec[400], errs[2048] = "";
+	char spec[400], keep[400], errs[2048] = "";
 	const char *args[] = {"push",	 "-q", "--porcelain",
-			      g->remote, spec, NULL};
+			      g->remote, spec, s->git->dot ? keep : NULL,
+			      NULL};
 	struct wire_buf out;
 	struct git_call c = {.what = "push",
 			     .args = args,
@@ -732,6 +627,7 @@ static int push_commit(struct syncd *s, const char *commit)
 	int rc;
 
 	snprintf(spec, sizeof(spec), "%s:%s", commit, g->branch_ref);
+	snprintf(keep, sizeof(keep), "+%s:%s", commit, s->git->keep_ref);
 	wire_buf_init(&out, 0, 65536);
 	c.out = &out;
 	rc = git_cmd(g, &c);
@@ -765,6 +661,7 @@ static int push_round(struct syncd *s, struct outbox *o)
 	char commit[48], where[64];
 	int rc;
 
+again:
 	o->n = 0;
 	o->last_seen = s->shipped_upto;
 	rc = db_ops_foreach(s->db, s->shipped_upto, 0, collect, o);
@@ -778,6 +675,11 @@ static int push_round(struct syncd *s, struct outbox *o)
 		return 1;
 	}
 	rc = fetch(s);
+	if (!rc && s->git->reset) {
+		/* Our ops are gone from the branch: collect from the start. */
+		s->git->reset = false;
+		goto again;
+	}
 	if (!rc)
 		rc = own_last_hlc(s, &skip);
 	if (rc)
@@ -820,7 +722,12 @@ static int push_round(struct syncd *s, struct outbox *o)
 				    NULL};
 
 		snprintf(s->git->tip, sizeof(s->git->tip), "%s", commit);
-		run(s, "update-ref", up, NULL);
+		gitb_run(s, "update-ref", up, NULL);
+		s->git->restore = false;
+		s->git->since_pack++;
+		if (db_meta_set_str(s->db, "git_own_seg", where))
+			wk_warn("cannot record our segment: %s",
+				db_errmsg(s->db));
 	}
 	unstage(s, &st);
 	wire_buf_release(&seg);
@@ -875,242 +782,67 @@ static bool has_unshipped(struct syncd *s)
 	return rc != 0;
 }
 
-/* ---- pulling ---- */
-
-struct source {
-	struct syncd *s;
-	struct git_batch *b;
-};
-
-/* content_chunk_fn: a chunk from the fetched tree, checked by name. */
-static ssize_t tree_chunk(void *arg, const struct wk_hash *name, uint8_t *buf,
-			  size_t max)
-{
-	struct source *src = arg;
-	char spec[160], path[64];
-	struct wk_hash h;
-	size_t len;
-	int rc;
-
-	chunk_path(name, path, sizeof(path));
-	snprintf(spec, sizeof(spec), "%s:%s", src->s->git->tip, path);
-	rc = git_batch_get(src->b, spec, buf, max, &len);
-	if (rc == -EMSGSIZE)
-		return -EBADMSG;
-	if (rc)
-		return rc;
-	content_hash_buf(buf, len, &h);
-	if (memcmp(&h, name, sizeof(h)) != 0)
-		return -EBADMSG;
-	return (ssize_t)len;
-}
-
-/* The recipe of a received put, from the fetched tree. */
-static int load_recipe(struct source *src, const struct wk_op *op,
-		       const struct wire_content_ref *ref, struct recipe *r)
-{
-	uint8_t *buf;
-	ssize_t n;
-	int rc;
-
-	recipe_init(r);
-	if (ref->how == WIRE_CONTENT_WHOLE)
-		return recipe_push(r, &op->hash, (uint32_t)op->size);
-	buf = malloc(WIRE_CHUNK_MAX);
-	if (!buf)
-		return -ENOMEM;
-	n = tree_chunk(src, &ref->recipe, buf, WIRE_CHUNK_MAX);
-	rc = n < 0 ? (int)n : recipe_decode(NULL, buf, (size_t)n, r);
-	free(buf);
-	return rc == -ESTALE ? -EBADMSG : rc;
-}
-
-/* Brings the content of a received put into the object store. */
-static int fetch_content(struct source *src, const struct wk_op *op,
-			 const struct wire_content_ref *ref)
-{
-	struct syncd *s = src->s;
-	struct wk_hash got;
-	struct recipe r;
-	int rc;
-
-	if (!content_wanted(s, op, ref))
-		return 0;
-	rc = load_recipe(src, op, ref, &r);
-	if (!rc && recipe_size(&r) != op->size)
-		rc = -EBADMSG;
-	if (!rc)
-		rc = content_assemble(s, &r, tree_chunk, src, &got);
-	if (!rc && memcmp(&got, &op->hash, sizeof(got)) != 0) {
-		mat_object_drop(s->mat, &got);
-		rc = -EBADMSG;
-	}
-	recipe_release(&r);
-	if (rc == -EBADMSG || rc == -ENOENT) {
-		content_refuse(op, rc == -ENOENT
-					   ? "the branch lacks a chunk of it"
-					   : "it does not match its hash");
-		return 0;
-	}
-	if (rc)
-		snprintf(s->err, sizeof(s->err),
-			 "cannot bring in a file's content: %s", strerror(-rc));
-	return rc;
-}
-
-/* Imports one segment of another actor, with its mark, durably. */
-static int import_segment(struct source *src, const struct entry *e,
-			  uint64_t actor, const char *name, uint8_t *buf)
-{
-	struct syncd *s = src->s;
-	struct wk_op *op = malloc(sizeof(*op));
-	struct wire_content_ref ref;
-	struct gitseg_iter it;
-	char key[48];
-	const uint8_t *p;
-	uint64_t hlc;
-	uint32_t plen;
-	size_t len;
-	int rc, inserted = 0;
-
-	if (!op)
-		return -ENOMEM;
-	snprintf(key, sizeof(key), "git_seg_%016" PRIx64, actor);
-	rc = git_batch_get(src->b, e->oid, buf, GITSEG_MAX, &len);
-	if (rc == 0 && (gitseg_iter_init(&it, buf, len) || it.actor != actor))
-		rc = -EBADMSG;
-	if (rc == -EBADMSG || rc == -EMSGSIZE) {
-		wk_warn("segment %.*s is not a wkfs segment; skipped",
-			(int)e->plen, e->path);
-		rc = db_meta_set_str(s->db, key, name);
-		free(op);
-		return rc;
-	}
-	/* Contents first: the ops go in only once their files are here. */
-	while ((rc = gitseg_next(&it, &hlc, &p, &plen)) == 1) {
-		if (wire_op_decode_ref(p, plen, actor, hlc, op, &ref) ||
-		    op->kind != WK_OP_PUT)
-			continue;
-		rc = fetch_content(src, op, &ref);
-		if (rc)
-			break;
-	}
-	if (rc < 0 && rc != -EBADMSG)
-		goto out;
-	rc = db_begin(s->db);
-	if (rc)
-		goto out;
-	gitseg_iter_init(&it, buf, len);
-	while ((rc = gitseg_next(&it, &hlc, &p, &plen)) == 1) {
-		if (wire_op_decode_ref(p, plen, actor, hlc, op, NULL)) {
-			wk_warn("op %016" PRIx64 "/%" PRIu64 " of %.*s does "
-				"not decode; skipped",
-				actor, hlc, (int)e->plen, e->path);
-			continue;
-		}
-		rc = db_op_append(s->db, op, DB_ORIGIN_REMOTE, NULL);
-		if (rc == -EEXIST)
-			continue;
-		if (rc)
-			break;
-		inserted++;
-	}
-	if (rc == -EBADMSG)
-		wk_warn("segment %.*s ends in a truncated record", (int)e->plen,
-			e->path);
-	if (rc < 0 && rc != -EBADMSG) {
-		db_rollback(s->db);
-		goto out_db;
-	}
-	rc = db_meta_set_str(s->db, key, name);
-	if (!rc)
-		rc = db_commit(s->db, true);
-	if (rc) {
-		db_rollback(s->db);
-		goto out_db;
-	}
-	if (inserted) {
-		s->need_apply = true;
-		s->received += (uint64_t)inserted;
-		wk_info("received %d ops (%.*s)", inserted, (int)e->plen,
-			e->path);
-	}
-	free(op);
-	return 0;
-out_db:
-	snprintf(s->err, sizeof(s->err), "cannot store remote ops: %s",
-		 db_errmsg(s->db));
-out:
-	free(op);
-	return rc;
-}
-
-static int git_pull(struct syncd *s)
-{
-	struct wire_buf list;
-	struct git_batch b;
-	struct source src = {.s = s, .b = &b};
-	struct entry e;
-	const char *p, *end;
-	char last[24] = "", key[48], name[17], pulled[48] = "";
-	uint64_t cur = 0, actor;
-	uint8_t *buf;
-	int rc;
-
-	if (!s->git->tip[0])
-		return 0;
-	if (!db_meta_get_str(s->db, "git_pulled", pulled, sizeof(pulled)) &&
-	    !strcmp(pulled, s->git->tip))
-		return 0;
-	rc = list_tree(s, "ops", &list);
-	if (rc) {
-		wire_buf_release(&list);
-		return rc;
-	}
-	buf = malloc(GITSEG_MAX);
-	rc = buf ? git_batch_open(&s->git->repo, &b) : -ENOMEM;
-	if (rc) {
-		free(buf);
-		wire_buf_release(&list);
-		return rc;
-	}
-	p = (const char *)wire_buf_data(&list);
-	end = p + wire_buf_len(&list);
-	while (!rc && p && next_entry(&p, end, &e)) {
-		if (!seg_path(&e, &actor, name) || actor == s->actor)
-			continue;
-		if (actor != cur || !last[0]) {
-			cur = actor;
-			snprintf(key, sizeof(key), "git_seg_%016" PRIx64,
-				 actor);
-			if (db_meta_get_str(s->db, key, last, sizeof(last)))
-				snprintf(last, sizeof(last), "-");
-		}
-		if (strcmp(name, last) <= 0)
-			continue;
-		rc = import_segment(&src, &e, actor, name, buf);
-		if (!rc)
-			snprintf(last, sizeof(last), "%s", name);
-	}
-	git_batch_close(&b);
-	free(buf);
-	wire_buf_release(&list);
-	if (!rc && db_meta_set_str(s->db, "git_pulled", s->git->tip))
-		wk_warn("cannot record the pulled tip: %s", db_errmsg(s->db));
-	return rc;
-}
-
 /* ---- the loop ---- */
+
+/*
+ * Packs the mirror's loose objects now and then: every push and every
+ * fetch leaves some (segments, chunks, trees, commits), and the gc that
+ * fetch runs only looks once there are thousands.  In the foreground
+ * (the mirror's gc.autoDetach is off): a detached gc would outlive a
+ * daemon being stopped.  A failure is logged and changes nothing else.
+ */
+static void maybe_pack(struct syncd *s)
+{
+	static const char *const repack[] = {"repack", "-d", "-q", NULL};
+	static const char *const gc[] = {"gc", "--auto", "--quiet", NULL};
+	char err[512];
+
+	if (s->git->since_pack < PACK_EVERY)
+		return;
+	s->git->since_pack = 0;
+	if (git_cmd_out(&s->git->repo, "repack", repack, NULL, err,
+			sizeof(err)) ||
+	    git_cmd_out(&s->git->repo, "gc", gc, NULL, err, sizeof(err)))
+		wk_warn("packing the mirror: %s", err);
+}
+
+/* The branch is gone but its copy was fetched: push the copy back. */
+static int restore_branch(struct syncd *s)
+{
+	int rc = push_commit(s, s->git->tip);
+
+	if (rc == -EAGAIN) /* someone made the branch meanwhile: fine */
+		rc = 0;
+	if (!rc) {
+		s->git->restore = false;
+		wk_info("restored %s from %s", s->git->repo.branch_ref + 11,
+			s->git->keep_ref);
+	}
+	return rc;
+}
 
 /* Push what is unshipped, then (pull) fetch and import. */
 static int exchange(struct syncd *s, bool pull)
 {
-	int rc = git_push(s);
+	struct git_repo *g = &s->git->repo;
+	int rc = 0;
+
+	if (s->git->dot && !g->remote[0])
+		rc = gitb_dot_repo(s, g->remote, sizeof(g->remote));
+	if (!rc)
+		rc = git_push(s);
 
 	if (!rc && pull)
 		rc = fetch(s);
+	if (!rc && s->git->reset) {
+		s->git->reset = false;
+		rc = git_push(s);
+	}
+	if (!rc && s->git->restore && s->git->tip[0])
+		rc = restore_branch(s);
 	if (!rc && pull)
-		rc = git_pull(s);
+		rc = syncd_git_pull(s);
+	maybe_pack(s);
 	if (!rc && db_meta_set_u64(s->db, "last_sync_ms", (uint64_t)wall_ms()))
 		wk_warn("cannot record the sync time: %s", db_errmsg(s->db));
 	return rc;
@@ -1148,7 +880,8 @@ int syncd_git_run(struct syncd *s)
 	long backoff = BACKOFF_MIN_MS;
 	char said[sizeof(s->err)] = "";
 
-	wk_info("syncing with %s (branch %s)", s->git->repo.remote,
+	wk_info("syncing with %s (branch %s)",
+		s->git->dot ? "git:." : s->git->repo.remote,
 		s->git->repo.branch_ref + 11);
 	while (!syncd_stopping()) {
 		uint64_t asked = syncd_sync_wanted(s);

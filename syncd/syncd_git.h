@@ -1,10 +1,11 @@
 /*
  * syncd_git.h - wkfs-syncd's git remotes (docs/architecture.md, "Git
  * remotes"): the git runner (syncd_gitcmd.c), the branch's segment format
- * (syncd_gitseg.c) and the push/pull/loop (syncd_git.c).
+ * (syncd_gitseg.c); the mirror (syncd_gitmirror.c), push and loop
+ * (syncd_git.c) and pull (syncd_gitpull.c) share syncd_gitint.h.
  *
- * A folder whose [remote] url is git:PATH or git:URL keeps a private bare
- * mirror in the user's state directory, named by the folder's actor id
+ * A folder whose [remote] url is git:PATH, git:URL or git:. keeps a private
+ * bare mirror in the user's state directory, named by the folder's actor id
  * (syncd_git.c says why not in DIR/.wkfs).  All git work is the git
  * command's plumbing, run by git_cmd().
  */
@@ -44,6 +45,8 @@ struct git_call {
 	size_t errlen;
 	char *stderr_copy; /* all of stderr (may be NULL) */
 	size_t stderr_len;
+	bool discover; /* no GIT_DIR/GIT_INDEX_FILE: git finds the
+			* repository itself (give it -C DIR) */
 };
 
 /*

@@ -7,7 +7,8 @@
  * deadline after which the child is killed.  The child's environment is
  * the daemon's without any GIT_* variable (a GIT_DIR or GIT_WORK_TREE the
  * user exported must never point us at their repository), plus GIT_DIR
- * and GIT_INDEX_FILE set to the folder's private mirror, LC_ALL=C (the
+ * and GIT_INDEX_FILE set to the folder's private mirror (unless the call
+ * asks git to discover the repository from its -C), LC_ALL=C (the
  * messages we parse are git's English ones) and GIT_TERMINAL_PROMPT=0 (a
  * daemon has no one to ask for a password).
  *
@@ -43,7 +44,8 @@ static int64_t mono_ms(void)
 }
 
 /* The child's environment: ours without GIT_*, then ours for git. */
-static char **child_env(const struct git_repo *g, const char *const *extra)
+static char **child_env(const struct git_repo *g, const char *const *extra,
+			bool discover)
 {
 	size_t n = 0, k = 0;
 	char **env;
@@ -59,8 +61,10 @@ static char **child_env(const struct git_repo *g, const char *const *extra)
 		if (strncmp(environ[i], "GIT_", 4) != 0 &&
 		    strncmp(environ[i], "LC_ALL=", 7) != 0)
 			env[k++] = environ[i];
-	env[k++] = (char *)g->env_dir;
-	env[k++] = (char *)g->env_index;
+	if (!discover) {
+		env[k++] = (char *)g->env_dir;
+		env[k++] = (char *)g->env_index;
+	}
 	env[k++] = (char *)"LC_ALL=C";
 	env[k++] = (char *)"GIT_TERMINAL_PROMPT=0";
 	for (size_t i = 0; extra && extra[i]; i++)
@@ -71,8 +75,8 @@ static char **child_env(const struct git_repo *g, const char *const *extra)
 
 /* Starts git with args; *in_fd, *out_fd, *err_fd get our pipe ends. */
 static int spawn(const struct git_repo *g, const char *const *args,
-		 const char *const *extra, pid_t *pid, int *in_fd, int *out_fd,
-		 int *err_fd)
+		 const char *const *extra, bool discover, pid_t *pid,
+		 int *in_fd, int *out_fd, int *err_fd)
 {
 	int pin[2], pout[2], perr[2];
 	const char *argv[64];
@@ -83,7 +87,7 @@ static int spawn(const struct git_repo *g, const char *const *args,
 	for (size_t i = 0; args[i] && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	env = child_env(g, extra);
+	env = child_env(g, extra, discover);
 	if (!env)
 		return -ENOMEM;
 	if (pipe2(pin, O_CLOEXEC)) {
@@ -192,7 +196,8 @@ int git_cmd(const struct git_repo *g, const struct git_call *c)
 		mono_ms() + (c->timeout_ms ? c->timeout_ms : GIT_TIMEOUT_MS);
 	uint8_t buf[65536];
 
-	rc = spawn(g, c->args, c->env, &pid, &in_fd, &out_fd, &err_fd);
+	rc = spawn(g, c->args, c->env, c->discover, &pid, &in_fd, &out_fd,
+		   &err_fd);
 	if (rc) {
 		snprintf(c->err, c->errlen, "%s: cannot run git: %s", c->what,
 			 strerror(-rc));
@@ -300,7 +305,7 @@ int git_batch_open(const struct git_repo *g, struct git_batch *b)
 	int rc;
 
 	b->len = b->pos = 0;
-	rc = spawn(g, args, NULL, &b->pid, &b->in, &b->out, &b->errfd);
+	rc = spawn(g, args, NULL, false, &b->pid, &b->in, &b->out, &b->errfd);
 	if (rc)
 		return rc;
 	/* Its stderr stays unread: git writes nothing there on success, and

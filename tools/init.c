@@ -1,10 +1,19 @@
 /*
- * init.c - `wkfs init DIR [--remote URL] [--token T] [--device NAME]`: create
- * the sidecar (config.ini, wkfs.db, tmp/, objects/) and record what DIR holds
- * as the first ops.
+ * init.c - `wkfs init DIR [--remote URL] [--token T] [--device NAME]
+ * [--hooks]`: create the sidecar (config.ini, wkfs.db, tmp/, objects/) and
+ * record what DIR holds as the first ops.
  *
  * A failed init removes what it made, so it leaves no half-made sidecar
  * behind and can simply be run again.
+ *
+ * A git remote is checked first and its branch created when missing
+ * (gitremote.c).  A local one (git:., git:PATH, file://) that is not a
+ * repository is an error and nothing is written: that is a typo to fix
+ * now.  A URL that cannot be reached is only a warning: the laptop may be
+ * offline, and as with any synced folder the work starts locally and
+ * reaches the remote later (wkfs-syncd makes the branch at its first
+ * push).  git:. with DIR the work tree's root ignores .git, so the mount
+ * never records the repository itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +28,58 @@
 #include "cmds.h"
 #include "config.h"
 #include "db.h"
+#include "gitremote.h"
 #include "recorder.h"
 #include "scan.h"
 #include "wlog.h"
+
+/* Checks a git remote and makes its branch; -1 when init must stop. */
+static int prepare_git(const char *dir, struct wk_config *cfg, bool hooks)
+{
+	const char *url = cfg->remote_url;
+	bool dot = !strcmp(url, "git:.") || !strcmp(url, "git:");
+	char remote[4096], err[1024];
+	int rc;
+
+	if (hooks && !dot) {
+		wk_err("--hooks goes with --remote git:. (hooks of the "
+		       "repository around DIR)");
+		return -1;
+	}
+	if (gitr_remote_of(dir, url, remote, sizeof(remote), err,
+			   sizeof(err))) {
+		wk_err("%s", err);
+		return -1;
+	}
+	rc = gitr_ensure_branch(remote, cfg->remote_branch, dot, err,
+				sizeof(err));
+	if (rc < 0 && (dot || gitr_is_local(remote))) {
+		wk_err("%s", err);
+		return -1;
+	}
+	if (rc < 0)
+		wk_warn("%s; going on: the branch is made at the first sync",
+			err);
+	else if (rc == 1)
+		printf("created branch %s in %s\n", cfg->remote_branch, remote);
+	if (dot) {
+		char dotgit[PATH_MAX + 8];
+
+		snprintf(dotgit, sizeof(dotgit), "%s/.git", dir);
+		if (access(dotgit, F_OK) == 0) {
+			cfg->ignore =
+				realloc(cfg->ignore,
+					(cfg->n_ignore + 1) * sizeof(char *));
+			if (!cfg->ignore)
+				return -1;
+			cfg->ignore[cfg->n_ignore++] = strdup(".git");
+			printf("note: .git is not synced: 'ignore = .git' "
+			       "added "
+			       "to [sync] in .wkfs/config.ini\n");
+		}
+	}
+	return 0;
+}
 
 int cmd_init(int argc, char **argv)
 {
@@ -29,6 +87,7 @@ int cmd_init(int argc, char **argv)
 		{"device", required_argument, NULL, 'd'},
 		{"remote", required_argument, NULL, 'r'},
 		{"token", required_argument, NULL, 't'},
+		{"hooks", no_argument, NULL, 'H'},
 		{0},
 	};
 	struct wk_config cfg;
@@ -37,7 +96,8 @@ int cmd_init(int argc, char **argv)
 	char dir[PATH_MAX], err[512];
 	const char *device = NULL, *remote = NULL, *token = NULL;
 	const char *usage = "usage: wkfs init DIR [--remote URL] [--token T] "
-			    "[--device NAME]\n";
+			    "[--device NAME] [--hooks]\n";
+	bool hooks = false;
 	int c, fd, ret = 1, rc;
 	FILE *f;
 
@@ -49,6 +109,8 @@ int cmd_init(int argc, char **argv)
 			remote = optarg;
 		} else if (c == 't') {
 			token = optarg;
+		} else if (c == 'H') {
+			hooks = true;
 		} else {
 			fputs(usage, stderr);
 			return 2;
@@ -76,6 +138,10 @@ int cmd_init(int argc, char **argv)
 		wk_err("--token goes with --remote");
 		return 2;
 	}
+	if (hooks && !remote) {
+		wk_err("--hooks goes with --remote git:.");
+		return 2;
+	}
 	if (!realpath(argv[optind], dir)) {
 		wk_err("%s: %s: give an existing directory", argv[optind],
 		       strerror(errno));
@@ -91,20 +157,23 @@ int cmd_init(int argc, char **argv)
 		wk_err("%s: already initialised (.wkfs exists)", dir);
 		goto out_close;
 	}
+	config_init(&cfg);
+	if (remote) {
+		cfg.remote_url = strdup(remote);
+		cfg.remote_token = token ? strdup(token) : NULL;
+	}
+	if (remote && !strncmp(remote, "git:", 4) &&
+	    prepare_git(dir, &cfg, hooks))
+		goto out_config;
 	if (mkdirat(fd, ".wkfs", 0700) < 0 ||
 	    mkdirat(fd, ".wkfs/tmp", 0700) < 0 ||
 	    mkdirat(fd, ".wkfs/objects", 0700) < 0) {
 		wk_err("%s: cannot create .wkfs: %s", dir, strerror(errno));
-		goto out_close;
+		goto out_undo;
 	}
-	config_init(&cfg);
 	if (device) {
 		free(cfg.device_name);
 		cfg.device_name = strdup(device);
-	}
-	if (remote) {
-		cfg.remote_url = strdup(remote);
-		cfg.remote_token = token ? strdup(token) : NULL;
 	}
 	{
 		int cfd = openat(fd, ".wkfs/config.ini",
@@ -130,6 +199,18 @@ int cmd_init(int argc, char **argv)
 	printf("initialised %s: %llu entries recorded\n", dir,
 	       (unsigned long long)stats.created);
 	ret = 0;
+	if (hooks) {
+		if (hooks_install(dir, err, sizeof(err))) {
+			wk_err("%s; the folder is set up, the hooks are not "
+			       "('wkfs hooks install %s' tries again)",
+			       err, dir);
+			ret = 1;
+		} else {
+			printf("git hooks post-merge and pre-push start a "
+			       "sync of %s\n",
+			       dir);
+		}
+	}
 	goto out_config;
 
 out_undo:

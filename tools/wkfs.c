@@ -17,7 +17,7 @@
 static const struct {
 	const char *name, *args, *what;
 } commands[] = {
-	{"init", "DIR [--remote URL] [--token T] [--device NAME]",
+	{"init", "DIR [--remote URL] [--token T] [--device NAME] [--hooks]",
 	 "start syncing DIR: create DIR/.wkfs"},
 	{"mount", "DIR [MNT] [-f] [-o OPTS] [--accept-deletions] [--no-syncd]",
 	 "mount DIR (in place, or on MNT); starts wkfs-syncd"},
@@ -31,6 +31,8 @@ static const struct {
 	 "list conflict copies, or resolve one"},
 	{"log", "[DIR] [--json] [-n N]", "the recorded operations"},
 	{"stop", "[DIR]", "stop the folder's wkfs-syncd"},
+	{"hooks", "install|remove DIR",
+	 "git hooks that sync DIR after a merge or pull (git:.)"},
 	{"help", "[COMMAND]", "this help, or one command's"},
 };
 
@@ -170,6 +172,8 @@ int main(int argc, char **argv)
 		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "conflicts"))
 		return cmd_conflicts(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "hooks"))
+		return cmd_hooks(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "debug"))
 		return cmd_debug(argc - 1, argv + 1);
 	fprintf(stderr, "wkfs: unknown command '%s': see 'wkfs help'\n",

@@ -161,7 +161,16 @@ main_untouched() {
 
 @test "failures: not a repository, unreachable, a hook that refuses; nothing lost" {
 	mkdir "$BATS_TEST_TMPDIR/plain"
-	replicas "git:$BATS_TEST_TMPDIR/plain" "$A"
+	# init refuses a local path that is no repository, writing nothing
+	run W init "$A" --remote "git:$BATS_TEST_TMPDIR/plain"
+	assert_failure 1
+	assert_output --partial 'a git repository'
+	[ ! -e "$A/.wkfs" ]
+	# a remote that is no repository any more: status says so
+	replicas "git:$R" "$A"
+	wk_umount "$A"
+	sed -i "s|^url = .*|url = git:$BATS_TEST_TMPDIR/plain|" "$A/.wkfs/config.ini"
+	wk_mount "$A"
 	echo kept >"$A/k.txt"
 	run W sync "$A" --timeout 60
 	assert_failure 1

@@ -32,7 +32,7 @@ words() { printf '%s\n' $1 | sort; }
 
 @test "the first word completes to the commands" {
 	run completions ""
-	assert_output "$(words "conflicts help init log mount status stop sync umount")"
+	assert_output "$(words "conflicts help hooks init log mount status stop sync umount")"
 	run completions s
 	assert_output "$(words "status stop sync")"
 	run completions --v
@@ -47,7 +47,9 @@ words() { printf '%s\n' $1 | sort; }
 	run completions status --
 	assert_output --json
 	run completions init /tmp/x --
-	assert_output "$(words "--device --remote --token")"
+	assert_output "$(words "--device --hooks --remote --token")"
+	run completions hooks ""
+	assert_output "$(words "install remove")"
 	run completions conflicts --re
 	assert_output --resolve
 	run completions sync --

@@ -1,0 +1,58 @@
+/*
+ * relay_git.h - wkfs-relay's git backing (docs/architecture.md,
+ * "wkfs-relay", "Git backing"): the relay's ops and chunks committed to a
+ * git repository in the layout of a git remote's branch (syncd_git.h), one
+ * branch per folder, and a relay rebuilt from those branches.
+ *
+ * Calling sequence: relay_git_start() once the relay's database is open
+ * (it creates the repository if missing and starts the committing thread),
+ * relay_git_stop() when the service loop has ended (one last commit, one
+ * last push, then the thread is joined).  relay_git_rebuild() runs alone,
+ * without a server.  All git work is done by git_cmd() (syncd_gitcmd.c).
+ */
+#ifndef WKFS_RELAY_GIT_H
+#define WKFS_RELAY_GIT_H
+
+#define RELAY_GIT_BRANCH      "wk/relay"
+#define RELAY_GIT_COMMIT_SECS 60
+#define RELAY_GIT_PUSH_SECS   300
+
+struct relay_git_opts {
+	const char *dir;    /* --git: a bare repository, created if missing */
+	const char *branch; /* --git-branch: folder F's branch is BRANCH/F */
+	int commit_secs;    /* --git-commit-interval */
+	const char
+		*remote; /* --git-remote: what `git push` is given, or NULL */
+	int push_secs;	 /* --git-push-interval */
+};
+
+struct relay_git;
+
+/*
+ * Opens (creating with `git init --bare` if it does not exist) o->dir and
+ * starts the thread that commits every o->commit_secs seconds.  0, or
+ * -errno after printing why (a path that is not a repository, a bad
+ * branch name).  o and data_dir must outlive relay_git_stop().
+ */
+int relay_git_start(const struct relay_git_opts *o, const char *data_dir,
+		    struct relay_git **out);
+
+/* Commits what is left, pushes if a remote is set, joins, frees.  NULL is
+ * fine. */
+void relay_git_stop(struct relay_git *g);
+
+/*
+ * Builds DATA_DIR/relay.db and DATA_DIR/chunks from the branches
+ * BRANCH/<folder> of git_dir: every folder, created revoked (tokens are
+ * not in git), its ops renumbered in (hlc, actor) order, its chunks
+ * checked against their names.  data_dir must be new and empty (the
+ * caller renames it into place).  0, or -errno after printing why.
+ */
+int relay_git_rebuild(const char *git_dir, const char *branch,
+		      const char *data_dir);
+
+/* True when BRANCH/<folder> can be a git branch name for any folder name
+ * that wire_folder_valid() accepts: no "..", "@{", "//", ".lock" ends... */
+int relay_git_branch_check(const char *branch);
+
+#endif

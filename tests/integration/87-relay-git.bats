@@ -1,0 +1,279 @@
+#!/usr/bin/env bats
+# 87-relay-git: the relay keeps its history in git (wkfs-relay --git) and
+# can be rebuilt from it (--rebuild-from-git).  Replicas are mounted in
+# place with their own wkfs-syncd against a real relay on 127.0.0.1 that
+# commits every second to a bare repository G; the folder Notes lives on
+# branch wk/relay/Notes.  Every wait is a poll with a generous deadline.
+
+load helpers
+
+RELAY=$WKFS_BUILD/wkfs-relay
+SYNCD=$WKFS_BUILD/wkfs-syncd
+
+load relay
+
+SYNC_WAIT=60
+BR=wk/relay/Notes
+
+setup() {
+	T=$(realpath "$BATS_TEST_TMPDIR")
+	DATA=$T/data
+	RLOG=$T/relay.log
+	G=$T/relay.git
+	RELAY_GIT_ARGS=()
+	umask 022
+	start_git_relay
+	TOK=$("$RELAY" --data "$DATA" folder add Notes)
+	A=$T/a B=$T/b C=$T/c
+}
+
+teardown() {
+	stop_syncds
+	wk_teardown
+	stop_relay
+	if grep -E 'Sanitizer|runtime error' "$T"/relay*.log "$T"/*.syncd.log >&2; then
+		return 1
+	fi
+}
+
+# start_git_relay [ADDR:PORT]: the relay of relay.bash's start_relay, with
+# --git G committing every second (plus RELAY_GIT_ARGS); each start logs to
+# a new file (RLOG names the last).
+start_git_relay() {
+	local bind=${1:-127.0.0.1:0} n
+	n=$(find "$T" -maxdepth 1 -name 'relay*.log' | wc -l)
+	RLOG=$T/relay.$n.log
+	"$RELAY" --data "$DATA" --bind "$bind" --verbose --git "$G" \
+		--git-commit-interval 1 "${RELAY_GIT_ARGS[@]}" >"$RLOG" 2>&1 &
+	RPID=$!
+	if ! wait_until 30 grep -q '^listening on ' "$RLOG"; then
+		cat "$RLOG" >&2
+		return 1
+	fi
+	PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$RLOG")
+}
+
+g() { git --git-dir="$G" "$@"; }
+
+# relay_ops: how many ops the relay holds for Notes.
+relay_ops() {
+	sqlite3 "$DATA/relay.db" "select count(*) from ops join folders f
+		on f.id = ops.folder where f.name = 'Notes'"
+}
+
+# seg_ops GITDIR REF: "RECORDS DISTINCT" over every segment on REF: op
+# records, and distinct (actor, hlc) among them (equal: no op twice).
+seg_ops() {
+	pyc '
+import struct, subprocess, sys
+gd, ref = sys.argv[1], sys.argv[2]
+def git(*a):
+    return subprocess.run(["git", "--git-dir=" + gd] + list(a),
+                          capture_output=True, check=True).stdout
+try:
+    names = git("ls-tree", "-r", "--name-only", ref, "--", "ops").split()
+except subprocess.CalledProcessError:
+    print(0, 0); sys.exit(0)
+n, ids = 0, set()
+for p in names:
+    b = git("cat-file", "blob", ref + ":" + p.decode())
+    assert b[:8] == b"wkfsseg\x01", p
+    actor = struct.unpack(">Q", b[8:16])[0]
+    i = 16
+    while i < len(b):
+        hlc, ln = struct.unpack(">QI", b[i:i + 12])
+        i += 12 + ln
+        n += 1
+        ids.add((actor, hlc))
+    assert i == len(b), p
+print(n, len(ids))
+' "$1" "$2"
+}
+
+# committed_all [GITDIR]: the branch holds every op of the relay, once.
+committed_all() {
+	local want got
+	want=$(relay_ops)
+	got=$(seg_ops "${1:-$G}" "$BR") || return 1
+	[ "$got" = "$want $want" ]
+}
+
+# tree_chunks GITDIR: the chunk names on the branch, sorted.
+tree_chunks() {
+	git --git-dir="$1" ls-tree -r --name-only "$BR" -- chunks |
+		sed 's|^chunks/\(..\)/|\1|' | sort
+}
+
+# store_chunks: the chunk names in the relay's store for Notes, sorted.
+store_chunks() {
+	find "$DATA/chunks/Notes" -type f ! -name '.*' -printf '%h%f\n' |
+		sed 's|.*/||' | sort
+}
+
+# ops_in DIR: how many ops DIR's oplog holds.
+ops_in() { D=$1 op_count '*' '*' 0; }
+
+no_conflict_copies() {
+	local found
+	found=$(find "$@" -path '*/.wkfs' -prune -o -name '*.conflict-*' -print)
+	[ -z "$found" ] || { echo "conflict copies: $found" >&2; return 1; }
+}
+
+@test "commits of ops and chunks appear on the folder's branch, fast-forward only" {
+	replica a
+	replica b
+	mkdir -p "$A/docs"
+	echo hello >"$A/docs/note.txt"
+	head -c 400000 /dev/urandom >"$A/big.bin"
+	echo from-b >"$B/b.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	wait_until 30 committed_all
+	first=$(g rev-parse "$BR")
+
+	# the layout of a git remote's branch: ops/<actor>/<hlc>.seg, chunks/
+	run g ls-tree -r --name-only "$BR"
+	assert_success
+	[ "$(grep -cE '^ops/[0-9a-f]{16}/[0-9a-f]{16}\.seg$' <<<"$output")" -ge 2 ]
+	[ "$(grep -vcE '^(ops/[0-9a-f]{16}/[0-9a-f]{16}\.seg|chunks/[0-9a-f]{2}/[0-9a-f]{30})$' <<<"$output")" = 0 ]
+	# one actor directory per replica
+	[ "$(g ls-tree --name-only "$BR:ops" | wc -l)" = 2 ]
+	# every chunk the store has (big.bin is several plus its recipe)
+	[ "$(store_chunks | wc -l)" -ge 3 ]
+	[ "$(tree_chunks "$G")" = "$(store_chunks)" ]
+
+	# more work: new commits on top of the first, never beside it
+	echo again >>"$B/docs/note.txt"
+	rm "$A/b.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	wait_until 30 committed_all
+	[ "$(g rev-parse "$BR")" != "$first" ]
+	g merge-base --is-ancestor "$first" "$BR"
+	[ "$(g rev-list --count --min-parents=2 "$BR")" = 0 ]
+	[ "$(g rev-list --count --max-parents=0 "$BR")" = 1 ]
+	run g fsck --strict
+	assert_success
+	[ "$(tree_chunks "$G")" = "$(store_chunks)" ]
+}
+
+@test "a restarted relay does not write committed segments again" {
+	replica a
+	for i in 1 2 3; do echo "$i" >"$A/f$i"; done
+	wait_until 30 committed_all
+	wait_until 30 _relay_has 3
+	segs=$(g ls-tree -r "$BR" -- ops)
+	commits=$(g rev-list --count "$BR")
+	stop_relay
+	# a clean stop commits what came last; nothing was left
+	[ "$(g rev-list --count "$BR")" = "$commits" ]
+	# as if it died between moving the branch and recording it
+	sqlite3 "$DATA/relay.db" "delete from folder_meta where key = 'git_seq'"
+	start_git_relay "127.0.0.1:$PORT"
+	echo 4 >"$A/f4"
+	wait_until 60 _relay_has 4
+	wait_until 30 committed_all
+	# the old segments are as they were, and only new ones were added
+	while read -r line; do
+		grep -qxF "$line" <<<"$(g ls-tree -r "$BR" -- ops)"
+	done <<<"$segs"
+	[ "$(g rev-list --count "$BR")" -gt "$commits" ]
+	run g fsck --strict
+	assert_success
+}
+
+# _relay_has N: the relay holds the puts of at least N files f1..fN.
+_relay_has() { [ "$(relay_ops)" -ge "$1" ] && committed_all; }
+
+@test "--git-remote pushes the folder branches to another repository" {
+	git init -q --bare "$T/backup.git"
+	stop_relay
+	RELAY_GIT_ARGS=(--git-remote "$T/backup.git" --git-push-interval 1)
+	start_git_relay "127.0.0.1:$PORT"
+	replica a
+	echo one >"$A/one"
+	head -c 200000 /dev/urandom >"$A/two"
+	wait_until 30 committed_all
+	_pushed() {
+		[ "$(git --git-dir="$T/backup.git" rev-parse -q --verify "$BR")" = \
+			"$(g rev-parse "$BR")" ]
+	}
+	wait_until 30 _pushed
+	committed_all "$T/backup.git"
+	[ "$(tree_chunks "$T/backup.git")" = "$(store_chunks)" ]
+	git --git-dir="$T/backup.git" fsck --strict
+}
+
+@test "a relay rebuilt from git serves every op; an old replica converges" {
+	replica a
+	replica b
+	mkdir "$A/d"
+	echo alpha >"$A/d/alpha"
+	head -c 500000 /dev/urandom >"$A/big.bin"
+	ln -s d/alpha "$A/link"
+	echo beta >"$B/beta"
+	# A has seen B's op: its cursor is one of the old relay's seqs
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	wait_until 30 committed_all
+	wait_until 30 _a_shipped
+	stop_syncd a
+	stop_syncd b
+	before=$(ops_in "$A")
+	old_head=$(relay_ops)
+	stop_relay
+
+	run --separate-stderr "$RELAY" --data "$T/data2" --rebuild-from-git "$G"
+	assert_success
+	[ "${#lines[@]}" = 1 ]
+	[[ ${lines[0]} =~ ^Notes$'\t'[0-9a-f]{64}$ ]]
+	TOK=${lines[0]#*$'\t'}
+	DATA=$T/data2
+	[ "$(relay_ops)" = "$old_head" ]
+	[ "$(store_chunks)" = "$(tree_chunks "$G")" ]
+	start_git_relay "127.0.0.1:$PORT"
+
+	# a newcomer gets everything
+	replica c
+	wait_same "$SYNC_WAIT" "$A" "$C"
+	cmp "$A/big.bin" "$C/big.bin"
+
+	# A comes back with a cursor of the old relay (and the new token)
+	wk_umount "$A"
+	sed -i "s/^token = .*/token = $TOK/" "$A/.wkfs/config.ini"
+	replica_mount a
+	start_syncd a
+	wait_until 30 grep -q 'before this relay was rebuilt from git; starting over' "$T/a.syncd.log"
+	echo from-a >"$A/new-a"
+	echo from-c >"$C/new-c"
+	wait_same "$SYNC_WAIT" "$A" "$C"
+	no_conflict_copies "$A" "$C"
+	# nothing applied twice: A holds its old ops and the two new files'
+	after=$(ops_in "$A")
+	[ "$after" -gt "$before" ]
+	_same_count() { [ "$(ops_in "$A")" = "$(ops_in "$C")" ] && [ "$(ops_in "$A")" = "$(relay_ops)" ]; }
+	wait_until 30 _same_count
+	[ "$(ops_in "$A")" = "$((before + $(relay_ops) - old_head))" ]
+}
+
+_a_shipped() { [ "$(ops_in "$A")" = "$(relay_ops)" ]; }
+
+@test "--rebuild-from-git refuses a non-repository and a used data directory" {
+	mkdir "$T/notgit"
+	run --separate-stderr "$RELAY" --data "$T/new" --rebuild-from-git "$T/notgit"
+	assert_one_line_error
+	[[ $stderr == *"not a git repository"* ]]
+	[ ! -e "$T/new" ]
+	[ -z "$(find "$T" -maxdepth 1 -name 'new.rebuild-*')" ]
+
+	# DATA has a relay.db (the running relay's)
+	git init -q --bare "$T/empty.git"
+	run --separate-stderr "$RELAY" --data "$DATA" --rebuild-from-git "$G"
+	assert_one_line_error
+	[[ $stderr == *"relay.db exists"* ]]
+	run --separate-stderr "$RELAY" --data "$T/new" --rebuild-from-git "$T/empty.git"
+	assert_one_line_error
+	[[ $stderr == *"no branch wk/relay/FOLDER"* ]]
+	[ ! -e "$T/new" ]
+	# a non-repository as --git is refused at start
+	run --separate-stderr "$RELAY" --data "$T/d3" --bind 127.0.0.1:0 --git "$T/notgit"
+	assert_one_line_error
+	[[ $stderr == *"not a git repository"* ]]
+}

@@ -62,8 +62,11 @@ struct relay_git {
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	bool stopping; /* lock */
-	bool unpushed; /* commits not pushed yet (thread only) */
+	bool stopping;	    /* lock */
+	bool unpushed;	    /* commits not pushed yet (thread only) */
+	bool committed;	    /* this round made a commit (thread only) */
+	int64_t warned[16]; /* folders whose names git refuses, told */
+	unsigned nwarned;
 	char err[1024];
 };
 
@@ -549,6 +552,7 @@ static int commit_slice(struct relay_git *g, const struct relay_folder *f,
 	memcpy(tip, s.tip, sizeof(s.tip));
 	*last = s.last;
 	g->unpushed = true;
+	g->committed = true;
 	wk_info("git: folder %s: committed seq %" PRIu64 "-%" PRIu64, f->name,
 		s.first, s.last);
 out:
@@ -616,8 +620,17 @@ static int commit_folder(struct relay_git *g, const struct relay_folder *f)
 	uint64_t id, base = 0, tseq, last;
 	int rc;
 
-	if (!folder_ref_ok(f->name))
+	if (!folder_ref_ok(f->name)) {
+		for (unsigned i = 0; i < g->nwarned; i++)
+			if (g->warned[i] == f->id)
+				return 0;
+		if (g->nwarned < sizeof(g->warned) / sizeof(g->warned[0]))
+			g->warned[g->nwarned++] = f->id;
+		wk_warn("git: folder %s is not committed: git takes no"
+			" branch name with '..' or ending in '.' or '.lock'",
+			f->name);
 		return 0;
+	}
 	rc = folder_git_id(g, f->id, &id);
 	if (!rc) {
 		rc = relay_db_meta_get(g->db, f->id, "git_seq", &base);
@@ -661,6 +674,9 @@ static int list_folder(void *arg, const struct relay_folder *f)
 
 static void commit_all(struct relay_git *g)
 {
+	/* Plumbing never packs: loose chunks would pile up forever. */
+	static const char *const gc[] = {
+		"-c", "gc.autoDetach=false", "gc", "--auto", "--quiet", NULL};
 	struct folder_list l = {NULL, 0};
 	int rc;
 
@@ -675,6 +691,10 @@ static void commit_all(struct relay_git *g)
 				g->err[0] ? g->err : strerror(-rc));
 	}
 	free(l.v);
+	if (g->committed &&
+	    run(&g->repo, "gc", gc, NULL, g->err, sizeof(g->err)))
+		wk_warn("git: %s", g->err);
+	g->committed = false;
 }
 
 /* Pushes every folder branch; a failure is logged and retried later. */

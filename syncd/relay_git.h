@@ -51,8 +51,9 @@ void relay_git_stop(struct relay_git *g);
 int relay_git_rebuild(const char *git_dir, const char *branch,
 		      const char *data_dir);
 
-/* True when BRANCH/<folder> can be a git branch name for any folder name
- * that wire_folder_valid() accepts: no "..", "@{", "//", ".lock" ends... */
+/* 0 when BRANCH/<folder> is a git branch name (for folders git accepts:
+ * relay_git.c skips, with a warning, names with ".." or ending in "." or
+ * ".lock"), else -EINVAL. */
 int relay_git_branch_check(const char *branch);
 
 #endif

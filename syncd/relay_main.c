@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,8 +443,12 @@ int main(int argc, char **argv)
 		       " --git DIR");
 		return 2;
 	}
-	if (g.dir)
+	if (g.dir) {
+		/* git_cmd() needs it from the git thread's first write on,
+		 * before relay_serve() sets it. */
+		signal(SIGPIPE, SIG_IGN);
 		o.git = &g;
+	}
 	if (optind < argc) {
 		if (strcmp(argv[optind], "folder") != 0) {
 			usage(stderr);

@@ -95,8 +95,18 @@ committed_all() {
 	local want got
 	want=$(relay_ops)
 	got=$(seg_ops "${1:-$G}" "$BR") || return 1
-	[ "$got" = "$want $want" ]
+	[ "$want" -gt 0 ] && [ "$got" = "$want $want" ]
 }
+
+# settled N: A's log has N puts, the relay every op of A's log, and the
+# branch every op of the relay.
+_settled() {
+	local n
+	_count_ge "$1" put '*' || return 1
+	n=$(ops_in "$A")
+	[ "$(relay_ops)" = "$n" ] && committed_all
+}
+settled() { D=$A wait_until 60 _settled "$1"; }
 
 # tree_chunks GITDIR: the chunk names on the branch, sorted.
 tree_chunks() {
@@ -112,6 +122,20 @@ store_chunks() {
 
 # ops_in DIR: how many ops DIR's oplog holds.
 ops_in() { D=$1 op_count '*' '*' 0; }
+
+# only_adds OLD NEW: each commit in OLD..NEW adds files and does nothing
+# else (a segment written again would be an empty commit or a change).
+only_adds() {
+	local c changes
+	for c in $(g rev-list "$1..$2"); do
+		changes=$(g diff-tree --no-renames -r --name-status "$c^" "$c")
+		[ -n "$changes" ] || { echo "empty commit $c" >&2; return 1; }
+		if grep -v '^A' <<<"$changes" >&2; then
+			echo "commit $c changes files" >&2
+			return 1
+		fi
+	done
+}
 
 no_conflict_copies() {
 	local found
@@ -148,6 +172,7 @@ no_conflict_copies() {
 	wait_until 30 committed_all
 	[ "$(g rev-parse "$BR")" != "$first" ]
 	g merge-base --is-ancestor "$first" "$BR"
+	only_adds "$first" "$BR"
 	[ "$(g rev-list --count --min-parents=2 "$BR")" = 0 ]
 	[ "$(g rev-list --count --max-parents=0 "$BR")" = 1 ]
 	run g fsck --strict
@@ -158,9 +183,8 @@ no_conflict_copies() {
 @test "a restarted relay does not write committed segments again" {
 	replica a
 	for i in 1 2 3; do echo "$i" >"$A/f$i"; done
-	wait_until 30 committed_all
-	wait_until 30 _relay_has 3
-	segs=$(g ls-tree -r "$BR" -- ops)
+	settled 3
+	old=$(g rev-parse "$BR")
 	commits=$(g rev-list --count "$BR")
 	stop_relay
 	# a clean stop commits what came last; nothing was left
@@ -169,19 +193,13 @@ no_conflict_copies() {
 	sqlite3 "$DATA/relay.db" "delete from folder_meta where key = 'git_seq'"
 	start_git_relay "127.0.0.1:$PORT"
 	echo 4 >"$A/f4"
-	wait_until 60 _relay_has 4
-	wait_until 30 committed_all
-	# the old segments are as they were, and only new ones were added
-	while read -r line; do
-		grep -qxF "$line" <<<"$(g ls-tree -r "$BR" -- ops)"
-	done <<<"$segs"
+	settled 4
+	# every commit since only added files: no segment was written again
 	[ "$(g rev-list --count "$BR")" -gt "$commits" ]
+	only_adds "$old" "$BR"
 	run g fsck --strict
 	assert_success
 }
-
-# _relay_has N: the relay holds the puts of at least N files f1..fN.
-_relay_has() { [ "$(relay_ops)" -ge "$1" ] && committed_all; }
 
 @test "--git-remote pushes the folder branches to another repository" {
 	git init -q --bare "$T/backup.git"
@@ -191,7 +209,7 @@ _relay_has() { [ "$(relay_ops)" -ge "$1" ] && committed_all; }
 	replica a
 	echo one >"$A/one"
 	head -c 200000 /dev/urandom >"$A/two"
-	wait_until 30 committed_all
+	settled 2
 	_pushed() {
 		[ "$(git --git-dir="$T/backup.git" rev-parse -q --verify "$BR")" = \
 			"$(g rev-parse "$BR")" ]
@@ -212,13 +230,20 @@ _relay_has() { [ "$(relay_ops)" -ge "$1" ] && committed_all; }
 	echo beta >"$B/beta"
 	# A has seen B's op: its cursor is one of the old relay's seqs
 	wait_same "$SYNC_WAIT" "$A" "$B"
-	wait_until 30 committed_all
-	wait_until 30 _a_shipped
+	settled 3
+	# from now on the relay commits nothing: what comes next dies with it
+	stop_relay
+	RELAY_GIT_ARGS=(--git-commit-interval 86400)
+	start_git_relay "127.0.0.1:$PORT"
+	echo late >"$A/late"
+	wait_same "$SYNC_WAIT" "$A" "$B"
 	stop_syncd a
 	stop_syncd b
 	before=$(ops_in "$A")
 	old_head=$(relay_ops)
-	stop_relay
+	kill -9 "$RPID"
+	wait "$RPID" 2>/dev/null || true
+	RPID=
 
 	run --separate-stderr "$RELAY" --data "$T/data2" --rebuild-from-git "$G"
 	assert_success
@@ -226,16 +251,18 @@ _relay_has() { [ "$(relay_ops)" -ge "$1" ] && committed_all; }
 	[[ ${lines[0]} =~ ^Notes$'\t'[0-9a-f]{64}$ ]]
 	TOK=${lines[0]#*$'\t'}
 	DATA=$T/data2
-	[ "$(relay_ops)" = "$old_head" ]
 	[ "$(store_chunks)" = "$(tree_chunks "$G")" ]
+	[ "$(relay_ops)" -lt "$old_head" ] # late's ops were never committed
+	RELAY_GIT_ARGS=()
 	start_git_relay "127.0.0.1:$PORT"
 
-	# a newcomer gets everything
+	# a newcomer gets everything the rebuilt relay has
 	replica c
-	wait_same "$SYNC_WAIT" "$A" "$C"
-	cmp "$A/big.bin" "$C/big.bin"
+	wait_until "$SYNC_WAIT" cmp "$A/big.bin" "$C/big.bin"
+	[ "$(cat "$C/beta")" = beta ]
 
-	# A comes back with a cursor of the old relay (and the new token)
+	# A comes back with a cursor of the old relay (and the new token): it
+	# is told to start over and pushes late again
 	wk_umount "$A"
 	sed -i "s/^token = .*/token = $TOK/" "$A/.wkfs/config.ini"
 	replica_mount a
@@ -244,16 +271,17 @@ _relay_has() { [ "$(relay_ops)" -ge "$1" ] && committed_all; }
 	echo from-a >"$A/new-a"
 	echo from-c >"$C/new-c"
 	wait_same "$SYNC_WAIT" "$A" "$C"
+	[ "$(cat "$C/late")" = late ]
 	no_conflict_copies "$A" "$C"
-	# nothing applied twice: A holds its old ops and the two new files'
-	after=$(ops_in "$A")
-	[ "$after" -gt "$before" ]
-	_same_count() { [ "$(ops_in "$A")" = "$(ops_in "$C")" ] && [ "$(ops_in "$A")" = "$(relay_ops)" ]; }
+	# nothing applied twice: A holds its old ops and the new files' only
+	_same_count() {
+		[ "$(ops_in "$A")" = "$(ops_in "$C")" ] &&
+			[ "$(ops_in "$A")" = "$(relay_ops)" ]
+	}
 	wait_until 30 _same_count
+	[ "$(ops_in "$A")" -gt "$before" ]
 	[ "$(ops_in "$A")" = "$((before + $(relay_ops) - old_head))" ]
 }
-
-_a_shipped() { [ "$(ops_in "$A")" = "$(relay_ops)" ]; }
 
 @test "--rebuild-from-git refuses a non-repository and a used data directory" {
 	mkdir "$T/notgit"
@@ -276,4 +304,24 @@ _a_shipped() { [ "$(ops_in "$A")" = "$(relay_ops)" ]; }
 	run --separate-stderr "$RELAY" --data "$T/d3" --bind 127.0.0.1:0 --git "$T/notgit"
 	assert_one_line_error
 	[[ $stderr == *"not a git repository"* ]]
+}
+
+@test "a git: replica reading a folder's branch has the relay replicas' files" {
+	export WKFS_STATE_DIR=$T/state
+	replica a
+	mkdir -p "$A/d/e"
+	echo x >"$A/d/e/x"
+	head -c 300000 /dev/urandom >"$A/big.bin"
+	ln -s d/e/x "$A/link"
+	settled 2
+	D=$T/d
+	mkdir "$D"
+	WK_DIRS+=("$D")
+	"$WKFS_BIN" init "$D" --remote "git:$G" --device d >/dev/null 3>&-
+	sed -i "s|^branch = .*|branch = $BR|" "$D/.wkfs/config.ini"
+	grep -qxF "branch = $BR" "$D/.wkfs/config.ini"
+	wk_mount "$D"
+	"$WKFS_BIN" sync "$D" --timeout 60 </dev/null >/dev/null 3>&-
+	wait_until 30 same_trees "$A" "$D"
+	cmp "$A/big.bin" "$D/big.bin"
 }

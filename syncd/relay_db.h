@@ -16,9 +16,9 @@
  *
  * WAL with synchronous=FULL: a committed push survives power loss, so the
  * relay may acknowledge it.  Not thread-safe: the relay uses one handle from
- * its service loop; `wkfs-relay folder ...` opens its own (SQLite's locking
- * makes the two safe together).  Functions return 0 or -errno: -ENOENT,
- * -EEXIST, -EBUSY, -ENOSPC, -EIO.
+ * its service loop, its git thread another (relay_git.c), and `wkfs-relay
+ * folder ...` opens its own (SQLite's locking makes them safe together).
+ * Functions return 0 or -errno: -ENOENT, -EEXIST, -EBUSY, -ENOSPC, -EIO.
  */
 #ifndef WKFS_RELAY_DB_H
 #define WKFS_RELAY_DB_H

@@ -553,8 +553,9 @@ static int commit_slice(struct relay_git *g, const struct relay_folder *f,
 	*last = s.last;
 	g->unpushed = true;
 	g->committed = true;
-	wk_info("git: folder %s: committed seq %" PRIu64 "-%" PRIu64, f->name,
-		s.first, s.last);
+	if (g->o->verbose)
+		wk_info("git: folder %s: committed seq %" PRIu64 "-%" PRIu64,
+			f->name, s.first, s.last);
 out:
 	wire_buf_release(&info);
 	slice_release(&s);
@@ -730,7 +731,8 @@ static void push_all(struct relay_git *g)
 		return;
 	}
 	g->unpushed = false;
-	wk_info("git: pushed to %s", g->o->remote);
+	if (g->o->verbose)
+		wk_info("git: pushed to %s", g->o->remote);
 }
 
 static int64_t mono_s(void)

@@ -13,6 +13,8 @@
 #ifndef WKFS_RELAY_GIT_H
 #define WKFS_RELAY_GIT_H
 
+#include <stdbool.h>
+
 #define RELAY_GIT_BRANCH      "wk/relay"
 #define RELAY_GIT_COMMIT_SECS 60
 #define RELAY_GIT_PUSH_SECS   300
@@ -24,6 +26,7 @@ struct relay_git_opts {
 	const char
 		*remote; /* --git-remote: what `git push` is given, or NULL */
 	int push_secs;	 /* --git-push-interval */
+	bool verbose;	 /* log each commit and push */
 };
 
 struct relay_git;

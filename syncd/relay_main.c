@@ -279,8 +279,7 @@ static int name_of(void *arg, const struct relay_folder *f)
  * leaves nothing half-written.  Every folder gets a new token, printed
  * as "NAME TOKEN" lines once the rename is done.
  */
-static int rebuild_cmd(const char *data, const char *git_dir,
-		       const char *branch)
+static int rebuild_cmd(char *data, const char *git_dir, const char *branch)
 {
 	struct names l = {NULL, 0};
 	char(*tok)[2 * WIRE_TOKEN_LEN + 1] = NULL;
@@ -289,6 +288,9 @@ static int rebuild_cmd(const char *data, const char *git_dir,
 	struct stat st;
 	int rc;
 
+	/* DIR.rebuild-*, never DIR/.rebuild-* */
+	while (strlen(data) > 1 && data[strlen(data) - 1] == '/')
+		data[strlen(data) - 1] = '\0';
 	tmp = xasprintf("%s/relay.db", data);
 	rc = stat(tmp, &st);
 	free(tmp);
@@ -360,6 +362,7 @@ int main(int argc, char **argv)
 				   .commit_secs = RELAY_GIT_COMMIT_SECS,
 				   .push_secs = RELAY_GIT_PUSH_SECS};
 	const char *rebuild = NULL;
+	char *data_arg = NULL;
 	bool git_opt = false;
 	int c;
 
@@ -376,7 +379,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'd':
-			o.data_dir = optarg;
+			o.data_dir = data_arg = optarg;
 			break;
 		case 'c':
 			o.tls_cert = optarg;
@@ -436,7 +439,7 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		return rebuild_cmd(o.data_dir, rebuild, g.branch);
+		return rebuild_cmd(data_arg, rebuild, g.branch);
 	}
 	if (git_opt && !g.dir) {
 		wk_err("--git-branch, --git-remote and the intervals go with"
@@ -447,6 +450,7 @@ int main(int argc, char **argv)
 		/* git_cmd() needs it from the git thread's first write on,
 		 * before relay_serve() sets it. */
 		signal(SIGPIPE, SIG_IGN);
+		g.verbose = o.verbose;
 		o.git = &g;
 	}
 	if (optind < argc) {

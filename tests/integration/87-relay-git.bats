@@ -283,7 +283,7 @@ no_conflict_copies() {
 	[ "$(ops_in "$A")" = "$((before + $(relay_ops) - old_head))" ]
 }
 
-@test "--rebuild-from-git refuses a non-repository and a used data directory" {
+@test "--rebuild-from-git refuses a non-repository, a used data directory, a bad chunk" {
 	mkdir "$T/notgit"
 	run --separate-stderr "$RELAY" --data "$T/new" --rebuild-from-git "$T/notgit"
 	assert_one_line_error
@@ -300,6 +300,19 @@ no_conflict_copies() {
 	assert_one_line_error
 	[[ $stderr == *"no branch wk/relay/FOLDER"* ]]
 	[ ! -e "$T/new" ]
+	# a chunk that does not hash to its name fails the whole rebuild
+	e() { git --git-dir="$T/empty.git" "$@"; }
+	oid=$(echo junk | e hash-object -w --stdin)
+	GIT_INDEX_FILE=$T/idx e update-index --add --cacheinfo \
+		"100644,$oid,chunks/ab/0123456789abcdef0123456789abcd"
+	tree=$(GIT_INDEX_FILE=$T/idx e write-tree)
+	e update-ref refs/heads/wk/relay/Bad \
+		"$(e -c user.name=t -c user.email=t@t commit-tree "$tree" -m bad)"
+	run --separate-stderr "$RELAY" --data "$T/new" --rebuild-from-git "$T/empty.git"
+	assert_one_line_error
+	[[ $stderr == *"does not hash to its name"* ]]
+	[ ! -e "$T/new" ]
+	[ -z "$(find "$T" -maxdepth 1 -name 'new.rebuild-*')" ]
 	# a non-repository as --git is refused at start
 	run --separate-stderr "$RELAY" --data "$T/d3" --bind 127.0.0.1:0 --git "$T/notgit"
 	assert_one_line_error

@@ -201,15 +201,18 @@ no_conflict_copies() {
 	assert_success
 }
 
-@test "--git-remote pushes the folder branches to another repository" {
-	git init -q --bare "$T/backup.git"
+@test "--git-remote pushes the folder branches; a failed push is retried" {
 	stop_relay
+	# the remote does not exist yet: pushes fail, the relay goes on
 	RELAY_GIT_ARGS=(--git-remote "$T/backup.git" --git-push-interval 1)
 	start_git_relay "127.0.0.1:$PORT"
 	replica a
 	echo one >"$A/one"
 	head -c 200000 /dev/urandom >"$A/two"
 	settled 2
+	wait_until 30 grep -q "git: push to $T/backup.git failed" "$RLOG"
+	running "$RPID"
+	git init -q --bare "$T/backup.git"
 	_pushed() {
 		[ "$(git --git-dir="$T/backup.git" rev-parse -q --verify "$BR")" = \
 			"$(g rev-parse "$BR")" ]
@@ -218,6 +221,11 @@ no_conflict_copies() {
 	committed_all "$T/backup.git"
 	[ "$(tree_chunks "$T/backup.git")" = "$(store_chunks)" ]
 	git --git-dir="$T/backup.git" fsck --strict
+	# and later commits follow
+	echo three >"$A/three"
+	settled 3
+	wait_until 30 _pushed
+	committed_all "$T/backup.git"
 }
 
 @test "a relay rebuilt from git serves every op; an old replica converges" {

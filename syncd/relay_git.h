@@ -7,13 +7,15 @@
  * Calling sequence: relay_git_start() once the relay's database is open
  * (it creates the repository if missing and starts the committing thread),
  * relay_git_stop() when the service loop has ended (one last commit, one
- * last push, then the thread is joined).  relay_git_rebuild() runs alone,
- * without a server.  All git work is done by git_cmd() (syncd_gitcmd.c).
+ * last push, then the thread is joined).  relay_git_rebuild()
+ * (relay_gitrebuild.c) runs alone, without a server.  All git work is done
+ * by git_cmd() (syncd_gitcmd.c).
  */
 #ifndef WKFS_RELAY_GIT_H
 #define WKFS_RELAY_GIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define RELAY_GIT_BRANCH      "wk/relay"
 #define RELAY_GIT_COMMIT_SECS 60
@@ -58,5 +60,11 @@ int relay_git_rebuild(const char *git_dir, const char *branch,
  * relay_git.c skips, with a warning, names with ".." or ending in "." or
  * ".lock"), else -EINVAL. */
 int relay_git_branch_check(const char *branch);
+
+/* Shared with relay_gitrebuild.c: the git_repo of directory dir (made
+ * absolute), and 0 when it is a repository (else err says why). */
+struct git_repo;
+int relay_git_repo_setup(struct git_repo *g, const char *dir);
+int relay_git_repo_check(struct git_repo *g, char *err, size_t errlen);
 
 #endif

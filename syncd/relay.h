@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include "relay_git.h"
+
 /* An OPS message the relay builds stays under this many bytes. */
 #define RELAY_OPS_BYTES (1u << 20)
 /* Replies queued for one connection: over SOFT the relay stops reading from
@@ -32,6 +34,7 @@ struct relay_opts {
 	const char *data_dir;
 	const char *tls_cert; /* both or neither */
 	const char *tls_key;
+	const struct relay_git_opts *git; /* --git, or NULL */
 	bool verbose;
 };
 

@@ -39,6 +39,17 @@ static int chunk_paths(const char *data_dir, const char *folder,
 	return 0;
 }
 
+int relay_chunk_path(const char *data_dir, const char *folder,
+		     const uint8_t name[WIRE_NAME_LEN], char *file, size_t len)
+{
+	char dir[CHUNK_PATH_MAX], f[CHUNK_PATH_MAX];
+	int rc = chunk_paths(data_dir, folder, name, dir, f);
+
+	if (!rc && snprintf(file, len, "%s", f) >= (int)len)
+		rc = -ENAMETOOLONG;
+	return rc;
+}
+
 bool relay_chunk_has(const char *data_dir, const char *folder,
 		     const uint8_t name[WIRE_NAME_LEN], uint32_t *size)
 {

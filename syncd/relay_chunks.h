@@ -21,6 +21,10 @@
 
 #include "wire.h"
 
+/* The chunk's file (which may not exist) into file (relay_git.c). */
+int relay_chunk_path(const char *data_dir, const char *folder,
+		     const uint8_t name[WIRE_NAME_LEN], char *file, size_t len);
+
 /* True when the folder's store holds the chunk; *size gets its size. */
 bool relay_chunk_has(const char *data_dir, const char *folder,
 		     const uint8_t name[WIRE_NAME_LEN], uint32_t *size);

@@ -18,7 +18,7 @@
 
 #include "xalloc.h"
 
-#define RELAY_SCHEMA_VERSION 1
+#define RELAY_SCHEMA_VERSION 2
 
 enum stmt_id {
 	ST_FOLDER_GET,
@@ -32,6 +32,10 @@ enum stmt_id {
 	ST_OPS_AFTER,
 	ST_CURSOR_SET,
 	ST_CURSOR_GET,
+	ST_OPS_RANGE,
+	ST_META_GET,
+	ST_META_SET,
+	ST_IMPORT_OP,
 	ST_COUNT
 };
 
@@ -58,6 +62,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  " DO UPDATE SET seq = max(seq, excluded.seq)",
 	[ST_CURSOR_GET] = "SELECT seq FROM cursors"
 			  " WHERE folder = ?1 AND actor = ?2",
+	[ST_OPS_RANGE] =
+		"SELECT seq, actor, hlc, payload FROM ops"
+		" WHERE folder = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+	[ST_META_GET] = "SELECT value FROM folder_meta"
+			" WHERE folder = ?1 AND key = ?2",
+	[ST_META_SET] = "INSERT INTO folder_meta(folder, key, value)"
+			" VALUES (?1, ?2, ?3) ON CONFLICT(folder, key)"
+			" DO UPDATE SET value = excluded.value",
+	[ST_IMPORT_OP] = "INSERT OR IGNORE INTO import_ops(folder, actor, hlc,"
+			 " payload) VALUES (?1, ?2, ?3, ?4)",
 };
 
 static const char schema_sql[] =
@@ -80,6 +94,25 @@ static const char schema_sql[] =
 	" seq INTEGER NOT NULL,"
 	" PRIMARY KEY(folder, actor)) WITHOUT ROWID;"
 	"PRAGMA user_version = 1;";
+
+/* Version 2: per-folder facts (relay_git.c's last committed seq, whether
+ * the folder was rebuilt from git).  Applied on top of version 1. */
+static const char schema_v2_sql[] =
+	"CREATE TABLE folder_meta("
+	" folder INTEGER NOT NULL REFERENCES folders(id),"
+	" key TEXT NOT NULL,"
+	" value INTEGER NOT NULL,"
+	" PRIMARY KEY(folder, key)) WITHOUT ROWID;"
+	"PRAGMA user_version = 2;";
+
+/* The rebuild's staging table: one connection's, gone when it closes. */
+static const char import_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS import_ops("
+	" folder INTEGER NOT NULL,"
+	" actor INTEGER NOT NULL,"
+	" hlc INTEGER NOT NULL,"
+	" payload BLOB NOT NULL,"
+	" PRIMARY KEY(folder, actor, hlc)) WITHOUT ROWID;";
 
 struct relay_db {
 	sqlite3 *sql;
@@ -149,8 +182,10 @@ static int set_schema(struct relay_db *db, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	rc = exec(db, "BEGIN IMMEDIATE");
-	if (!rc)
+	if (!rc && version < 1)
 		rc = exec(db, schema_sql);
+	if (!rc)
+		rc = exec(db, schema_v2_sql);
 	if (!rc)
 		rc = exec(db, "COMMIT");
 	if (rc) {
@@ -194,8 +229,14 @@ int relay_db_open(const char *dir, struct relay_db **out, char *err,
 		goto out_close;
 	}
 	rc = set_schema(db, err, errlen);
-	if (rc)
+	if (!rc)
+		rc = exec(db, import_sql);
+	if (rc) {
+		if (!err[0])
+			snprintf(err, errlen, "%s: %s", path,
+				 sqlite3_errmsg(db->sql));
 		goto out_close;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->sql, stmt_sql[i], -1,
 				       SQLITE_PREPARE_PERSISTENT, &db->st[i],
@@ -281,7 +322,9 @@ int relay_db_folder_add(struct relay_db *db, const char *name,
 		goto out_rollback;
 	st = db->st[rc == 0 ? ST_FOLDER_SET_TOKEN : ST_FOLDER_INSERT];
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, hash, RELAY_TOKEN_HASH_LEN, SQLITE_STATIC);
+	if (hash) /* else NULL: created revoked */
+		sqlite3_bind_blob(st, 2, hash, RELAY_TOKEN_HASH_LEN,
+				  SQLITE_STATIC);
 	rc = step_done(st);
 	if (rc)
 		goto out_rollback;
@@ -449,4 +492,143 @@ int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}
+
+int relay_db_ops_range(struct relay_db *db, int64_t folder, uint64_t after,
+		       unsigned limit, relay_op_fn fn, void *arg,
+		       unsigned *rows)
+{
+	sqlite3_stmt *st = db->st[ST_OPS_RANGE];
+	struct wire_opent e;
+	unsigned n = 0;
+	int rc, ret = 0;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.seq = (uint64_t)sqlite3_column_int64(st, 0);
+		e.actor = (uint64_t)sqlite3_column_int64(st, 1);
+		e.hlc = (uint64_t)sqlite3_column_int64(st, 2);
+		e.payload = sqlite3_column_blob(st, 3);
+		e.len = (uint32_t)sqlite3_column_bytes(st, 3);
+		ret = fn(arg, &e);
+		if (ret)
+			break;
+		n++;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = rc_errno(rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	*rows = n;
+	return ret < 0 ? ret : 0;
+}
+
+int relay_db_meta_get(struct relay_db *db, int64_t folder, const char *key,
+		      uint64_t *value)
+{
+	sqlite3_stmt *st = db->st[ST_META_GET];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*value = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}
+
+int relay_db_meta_set(struct relay_db *db, int64_t folder, const char *key,
+		      uint64_t value)
+{
+	sqlite3_stmt *st = db->st[ST_META_SET];
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)value);
+	return step_done(st);
+}
+
+int relay_db_hello_cursor(struct relay_db *db, int64_t folder, uint64_t actor,
+			  uint64_t cursor)
+{
+	uint64_t rebuilt = 0, seq;
+
+	/*
+	 * A rebuilt folder's seqs are not the old relay's: a cursor from an
+	 * actor this relay never saw was given by the old one.
+	 */
+	if (cursor && relay_db_meta_get(db, folder, "rebuilt", &rebuilt) == 0 &&
+	    rebuilt && relay_db_cursor_get(db, folder, actor, &seq) == -ENOENT)
+		return -ESTALE;
+	return relay_db_cursor_set(db, folder, actor, cursor);
+}
+
+int relay_db_import_op(struct relay_db *db, int64_t folder, uint64_t actor,
+		       uint64_t hlc, const uint8_t *payload, uint32_t len)
+{
+	sqlite3_stmt *st = db->st[ST_IMPORT_OP];
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)hlc);
+	sqlite3_bind_blob(st, 4, len ? (const void *)payload : "", (int)len,
+			  SQLITE_STATIC);
+	return step_done(st);
+}
+
+int relay_db_import_finish(struct relay_db *db, int64_t folder, uint64_t *head)
+{
+	char sql[512];
+	uint64_t h = 0;
+	int rc;
+
+	rc = exec(db, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO ops(folder, seq, actor, hlc, payload)"
+		 " SELECT folder, row_number() OVER (ORDER BY hlc, actor),"
+		 " actor, hlc, payload FROM import_ops WHERE folder = %lld;"
+		 "UPDATE folders SET head = (SELECT count(*) FROM ops"
+		 " WHERE folder = %lld) WHERE id = %lld;"
+		 "DELETE FROM import_ops WHERE folder = %lld;",
+		 (long long)folder, (long long)folder, (long long)folder,
+		 (long long)folder);
+	rc = exec(db, sql);
+	if (!rc)
+		rc = relay_db_head(db, folder, &h);
+	if (!rc)
+		rc = relay_db_meta_set(db, folder, "rebuilt", 1);
+	if (!rc)
+		rc = relay_db_meta_set(db, folder, "git_seq", h);
+	if (!rc)
+		rc = exec(db, "COMMIT");
+	if (rc) {
+		exec(db, "ROLLBACK");
+		return rc;
+	}
+	*head = h;
+	return 0;
+}
+
+int relay_db_empty(struct relay_db *db, bool *empty)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM folders", -1,
+				&st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*empty = sqlite3_column_int64(st, 0) == 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
 }

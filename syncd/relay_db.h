@@ -9,12 +9,16 @@
  *   ops(folder, seq, actor, hlc, payload) seq 1, 2, 3... per folder, no
  *                                         gaps; UNIQUE(folder, actor, hlc)
  *   cursors(folder, actor, seq)           the last seq each replica applied
+ *   folder_meta(folder, key, value)       "git_seq": the last seq
+ *                                         relay_git.c committed; "git_id":
+ *                                         names this relay in commits;
+ *                                         "rebuilt": made from git
  *
  * WAL with synchronous=FULL: a committed push survives power loss, so the
  * relay may acknowledge it.  Not thread-safe: the relay uses one handle from
- * its service loop; `wkfs-relay folder ...` opens its own (SQLite's locking
- * makes the two safe together).  Functions return 0 or -errno: -ENOENT,
- * -EEXIST, -EBUSY, -ENOSPC, -EIO.
+ * its service loop, its git thread another (relay_git.c), and `wkfs-relay
+ * folder ...` opens its own (SQLite's locking makes them safe together).
+ * Functions return 0 or -errno: -ENOENT, -EEXIST, -EBUSY, -ENOSPC, -EIO.
  */
 #ifndef WKFS_RELAY_DB_H
 #define WKFS_RELAY_DB_H
@@ -47,8 +51,9 @@ int relay_db_folder_get(struct relay_db *db, const char *name,
 			struct relay_folder *f);
 
 /*
- * Creates folder `name` with a token hash; a revoked folder gets the new
- * token and keeps its history.  -EEXIST when it is active.
+ * Creates folder `name` with a token hash (NULL: created revoked, as
+ * --rebuild-from-git does); a revoked folder gets the new token and keeps
+ * its history.  -EEXIST when it is active.
  */
 int relay_db_folder_add(struct relay_db *db, const char *name,
 			const uint8_t hash[RELAY_TOKEN_HASH_LEN]);
@@ -90,6 +95,39 @@ int relay_db_cursor_set(struct relay_db *db, int64_t folder, uint64_t actor,
 /* The cursor of (folder, actor); -ENOENT if none was stored. */
 int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
 			uint64_t *seq);
+
+/*
+ * The cursor a HELLO names: stored (a row even at 0, which marks the actor
+ * as known to this relay), or -ESTALE when the folder was rebuilt from git
+ * and an actor it never saw names a cursor: one the old relay gave out,
+ * meaningless for the new seqs (the caller answers `cursor`).
+ */
+int relay_db_hello_cursor(struct relay_db *db, int64_t folder, uint64_t actor,
+			  uint64_t cursor);
+
+/* As relay_db_ops_after(), without leaving any actor out (relay_git.c). */
+int relay_db_ops_range(struct relay_db *db, int64_t folder, uint64_t after,
+		       unsigned limit, relay_op_fn fn, void *arg,
+		       unsigned *rows);
+
+/* A folder's meta value; -ENOENT when it was never set. */
+int relay_db_meta_get(struct relay_db *db, int64_t folder, const char *key,
+		      uint64_t *value);
+int relay_db_meta_set(struct relay_db *db, int64_t folder, const char *key,
+		      uint64_t value);
+
+/*
+ * The rebuild (relay_git.c): ops are staged with relay_db_import_op()
+ * (duplicates on (actor, hlc) dropped), then relay_db_import_finish()
+ * numbers them 1, 2, 3... in (hlc, actor) order in one transaction, sets
+ * the head, and marks the folder rebuilt with everything committed to git.
+ */
+int relay_db_import_op(struct relay_db *db, int64_t folder, uint64_t actor,
+		       uint64_t hlc, const uint8_t *payload, uint32_t len);
+int relay_db_import_finish(struct relay_db *db, int64_t folder, uint64_t *head);
+
+/* *empty: no folder at all. */
+int relay_db_empty(struct relay_db *db, bool *empty);
 
 const char *relay_db_errmsg(struct relay_db *db);
 

@@ -3,16 +3,21 @@
  * that run without a server (`folder add|list|revoke`).
  *
  *   wkfs-relay --data DIR [--bind ADDR:PORT] [--tls-cert F --tls-key F]
- *              [--verbose]
+ *              [--git GITDIR [--git-branch B] [--git-commit-interval S]
+ *               [--git-remote NAME [--git-push-interval S]]] [--verbose]
  *   wkfs-relay --data DIR folder add NAME | list | revoke NAME
+ *   wkfs-relay --data DIR --rebuild-from-git GITDIR [--git-branch B]
  *
  * A folder's token is 32 bytes from /dev/urandom, printed once in hex; the
- * relay keeps only its SHA-256.
+ * relay keeps only its SHA-256.  A rebuild prints a new token per folder:
+ * the old ones are not in git (relay_git.c does the rest).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,7 @@
 #include "relay_db.h"
 #include "wire.h"
 #include "wlog.h"
+#include "xalloc.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 7890
@@ -34,9 +40,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: wkfs-relay --data DIR [--bind ADDR:PORT]"
 		" [--tls-cert FILE --tls-key FILE] [--verbose]\n"
+		"                  [--git GITDIR [--git-branch B]"
+		" [--git-commit-interval S]\n"
+		"                   [--git-remote NAME"
+		" [--git-push-interval S]]]\n"
 		"       wkfs-relay --data DIR folder add NAME\n"
 		"       wkfs-relay --data DIR folder list\n"
 		"       wkfs-relay --data DIR folder revoke NAME\n"
+		"       wkfs-relay --data DIR --rebuild-from-git GITDIR"
+		" [--git-branch B]\n"
 		"\n"
 		"ADDR is a numeric IPv4 address or an IPv6 one in brackets"
 		" ([::1]:7890);\n"
@@ -84,6 +96,20 @@ static int parse_bind(char *s, const char **host, int *port)
 	return 0;
 }
 
+/* A whole number of seconds, 1 .. 86400. */
+static int parse_secs(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 1 || v > 86400)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
 static int read_random(uint8_t *p, size_t len)
 {
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -104,6 +130,27 @@ static int read_random(uint8_t *p, size_t len)
 	}
 	close(fd);
 	return 0;
+}
+
+/* A new token for folder name (created, or given a revoked one): its hex
+ * into hex, only its hash into the database. */
+static int issue_token(struct relay_db *db, const char *name,
+		       char hex[2 * WIRE_TOKEN_LEN + 1])
+{
+	uint8_t token[WIRE_TOKEN_LEN], hash[RELAY_TOKEN_HASH_LEN];
+	unsigned int n = sizeof(hash);
+	int rc;
+
+	rc = read_random(token, sizeof(token));
+	if (rc) {
+		wk_err("cannot read /dev/urandom: %s", strerror(-rc));
+		return rc;
+	}
+	EVP_Digest(token, sizeof(token), hash, &n, EVP_sha256(), NULL);
+	rc = relay_db_folder_add(db, name, hash);
+	for (unsigned i = 0; !rc && i < sizeof(token); i++)
+		snprintf(hex + 2 * i, 3, "%02x", token[i]);
+	return rc;
 }
 
 static int print_folder(void *arg, const struct relay_folder *f)
@@ -142,27 +189,17 @@ static int folder_cmd(const char *dir, int argc, char **argv)
 	if (strcmp(argv[0], "list") == 0) {
 		rc = relay_db_folders_foreach(db, print_folder, NULL);
 	} else if (strcmp(argv[0], "add") == 0) {
-		uint8_t token[WIRE_TOKEN_LEN], hash[RELAY_TOKEN_HASH_LEN];
-		unsigned int n = sizeof(hash);
+		char hex[2 * WIRE_TOKEN_LEN + 1];
 
-		rc = read_random(token, sizeof(token));
-		if (rc) {
-			wk_err("cannot read /dev/urandom: %s", strerror(-rc));
-			goto out_close;
-		}
-		EVP_Digest(token, sizeof(token), hash, &n, EVP_sha256(), NULL);
-		rc = relay_db_folder_add(db, argv[1], hash);
+		rc = issue_token(db, argv[1], hex);
 		if (rc == -EEXIST) {
 			wk_err("folder %s exists (revoke it first for a new"
 			       " token)",
 			       argv[1]);
 			goto out_close;
 		}
-		if (!rc) {
-			for (unsigned i = 0; i < sizeof(token); i++)
-				printf("%02x", token[i]);
-			printf("\n");
-		}
+		if (!rc)
+			printf("%s\n", hex);
 	} else if (strcmp(argv[0], "revoke") == 0) {
 		rc = relay_db_folder_revoke(db, argv[1]);
 		if (rc == -ENOENT) {
@@ -183,6 +220,126 @@ out_close:
 	return rc ? 1 : 0;
 }
 
+/* True when dir does not exist or is an empty directory. */
+static bool dir_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return errno == ENOENT;
+	while (empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+/* Removes what a failed rebuild left in tmp (two levels of chunks). */
+static void remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	if (!d) {
+		unlink(path);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char *sub;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		sub = xasprintf("%s/%s", path, e->d_name);
+		remove_tree(sub);
+		free(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+/* The folders' names, collected (the foreach holds its statement). */
+struct names {
+	char (*v)[WIRE_FOLDER_MAX + 1];
+	size_t n;
+};
+
+static int name_of(void *arg, const struct relay_folder *f)
+{
+	struct names *l = arg;
+
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	memcpy(l->v[l->n++], f->name, sizeof(*l->v));
+	return 0;
+}
+
+/*
+ * --rebuild-from-git: the new relay is built in a directory next to DIR
+ * and renamed onto it (DIR must not exist or be empty), so a failure
+ * leaves nothing half-written.  Every folder gets a new token, printed
+ * as "NAME TOKEN" lines once the rename is done.
+ */
+static int rebuild_cmd(char *data, const char *git_dir, const char *branch)
+{
+	struct names l = {NULL, 0};
+	char(*tok)[2 * WIRE_TOKEN_LEN + 1] = NULL;
+	struct relay_db *db = NULL;
+	char *tmp, err[512] = "";
+	struct stat st;
+	int rc;
+
+	/* DIR.rebuild-*, never DIR/.rebuild-* */
+	while (strlen(data) > 1 && data[strlen(data) - 1] == '/')
+		data[strlen(data) - 1] = '\0';
+	tmp = xasprintf("%s/relay.db", data);
+	rc = stat(tmp, &st);
+	free(tmp);
+	if (rc == 0 && st.st_size > 0) {
+		wk_err("%s/relay.db exists: --rebuild-from-git makes a new"
+		       " relay; give it a new --data directory",
+		       data);
+		return 1;
+	}
+	if (!dir_empty(data)) {
+		wk_err("%s is not empty: --rebuild-from-git needs a new or"
+		       " empty --data directory",
+		       data);
+		return 1;
+	}
+	tmp = xasprintf("%s.rebuild-XXXXXX", data);
+	if (!mkdtemp(tmp)) {
+		wk_err("cannot create %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return 1;
+	}
+	rc = relay_git_rebuild(git_dir, branch, tmp);
+	if (!rc)
+		rc = relay_db_open(tmp, &db, err, sizeof(err));
+	if (!rc)
+		rc = relay_db_folders_foreach(db, name_of, &l);
+	if (!rc)
+		tok = xcalloc(l.n + 1, sizeof(*tok));
+	for (size_t i = 0; !rc && i < l.n; i++)
+		rc = issue_token(db, l.v[i], tok[i]);
+	relay_db_close(db);
+	if (!rc && rename(tmp, data) < 0) {
+		rc = -errno;
+		snprintf(err, sizeof(err), "cannot rename %s to %s: %s", tmp,
+			 data, strerror(-rc));
+	}
+	if (rc) {
+		if (err[0])
+			wk_err("%s", err);
+		remove_tree(tmp);
+	}
+	for (size_t i = 0; !rc && i < l.n; i++)
+		printf("%s\t%s\n", l.v[i], tok[i]);
+	free(tmp);
+	free(tok);
+	free(l.v);
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -192,9 +349,21 @@ int main(int argc, char **argv)
 		{"tls-key", required_argument, NULL, 'k'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
+		{"git", required_argument, NULL, 'G'},
+		{"git-branch", required_argument, NULL, 'B'},
+		{"git-commit-interval", required_argument, NULL, 'I'},
+		{"git-remote", required_argument, NULL, 'R'},
+		{"git-push-interval", required_argument, NULL, 'P'},
+		{"rebuild-from-git", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	struct relay_opts o = {.host = DEFAULT_HOST, .port = DEFAULT_PORT};
+	struct relay_git_opts g = {.branch = RELAY_GIT_BRANCH,
+				   .commit_secs = RELAY_GIT_COMMIT_SECS,
+				   .push_secs = RELAY_GIT_PUSH_SECS};
+	const char *rebuild = NULL;
+	char *data_arg = NULL;
+	bool git_opt = false;
 	int c;
 
 	wlog_init(argv[0]);
@@ -210,7 +379,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'd':
-			o.data_dir = optarg;
+			o.data_dir = data_arg = optarg;
 			break;
 		case 'c':
 			o.tls_cert = optarg;
@@ -224,6 +393,33 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'G':
+			g.dir = optarg;
+			break;
+		case 'B':
+		case 'R':
+			if (c == 'B')
+				g.branch = optarg;
+			else
+				g.remote = optarg;
+			git_opt = true;
+			break;
+		case 'I':
+		case 'P':
+			if (parse_secs(optarg, c == 'I' ? &g.commit_secs
+							: &g.push_secs)) {
+				wk_err("bad --%s '%s': use whole seconds,"
+				       " 1 to 86400",
+				       c == 'I' ? "git-commit-interval"
+						: "git-push-interval",
+				       optarg);
+				return 2;
+			}
+			git_opt = true;
+			break;
+		case 'F':
+			rebuild = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -232,6 +428,30 @@ int main(int argc, char **argv)
 	if (!o.data_dir) {
 		usage(stderr);
 		return 2;
+	}
+	if (relay_git_branch_check(g.branch)) {
+		wk_err("bad --git-branch '%s': not a git branch name",
+		       g.branch);
+		return 2;
+	}
+	if (rebuild) {
+		if (optind < argc || g.dir || g.remote) {
+			usage(stderr);
+			return 2;
+		}
+		return rebuild_cmd(data_arg, rebuild, g.branch);
+	}
+	if (git_opt && !g.dir) {
+		wk_err("--git-branch, --git-remote and the intervals go with"
+		       " --git DIR");
+		return 2;
+	}
+	if (g.dir) {
+		/* git_cmd() needs it from the git thread's first write on,
+		 * before relay_serve() sets it. */
+		signal(SIGPIPE, SIG_IGN);
+		g.verbose = o.verbose;
+		o.git = &g;
 	}
 	if (optind < argc) {
 		if (strcmp(argv[optind], "folder") != 0) {

@@ -89,6 +89,7 @@ struct relay {
 	const struct relay_opts *o;
 	struct lws_context *ctx;
 	struct relay_db *db;
+	struct relay_git *git;	   /* --git: commits on a thread of its own */
 	struct conn *live;	   /* welcomed connections, for fan-out */
 	struct wire_buf ops_buf;   /* scratch: OPS being built */
 	struct wire_buf frame;	   /* scratch: any other frame being sent */
@@ -275,9 +276,14 @@ static void on_hello(struct conn *c, const struct wire_msg *m)
 			  (unsigned long long)f.head);
 		return;
 	}
-	if (m->hello.cursor)
-		relay_db_cursor_set(c->r->db, f.id, m->hello.actor,
-				    m->hello.cursor);
+	if (relay_db_hello_cursor(c->r->db, f.id, m->hello.actor,
+				  m->hello.cursor) == -ESTALE) {
+		conn_fail(c, WIRE_ERR_CURSOR,
+			  "cursor %llu is from before this relay was rebuilt"
+			  " from git",
+			  (unsigned long long)m->hello.cursor);
+		return;
+	}
 	c->folder_id = f.id;
 	memcpy(c->folder, f.name, sizeof(c->folder));
 	memcpy(c->token_hash, f.token_hash, sizeof(c->token_hash));
@@ -854,6 +860,11 @@ int relay_serve(const struct relay_opts *o)
 	rc = open_store(&r, &lock_fd);
 	if (rc)
 		goto out;
+	if (o->git) {
+		rc = relay_git_start(o->git, o->data_dir, &r.git);
+		if (rc)
+			goto out;
+	}
 	wire_buf_init(&r.ops_buf, LWS_PRE, RELAY_OPS_BYTES);
 	wire_buf_init(&r.frame, LWS_PRE, WIRE_FRAME_MAX);
 	wire_buf_init(&r.chunk, 0, WIRE_CHUNK_MAX);
@@ -910,6 +921,7 @@ out:
 		lws_context_destroy(r.ctx);
 	}
 	relay_chunk_stage_free(r.stage);
+	relay_git_stop(r.git); /* the last commit, after the last op */
 	relay_db_close(r.db);
 	wire_buf_release(&r.ops_buf);
 	wire_buf_release(&r.frame);

@@ -36,6 +36,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "fault.h"
 #include "relay_chunks.h"
 #include "relay_db.h"
 #include "wire.h"
@@ -363,6 +364,7 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	/* The chunks a put names are durable before the put is. */
 	if (relay_chunk_staged_any(c->r->stage))
 		commit_chunks(c->r);
+	fault_point("relay.push");
 	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
 	if (rc) {
 		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",

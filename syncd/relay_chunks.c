@@ -65,17 +65,23 @@ bool relay_chunk_has(const char *data_dir, const char *folder,
 	return true;
 }
 
-static int fsync_dir(const char *dir)
+/* fsync of path, or with whole_fs syncfs of its file system. */
+static int sync_path(const char *path, int flags, bool whole_fs)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
 	int rc = 0;
 
 	if (fd < 0)
 		return -errno;
-	if (fsync(fd) < 0)
+	if ((whole_fs ? syncfs(fd) : fsync(fd)) < 0)
 		rc = -errno;
 	close(fd);
 	return rc;
+}
+
+static int fsync_dir(const char *dir)
+{
+	return sync_path(dir, O_DIRECTORY, false);
 }
 
 /* mkdir, and when it made one, fsync of the parent that gained it. */
@@ -127,11 +133,16 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-int relay_chunk_put(const char *data_dir, const char *folder,
-		    const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
-		    size_t len)
+/*
+ * Checks data against name and writes it, unsynced, to a new temporary
+ * in its directory: 0 with tmp and file set, 1 when the chunk is stored
+ * already, or -errno (-EILSEQ: not its name).
+ */
+static int write_tmp(const char *data_dir, const char *folder,
+		     const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
+		     size_t len, char *tmp, char *file)
 {
-	char dir[CHUNK_PATH_MAX], file[CHUNK_PATH_MAX], tmp[CHUNK_PATH_MAX];
+	char dir[CHUNK_PATH_MAX];
 	struct wk_hash h;
 	int fd, rc;
 
@@ -144,28 +155,42 @@ int relay_chunk_put(const char *data_dir, const char *folder,
 	if (rc)
 		return rc;
 	if (access(file, F_OK) == 0)
-		return 0;
+		return 1;
 	rc = make_dirs(dir);
 	if (rc)
 		return rc;
-	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", dir) >=
-	    (int)sizeof(tmp))
+	if (snprintf(tmp, CHUNK_PATH_MAX, "%s/.tmp-XXXXXX", dir) >=
+	    CHUNK_PATH_MAX)
 		return -ENAMETOOLONG;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, data, len);
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+int relay_chunk_put(const char *data_dir, const char *folder,
+		    const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
+		    size_t len)
+{
+	char file[CHUNK_PATH_MAX], tmp[CHUNK_PATH_MAX];
+	int rc = write_tmp(data_dir, folder, name, data, len, tmp, file);
+
+	if (rc)
+		return rc < 0 ? rc : 0;
+	rc = sync_path(tmp, 0, false);
 	if (!rc && rename(tmp, file) < 0)
 		rc = -errno;
 	if (rc) {
 		unlink(tmp);
 		return rc;
 	}
-	return fsync_dir(dir);
+	*strrchr(file, '/') = '\0';
+	return fsync_dir(file);
 }
 
 /* ---- staged chunks ---- */
@@ -217,62 +242,22 @@ int relay_chunk_stage(struct chunk_stage *st, const char *folder,
 		      const uint8_t name[WIRE_NAME_LEN], const uint8_t *data,
 		      size_t len, void *owner, bool *stored)
 {
-	char dir[CHUNK_PATH_MAX];
 	struct staged *e;
-	struct wk_hash h;
-	int fd, rc;
+	int rc;
 
-	*stored = false;
-	if (len > WIRE_CHUNK_MAX)
-		return -EMSGSIZE;
-	content_hash_buf(data, len, &h);
-	if (memcmp(h.b, name, WIRE_NAME_LEN) != 0)
-		return -EILSEQ;
 	if (st->n == st->alloc) {
 		st->alloc = st->alloc ? 2 * st->alloc : 64;
 		st->v = xrealloc(st->v, st->alloc * sizeof(*st->v));
 	}
 	e = &st->v[st->n];
-	rc = chunk_paths(st->data_dir, folder, name, dir, e->file);
+	rc = write_tmp(st->data_dir, folder, name, data, len, e->tmp, e->file);
+	*stored = rc == 1;
 	if (rc)
-		return rc;
-	if (access(e->file, F_OK) == 0) {
-		*stored = true;
-		return 0;
-	}
-	rc = make_dirs(dir);
-	if (rc)
-		return rc;
-	if (snprintf(e->tmp, sizeof(e->tmp), "%s/.tmp-XXXXXX", dir) >=
-	    (int)sizeof(e->tmp))
-		return -ENAMETOOLONG;
-	fd = mkostemp(e->tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = write_all(fd, data, len);
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (rc) {
-		unlink(e->tmp);
-		return rc;
-	}
+		return rc < 0 ? rc : 0;
 	e->owner = owner;
 	memcpy(e->name, name, WIRE_NAME_LEN);
 	st->n++;
 	return 0;
-}
-
-static int fsync_path(const char *path, int flags)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -292,7 +277,7 @@ static int fsync_dirs(struct chunk_stage *st)
 	qsort(dirs, st->n, sizeof(*dirs), cmp_str);
 	for (size_t i = 0; i < st->n && !rc; i++)
 		if (i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0)
-			rc = fsync_path(dirs[i], O_DIRECTORY);
+			rc = fsync_dir(dirs[i]);
 	for (size_t i = 0; i < st->n; i++)
 		st->v[i].file[strlen(st->v[i].file)] = '/';
 	free(dirs);
@@ -301,19 +286,6 @@ static int fsync_dirs(struct chunk_stage *st)
 
 /* Below this many chunks, an fsync each; from it on, syncfs(). */
 #define SYNCFS_MIN 8
-
-static int sync_fs(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (syncfs(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
 
 /*
  * Every fsync costs a disk cache flush, even when the first one's journal
@@ -329,9 +301,9 @@ int relay_chunk_commit(struct chunk_stage *st, chunk_done_fn done, void *arg)
 	if (st->n == 0)
 		return 0;
 	if (many)
-		rc = sync_fs(st->data_dir);
+		rc = sync_path(st->data_dir, O_DIRECTORY, true);
 	for (size_t i = 0; i < st->n && !rc && !many; i++)
-		rc = fsync_path(st->v[i].tmp, 0);
+		rc = sync_path(st->v[i].tmp, 0, false);
 	for (size_t i = 0; i < st->n; i++) {
 		struct staged *e = &st->v[i];
 
@@ -342,7 +314,8 @@ int relay_chunk_commit(struct chunk_stage *st, chunk_done_fn done, void *arg)
 	}
 	/* The directories that gained names. */
 	if (!rc)
-		rc = many ? sync_fs(st->data_dir) : fsync_dirs(st);
+		rc = many ? sync_path(st->data_dir, O_DIRECTORY, true)
+			  : fsync_dirs(st);
 	for (size_t i = 0; i < st->n; i++)
 		if (st->v[i].owner)
 			done(st->v[i].owner, st->v[i].name, rc, arg);

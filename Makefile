@@ -49,12 +49,12 @@ FS_SRC    := $(sort $(wildcard fs/*.c))
 TOOLS_SRC := $(sort $(wildcard tools/*.c))
 RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_db.c \
 	     syncd/relay_chunks.c syncd/relay_git.c syncd/relay_gitrebuild.c \
-	     syncd/syncd_gitcmd.c syncd/syncd_gitseg.c
+	     syncd/syncd_gitseg.c
 RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
 SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
 	     syncd/syncd_ctl.c syncd/syncd_wake.c syncd/syncd_batch.c \
 	     syncd/syncd_chunks.c syncd/syncd_fetch.c syncd/syncd_local.c \
-	     syncd/syncd_git.c syncd/syncd_gitcmd.c syncd/syncd_gitseg.c \
+	     syncd/syncd_git.c syncd/syncd_gitseg.c \
 	     syncd/syncd_gitpull.c syncd/syncd_gitmirror.c \
 	     syncd/ws_client.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))

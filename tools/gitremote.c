@@ -10,186 +10,42 @@
  * once (wkfs-syncd, syncd/syncd_git.c).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "gitcmd.h"
 #include "gitremote.h"
-
-extern char **environ;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char **child_env(const char *const *extra)
-{
-	size_t n = 0, k = 0;
-	char **env;
-
-	while (environ[n])
-		n++;
-	for (size_t i = 0; extra && extra[i]; i++)
-		n++;
-	env = calloc(n + 3, sizeof(*env));
-	if (!env)
-		return NULL;
-	for (size_t i = 0; environ[i]; i++)
-		if (strncmp(environ[i], "GIT_", 4) != 0 &&
-		    strncmp(environ[i], "LC_ALL=", 7) != 0)
-			env[k++] = environ[i];
-	env[k++] = (char *)"LC_ALL=C";
-	env[k++] = (char *)"GIT_TERMINAL_PROMPT=0";
-	for (size_t i = 0; extra && extra[i]; i++)
-		env[k++] = (char *)extra[i];
-	env[k] = NULL;
-	return env;
-}
-
-/* git's reason: its first "fatal:"/"error:" line (the later ones say
- * less: "Could not read from remote repository"), else its last line. */
-static void reason(const char *text, char *err, size_t errlen)
-{
-	const char *p = text, *best = NULL, *last = NULL;
-	size_t bestlen = 0, lastlen = 0;
-
-	while (*p) {
-		size_t len = strcspn(p, "\n");
-
-		if (len) {
-			last = p;
-			lastlen = len;
-		}
-		if (!best &&
-		    (!strncmp(p, "fatal: ", 7) || !strncmp(p, "error: ", 7))) {
-			best = p + 7;
-			bestlen = len - 7;
-		}
-		p += len;
-		if (*p)
-			p++;
-	}
-	if (!best) {
-		best = last;
-		bestlen = lastlen;
-	}
-	snprintf(err, errlen, "%.*s", (int)bestlen, best ? best : "git failed");
-}
 
 int gitr_run(const char *const *args, const char *const *env, char *out,
 	     size_t outlen, char *err, size_t errlen, int timeout_s)
 {
-	const char *argv[32];
-	char errs[4096];
-	size_t n = 0, olen = 0, elen = 0;
-	int po[2], pe[2], status = 0, rc = 0;
-	long long deadline = now_ms() + timeout_s * 1000LL;
-	char **cenv;
-	pid_t pid;
+	/* No mirror: git finds the repository from -C or the url. */
+	static const struct git_repo none;
+	struct wire_buf b;
+	struct git_call c = {.what = "git",
+			     .args = args,
+			     .env = env,
+			     .out = out && outlen ? &b : NULL,
+			     .timeout_ms = timeout_s * 1000,
+			     .err = err,
+			     .errlen = errlen,
+			     .discover = true};
+	size_t n;
+	int rc;
 
-	argv[n++] = "git";
-	for (size_t i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	cenv = child_env(env);
-	if (!cenv)
-		return -ENOMEM;
-	if (pipe2(po, O_CLOEXEC)) {
-		free(cenv);
-		return -errno;
-	}
-	if (pipe2(pe, O_CLOEXEC)) {
-		rc = -errno;
-		goto out_po;
-	}
-	pid = fork();
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		dup2(nul, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		execvpe("git", (char *const *)argv, cenv);
-		fprintf(stderr, "fatal: cannot run git: %s\n", strerror(errno));
-		_exit(127);
-	}
-	if (pid < 0) {
-		rc = -errno;
-		goto out_pe;
-	}
-	close(po[1]);
-	close(pe[1]);
-	po[1] = pe[1] = -1;
-	while (po[0] >= 0 || pe[0] >= 0) {
-		struct pollfd pf[2] = {{.fd = po[0], .events = POLLIN},
-				       {.fd = pe[0], .events = POLLIN}};
-		long long left = deadline - now_ms();
-		char buf[4096];
-		ssize_t r;
-
-		if (left <= 0) {
-			rc = -ETIMEDOUT;
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (poll(pf, 2, (int)(left > 1000 ? 1000 : left)) < 0 &&
-		    errno != EINTR)
-			break;
-		for (int i = 0; i < 2; i++) {
-			int *fd = i ? &pe[0] : &po[0];
-
-			if (!pf[i].revents)
-				continue;
-			r = read(*fd, buf, sizeof(buf));
-			if (r <= 0) {
-				close(*fd);
-				*fd = -1;
-				continue;
-			}
-			if (i && elen + (size_t)r < sizeof(errs)) {
-				memcpy(errs + elen, buf, (size_t)r);
-				elen += (size_t)r;
-			} else if (!i && out && olen + (size_t)r < outlen) {
-				memcpy(out + olen, buf, (size_t)r);
-				olen += (size_t)r;
-			}
-		}
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	errs[elen] = '\0';
+	wire_buf_init(&b, 0, outlen ? outlen - 1 : 0);
+	rc = git_cmd(&none, &c);
 	if (out && outlen) {
-		out[olen] = '\0';
-		if (olen && out[olen - 1] == '\n')
-			out[olen - 1] = '\0';
+		n = rc ? 0 : wire_buf_len(&b);
+		memcpy(out, wire_buf_data(&b), n);
+		if (n && out[n - 1] == '\n')
+			n--;
+		out[n] = '\0';
 	}
-	if (rc == -ETIMEDOUT)
-		snprintf(err, errlen, "git %s took longer than %d s", args[0],
-			 timeout_s);
-	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		reason(errs, err, errlen);
-		rc = -EIO;
-	}
-out_pe:
-	for (int i = 0; i < 2; i++)
-		if (pe[i] >= 0)
-			close(pe[i]);
-out_po:
-	for (int i = 0; i < 2; i++)
-		if (po[i] >= 0)
-			close(po[i]);
-	free(cenv);
+	wire_buf_release(&b);
 	return rc;
 }
 

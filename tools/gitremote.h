@@ -12,13 +12,13 @@
 #include <stddef.h>
 
 /*
- * Runs git with args (after "git"; no shell).  The environment is ours
- * without GIT_* (a hook's GIT_DIR must not steer us) plus LC_ALL=C and
- * GIT_TERMINAL_PROMPT=0, and env (NAME=VALUE, or NULL) last.  stdin is
- * /dev/null.  stdout, NUL-terminated and without its last newline, goes
- * to out (may be NULL; cut at outlen).  The child is killed after
- * timeout_s.  0 when git exited 0; -EIO (err: git's first "fatal:" or
- * "error:" line, else its last line), -ETIMEDOUT or -errno.
+ * Runs git with args (after "git"; no shell) through git_cmd() (lib/
+ * gitcmd.h: no GIT_* of ours, LC_ALL=C, GIT_TERMINAL_PROMPT=0, env last;
+ * git finds the repository itself).  stdin is empty.  stdout,
+ * NUL-terminated and without its last newline, goes to out (may be
+ * NULL).  The child is killed after timeout_s.  0 when git exited 0;
+ * -EIO (err: "git: " and git's own reason), -EMSGSIZE (stdout does not
+ * fit outlen), -ETIMEDOUT or -errno.
  */
 int gitr_run(const char *const *args, const char *const *env, char *out,
 	     size_t outlen, char *err, size_t errlen, int timeout_s);

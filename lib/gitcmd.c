@@ -15,7 +15,8 @@
  * git_batch is a long-lived `git cat-file --batch` for reading many
  * objects without a process each.
  *
- * Not here: what the commands do (syncd_git.c).
+ * Not here: what the commands do (syncd/syncd_git*.c, syncd/relay_git*.c,
+ * tools/gitremote.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "syncd_git.h"
+#include "gitcmd.h"
 #include "wlog.h"
 
 extern char **environ;

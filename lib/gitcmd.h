@@ -73,4 +73,60 @@ void git_batch_close(struct git_batch *b);
 int git_batch_get(struct git_batch *b, const char *spec, void *buf, size_t max,
 		  size_t *len);
 
+/* The first line of out as a NUL-terminated object id: 0 or -EPROTO. */
+int git_take_oid(const struct wire_buf *out, char *id, size_t len);
+
+/*
+ * ---- adding files to a branch (gittree.c) ----
+ *
+ * One commit's new files are staged as files in a directory of the
+ * repository (bytes written there, or an existing file named), named all
+ * at once by one `hash-object -w --stdin-paths` into update-index lines,
+ * then laid over a tip's tree in a private index and committed on the
+ * tip; the caller moves a ref or pushes.  Used by wkfs-syncd's git
+ * remotes and wkfs-relay's git backing, which keep the same layout.
+ *
+ *	struct git_stage st;
+ *	git_stage_init(&st, repo, "wkfs-stage");
+ *	if (!git_stage_tip_has(&st, tip, "chunks/ab/cdef..."))
+ *		git_stage_bytes(&st, "chunks/ab/cdef...", p, len);
+ *	git_stage_names(&st, &info, err, errlen);
+ *	git_tree_commit(repo, tip, &info, msg, env, commit, ...);
+ *	git_stage_release(&st);		// removes the staged files
+ */
+struct git_stage {
+	const struct git_repo *repo;
+	char dir[2112];		/* where staged files are written */
+	struct wire_buf paths;	/* files for hash-object, one a line */
+	struct wire_buf where;	/* their paths in the tree, one a line */
+	unsigned n;		/* files named so far */
+	unsigned written;	/* of them, files written into dir */
+	struct git_batch check; /* cat-file --batch for tip_has */
+	bool checking;
+};
+
+/* dir is a directory of the repository (made when missing). */
+int git_stage_init(struct git_stage *st, const struct git_repo *g,
+		   const char *subdir);
+void git_stage_release(struct git_stage *st);
+/* True when commit tip (may be "") has path. */
+bool git_stage_tip_has(struct git_stage *st, const char *tip, const char *path);
+/* Stages len bytes, or an existing file, as path where in the tree. */
+int git_stage_bytes(struct git_stage *st, const char *where, const void *p,
+		    size_t len);
+int git_stage_file(struct git_stage *st, const char *file, const char *where);
+/* Writes every staged blob; appends their update-index lines to info. */
+int git_stage_names(struct git_stage *st, struct wire_buf *info, char *err,
+		    size_t errlen);
+/*
+ * tip's tree (none when tip is "") plus info's entries, as a commit with
+ * message msg, tip as its parent, and env (GIT_AUTHOR_* ...; may be
+ * NULL): 0 and its id in commit, or -errno with err set.  Uses the
+ * repository's index file (GIT_INDEX_FILE of g).
+ */
+int git_tree_commit(const struct git_repo *g, const char *tip,
+		    const struct wire_buf *info, const char *msg,
+		    const char *const *env, char *commit, size_t len, char *err,
+		    size_t errlen);
+
 #endif

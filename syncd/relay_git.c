@@ -158,21 +158,6 @@ static bool folder_ref_ok(const char *name)
 	       !(n >= 5 && !strcmp(name + n - 5, ".lock"));
 }
 
-/* The first line of out as a NUL-terminated object id. */
-static int take_oid(struct wire_buf *out, char *id, size_t len)
-{
-	const char *p = (const char *)wire_buf_data(out);
-	size_t n = 0;
-
-	while (n < wire_buf_len(out) && p[n] != '\n' && n + 1 < len)
-		n++;
-	if (n < 40)
-		return -EPROTO;
-	memcpy(id, p, n);
-	id[n] = '\0';
-	return 0;
-}
-
 static void hex_of(const uint8_t *p, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -199,72 +184,23 @@ struct slice {
 	char tip[48]; /* the branch's commit, or "" */
 	struct seg *segs;
 	size_t nsegs;
-	struct wire_buf paths; /* files for hash-object, one a line */
-	struct wire_buf where; /* their paths in the tree, one a line */
-	unsigned staged;       /* files written to the stage directory */
-	unsigned count;	       /* ops taken */
-	uint64_t first, last;  /* seqs */
+	struct git_stage st;  /* the commit's new files */
+	unsigned count;	      /* ops taken */
+	uint64_t first, last; /* seqs */
 	size_t bytes;
-	struct git_batch check; /* `cat-file --batch`: is it in the tip? */
-	bool checking;
 	struct wire_buf chunk; /* a recipe chunk being read */
 	int rc;
 };
 
-static int stage_path(struct slice *s, const char *file, const char *where)
-{
-	int rc = wire_buf_append(&s->paths, file, strlen(file));
-
-	if (!rc)
-		rc = wire_buf_append(&s->paths, "\n", 1);
-	if (!rc)
-		rc = wire_buf_append(&s->where, where, strlen(where));
-	if (!rc)
-		rc = wire_buf_append(&s->where, "\n", 1);
-	return rc;
-}
-
-/* Writes a finished segment to the stage directory. */
+/* Stages a finished segment. */
 static int stage_segment(struct slice *s, struct seg *sg)
 {
-	char file[2200], where[64];
-	FILE *fp;
-	int rc = 0;
+	char where[64];
 
-	snprintf(file, sizeof(file), "%s/wkfs-relay-stage/%u", s->g->repo.dir,
-		 s->staged++);
-	fp = fopen(file, "we");
-	if (!fp)
-		return -errno;
-	if (fwrite(wire_buf_data(&sg->b), 1, wire_buf_len(&sg->b), fp) !=
-	    wire_buf_len(&sg->b))
-		rc = -EIO;
-	if (fclose(fp) && !rc)
-		rc = -errno;
-	if (rc)
-		return rc;
 	snprintf(where, sizeof(where), "ops/%016" PRIx64 "/%016" PRIx64 ".seg",
 		 sg->actor, sg->first);
-	return stage_path(s, file, where);
-}
-
-static bool tip_has(struct slice *s, const char *path)
-{
-	char spec[128];
-	uint8_t one[1];
-	size_t len;
-	int rc;
-
-	if (!s->tip[0])
-		return false;
-	if (!s->checking) {
-		if (git_batch_open(&s->g->repo, &s->check))
-			return false;
-		s->checking = true;
-	}
-	snprintf(spec, sizeof(spec), "%s:%s", s->tip, path);
-	rc = git_batch_get(&s->check, spec, one, 0, &len);
-	return rc == 0 || rc == -EMSGSIZE;
+	return git_stage_bytes(&s->st, where, wire_buf_data(&sg->b),
+			       wire_buf_len(&sg->b));
 }
 
 /* Stages chunk `name` from the store unless the tip has it. */
@@ -276,7 +212,7 @@ static int stage_chunk(struct slice *s, const struct wk_hash *name)
 
 	hex_of(name->b, sizeof(name->b), hex);
 	snprintf(where, sizeof(where), "chunks/%.2s/%s", hex, hex + 2);
-	if (tip_has(s, where))
+	if (git_stage_tip_has(&s->st, s->tip, where))
 		return 0;
 	rc = relay_chunk_path(s->g->data_dir, s->f->name, name->b, file,
 			      sizeof(file));
@@ -289,7 +225,7 @@ static int stage_chunk(struct slice *s, const struct wk_hash *name)
 			s->f->name, hex);
 		return 0;
 	}
-	return stage_path(s, file, where);
+	return git_stage_file(&s->st, file, where);
 }
 
 /* The chunks of a put: its one chunk, or its recipe and the recipe's. */
@@ -373,135 +309,42 @@ static int take_op(void *arg, const struct wire_opent *e)
 	return 0;
 }
 
-/* hash-object -w of every staged file: index-info lines into info. */
-static int name_blobs(struct slice *s, struct wire_buf *info)
-{
-	static const char *const args[] = {"hash-object", "-w", "--no-filters",
-					   "--stdin-paths", NULL};
-	struct relay_git *g = s->g;
-	struct git_call c = {.what = "hash-object",
-			     .args = args,
-			     .in = wire_buf_data(&s->paths),
-			     .inlen = wire_buf_len(&s->paths),
-			     .err = g->err,
-			     .errlen = sizeof(g->err)};
-	const char *o, *w, *oe, *we;
-	struct wire_buf out;
-	char line[256];
-	int rc;
-
-	wire_buf_init(&out, 0, LIST_CAP);
-	c.out = &out;
-	rc = git_cmd(&g->repo, &c);
-	o = (const char *)wire_buf_data(&out);
-	oe = o + wire_buf_len(&out);
-	w = (const char *)wire_buf_data(&s->where);
-	we = w + wire_buf_len(&s->where);
-	while (!rc && w < we) {
-		const char *onl = memchr(o, '\n', oe - o);
-		const char *wnl = memchr(w, '\n', we - w);
-
-		if (!onl || !wnl || onl - o < 40 || onl - o > 64) {
-			snprintf(g->err, sizeof(g->err),
-				 "hash-object: unexpected output");
-			rc = -EPROTO;
-			break;
-		}
-		snprintf(line, sizeof(line), "100644 %.*s\t%.*s\n",
-			 (int)(onl - o), o, (int)(wnl - w), w);
-		rc = wire_buf_append(info, line, strlen(line));
-		o = onl + 1;
-		w = wnl + 1;
-	}
-	wire_buf_release(&out);
-	return rc;
-}
-
 /* The tip's tree plus info, committed on the tip; the ref moved to it. */
 static int make_commit(struct slice *s, struct wire_buf *info, uint64_t id,
 		       const char *ref)
 {
 	struct relay_git *g = s->g;
-	const char *rd[] = {"read-tree", s->tip[0] ? s->tip : "--empty", NULL};
-	static const char *const upd[] = {"update-index", "--add",
-					  "--index-info", NULL};
-	static const char *const wt[] = {"write-tree", NULL};
 	static const char *const env[] = {
 		"GIT_AUTHOR_NAME=wkfs-relay", "GIT_AUTHOR_EMAIL=relay@wkfs",
 		"GIT_COMMITTER_NAME=wkfs-relay",
 		"GIT_COMMITTER_EMAIL=relay@wkfs", NULL};
-	char tree[48], commit[48], msg[256];
-	const char *ct[] = {"commit-tree", tree, "-m", msg, NULL, NULL, NULL};
+	char commit[48], msg[256];
 	/* update-ref's old value "" means: must not exist yet. */
 	const char *ur[] = {"update-ref", ref, commit, s->tip, NULL};
-	struct git_call c = {.what = "update-index",
-			     .args = upd,
-			     .in = wire_buf_data(info),
-			     .inlen = wire_buf_len(info),
-			     .err = g->err,
-			     .errlen = sizeof(g->err)};
-	struct wire_buf out;
 	int rc;
 
 	snprintf(msg, sizeof(msg),
 		 "wkfs-relay: %u ops of folder %s (seq %" PRIu64 "-%" PRIu64
 		 ")\n" TRAILER "%016" PRIx64 " %" PRIu64 "\n",
 		 s->count, s->f->name, s->first, s->last, id, s->last);
-	if (s->tip[0]) {
-		ct[4] = "-p";
-		ct[5] = s->tip;
-	}
-	wire_buf_init(&out, 0, 4096);
-	rc = run(&g->repo, "read-tree", rd, NULL, g->err, sizeof(g->err));
-	if (!rc)
-		rc = git_cmd(&g->repo, &c);
-	if (!rc)
-		rc = run(&g->repo, "write-tree", wt, &out, g->err,
-			 sizeof(g->err));
-	if (!rc)
-		rc = take_oid(&out, tree, sizeof(tree));
-	if (!rc) {
-		struct git_call cc = {.what = "commit-tree",
-				      .args = ct,
-				      .env = env,
-				      .out = &out,
-				      .err = g->err,
-				      .errlen = sizeof(g->err)};
-
-		wire_buf_reset(&out);
-		rc = git_cmd(&g->repo, &cc);
-	}
-	if (!rc)
-		rc = take_oid(&out, commit, sizeof(commit));
+	rc = git_tree_commit(&g->repo, s->tip, info, msg, env, commit,
+			     sizeof(commit), g->err, sizeof(g->err));
 	if (!rc)
 		rc = run(&g->repo, "update-ref", ur, NULL, g->err,
 			 sizeof(g->err));
 	if (!rc)
 		snprintf(s->tip, sizeof(s->tip), "%s", commit);
-	wire_buf_release(&out);
 	return rc;
 }
 
 static void slice_release(struct slice *s)
 {
-	char file[2200];
-
-	for (unsigned i = 0; i < s->staged; i++) {
-		snprintf(file, sizeof(file), "%s/wkfs-relay-stage/%u",
-			 s->g->repo.dir, i);
-		unlink(file);
-	}
-	s->staged = 0;
+	git_stage_release(&s->st);
 	for (size_t i = 0; i < s->nsegs; i++)
 		wire_buf_release(&s->segs[i].b);
 	free(s->segs);
 	s->segs = NULL;
 	s->nsegs = 0;
-	if (s->checking)
-		git_batch_close(&s->check);
-	s->checking = false;
-	wire_buf_release(&s->paths);
-	wire_buf_release(&s->where);
 	wire_buf_release(&s->chunk);
 }
 
@@ -517,10 +360,14 @@ static int commit_slice(struct relay_git *g, const struct relay_folder *f,
 
 	snprintf(s.tip, sizeof(s.tip), "%s", tip);
 	snprintf(ref, sizeof(ref), "refs/heads/%s/%s", g->o->branch, f->name);
-	wire_buf_init(&s.paths, 0, LIST_CAP);
-	wire_buf_init(&s.where, 0, LIST_CAP);
 	wire_buf_init(&s.chunk, 0, WIRE_CHUNK_MAX);
 	wire_buf_init(&info, 0, LIST_CAP);
+	rc = git_stage_init(&s.st, &g->repo, "wkfs-relay-stage");
+	if (rc) {
+		snprintf(g->err, sizeof(g->err), "%s/wkfs-relay-stage: %s",
+			 g->repo.dir, strerror(-rc));
+		goto out;
+	}
 	rc = relay_db_ops_range(g->db, f->id, base, ROUND_OPS, take_op, &s,
 				&rows);
 	if (rc) {
@@ -537,7 +384,7 @@ static int commit_slice(struct relay_git *g, const struct relay_folder *f,
 			 strerror(-rc));
 		goto out;
 	}
-	rc = name_blobs(&s, &info);
+	rc = git_stage_names(&s.st, &info, g->err, sizeof(g->err));
 	if (!rc)
 		rc = make_commit(&s, &info, id, ref);
 	if (rc)
@@ -582,7 +429,7 @@ static int read_tip(struct relay_git *g, const char *ref, uint64_t id,
 		wire_buf_release(&out);
 		return 0; /* no branch yet */
 	}
-	rc = take_oid(&out, tip, 48);
+	rc = git_take_oid(&out, tip, 48);
 	wire_buf_reset(&out);
 	if (!rc)
 		rc = run(&g->repo, "cat-file", cat, &out, g->err,

@@ -76,21 +76,6 @@ int gitb_run(struct syncd *s, const char *what, const char *const *args,
 			   sizeof(s->err));
 }
 
-/* The first line of out as a NUL-terminated object id in id. */
-static int take_oid(struct wire_buf *out, char *id, size_t len)
-{
-	size_t n = 0;
-	const char *p = (const char *)wire_buf_data(out);
-
-	while (n < wire_buf_len(out) && p[n] != '\n' && n + 1 < len)
-		n++;
-	if (n < 40)
-		return -EPROTO;
-	memcpy(id, p, n);
-	id[n] = '\0';
-	return 0;
-}
-
 /* ---- fetch ---- */
 
 /* git fetch of spec into refs/wkfs/remote: 0, 1 when the remote has no
@@ -190,7 +175,7 @@ static int fetch(struct syncd *s)
 	wire_buf_init(&out, 0, 4096);
 	rc = gitb_run(s, "rev-parse", tip, &out);
 	if (!rc)
-		rc = take_oid(&out, s->git->tip, sizeof(s->git->tip));
+		rc = git_take_oid(&out, s->git->tip, sizeof(s->git->tip));
 	wire_buf_release(&out);
 	return rc ? rc : check_own(s);
 }
@@ -322,42 +307,6 @@ static int collect(void *arg, const struct db_oprow *r)
 	return o->n == GIT_ROWS ? 1 : 0;
 }
 
-/* What one push adds to the tree: blobs staged as files, then named. */
-struct staging {
-	struct wire_buf paths; /* stage file paths, one a line */
-	struct wire_buf where; /* their tree paths, one a line */
-	unsigned n;
-	struct git_batch check; /* cat-file --batch of the fetched tip */
-	bool checking;
-};
-
-static int stage_blob(struct syncd *s, struct staging *st, const char *where,
-		      const void *p, size_t len)
-{
-	char rel[64], line[2200];
-	int fd, rc = 0;
-
-	snprintf(rel, sizeof(rel), "wkfs-stage/%u", st->n);
-	fd = openat(s->git->fd, rel,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, p, len) != (ssize_t)len)
-		rc = errno ? -errno : -EIO;
-	close(fd);
-	if (rc)
-		return rc;
-	snprintf(line, sizeof(line), "%s/wkfs-stage/%u\n", s->git->repo.dir,
-		 st->n++);
-	rc = wire_buf_append(&st->paths, line, strlen(line));
-	if (!rc)
-		rc = wire_buf_append(&st->where, where, strlen(where));
-	if (!rc)
-		rc = wire_buf_append(&st->where, "\n", 1);
-	return rc;
-}
-
 void gitb_chunk_path(const struct wk_hash *h, char *buf, size_t len)
 {
 	char hs[WK_HASH_STRLEN];
@@ -366,39 +315,20 @@ void gitb_chunk_path(const struct wk_hash *h, char *buf, size_t len)
 	snprintf(buf, len, "chunks/%.2s/%s", hs, hs + 2);
 }
 
-/* True when the fetched tip already holds chunk h. */
-static bool tip_has(struct syncd *s, struct staging *st, const char *path)
-{
-	char spec[128];
-	uint8_t one[1];
-	size_t len;
-	int rc;
-
-	if (!s->git->tip[0])
-		return false;
-	if (!st->checking) {
-		if (git_batch_open(&s->git->repo, &st->check))
-			return false;
-		st->checking = true;
-	}
-	snprintf(spec, sizeof(spec), "%s:%s", s->git->tip, path);
-	rc = git_batch_get(&st->check, spec, one, 0, &len);
-	return rc == -EMSGSIZE || rc == 0;
-}
-
-static int stage_chunk(struct syncd *s, struct staging *st,
+/* Stages chunk h unless the fetched tip has it. */
+static int stage_chunk(struct syncd *s, struct git_stage *st,
 		       const struct wk_hash *h, const void *p, size_t len)
 {
 	char path[64];
 
 	gitb_chunk_path(h, path, sizeof(path));
-	if (tip_has(s, st, path))
+	if (git_stage_tip_has(st, s->git->tip, path))
 		return 0;
-	return stage_blob(s, st, path, p, len);
+	return git_stage_bytes(st, path, p, len);
 }
 
 /* Stages the chunks of a local put; *ref says where its content is. */
-static int stage_put(struct syncd *s, struct staging *st,
+static int stage_put(struct syncd *s, struct git_stage *st,
 		     const struct wk_op *op, struct wire_content_ref *ref)
 {
 	struct content_cut c;
@@ -443,7 +373,7 @@ static int stage_put(struct syncd *s, struct staging *st,
 
 /* The segment of the rows past `skip_upto` (an hlc already pushed). */
 static int build_segment(struct syncd *s, struct outbox *o, uint64_t skip_upto,
-			 struct staging *st, struct wire_buf *seg,
+			 struct git_stage *st, struct wire_buf *seg,
 			 uint64_t *first, size_t *count)
 {
 	struct wire_content_ref ref;
@@ -487,121 +417,21 @@ static int build_segment(struct syncd *s, struct outbox *o, uint64_t skip_upto,
 	return rc;
 }
 
-/* hash-object every staged blob: the index-info lines for them. */
-static int name_blobs(struct syncd *s, struct staging *st,
-		      struct wire_buf *info)
-{
-	static const char *const args[] = {"hash-object", "-w", "--no-filters",
-					   "--stdin-paths", NULL};
-	struct git_call c = {.what = "hash-object",
-			     .args = args,
-			     .in = wire_buf_data(&st->paths),
-			     .inlen = wire_buf_len(&st->paths),
-			     .err = s->err,
-			     .errlen = sizeof(s->err)};
-	struct wire_buf out;
-	const char *o, *w, *oe, *we;
-	int rc;
-
-	wire_buf_init(&out, 0, (size_t)st->n * 48 + 64);
-	if (!st->n)
-		return 0;
-	c.out = &out;
-	rc = git_cmd(&s->git->repo, &c);
-	o = (const char *)wire_buf_data(&out);
-	oe = o + wire_buf_len(&out);
-	w = (const char *)wire_buf_data(&st->where);
-	we = w + wire_buf_len(&st->where);
-	for (unsigned i = 0; !rc && i < st->n; i++) {
-		const char *onl = memchr(o, '\n', oe - o);
-		const char *wnl = memchr(w, '\n', we - w);
-		char line[256];
-
-		if (!onl || !wnl || onl - o < 40 || onl - o > 64) {
-			snprintf(s->err, sizeof(s->err),
-				 "hash-object: unexpected output");
-			rc = -EPROTO;
-			break;
-		}
-		snprintf(line, sizeof(line), "100644 %.*s\t%.*s\n",
-			 (int)(onl - o), o, (int)(wnl - w), w);
-		rc = wire_buf_append(info, line, strlen(line));
-		o = onl + 1;
-		w = wnl + 1;
-	}
-	wire_buf_release(&out);
-	return rc;
-}
-
-static void unstage(struct syncd *s, struct staging *st)
-{
-	char rel[64];
-
-	for (unsigned i = 0; i < st->n; i++) {
-		snprintf(rel, sizeof(rel), "wkfs-stage/%u", i);
-		unlinkat(s->git->fd, rel, 0);
-	}
-	if (st->checking)
-		git_batch_close(&st->check);
-	wire_buf_release(&st->paths);
-	wire_buf_release(&st->where);
-}
-
 /* The tip's tree plus info's entries, committed on top of the tip. */
 static int make_commit(struct syncd *s, struct wire_buf *info, size_t count,
 		       char *commit, size_t len)
 {
-	struct git_repo *g = &s->git->repo;
-	const char *rd[] = {"read-tree",
-			    s->git->tip[0] ? s->git->tip : "--empty", NULL};
-	static const char *const upd[] = {"update-index", "--add",
-					  "--index-info", NULL};
-	static const char *const wt[] = {"write-tree", NULL};
-	char tree[48], msg[96], who[64];
-	const char *ct[] = {"commit-tree", tree, "-m", msg, NULL, NULL, NULL};
+	char msg[96], who[64];
 	const char *env[] = {"GIT_AUTHOR_NAME=wkfs", who,
-			     "GIT_COMMITTER_NAME=wkfs", NULL, NULL};
-	struct git_call c = {.what = "update-index",
-			     .args = upd,
-			     .in = wire_buf_data(info),
-			     .inlen = wire_buf_len(info),
-			     .err = s->err,
-			     .errlen = sizeof(s->err)};
-	struct wire_buf out;
-	int rc;
+			     "GIT_COMMITTER_NAME=wkfs",
+			     "GIT_COMMITTER_EMAIL=wkfs@wkfs", NULL};
 
 	snprintf(who, sizeof(who), "GIT_AUTHOR_EMAIL=%016" PRIx64 "@wkfs",
 		 s->actor);
-	env[3] = "GIT_COMMITTER_EMAIL=wkfs@wkfs";
 	snprintf(msg, sizeof(msg), "wkfs: %zu ops from %016" PRIx64, count,
 		 s->actor);
-	if (s->git->tip[0]) {
-		ct[4] = "-p";
-		ct[5] = s->git->tip;
-	}
-	wire_buf_init(&out, 0, 4096);
-	rc = gitb_run(s, "read-tree", rd, NULL);
-	if (!rc)
-		rc = git_cmd(g, &c);
-	if (!rc)
-		rc = gitb_run(s, "write-tree", wt, &out);
-	if (!rc)
-		rc = take_oid(&out, tree, sizeof(tree));
-	if (!rc) {
-		struct git_call cc = {.what = "commit-tree",
-				      .args = ct,
-				      .env = env,
-				      .out = &out,
-				      .err = s->err,
-				      .errlen = sizeof(s->err)};
-
-		wire_buf_reset(&out);
-		rc = git_cmd(g, &cc);
-	}
-	if (!rc)
-		rc = take_oid(&out, commit, len);
-	wire_buf_release(&out);
-	return rc;
+	return git_tree_commit(&s->git->repo, s->git->tip, info, msg, env,
+			       commit, len, s->err, sizeof(s->err));
 }
 
 /*
@@ -654,7 +484,7 @@ static int push_commit(struct syncd *s, const char *commit)
 /* Pushes one segment's worth of unshipped ops: 1 when there were none. */
 static int push_round(struct syncd *s, struct outbox *o)
 {
-	struct staging st = {0};
+	struct git_stage st;
 	struct wire_buf seg, info;
 	uint64_t skip, first;
 	size_t count;
@@ -684,11 +514,11 @@ again:
 		rc = own_last_hlc(s, &skip);
 	if (rc)
 		return rc;
-	wire_buf_init(&st.paths, 0, 64u << 20);
-	wire_buf_init(&st.where, 0, 64u << 20);
 	wire_buf_init(&seg, 0, GITSEG_MAX);
 	wire_buf_init(&info, 0, 64u << 20);
-	rc = build_segment(s, o, skip, &st, &seg, &first, &count);
+	rc = git_stage_init(&st, &s->git->repo, "wkfs-stage");
+	if (!rc)
+		rc = build_segment(s, o, skip, &st, &seg, &first, &count);
 	if (rc)
 		snprintf(s->err, sizeof(s->err), "cannot prepare the push: %s",
 			 strerror(-rc));
@@ -696,10 +526,11 @@ again:
 		snprintf(where, sizeof(where),
 			 "ops/%016" PRIx64 "/%016" PRIx64 ".seg", s->actor,
 			 first);
-		rc = stage_blob(s, &st, where, wire_buf_data(&seg),
-				wire_buf_len(&seg));
+		rc = git_stage_bytes(&st, where, wire_buf_data(&seg),
+				     wire_buf_len(&seg));
 		if (!rc)
-			rc = name_blobs(s, &st, &info);
+			rc = git_stage_names(&st, &info, s->err,
+					     sizeof(s->err));
 	}
 	for (int tries = 0; !rc && count; tries++) {
 		rc = make_commit(s, &info, count, commit, sizeof(commit));
@@ -729,7 +560,7 @@ again:
 			wk_warn("cannot record our segment: %s",
 				db_errmsg(s->db));
 	}
-	unstage(s, &st);
+	git_stage_release(&st);
 	wire_buf_release(&seg);
 	wire_buf_release(&info);
 	if (rc)

@@ -433,19 +433,13 @@ out_rollback:
 	return rc;
 }
 
-int relay_db_ops_after(struct relay_db *db, int64_t folder, uint64_t after,
-		       uint64_t skip_actor, unsigned limit, relay_op_fn fn,
-		       void *arg, unsigned *rows)
+/* Steps a bound statement of (seq, actor, hlc, payload) rows into fn. */
+static int ops_rows(sqlite3_stmt *st, relay_op_fn fn, void *arg, unsigned *rows)
 {
-	sqlite3_stmt *st = db->st[ST_OPS_AFTER];
 	struct wire_opent e;
 	unsigned n = 0;
 	int rc, ret = 0;
 
-	sqlite3_bind_int64(st, 1, folder);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)skip_actor);
-	sqlite3_bind_int64(st, 4, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		e.seq = (uint64_t)sqlite3_column_int64(st, 0);
 		e.actor = (uint64_t)sqlite3_column_int64(st, 1);
@@ -463,6 +457,19 @@ int relay_db_ops_after(struct relay_db *db, int64_t folder, uint64_t after,
 	sqlite3_clear_bindings(st);
 	*rows = n;
 	return ret < 0 ? ret : 0;
+}
+
+int relay_db_ops_after(struct relay_db *db, int64_t folder, uint64_t after,
+		       uint64_t skip_actor, unsigned limit, relay_op_fn fn,
+		       void *arg, unsigned *rows)
+{
+	sqlite3_stmt *st = db->st[ST_OPS_AFTER];
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)skip_actor);
+	sqlite3_bind_int64(st, 4, limit);
+	return ops_rows(st, fn, arg, rows);
 }
 
 int relay_db_cursor_set(struct relay_db *db, int64_t folder, uint64_t actor,
@@ -499,30 +506,11 @@ int relay_db_ops_range(struct relay_db *db, int64_t folder, uint64_t after,
 		       unsigned *rows)
 {
 	sqlite3_stmt *st = db->st[ST_OPS_RANGE];
-	struct wire_opent e;
-	unsigned n = 0;
-	int rc, ret = 0;
 
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
 	sqlite3_bind_int64(st, 3, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		e.seq = (uint64_t)sqlite3_column_int64(st, 0);
-		e.actor = (uint64_t)sqlite3_column_int64(st, 1);
-		e.hlc = (uint64_t)sqlite3_column_int64(st, 2);
-		e.payload = sqlite3_column_blob(st, 3);
-		e.len = (uint32_t)sqlite3_column_bytes(st, 3);
-		ret = fn(arg, &e);
-		if (ret)
-			break;
-		n++;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = rc_errno(rc);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	*rows = n;
-	return ret < 0 ? ret : 0;
+	return ops_rows(st, fn, arg, rows);
 }
 
 int relay_db_meta_get(struct relay_db *db, int64_t folder, const char *key,

@@ -9,6 +9,7 @@
  *   ops(folder, seq, actor, hlc, payload) seq 1, 2, 3... per folder, no
  *                                         gaps; UNIQUE(folder, actor, hlc)
  *   cursors(folder, actor, seq)           the last seq each replica applied
+ *   folder_proto(folder, version)         protocol of its newest pusher
  *
  * WAL with synchronous=FULL: a committed push survives power loss, so the
  * relay may acknowledge it.  Not thread-safe: the relay uses one handle from
@@ -90,6 +91,15 @@ int relay_db_cursor_set(struct relay_db *db, int64_t folder, uint64_t actor,
 /* The cursor of (folder, actor); -ENOENT if none was stored. */
 int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
 			uint64_t *seq);
+
+/*
+ * The protocol version of a folder: the highest version of a session that
+ * stored ops in it (1 when none did).  raise() never lowers it and is
+ * durable before it returns, so calling it before relay_db_push() means a
+ * folder never holds ops its version does not tell.
+ */
+int relay_db_proto_get(struct relay_db *db, int64_t folder, uint32_t *version);
+int relay_db_proto_raise(struct relay_db *db, int64_t folder, uint32_t version);
 
 const char *relay_db_errmsg(struct relay_db *db);
 

@@ -575,10 +575,18 @@ static int ship_fd(struct syncd *s, int fd, const struct wk_op *op,
 	}
 	if (rc)
 		goto out;
-	wk_debug("put of %s: %zu chunks, asked about %zu, recipe chunk of "
-		 "%zu bytes (%s, depth %u)",
-		 path, r.n, u.nwant, rec.len, known ? "on the relay" : "new",
-		 ref.depth);
+	if (r.n > 1 && known)
+		wk_info("put of %s: %zu chunks, asked about %zu, recipe chunk "
+			"on the relay already",
+			path, r.n, u.nwant);
+	else if (r.n > 1)
+		wk_info("put of %s: %zu chunks, asked about %zu, recipe chunk "
+			"of %zu bytes (%s, depth %u)",
+			path, r.n, u.nwant, rec.len,
+			ref.depth ? "delta" : "plain", ref.depth);
+	else
+		wk_debug("put of %s: one chunk, asked about %zu", path,
+			 u.nwant);
 	cref->how = r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
 	if (r.n > 1) {
 		cref->recipe = u.rec_name;

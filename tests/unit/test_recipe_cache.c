@@ -316,7 +316,7 @@ static void test_version1_file_is_read(void **state)
 
 	memcpy(q, "WKRC\x01", 5);
 	for (int i = 0; i < 8; i++)
-		q[5 + i] = (uint8_t)(6 >> (8 * i));
+		q[5 + i] = (uint8_t)((uint64_t)6 >> (8 * i));
 	bbuf_init(&b, 400);
 	assert_int_equal(recipe_encode(&r, &b), 0);
 	memcpy(q + 13, b.p, b.len);

@@ -347,15 +347,33 @@ out:
 	return rc_;
 }
 
-/* Indexes every file; temporaries a crash left behind are removed. */
-static int load_all(struct rcache *rc)
-{
-	struct dirent *de;
-	DIR *d;
-	int fd;
+struct rc_file {
+	struct wk_hash hash;
+	struct timespec mtime;
+};
 
-	if (rc->loaded)
-		return 0;
+static int by_mtime(const void *a, const void *b)
+{
+	const struct rc_file *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return memcmp(x->hash.b, y->hash.b, sizeof(x->hash.b));
+}
+
+/* Lists the cache's files (temporaries a crash left behind are removed)
+ * into *out, oldest first. */
+static int list_files(struct rcache *rc, struct rc_file **out, size_t *n)
+{
+	struct rc_file *v = NULL;
+	struct dirent *de;
+	size_t alloc = 0;
+	DIR *d;
+	int fd, rc_ = 0;
+
+	*n = 0;
 	fd = openat(rc->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -365,30 +383,64 @@ static int load_all(struct rcache *rc)
 		return -errno;
 	}
 	while ((de = readdir(d))) {
-		struct recipe r;
-		struct rcache_ref ref;
 		struct wk_hash h;
-		uint64_t epoch;
-		int rc_;
+		struct stat st;
 
 		if (strstr(de->d_name, ".tmp.")) {
 			unlinkat(rc->dirfd, de->d_name, 0);
 			continue;
 		}
-		if (!parse_hex(de->d_name, &h) || src_find(rc, &h) != NONE)
+		if (!parse_hex(de->d_name, &h) ||
+		    fstatat(rc->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if (read_file(rc, de->d_name, &r, &epoch, &ref))
-			continue;
-		rc_ = index_add(rc, &h, &r, epoch, &ref);
-		recipe_release(&r);
-		if (rc_) {
-			closedir(d);
-			return rc_;
-		}
+		rc_ = grow((void **)&v, &alloc, *n, sizeof(*v));
+		if (rc_)
+			break;
+		v[(*n)++] = (struct rc_file){.hash = h, .mtime = st.st_mtim};
 	}
 	closedir(d);
-	rc->loaded = true;
+	if (rc_) {
+		free(v);
+		return rc_;
+	}
+	if (*n)
+		qsort(v, *n, sizeof(*v), by_mtime);
+	*out = v;
 	return 0;
+}
+
+/*
+ * Indexes every file, oldest first, so that rcache_find() reports the
+ * contents stored last first, across restarts too: after an edit, the
+ * version it replaced is the best base for a delta and the likeliest
+ * local copy of a chunk.
+ */
+static int load_all(struct rcache *rc)
+{
+	struct rc_file *v = NULL;
+	size_t n;
+	int rc_;
+
+	if (rc->loaded)
+		return 0;
+	rc_ = list_files(rc, &v, &n);
+	for (size_t i = 0; i < n && !rc_; i++) {
+		char hex[WK_HASH_STRLEN];
+		struct rcache_ref ref;
+		struct recipe r;
+		uint64_t epoch;
+
+		if (src_find(rc, &v[i].hash) != NONE ||
+		    read_file(rc, wk_hash_str(&v[i].hash, hex), &r, &epoch,
+			      &ref))
+			continue;
+		rc_ = index_add(rc, &v[i].hash, &r, epoch, &ref);
+		recipe_release(&r);
+	}
+	free(v);
+	if (!rc_)
+		rc->loaded = true;
+	return rc_;
 }
 
 /* ---- the interface ---- */

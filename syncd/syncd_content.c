@@ -7,8 +7,11 @@
  * nodes table, read once to check it still has the put's hash and to cut
  * it into chunks (rcache_chunk_fd), and the chunks the relay may lack are
  * asked about (HAVE -> MISSING) and sent with CHUNK_PUT, each hashed again
- * as it is read.  A file of several chunks also ships its plain recipe as
- * a chunk; the put names it (payload format 2, docs/protocol.md).  A file
+ * as it is read.  A file of several chunks also ships its recipe as a
+ * chunk, the put names it (payload format 4, docs/protocol.md): a delta
+ * against the recipe of a content the relay has (usually the version the
+ * put replaced) when that is smaller, else the plain recipe; nothing when
+ * the relay has this content's recipe chunk already.  A file
  * that changed since its put is not shipped: the put says so and a later
  * put carries the content.
  *
@@ -450,13 +453,13 @@ static void try_delta(struct syncd *s, const struct wk_hash *h,
 	}
 	bbuf_init(&d, WIRE_CHUNK_MAX);
 	for (size_t i = 0; i < b.n; i++) {
+		struct bbuf t;
 		unsigned dd;
 
 		if (delta_against(s, &b.v[i], r, &d, &dd) || d.len >= out->len)
 			continue;
 		/* The smaller one wins; the buffers trade places. */
-		struct bbuf t = *out;
-
+		t = *out;
 		*out = d;
 		d = t;
 		*depth = dd;

@@ -4,7 +4,10 @@
  *
  * The recipe is one whole chunk named by the put's hash, or the recipe
  * chunk the put names: taken from the recipe cache when it has the put's
- * content (re-encoded and checked against that name), else fetched.
+ * content from that chunk (or re-encodes to it), else fetched: a plain
+ * recipe, or a delta recipe chunk resolved against the cached recipe of
+ * its base content or, failing that, by following its chain of base
+ * recipe chunks on the relay (resolve()).
  * Then each chunk comes from .wkfs/chunks (fetched earlier), from a local
  * content that holds it (syncd_local.c: the put's own file in DIR, an
  * object, any file whose cached recipe names it), or from the relay with

@@ -205,6 +205,38 @@ static void test_find_offsets_newest_first(void **state)
 	recipe_release(&b);
 }
 
+/* After a reopen, the contents stored last still come first: files are
+ * indexed by their modification times, not in directory order. */
+static void test_find_newest_after_reopen(void **state)
+{
+	struct env *e = *state;
+	struct recipe r = make(3, 4000);
+	struct wk_hash h[12];
+	struct places p;
+
+	for (int i = 0; i < 12; i++) {
+		/* stored in one order, modified in another */
+		long age = (i * 7) % 12;
+		struct timespec t[2] = {{.tv_sec = 1000000 + age},
+					{.tv_sec = 1000000 + age}};
+		char hex[WK_HASH_STRLEN], path[128];
+
+		h[i] = hash_of(5000 + (uint64_t)i);
+		assert_int_equal(rcache_put(e->rc, &h[i], &r, 3), 0);
+		snprintf(path, sizeof(path), RCACHE_DIR "/%s",
+			 wk_hash_str(&h[i], hex));
+		assert_int_equal(utimensat(e->dirfd, path, t, 0), 0);
+	}
+	rcache_close(e->rc);
+	assert_int_equal(rcache_open(e->dirfd, &e->rc), 0);
+	p = find(e->rc, &r.v[1]);
+	assert_int_equal(p.n, RCACHE_FIND_MAX);
+	/* age 11 is i = 5 (35 % 12), age 10 is i = 10 (70 % 12) */
+	assert_memory_equal(&p.content[0], &h[5], sizeof(h[5]));
+	assert_memory_equal(&p.content[1], &h[10], sizeof(h[10]));
+	recipe_release(&r);
+}
+
 static void test_index_rebuilt_after_reopen(void **state)
 {
 	struct env *e = *state;
@@ -378,6 +410,7 @@ int main(void)
 		T(test_put_get_round_trip),
 		T(test_epoch_never_goes_down),
 		T(test_find_offsets_newest_first),
+		T(test_find_newest_after_reopen),
 		T(test_index_rebuilt_after_reopen),
 		T(test_damaged_file_is_absent),
 		T(test_chunk_fd_matches_separate_reads),

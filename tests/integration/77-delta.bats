@@ -245,6 +245,20 @@ one_edit() {
 	cmp "$A/big" "$B/.wkfs/objects/$H3"
 	cp "$A/big" "$T/v3"
 
+	# A replica that has the older versions but no cached recipe at all
+	# (restored from a backup, say) resolves the whole chain on the
+	# relay: H3's delta, H2's, down to H1's plain recipe.
+	wk_init "$C"
+	remote "$C"
+	mkdir -p "$C/.wkfs/objects"
+	cp "$B/.wkfs/objects/$H1" "$B/.wkfs/objects/$H2" "$C/.wkfs/objects/"
+	[ ! -e "$C/.wkfs/recipes/$H2" ]
+	sync_dir "$C"
+	refute_output --partial refusing
+	cmp "$A/big" "$C/.wkfs/objects/$H3"
+	# its cache says so: H3's recipe chunk is two deltas from a plain one
+	[ "$(od -An -tu1 -j 29 -N 1 "$C/.wkfs/recipes/$H3" | tr -d ' ')" = 2 ]
+
 	# Again, and this time the relay lost the chunk the chain needs (a
 	# relay that loses chunks breaks the protocol's promise): B cannot
 	# resolve the recipe, says so, and keeps the put without content,

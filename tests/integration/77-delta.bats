@@ -163,11 +163,14 @@ one_edit() {
 	[ "$(wc -l <"$T/chunks")" -gt 3000 ]
 	# Under 192 KiB: the first and last bytes, one in the middle, and
 	# inside a big chunk (the largest up to 180,000 bytes: with the plain
-	# recipe, chunks over 117 KB went over).
+	# recipe, chunks over 117 KB went over).  Each in the middle of its
+	# chunk (or where no cut point can be): an edit within 64 bytes
+	# before a cut point moves it, below.
 	read -r boff blen < <(awk '$2 <= 180000' "$T/chunks" | sort -k2,2n | tail -1)
 	note "big chunk: $blen bytes at $boff"
 	[ "$blen" -gt 117000 ]
-	for pos in 0 $((256 * MIB - 1)) $((128 * MIB + 12345)) \
+	read -r moff mlen < <(awk -v m=$((128 * MIB)) '$1 <= m && m < $1 + $2' "$T/chunks")
+	for pos in 0 $((256 * MIB - 1)) $((moff + mlen / 2)) \
 		$((boff + blen / 2)); do
 		one_edit "$pos"
 	done

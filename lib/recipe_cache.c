@@ -27,8 +27,9 @@
 #include "content.h"
 
 #define MAGIC	    "WKRC"
-#define VERSION	    1
-#define HEAD_LEN    13 /* magic, version, epoch */
+#define VERSION	    2
+#define HEAD1_LEN   13 /* version 1: magic, version, epoch */
+#define HEAD_LEN    30 /* and the relay's recipe chunk, its depth */
 #define TRAILER_LEN 8  /* checksum */
 /* The largest plain recipe: tag, count, entries of name + 3-byte length. */
 #define FILE_MAX                                                            \
@@ -37,8 +38,9 @@
 #define NONE UINT32_MAX
 
 struct rc_src {
-	struct wk_hash hash; /* a content */
-	uint64_t epoch;	     /* its relay epoch, 0 when unknown */
+	struct wk_hash hash;   /* a content */
+	uint64_t epoch;	       /* its relay epoch, 0 when unknown */
+	struct rcache_ref ref; /* valid with epoch only */
 };
 
 /* One distinct chunk name of one content. */
@@ -145,7 +147,8 @@ static int grow(void **v, size_t *alloc, size_t n, size_t sz)
 
 /* Adds content h with recipe r to the index: 0 or -ENOMEM. */
 static int index_add(struct rcache *rc, const struct wk_hash *h,
-		     const struct recipe *r, uint64_t epoch)
+		     const struct recipe *r, uint64_t epoch,
+		     const struct rcache_ref *ref)
 {
 	uint32_t s = (uint32_t)rc->nsrc, *slot;
 	uint64_t off = 0;
@@ -156,7 +159,7 @@ static int index_add(struct rcache *rc, const struct wk_hash *h,
 		rc_ = tab_reserve(rc, &rc->srcs, src_key);
 	if (rc_)
 		return rc_;
-	rc->src[s] = (struct rc_src){.hash = *h, .epoch = epoch};
+	rc->src[s] = (struct rc_src){.hash = *h, .epoch = epoch, .ref = *ref};
 	rc->nsrc++;
 	*tab_slot(rc, &rc->srcs, src_key, h) = s;
 	rc->srcs.used++;
@@ -230,8 +233,10 @@ static bool parse_hex(const char *s, struct wk_hash *h)
 /* Reads the file of content hex: 0, -ENOENT (absent or damaged: removed),
  * -ENOMEM, -errno. */
 static int read_file(struct rcache *rc, const char *hex, struct recipe *out,
-		     uint64_t *epoch)
+		     uint64_t *epoch, struct rcache_ref *ref)
 {
+	size_t head;
+
 	uint8_t *p = NULL;
 	struct stat st;
 	size_t n = 0;
@@ -245,7 +250,7 @@ static int read_file(struct rcache *rc, const char *hex, struct recipe *out,
 		rc_ = -errno;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size < HEAD_LEN + 2 + TRAILER_LEN ||
+	if (!S_ISREG(st.st_mode) || st.st_size < HEAD1_LEN + 2 + TRAILER_LEN ||
 	    (uint64_t)st.st_size > FILE_MAX)
 		goto out_bad;
 	p = malloc((size_t)st.st_size);
@@ -262,12 +267,22 @@ static int read_file(struct rcache *rc, const char *hex, struct recipe *out,
 			goto out_bad;
 		n += (size_t)k;
 	}
-	if (memcmp(p, MAGIC, 4) || p[4] != VERSION ||
+	/* Version 1 files (no recipe chunk) are read as they are. */
+	head = p[4] == 1 ? HEAD1_LEN : HEAD_LEN;
+	if (memcmp(p, MAGIC, 4) || (p[4] != 1 && p[4] != VERSION) ||
+	    n < head + 2 + TRAILER_LEN ||
 	    XXH3_64bits(p, n - TRAILER_LEN) != get_u64le(p + n - TRAILER_LEN) ||
-	    recipe_decode(NULL, p + HEAD_LEN, n - HEAD_LEN - TRAILER_LEN, out))
+	    recipe_decode(NULL, p + head, n - head - TRAILER_LEN, out))
 		goto out_bad;
 	if (epoch)
 		*epoch = get_u64le(p + 5);
+	if (ref) {
+		memset(ref, 0, sizeof(*ref));
+		if (head == HEAD_LEN) {
+			memcpy(ref->chunk.b, p + HEAD1_LEN, 16);
+			ref->depth = p[HEAD1_LEN + 16];
+		}
+	}
 	goto out;
 
 out_bad:
@@ -280,7 +295,8 @@ out:
 }
 
 static int write_file(struct rcache *rc, const struct wk_hash *h,
-		      const struct recipe *r, uint64_t epoch)
+		      const struct recipe *r, uint64_t epoch,
+		      const struct rcache_ref *ref)
 {
 	char hex[WK_HASH_STRLEN], tmp[64];
 	uint8_t head[HEAD_LEN], sum[TRAILER_LEN];
@@ -291,6 +307,8 @@ static int write_file(struct rcache *rc, const struct wk_hash *h,
 	memcpy(head, MAGIC, 4);
 	head[4] = VERSION;
 	put_u64le(head + 5, epoch);
+	memcpy(head + HEAD1_LEN, ref->chunk.b, 16);
+	head[HEAD1_LEN + 16] = (uint8_t)ref->depth;
 	bbuf_init(&b, FILE_MAX);
 	bbuf_put(&b, head, sizeof(head));
 	recipe_encode(r, &b);
@@ -329,15 +347,33 @@ out:
 	return rc_;
 }
 
-/* Indexes every file; temporaries a crash left behind are removed. */
-static int load_all(struct rcache *rc)
-{
-	struct dirent *de;
-	DIR *d;
-	int fd;
+struct rc_file {
+	struct wk_hash hash;
+	struct timespec mtime;
+};
 
-	if (rc->loaded)
-		return 0;
+static int by_mtime(const void *a, const void *b)
+{
+	const struct rc_file *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return memcmp(x->hash.b, y->hash.b, sizeof(x->hash.b));
+}
+
+/* Lists the cache's files (temporaries a crash left behind are removed)
+ * into *out, oldest first. */
+static int list_files(struct rcache *rc, struct rc_file **out, size_t *n)
+{
+	struct rc_file *v = NULL;
+	struct dirent *de;
+	size_t alloc = 0;
+	DIR *d;
+	int fd, rc_ = 0;
+
+	*n = 0;
 	fd = openat(rc->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -347,29 +383,64 @@ static int load_all(struct rcache *rc)
 		return -errno;
 	}
 	while ((de = readdir(d))) {
-		struct recipe r;
 		struct wk_hash h;
-		uint64_t epoch;
-		int rc_;
+		struct stat st;
 
 		if (strstr(de->d_name, ".tmp.")) {
 			unlinkat(rc->dirfd, de->d_name, 0);
 			continue;
 		}
-		if (!parse_hex(de->d_name, &h) || src_find(rc, &h) != NONE)
+		if (!parse_hex(de->d_name, &h) ||
+		    fstatat(rc->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if (read_file(rc, de->d_name, &r, &epoch))
-			continue;
-		rc_ = index_add(rc, &h, &r, epoch);
-		recipe_release(&r);
-		if (rc_) {
-			closedir(d);
-			return rc_;
-		}
+		rc_ = grow((void **)&v, &alloc, *n, sizeof(*v));
+		if (rc_)
+			break;
+		v[(*n)++] = (struct rc_file){.hash = h, .mtime = st.st_mtim};
 	}
 	closedir(d);
-	rc->loaded = true;
+	if (rc_) {
+		free(v);
+		return rc_;
+	}
+	if (*n)
+		qsort(v, *n, sizeof(*v), by_mtime);
+	*out = v;
 	return 0;
+}
+
+/*
+ * Indexes every file, oldest first, so that rcache_find() reports the
+ * contents stored last first, across restarts too: after an edit, the
+ * version it replaced is the best base for a delta and the likeliest
+ * local copy of a chunk.
+ */
+static int load_all(struct rcache *rc)
+{
+	struct rc_file *v = NULL;
+	size_t n;
+	int rc_;
+
+	if (rc->loaded)
+		return 0;
+	rc_ = list_files(rc, &v, &n);
+	for (size_t i = 0; i < n && !rc_; i++) {
+		char hex[WK_HASH_STRLEN];
+		struct rcache_ref ref;
+		struct recipe r;
+		uint64_t epoch;
+
+		if (src_find(rc, &v[i].hash) != NONE ||
+		    read_file(rc, wk_hash_str(&v[i].hash, hex), &r, &epoch,
+			      &ref))
+			continue;
+		rc_ = index_add(rc, &v[i].hash, &r, epoch, &ref);
+		recipe_release(&r);
+	}
+	free(v);
+	if (!rc_)
+		rc->loaded = true;
+	return rc_;
 }
 
 /* ---- the interface ---- */
@@ -414,6 +485,14 @@ void rcache_close(struct rcache *rc)
 int rcache_put(struct rcache *rc, const struct wk_hash *h,
 	       const struct recipe *r, uint64_t epoch)
 {
+	return rcache_put_ref(rc, h, r, epoch, NULL);
+}
+
+int rcache_put_ref(struct rcache *rc, const struct wk_hash *h,
+		   const struct recipe *r, uint64_t epoch,
+		   const struct rcache_ref *ref)
+{
+	static const struct rcache_ref none;
 	uint32_t s;
 	int rc_;
 
@@ -421,16 +500,24 @@ int rcache_put(struct rcache *rc, const struct wk_hash *h,
 	if (rc_)
 		return rc_;
 	s = src_find(rc, h);
-	if (s != NONE && (epoch == 0 || rc->src[s].epoch == epoch))
+	if (epoch == 0 || !ref)
+		ref = &none;
+	/* Without a chunk, the same epoch keeps the chunk known. */
+	if (s != NONE &&
+	    (epoch == 0 ||
+	     (rc->src[s].epoch == epoch &&
+	      (ref == &none || !memcmp(&rc->src[s].ref.chunk, &ref->chunk,
+				       sizeof(ref->chunk))))))
 		return 0;
-	rc_ = write_file(rc, h, r, epoch);
+	rc_ = write_file(rc, h, r, epoch, ref);
 	if (rc_)
 		return rc_;
 	if (s != NONE) {
 		rc->src[s].epoch = epoch;
+		rc->src[s].ref = *ref;
 		return 0;
 	}
-	return index_add(rc, h, r, epoch);
+	return index_add(rc, h, r, epoch, ref);
 }
 
 int rcache_get(struct rcache *rc, const struct wk_hash *h, struct recipe *out,
@@ -438,7 +525,22 @@ int rcache_get(struct rcache *rc, const struct wk_hash *h, struct recipe *out,
 {
 	char hex[WK_HASH_STRLEN];
 
-	return read_file(rc, wk_hash_str(h, hex), out, epoch);
+	return read_file(rc, wk_hash_str(h, hex), out, epoch, NULL);
+}
+
+int rcache_ref(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch,
+	       struct rcache_ref *ref)
+{
+	uint32_t s;
+
+	if (load_all(rc))
+		return -ENOENT;
+	s = src_find(rc, h);
+	if (s == NONE)
+		return -ENOENT;
+	*epoch = rc->src[s].epoch;
+	*ref = rc->src[s].ref;
+	return 0;
 }
 
 int rcache_epoch(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch)

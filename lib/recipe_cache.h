@@ -20,8 +20,11 @@
  *
  * On disk: DIR/.wkfs/recipes/<32 hex of the content hash>, each file
  *
- *	"WKRC"  u8 version (1)  u64 epoch  plain recipe (recipe.h)
- *	u64 XXH3-64 of everything before it
+ *	"WKRC"  u8 version (2)  u64 epoch  name chunk  u8 depth
+ *	plain recipe (recipe.h)  u64 XXH3-64 of everything before it
+ *
+ * where chunk and depth are the content's rcache_ref (zero: none known);
+ * files of version 1 (without them) are still read, as "none known".
  *
  * (integers little-endian), written to a temporary and renamed into place,
  * not fsynced: a file lost or torn by a crash fails its checksum and is
@@ -63,6 +66,17 @@
 
 struct rcache;
 
+/*
+ * How the relay has a content's recipe: the name of the recipe chunk a
+ * put of it named (docs/protocol.md, "Content of a put"), and how many
+ * delta recipe chunks lead from it to a plain one (0: it is plain).  Only
+ * valid with the epoch it was stored with, like the chunks themselves.
+ */
+struct rcache_ref {
+	struct wk_hash chunk; /* zero: not known */
+	unsigned depth;	      /* 0 .. 255 */
+};
+
 /* Opens the cache beneath dirfd (a directory fd of DIR, dup'ed), creating
  * .wkfs/recipes (0700) when missing.  0 or -errno. */
 int rcache_open(int dirfd, struct rcache **out);
@@ -76,6 +90,18 @@ void rcache_close(struct rcache *rc);
  */
 int rcache_put(struct rcache *rc, const struct wk_hash *h,
 	       const struct recipe *r, uint64_t epoch);
+
+/* rcache_put() that also records how the relay has the recipe (ref may
+ * be NULL: not known; ignored with epoch 0).  At the epoch already
+ * stored, a NULL ref keeps the one known and another ref replaces it. */
+int rcache_put_ref(struct rcache *rc, const struct wk_hash *h,
+		   const struct recipe *r, uint64_t epoch,
+		   const struct rcache_ref *ref);
+
+/* The epoch and ref of content h's recipe, from the index: 0, or -ENOENT
+ * when none is cached (or the index cannot be built). */
+int rcache_ref(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch,
+	       struct rcache_ref *ref);
 
 /* Reads the recipe of content h into *out (initialised by the call) and
  * its epoch (may be NULL): 0, -ENOENT (none, or a damaged file, which is

@@ -952,3 +952,10 @@ int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 	op->id.actor = actor;
 	return 0;
 }
+
+enum wire_version_verdict wire_version_accept(uint32_t hello, uint32_t folder)
+{
+	if (hello < WIRE_VERSION_MIN || hello > WIRE_VERSION)
+		return WIRE_VERSION_UNKNOWN;
+	return hello < folder ? WIRE_VERSION_OLD : WIRE_VERSION_OK;
+}

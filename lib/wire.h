@@ -40,7 +40,30 @@
 
 #include "op.h"
 
-#define WIRE_VERSION 1
+/*
+ * Protocol versions (docs/protocol.md): a client speaks WIRE_VERSION; the
+ * relay speaks WIRE_VERSION_MIN .. WIRE_VERSION and answers WELCOME with
+ * the client's.  Version 2 adds delta recipe chunks and says that payloads
+ * of formats 3 and 4 may be in the folder, so a folder that stored ops of
+ * a version-2 session refuses version-1 HELLOs.
+ */
+#define WIRE_VERSION	 2
+#define WIRE_VERSION_MIN 1
+
+/*
+ * The relay's answer to a HELLO of version `hello` for a folder at version
+ * `folder` (the highest version of a session that stored ops in it):
+ *   WIRE_VERSION_OK       WELCOME, speaking `hello`;
+ *   WIRE_VERSION_UNKNOWN  ERROR version: the relay does not speak it;
+ *   WIRE_VERSION_OLD      ERROR version: the folder holds ops a client of
+ *                         that version would skip (upgrade the client).
+ */
+enum wire_version_verdict {
+	WIRE_VERSION_OK = 0,
+	WIRE_VERSION_UNKNOWN,
+	WIRE_VERSION_OLD,
+};
+enum wire_version_verdict wire_version_accept(uint32_t hello, uint32_t folder);
 
 #define WIRE_FRAME_MAX	 (8u << 20)  /* one message */
 #define WIRE_BATCH_MAX	 1024u	     /* ops in one OPS or PUSH */

@@ -201,6 +201,24 @@ out_corrupt:
 	return -EIO;
 }
 
+/*
+ * folder_proto(folder, version): the highest protocol version of a session
+ * that stored ops in the folder (docs/protocol.md, "Version 2").  Created
+ * when missing, so a relay.db of schema 1 gains it without a migration; a
+ * folder without a row is at version 1.
+ */
+static int proto_table(struct relay_db *db, char *err, size_t errlen)
+{
+	int rc = exec(db, "CREATE TABLE IF NOT EXISTS folder_proto("
+			  " folder INTEGER PRIMARY KEY REFERENCES folders(id),"
+			  " version INTEGER NOT NULL)");
+
+	if (rc)
+		snprintf(err, errlen, "cannot create folder_proto: %s",
+			 sqlite3_errmsg(db->sql));
+	return rc;
+}
+
 int relay_db_open(const char *dir, struct relay_db **out, char *err,
 		  size_t errlen)
 {
@@ -231,6 +249,8 @@ int relay_db_open(const char *dir, struct relay_db **out, char *err,
 	rc = set_schema(db, err, errlen);
 	if (!rc)
 		rc = exec(db, import_sql);
+	if (!rc)
+		rc = proto_table(db, err, errlen);
 	if (rc) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: %s", path,
@@ -619,4 +639,41 @@ int relay_db_empty(struct relay_db *db, bool *empty)
 		*empty = sqlite3_column_int64(st, 0) == 0;
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+}
+
+int relay_db_proto_get(struct relay_db *db, int64_t folder, uint32_t *version)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"SELECT version FROM folder_proto"
+				" WHERE folder = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, folder);
+	rc = sqlite3_step(st);
+	*version = rc == SQLITE_ROW ? (uint32_t)sqlite3_column_int64(st, 0) : 1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : rc_errno(rc);
+}
+
+int relay_db_proto_raise(struct relay_db *db, int64_t folder, uint32_t version)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"INSERT INTO folder_proto(folder, version)"
+				" VALUES(?1, ?2) ON CONFLICT(folder) DO UPDATE"
+				" SET version = max(version, excluded.version)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, version);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }

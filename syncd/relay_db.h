@@ -13,6 +13,7 @@
  *                                         relay_git.c committed; "git_id":
  *                                         names this relay in commits;
  *                                         "rebuilt": made from git
+ *   folder_proto(folder, version)         protocol of its newest pusher
  *
  * WAL with synchronous=FULL: a committed push survives power loss, so the
  * relay may acknowledge it.  Not thread-safe: the relay uses one handle from
@@ -128,6 +129,15 @@ int relay_db_import_finish(struct relay_db *db, int64_t folder, uint64_t *head);
 
 /* *empty: no folder at all. */
 int relay_db_empty(struct relay_db *db, bool *empty);
+
+/*
+ * The protocol version of a folder: the highest version of a session that
+ * stored ops in it (1 when none did).  raise() never lowers it and is
+ * durable before it returns, so calling it before relay_db_push() means a
+ * folder never holds ops its version does not tell.
+ */
+int relay_db_proto_get(struct relay_db *db, int64_t folder, uint32_t *version);
+int relay_db_proto_raise(struct relay_db *db, int64_t folder, uint32_t version);
 
 const char *relay_db_errmsg(struct relay_db *db);
 

@@ -71,7 +71,9 @@ struct conn {
 	char folder[WIRE_FOLDER_MAX + 1];
 	uint8_t token_hash[RELAY_TOKEN_HASH_LEN];
 	uint64_t actor;
-	uint64_t send_seq; /* every op up to here was sent (or skipped) */
+	uint32_t version;      /* agreed in HELLO */
+	uint32_t folder_proto; /* relay_db_proto_get(), kept up to date */
+	uint64_t send_seq;     /* every op up to here was sent (or skipped) */
 	bool caught_up_sent;
 
 	/* input */
@@ -241,11 +243,12 @@ static void on_hello(struct conn *c, const struct wire_msg *m)
 	bool ok;
 	int rc;
 
-	if (m->hello.version != WIRE_VERSION) {
+	if (wire_version_accept(m->hello.version, WIRE_VERSION_MIN) ==
+	    WIRE_VERSION_UNKNOWN) {
 		conn_fail(c, WIRE_ERR_VERSION,
 			  "protocol version %u is not supported; this relay"
-			  " speaks version %d",
-			  m->hello.version, WIRE_VERSION);
+			  " speaks versions %d to %d: upgrade wkfs-relay",
+			  m->hello.version, WIRE_VERSION_MIN, WIRE_VERSION);
 		return;
 	}
 	token_hash(m->hello.token, WIRE_TOKEN_LEN, hash);
@@ -269,6 +272,21 @@ static void on_hello(struct conn *c, const struct wire_msg *m)
 			  "the URL names another folder than HELLO");
 		return;
 	}
+	/* After auth: a stranger learns nothing about the folder. */
+	rc = relay_db_proto_get(c->r->db, f.id, &c->folder_proto);
+	if (rc) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot read folders: %s",
+			  strerror(-rc));
+		return;
+	}
+	if (wire_version_accept(m->hello.version, c->folder_proto) ==
+	    WIRE_VERSION_OLD) {
+		conn_fail(c, WIRE_ERR_VERSION,
+			  "this folder holds ops of protocol version %u, which"
+			  " a version %u client would skip: upgrade wkfs",
+			  c->folder_proto, m->hello.version);
+		return;
+	}
 	if (m->hello.cursor > f.head) {
 		conn_fail(c, WIRE_ERR_CURSOR,
 			  "cursor %llu is beyond this relay's head %llu:"
@@ -289,11 +307,12 @@ static void on_hello(struct conn *c, const struct wire_msg *m)
 	memcpy(c->folder, f.name, sizeof(c->folder));
 	memcpy(c->token_hash, f.token_hash, sizeof(c->token_hash));
 	c->actor = m->hello.actor;
+	c->version = m->hello.version;
 	c->send_seq = m->hello.cursor;
 	c->state = CONN_READY;
 	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
 	live_add(c);
-	w.welcome.version = WIRE_VERSION;
+	w.welcome.version = c->version;
 	w.welcome.head_seq = f.head;
 	conn_queue(c, &w);
 	if (c->r->o->verbose)
@@ -354,6 +373,33 @@ static void commit_later(struct relay *r)
 			 at > now ? at - now : 1);
 }
 
+/*
+ * The first push of a newer session raises the folder's version (durably,
+ * before its ops are stored) and ends the sessions of older clients, which
+ * would skip what they cannot read and move their cursor past it.
+ */
+static int raise_proto(struct conn *c)
+{
+	int rc = relay_db_proto_raise(c->r->db, c->folder_id, c->version);
+
+	if (rc) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",
+			  strerror(-rc));
+		return rc;
+	}
+	for (struct conn *o = c->r->live; o; o = o->next) {
+		if (o->folder_id != c->folder_id)
+			continue;
+		o->folder_proto = c->version;
+		if (o->version < c->version)
+			conn_fail(o, WIRE_ERR_VERSION,
+				  "this folder now holds ops of protocol"
+				  " version %u: upgrade wkfs",
+				  c->version);
+	}
+	return 0;
+}
+
 static void on_push(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_ACK};
@@ -365,6 +411,11 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	if (relay_chunk_staged_any(c->r->stage))
 		commit_chunks(c->r);
 	fault_point("relay.push");
+	if (c->version > c->folder_proto && m->batch.count) {
+		rc = raise_proto(c);
+		if (rc)
+			return;
+	}
 	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
 	if (rc) {
 		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",

@@ -22,7 +22,7 @@
  * Lines: "welcome HEAD", "op SEQ ACTOR HLC LEN KIND NAME", "caught_up SEQ",
  * "ack BATCH HIGH_SEQ", "missing NAME", "chunk_ack NAME", "chunk NAME LEN",
  * "not_found NAME", "error CODE NAME: REASON", "close STATUS REASON",
- * "recv TYPE" (raw: any other message).
+ * "recv TYPE" (raw: any other message; "recv WELCOME version V").
  * Exit: 0 done, 1 usage or connection failure, 3 the relay sent ERROR or
  * closed, 4 timeout, 5 chunk not found.
  */
@@ -573,7 +573,9 @@ static int cmd_raw(int argc, char **argv)
 	free(frame);
 	while (!rc) {
 		rc = wsc_recv(c, timeout_ms, &m);
-		if (!rc)
+		if (!rc && m.type == WIRE_WELCOME)
+			printf("recv WELCOME version %u\n", m.welcome.version);
+		else if (!rc)
 			printf("recv %s\n", wire_type_name(m.type));
 	}
 	rc = report(c, rc);

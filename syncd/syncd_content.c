@@ -7,8 +7,11 @@
  * nodes table, read once to check it still has the put's hash and to cut
  * it into chunks (rcache_chunk_fd), and the chunks the relay may lack are
  * asked about (HAVE -> MISSING) and sent with CHUNK_PUT, each hashed again
- * as it is read.  A file of several chunks also ships its plain recipe as
- * a chunk; the put names it (payload format 2, docs/protocol.md).  A file
+ * as it is read.  A file of several chunks also ships its recipe as a
+ * chunk, the put names it (payload format 4, docs/protocol.md): a delta
+ * against the recipe of a content the relay has (usually the version the
+ * put replaced) when that is smaller, else the plain recipe; nothing when
+ * the relay has this content's recipe chunk already.  A file
  * that changed since its put is not shipped: the put says so and a later
  * put carries the content.
  *
@@ -371,6 +374,131 @@ static int plan_upload(struct syncd *s, struct upload *u, bool rec_known)
 	return 0;
 }
 
+/* ---- the recipe chunk ---- */
+
+static bool hash_zero(const struct wk_hash *h)
+{
+	static const struct wk_hash zero;
+
+	return !memcmp(h, &zero, sizeof(zero));
+}
+
+/* Contents whose recipes may serve as the base of a delta. */
+struct bases {
+	struct syncd *s;
+	const struct wk_hash *self;
+	struct wk_hash v[RCACHE_FIND_MAX];
+	size_t n;
+};
+
+static int add_base(void *arg, const struct wk_hash *content, uint64_t off,
+		    uint64_t epoch)
+{
+	struct bases *b = arg;
+
+	if (epoch != b->s->epoch || !memcmp(content, b->self, sizeof(*content)))
+		return 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (!memcmp(&b->v[i], content, sizeof(*content)))
+			return 0;
+	if (b->n < RCACHE_FIND_MAX)
+		b->v[b->n++] = *content;
+	return 0;
+}
+
+/* Encodes r as a delta against content c into d (reset first): 0, or
+ * nonzero when c cannot serve (its recipe chunk is not known to be on the
+ * relay, its chain is at the limit, or the delta does not fit). */
+static int delta_against(struct syncd *s, const struct wk_hash *c,
+			 const struct recipe *r, struct bbuf *d,
+			 unsigned *depth)
+{
+	struct recipe base = RECIPE_INIT;
+	struct rcache_ref ref;
+	uint64_t epoch;
+	int rc;
+
+	if (rcache_ref(s->rcache, c, &epoch, &ref) || epoch != s->epoch ||
+	    hash_zero(&ref.chunk) || ref.depth + 1 > RCHUNK_CHAIN_MAX ||
+	    rcache_get(s->rcache, c, &base, NULL))
+		return -ENOENT;
+	bbuf_reset(d);
+	bbuf_put_u8(d, RCHUNK_DELTA);
+	bbuf_put(d, c->b, WIRE_NAME_LEN);
+	bbuf_put(d, ref.chunk.b, WIRE_NAME_LEN);
+	rc = recipe_delta_encode(&base, r, d);
+	recipe_release(&base);
+	*depth = ref.depth + 1;
+	return rc ? rc : bbuf_error(d);
+}
+
+/*
+ * Replaces the plain recipe in out by a delta against the cached recipe
+ * of another content, when one is smaller.  The bases tried are the
+ * contents that hold a few of r's chunks and whose recipe chunks are on
+ * the relay at this epoch: after an edit, the version it replaced (the
+ * put's base), but a copy or an older version serves as well; the
+ * receiver needs only the chain the delta names.  *depth: 0 for plain.
+ */
+static void try_delta(struct syncd *s, const struct wk_hash *h,
+		      const struct recipe *r, struct bbuf *out, unsigned *depth)
+{
+	struct bases b = {.s = s, .self = h};
+	struct bbuf d;
+
+	*depth = 0;
+	if (!s->rcache || r->n < 2)
+		return;
+	for (size_t k = 0; k < 5; k++) {
+		const struct recipe_entry *e = &r->v[(r->n - 1) * k / 4];
+
+		rcache_find(s->rcache, &e->name, e->len, add_base, &b);
+	}
+	bbuf_init(&d, WIRE_CHUNK_MAX);
+	for (size_t i = 0; i < b.n; i++) {
+		struct bbuf t;
+		unsigned dd;
+
+		if (delta_against(s, &b.v[i], r, &d, &dd) || d.len >= out->len)
+			continue;
+		/* The smaller one wins; the buffers trade places. */
+		t = *out;
+		*out = d;
+		d = t;
+		*depth = dd;
+	}
+	bbuf_release(&d);
+}
+
+/*
+ * The recipe chunk of content h (recipe r): *known when the relay has
+ * one already (this content was shipped or fetched at this epoch: only
+ * its name is needed), else its bytes in out.  *ref says what to cache
+ * once it is uploaded.  -E2BIG: the recipe does not fit in a chunk.
+ */
+static int recipe_chunk(struct syncd *s, const struct wk_hash *h,
+			const struct recipe *r, struct bbuf *out,
+			struct rcache_ref *ref, bool *known)
+{
+	uint64_t epoch;
+	int rc;
+
+	*known = false;
+	if (s->rcache && !rcache_ref(s->rcache, h, &epoch, ref) &&
+	    epoch == s->epoch && !hash_zero(&ref->chunk)) {
+		*known = true;
+		return 0;
+	}
+	rc = recipe_encode(r, out);
+	if (rc)
+		return rc;
+	/* Every session speaks version 2 (ws_client refuses a WELCOME of
+	 * another), the one that has delta recipe chunks. */
+	try_delta(s, h, r, out, &ref->depth);
+	content_hash_buf(out->p, out->len, &ref->chunk);
+	return 0;
+}
+
 static int upload(struct syncd *s, struct upload *u)
 {
 	uint64_t off = 0;
@@ -406,13 +534,15 @@ out:
 
 /* Cuts the open file, checks it against op, and uploads its chunks. */
 static int ship_fd(struct syncd *s, int fd, const struct wk_op *op,
-		   const char *path, struct wire_content_ref *ref)
+		   const char *path, struct wire_content_ref *cref)
 {
 	struct recipe r = RECIPE_INIT;
 	struct upload u = {.fd = fd, .r = &r};
+	struct rcache_ref ref = {.depth = 0};
 	struct bbuf rec;
 	struct wk_hash h;
-	uint64_t size, epoch = 0;
+	bool known = false;
+	uint64_t size;
 	int rc;
 
 	bbuf_init(&rec, WIRE_CHUNK_MAX);
@@ -428,18 +558,19 @@ static int ship_fd(struct syncd *s, int fd, const struct wk_op *op,
 		goto out;
 	}
 	if (r.n > 1) {
-		if (recipe_encode(&r, &rec)) {
+		rc = recipe_chunk(s, &h, &r, &rec, &ref, &known);
+		if (rc == -ENOMEM)
+			goto out;
+		if (rc) {
 			content_not_shipped(op, path,
 					    "its recipe exceeds one chunk");
+			rc = 0;
 			goto out;
 		}
-		content_hash_buf(rec.p, rec.len, &u.rec_name);
+		u.rec_name = ref.chunk;
 		u.rec = &rec;
 	}
-	/* Shipped or fetched at this epoch: its recipe chunk is there. */
-	if (s->rcache && rcache_epoch(s->rcache, &h, &epoch))
-		epoch = 0;
-	rc = plan_upload(s, &u, epoch && epoch == s->epoch);
+	rc = plan_upload(s, &u, known);
 	if (!rc)
 		rc = upload(s, &u);
 	if (rc == -ESTALE) {
@@ -450,13 +581,24 @@ static int ship_fd(struct syncd *s, int fd, const struct wk_op *op,
 	}
 	if (rc)
 		goto out;
-	wk_debug("put of %s: %zu chunks, asked about %zu", path, r.n, u.nwant);
-	ref->how = r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
+	if (r.n > 1 && known)
+		wk_info("put of %s: %zu chunks, asked about %zu, recipe chunk "
+			"on the relay already",
+			path, r.n, u.nwant);
+	else if (r.n > 1)
+		wk_info("put of %s: %zu chunks, asked about %zu, recipe chunk "
+			"of %zu bytes (%s, depth %u)",
+			path, r.n, u.nwant, rec.len,
+			ref.depth ? "delta" : "plain", ref.depth);
+	else
+		wk_debug("put of %s: one chunk, asked about %zu", path,
+			 u.nwant);
+	cref->how = r.n > 1 ? WIRE_CONTENT_RECIPE : WIRE_CONTENT_WHOLE;
 	if (r.n > 1) {
-		ref->recipe = u.rec_name;
+		cref->recipe = u.rec_name;
 		/* Every chunk and the recipe are on the relay now. */
 		if (s->rcache)
-			rcache_put(s->rcache, &h, &r, s->epoch);
+			rcache_put_ref(s->rcache, &h, &r, s->epoch, &ref);
 	}
 out:
 	free(u.want);

@@ -4,7 +4,10 @@
  *
  * The recipe is one whole chunk named by the put's hash, or the recipe
  * chunk the put names: taken from the recipe cache when it has the put's
- * content (re-encoded and checked against that name), else fetched.
+ * content from that chunk (or re-encodes to it), else fetched: a plain
+ * recipe, or a delta recipe chunk resolved against the cached recipe of
+ * its base content or, failing that, by following its chain of base
+ * recipe chunks on the relay (resolve()).
  * Then each chunk comes from .wkfs/chunks (fetched earlier), from a local
  * content that holds it (syncd_local.c: the put's own file in DIR, an
  * object, any file whose cached recipe names it), or from the relay with
@@ -172,18 +175,26 @@ static int get_names(struct syncd *s, uint8_t *names, size_t n, size_t *fetched)
 
 /* ---- the recipe ---- */
 
-/* The cached recipe of the put's content, if its encoding is the chunk
- * the put names. */
+/* The cached recipe of the put's content, if it came from the chunk the
+ * put names (or its plain encoding is that chunk). */
 static bool recipe_from_cache(struct syncd *s, const struct wk_op *op,
 			      const struct wire_content_ref *ref,
-			      struct recipe *r)
+			      struct recipe *r, unsigned *depth)
 {
+	struct rcache_ref have;
 	struct wk_hash name;
+	uint64_t epoch;
 	struct bbuf b;
 	bool ok;
 
 	if (!s->rcache || rcache_get(s->rcache, &op->hash, r, NULL))
 		return false;
+	*depth = 0;
+	if (!rcache_ref(s->rcache, &op->hash, &epoch, &have) &&
+	    !memcmp(&have.chunk, &ref->recipe, sizeof(have.chunk))) {
+		*depth = have.depth;
+		return true;
+	}
 	bbuf_init(&b, WIRE_CHUNK_MAX);
 	ok = !recipe_encode(r, &b);
 	if (ok)
@@ -195,34 +206,153 @@ static bool recipe_from_cache(struct syncd *s, const struct wk_op *op,
 	return ok;
 }
 
-/* The recipe of a put: one whole chunk, cached, or fetched and decoded. */
-static int load_recipe(struct syncd *s, const struct wk_op *op,
-		       const struct wire_content_ref *ref, struct recipe *r)
+/* Reads recipe chunk name (fetched if need be) into buf: its length or
+ * -errno. */
+static ssize_t read_rchunk(struct syncd *s, const struct wk_hash *name,
+			   uint8_t *buf)
 {
-	uint8_t name[WIRE_NAME_LEN], *buf;
+	uint8_t n[WIRE_NAME_LEN];
+	int rc;
+
+	memcpy(n, name->b, WIRE_NAME_LEN);
+	if (!cache_have(s, name)) {
+		rc = get_names(s, n, 1, NULL);
+		if (rc)
+			return rc;
+	}
+	return cache_read(s, name, buf, WIRE_CHUNK_MAX);
+}
+
+/*
+ * Applies the delta recipe chunk in buf[0 .. n) to the cached recipe of
+ * its base content: 0 with *out and *depth (the deltas from this chunk to
+ * a plain one: RCHUNK_CHAIN_MAX when the base's own chain is not known);
+ * -ESTALE when nothing usable is cached (absent, or not the recipe the
+ * delta was made against: follow the chain instead); -errno.
+ */
+static int from_cached_base(struct syncd *s, const struct wk_hash *content,
+			    const struct wk_hash *chunk, const uint8_t *buf,
+			    size_t n, struct recipe *out, unsigned *depth)
+{
+	char hs[WK_HASH_STRLEN];
+	struct recipe cached;
+	struct rcache_ref ref;
+	uint64_t epoch;
+	int rc;
+
+	if (!s->rcache || rcache_get(s->rcache, content, &cached, NULL))
+		return -ESTALE;
+	rc = recipe_delta_apply(&cached, buf + RCHUNK_HEAD_LEN,
+				n - RCHUNK_HEAD_LEN, out);
+	recipe_release(&cached);
+	if (rc == -ESTALE)
+		wk_warn("the cached recipe of %s is not the one a delta "
+			"recipe was made against: following its chain",
+			wk_hash_str(content, hs));
+	if (rc)
+		return rc;
+	*depth = RCHUNK_CHAIN_MAX;
+	if (!rcache_ref(s->rcache, content, &epoch, &ref) &&
+	    !memcmp(&ref.chunk, chunk, sizeof(ref.chunk)))
+		*depth = 1 + ref.depth;
+	return 0;
+}
+
+/*
+ * The recipe in recipe chunk `top`, following delta recipe chunks down to
+ * a base whose recipe this replica has cached (and that the delta accepts:
+ * a cached recipe that is not the one the delta was made against gives
+ * -ESTALE and the chain is followed further) or to a plain recipe chunk,
+ * then applying the deltas back up.  *depth gets the deltas between top
+ * and a plain chunk (RCHUNK_CHAIN_MAX when a cached base's is not known).
+ * 0; -EBADMSG (a malformed chunk); -ELOOP (a chain over the limit);
+ * -ESTALE (a delta does not fit the recipe its chain leads to); -ENOENT
+ * (the relay lacks a chunk of the chain); -errno.
+ */
+static int resolve(struct syncd *s, const struct wk_hash *top,
+		   struct recipe *out, unsigned *depth)
+{
+	/* Every chunk read, top first: at most the deltas and a plain. */
+	struct wk_hash seen[RCHUNK_CHAIN_MAX + 1], base_content;
+	struct recipe base = RECIPE_INIT, next;
+	uint8_t *buf = malloc(WIRE_CHUNK_MAX);
+	size_t nseen = 0, ndelta; /* deltas still to apply: seen[0..) */
 	ssize_t n;
 	int rc = 0;
 
-	recipe_init(r);
-	if (ref->how == WIRE_CONTENT_WHOLE)
-		return recipe_push(r, &op->hash, (uint32_t)op->size);
-	if (recipe_from_cache(s, op, ref, r))
-		return 0;
-	memcpy(name, ref->recipe.b, WIRE_NAME_LEN);
-	if (!cache_have(s, &ref->recipe))
-		rc = get_names(s, name, 1, NULL);
-	if (rc)
-		return rc;
-	buf = malloc(WIRE_CHUNK_MAX);
+	recipe_init(out);
 	if (!buf)
 		return -ENOMEM;
-	n = cache_read(s, &ref->recipe, buf, WIRE_CHUNK_MAX);
-	cache_drop(s, &ref->recipe);
-	rc = n < 0 ? (int)n : recipe_decode(NULL, buf, (size_t)n, r);
+	seen[nseen++] = *top;
+	for (;;) {
+		n = read_rchunk(s, &seen[nseen - 1], buf);
+		if (n < 0) {
+			rc = (int)n;
+			goto out;
+		}
+		if (n > 0 && buf[0] == RECIPE_TAG_PLAIN) {
+			rc = recipe_decode(NULL, buf, (size_t)n, &base);
+			ndelta = nseen - 1;
+			*depth = (unsigned)ndelta;
+			break;
+		}
+		if (n <= RCHUNK_HEAD_LEN || buf[0] != RCHUNK_DELTA) {
+			rc = -EBADMSG;
+			goto out;
+		}
+		if (nseen == RCHUNK_CHAIN_MAX + 1) {
+			rc = -ELOOP;
+			goto out;
+		}
+		memcpy(base_content.b, buf + 1, WIRE_NAME_LEN);
+		memcpy(seen[nseen].b, buf + 1 + WIRE_NAME_LEN, WIRE_NAME_LEN);
+		nseen++;
+		rc = from_cached_base(s, &base_content, &seen[nseen - 1], buf,
+				      (size_t)n, &base, depth);
+		if (rc != -ESTALE) {
+			/* Done (this delta applied) or failed. */
+			ndelta = nseen - 2;
+			*depth += (unsigned)ndelta;
+			break;
+		}
+	}
+	/* Back up the chain: each delta applies to the recipe below it. */
+	while (!rc && ndelta > 0) {
+		n = cache_read(s, &seen[--ndelta], buf, WIRE_CHUNK_MAX);
+		if (n <= RCHUNK_HEAD_LEN) {
+			rc = n < 0 ? (int)n : -EBADMSG;
+			break;
+		}
+		rc = recipe_delta_apply(&base, buf + RCHUNK_HEAD_LEN,
+					(size_t)n - RCHUNK_HEAD_LEN, &next);
+		recipe_release(&base);
+		base = next;
+	}
+	if (!rc) {
+		*out = base;
+		recipe_init(&base);
+	}
+out:
+	for (size_t i = 0; i < nseen; i++)
+		cache_drop(s, &seen[i]);
+	recipe_release(&base);
 	free(buf);
-	if (rc == -ESTALE)
-		rc = -EBADMSG;
 	return rc;
+}
+
+/* The recipe of a put: one whole chunk, cached, or fetched and decoded
+ * (*depth: its delta chain, 0 for plain). */
+static int load_recipe(struct syncd *s, const struct wk_op *op,
+		       const struct wire_content_ref *ref, struct recipe *r,
+		       unsigned *depth)
+{
+	recipe_init(r);
+	*depth = 0;
+	if (ref->how == WIRE_CONTENT_WHOLE)
+		return recipe_push(r, &op->hash, (uint32_t)op->size);
+	if (recipe_from_cache(s, op, ref, r, depth))
+		return 0;
+	return resolve(s, &ref->recipe, r, depth);
 }
 
 /* ---- assembling ---- */
@@ -358,6 +488,7 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 {
 	struct fetch f = {.src = NULL};
 	char hs[WK_HASH_STRLEN];
+	struct rcache_ref cref = {.depth = 0};
 	struct wk_hash got;
 	int rc;
 
@@ -365,7 +496,7 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 		return 0;
 	mkdirat(s->dirfd, CHUNK_CACHE, 0700);
 	local_init(&f.lc, s, op);
-	rc = load_recipe(s, op, ref, &f.r);
+	rc = load_recipe(s, op, ref, &f.r, &cref.depth);
 	if (!rc && recipe_size(&f.r) != op->size)
 		rc = -EBADMSG;
 	if (!rc)
@@ -379,18 +510,32 @@ int content_fetch(struct syncd *s, const struct wk_op *op,
 	if (!rc) {
 		wk_info("content %s: %zu chunks, %zu found here, %zu fetched",
 			wk_hash_str(&op->hash, hs), f.r.n, f.nlocal, f.fetched);
+		/* The relay has this recipe in the chunk the put names. */
+		cref.chunk = ref->recipe;
 		if (f.r.n > 1 && s->rcache)
-			rcache_put(s->rcache, &op->hash, &f.r, s->epoch);
+			rcache_put_ref(s->rcache, &op->hash, &f.r, s->epoch,
+				       &cref);
 	}
 	for (size_t i = 0; i < f.r.n; i++)
 		cache_drop(s, &f.r.v[i].name);
 	local_release(&f.lc);
 	recipe_release(&f.r);
 	free(f.src);
-	if (rc == -EBADMSG || rc == -ENOENT) {
-		content_refuse(op, rc == -ENOENT
-					   ? "the relay lacks a chunk of it"
-					   : "it does not match its hash");
+	switch (rc) {
+	case -ENOENT:
+		content_refuse(op, "the relay lacks a chunk of it (or of its "
+				   "recipe's chain)");
+		return 0;
+	case -EBADMSG:
+		content_refuse(op,
+			       "it (or its recipe) does not match its hash");
+		return 0;
+	case -ESTALE:
+	case -ELOOP:
+		content_refuse(
+			op, rc == -ELOOP ? "its delta recipe chain is too long"
+					 : "its delta recipe does not fit the "
+					   "recipe its chain leads to");
 		return 0;
 	}
 	return rc;

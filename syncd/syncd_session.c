@@ -60,6 +60,12 @@ static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 	s->cursor_refused = s->peer_error == WIRE_ERR_CURSOR;
 	if (rc) {
 		syncd_fail(s, *out, rc, "the session");
+		/* A relay of protocol 1 names only its own version. */
+		if (s->peer_error == WIRE_ERR_VERSION &&
+		    !strstr(s->err, "upgrade"))
+			snprintf(s->err + strlen(s->err),
+				 sizeof(s->err) - strlen(s->err),
+				 ": upgrade wkfs-relay");
 		wsc_close(*out);
 		*out = NULL;
 	}

@@ -268,19 +268,64 @@ seqs() { awk '$1 == "op" { print $2 }'; }
 	assert_line 'op 1 0000000000000007 1 46 mkdir op-1'
 }
 
-@test "an unknown protocol version is refused with the one spoken" {
+@test "an unknown protocol version is refused with the ones spoken" {
 	tok=$(add_folder Notes)
 	folder=$(printf Notes | od -An -tx1 | tr -d ' \n')
-	hello=0102000000"05000000$folder"20000000"$tok"
+	hello=0103000000"05000000$folder"20000000"$tok"
 	hello=$hello"0700000000000000""0000000000000000"
 	run rt raw "$(url Notes)" "$hello"
 	assert_failure 3
-	assert_line --regexp '^error 2 version: protocol version 2 .* version 1$'
-	# The same HELLO with version 1 is welcome.
+	assert_line --regexp '^error 2 version: protocol version 3 .* versions 1 to 2: upgrade wkfs-relay$'
+	run rt raw "$(url Notes)" "0100000000${hello:10}"
+	assert_line --regexp '^error 2 version: protocol version 0 '
+	# Versions 1 and 2 are welcome, each with its own version.
 	run "$RT" --timeout 1 raw "$(url Notes)" "0101000000${hello:10}"
-	assert_line 'recv WELCOME'
+	assert_line 'recv WELCOME version 1'
 	assert_line 'recv CAUGHT_UP'
 	assert_line 'timeout'
+	run "$RT" --timeout 1 raw "$(url Notes)" "0102000000${hello:10}"
+	assert_line 'recv WELCOME version 2'
+}
+
+@test "a folder with ops of a version-2 client refuses version 1" {
+	tok=$(add_folder Notes)
+	tok2=$(add_folder Other)
+	folder=$(printf Notes | od -An -tx1 | tr -d ' \n')
+	hello1=0101000000"05000000$folder"20000000"$tok"
+	hello1=$hello1"0800000000000000""0000000000000000"
+	# A version-1 session is live when the first version-2 push comes.
+	"$RT" --timeout 60 raw "$(url Notes)" "$hello1" >"$BATS_TEST_TMPDIR/v1" 2>&1 &
+	v1=$!
+	BG_PIDS+=("$v1")
+	wait_until 30 grep -q '^recv CAUGHT_UP' "$BATS_TEST_TMPDIR/v1"
+
+	run rt push "$(url Notes)" "$tok" 7 1
+	assert_success
+	# It is told to upgrade and closed, not sent ops it would skip.
+	wait_until 30 not_running "$v1"
+	run cat "$BATS_TEST_TMPDIR/v1"
+	assert_line --regexp '^error 2 version: this folder now holds ops of protocol version 2: upgrade wkfs$'
+	refute_line --partial 'recv OPS'
+
+	# New version-1 sessions are refused, and say why; version 2 is fine.
+	run rt raw "$(url Notes)" "$hello1"
+	assert_failure 3
+	assert_line 'error 2 version: this folder holds ops of protocol version 2, which a version 1 client would skip: upgrade wkfs'
+	run rt pull "$(url Notes)" "$tok" 9 0
+	assert_success
+	assert_line 'caught_up 1'
+	# Only that folder, and only after auth: a wrong token is `auth`.
+	folder2=$(printf Other | od -An -tx1 | tr -d ' \n')
+	run "$RT" --timeout 1 raw "$(url Other)" "0101000000""05000000$folder2""20000000$tok2""0800000000000000""0000000000000000"
+	assert_line 'recv WELCOME version 1'
+	run rt raw "$(url Notes)" "0101000000""05000000$folder""20000000$tok2""0800000000000000""0000000000000000"
+	assert_line --partial 'error 3 auth'
+
+	# The folder's version survives a relay restart.
+	stop_relay
+	start_relay
+	run rt raw "$(url Notes)" "$hello1"
+	assert_line --partial 'error 2 version: this folder holds ops of protocol version 2'
 }
 
 @test "a relay killed after an ack loses nothing acknowledged" {

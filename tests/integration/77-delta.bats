@@ -102,33 +102,185 @@ edit_through_mount() {
 	wk_umount "$A"
 }
 
-@test "a one-byte edit in 256 MiB: under 1 MiB each way, and a newcomer gets it right" {
-	seed 256
+# chunks DIR HASH: "offset length" of each chunk of content HASH, from
+# DIR's recipe cache (.wkfs/recipes/HASH: "WKRC", version, epoch, and in
+# version 2 the relay's recipe chunk and depth, then the plain recipe).
+chunks() {
+	python3 - "$1/.wkfs/recipes/$2" <<'PY'
+import sys
+p = open(sys.argv[1], 'rb').read()
+i = 13 if p[4] == 1 else 30
+def varint():
+    global i
+    v = s = 0
+    while True:
+        b = p[i]; i += 1
+        v |= (b & 0x7f) << s; s += 7
+        if b < 0x80:
+            return v
+assert p[i] == 1
+i += 1
+off = 0
+for _ in range(varint()):
+    i += 16
+    n = varint()
+    print(off, n)
+    off += n
+PY
+}
 
-	edit_through_mount flip "$A/big" $((128 * MIB + 12345))
-	H2=$(hash_of "$A" big)
-	[ "$H2" != "$H1" ]
-	t0=$(now_ms)
+# rchunk DIR HASH: the relay's recipe chunk of content HASH, as DIR's
+# recipe cache knows it (32 hex digits).
+rchunk() { od -An -tx1 -j 13 -N 16 "$1/.wkfs/recipes/$2" | tr -d ' \n'; }
+
+# recipe_bytes: the size of the recipe chunk the last syncd --once
+# shipped ("" when none).
+recipe_bytes() {
+	sed -n 's/.*recipe chunk of \([0-9]*\) bytes.*/\1/p' <<<"$output" | tail -1
+}
+
+# one_edit POS [LIMIT [RLIMIT]]: flips the byte at POS of A's big
+# through the mount, syncs A then B, checks B's copy and that each way
+# stays under LIMIT bytes (192 KiB) and the recipe chunk under RLIMIT
+# (200: a delta).
+one_edit() {
+	edit_through_mount flip "$A/big" "$1"
 	sync_dir "$A"
-	up=$SENT
+	UP=$SENT A_OUT=$output
+	local rec
+	rec=$(recipe_bytes)
 	sync_dir "$B"
-	down=$RECEIVED
-	t1=$(now_ms)
-	note "one-byte edit of 256 MiB: A sent $up bytes, B received $down bytes, round $((t1 - t0)) ms"
-	cmp "$A/big" "$B/.wkfs/objects/$H2"
-	[ "$up" -lt "$MIB" ]
-	[ "$down" -lt "$MIB" ]
+	note "one-byte edit at $1: A sent $UP bytes (recipe chunk $rec bytes), B received $RECEIVED bytes"
+	cmp "$A/big" "$B/.wkfs/objects/$(hash_of "$A" big)"
+	[ "$UP" -lt "${2:-$((192 * 1024))}" ]
+	[ "$RECEIVED" -lt "${2:-$((192 * 1024))}" ]
+	[ -n "$rec" ] && [ "$rec" -lt "${3:-200}" ]
+}
 
-	# C never had the old version: it gets both, each whole and right,
-	# the new one mostly from the old one.
+@test "one-byte edits of 256 MiB anywhere: under 192 KiB each way, a chain of deltas, a newcomer" {
+	seed 256
+	chunks "$A" "$H1" >"$T/chunks"
+	[ "$(wc -l <"$T/chunks")" -gt 3000 ]
+	# Under 192 KiB: the first and last bytes, one in the middle, and
+	# inside a big chunk (the largest up to 180,000 bytes: with the plain
+	# recipe, chunks over 117 KB went over).  Each in the middle of its
+	# chunk (or where no cut point can be): an edit within 64 bytes
+	# before a cut point moves it, below.
+	read -r boff blen < <(awk '$2 <= 180000' "$T/chunks" | sort -k2,2n | tail -1)
+	note "big chunk: $blen bytes at $boff"
+	[ "$blen" -gt 117000 ]
+	read -r moff mlen < <(awk -v m=$((128 * MIB)) '$1 <= m && m < $1 + $2' "$T/chunks")
+	for pos in 0 $((256 * MIB - 1)) $((moff + mlen / 2)) \
+		$((boff + blen / 2)); do
+		one_edit "$pos"
+	done
+	# What whole chunks cannot bring under 192 KiB: an edit inside the
+	# largest chunk (up to 256 KiB, however small the edit), and one on
+	# the last byte of a chunk, which moves its cut point and so changes
+	# two or three chunks.  Measured, and under the 1 MiB of issue 4.
+	read -r loff llen < <(sort -k2,2n "$T/chunks" | tail -1)
+	note "largest chunk: $llen bytes at $loff"
+	read -r coff clen < <(sed -n 2000p "$T/chunks")
+	one_edit $((loff + llen / 2)) "$MIB"
+	one_edit $((coff + clen - 1)) "$MIB"
+	# the last put's recipe chunk is a delta six deep
+	grep -q "(delta, depth 6)" <<<"$A_OUT"
+
+	# C never had any version: it gets them all, each whole and right,
+	# the new ones mostly from the old ones.
 	wk_init "$C"
 	remote "$C"
 	sync_dir "$C"
 	note "newcomer C received $RECEIVED bytes"
-	cmp "$A/big" "$C/.wkfs/objects/$H2"
+	cmp "$A/big" "$C/.wkfs/objects/$(hash_of "$A" big)"
 	[ "$RECEIVED" -lt $((257 * MIB)) ]
-	[ "$RECEIVED" -gt $((256 * MIB)) ]
-	run cmp -s "$A/big" "$C/.wkfs/objects/$H1"
+	run grep -c refusing <<<"$output"
+	assert_output 0
+}
+
+# Not run by default (about 15 s an edit): WKFS_DELTA_POSITIONS=40 runs
+# that many one-byte edits at random positions of one 256 MiB file (seed
+# WKFS_DELTA_SEED, printed) and notes the bytes each way, with their
+# median and maximum; no limit is asserted beyond issue 4's 1 MiB.
+@test "one-byte edits at many random positions: the distribution" {
+	[ -n "${WKFS_DELTA_POSITIONS:-}" ] || skip "set WKFS_DELTA_POSITIONS=N"
+	local seed=${WKFS_DELTA_SEED:-$RANDOM} ups=() downs=() pos
+	note "positions: $WKFS_DELTA_POSITIONS, seed $seed"
+	seed 256
+	RANDOM=$seed
+	for ((i = 0; i < WKFS_DELTA_POSITIONS; i++)); do
+		pos=$(((RANDOM << 30 | RANDOM << 15 | RANDOM) % (256 * MIB)))
+		# past 16 deltas, a plain recipe (about 78 KB)
+		one_edit "$pos" "$MIB" "$MIB"
+		ups+=("$UP")
+		downs+=("$RECEIVED")
+	done
+	summary() {
+		sort -n | awk '{v[NR] = $1} END {
+			printf "median %d, max %d, over 192 KiB: %d of %d\n",
+				(NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2),
+				v[NR], over, NR } $1 >= 196608 {over++}'
+	}
+	note "sent: $(printf '%s\n' "${ups[@]}" | summary)"
+	note "received: $(printf '%s\n' "${downs[@]}" | summary)"
+	cmp "$A/big" "$B/.wkfs/objects/$(hash_of "$A" big)"
+}
+
+@test "a damaged cached base recipe: the chain on the relay is followed; without it the put waits" {
+	seed 4
+	edit_through_mount flip "$A/big" 1000
+	sync_dir "$A"
+	sync_dir "$B"
+	H2=$(hash_of "$A" big)
+	cmp "$A/big" "$B/.wkfs/objects/$H2"
+
+	# B's cached recipe of H2 is replaced, behind its back, by a valid
+	# one of another content: the next delta does not fit it (-ESTALE),
+	# so B follows the chain on the relay instead.
+	cp "$B/.wkfs/recipes/$H1" "$B/.wkfs/recipes/$H2"
+	edit_through_mount flip "$A/big" $((2 * MIB))
+	sync_dir "$A"
+	[ "$(recipe_bytes)" -lt 200 ]
+	sync_dir "$B"
+	assert_output --partial "not the one a delta recipe was made against"
+	refute_output --partial refusing
+	H3=$(hash_of "$A" big)
+	cmp "$A/big" "$B/.wkfs/objects/$H3"
+	cp "$A/big" "$T/v3"
+
+	# A replica that has the older versions but no cached recipe at all
+	# (restored from a backup, say) resolves the whole chain on the
+	# relay: H3's delta, H2's, down to H1's plain recipe.
+	wk_init "$C"
+	remote "$C"
+	mkdir -p "$C/.wkfs/objects"
+	cp "$B/.wkfs/objects/$H1" "$B/.wkfs/objects/$H2" "$C/.wkfs/objects/"
+	[ ! -e "$C/.wkfs/recipes/$H2" ]
+	sync_dir "$C"
+	refute_output --partial refusing
+	cmp "$A/big" "$C/.wkfs/objects/$H3"
+	# its cache says so: H3's recipe chunk is two deltas from a plain one
+	[ "$(od -An -tu1 -j 29 -N 1 "$C/.wkfs/recipes/$H3" | tr -d ' ')" = 2 ]
+
+	# Again, and this time the relay lost the chunk the chain needs (a
+	# relay that loses chunks breaks the protocol's promise): B cannot
+	# resolve the recipe, says so, and keeps the put without content,
+	# so its mount does not apply it.
+	cp "$B/.wkfs/recipes/$H1" "$B/.wkfs/recipes/$H3"
+	lost=$(rchunk "$A" "$H3")
+	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}"
+	edit_through_mount flip "$A/big" $((3 * MIB))
+	sync_dir "$A"
+	H4=$(hash_of "$A" big)
+	sync_dir "$B"
+	assert_output --partial "refusing the content of put"
+	assert_output --partial "relay lacks a chunk of it (or of its recipe's chain)"
+	[ ! -e "$B/.wkfs/objects/$H4" ]
+	run sqlite3 "$B/.wkfs/wkfs.db" "SELECT count(*) FROM ops WHERE hex(hash) = upper('$H4')"
+	assert_output 1
+	wk_mount "$B" "$M" --no-syncd
+	wait_until 60 cmp -s "$T/v3" "$M/big"
+	run cmp -s "$A/big" "$M/big"
 	assert_failure
 }
 

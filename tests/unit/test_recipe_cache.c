@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
+#include "bytebuf.h"
 #include "chunk.h"
 #include "content.h"
 #include "recipe.h"
@@ -202,6 +205,38 @@ static void test_find_offsets_newest_first(void **state)
 	recipe_release(&b);
 }
 
+/* After a reopen, the contents stored last still come first: files are
+ * indexed by their modification times, not in directory order. */
+static void test_find_newest_after_reopen(void **state)
+{
+	struct env *e = *state;
+	struct recipe r = make(3, 4000);
+	struct wk_hash h[12];
+	struct places p;
+
+	for (int i = 0; i < 12; i++) {
+		/* stored in one order, modified in another */
+		long age = (i * 7) % 12;
+		struct timespec t[2] = {{.tv_sec = 1000000 + age},
+					{.tv_sec = 1000000 + age}};
+		char hex[WK_HASH_STRLEN], path[128];
+
+		h[i] = hash_of(5000 + (uint64_t)i);
+		assert_int_equal(rcache_put(e->rc, &h[i], &r, 3), 0);
+		snprintf(path, sizeof(path), RCACHE_DIR "/%s",
+			 wk_hash_str(&h[i], hex));
+		assert_int_equal(utimensat(e->dirfd, path, t, 0), 0);
+	}
+	rcache_close(e->rc);
+	assert_int_equal(rcache_open(e->dirfd, &e->rc), 0);
+	p = find(e->rc, &r.v[1]);
+	assert_int_equal(p.n, RCACHE_FIND_MAX);
+	/* age 11 is i = 5 (35 % 12), age 10 is i = 10 (70 % 12) */
+	assert_memory_equal(&p.content[0], &h[5], sizeof(h[5]));
+	assert_memory_equal(&p.content[1], &h[10], sizeof(h[10]));
+	recipe_release(&r);
+}
+
 static void test_index_rebuilt_after_reopen(void **state)
 {
 	struct env *e = *state;
@@ -251,6 +286,90 @@ static void test_damaged_file_is_absent(void **state)
 	recipe_release(&r);
 }
 
+static bool is_zero(const struct wk_hash *h)
+{
+	static const struct wk_hash zero;
+
+	return !memcmp(h, &zero, sizeof(zero));
+}
+
+/* The relay's recipe chunk of a content: kept with its epoch, across a
+ * reopen, replaced by another at the same epoch, dropped with a new one. */
+static void test_ref_follows_epoch(void **state)
+{
+	struct env *e = *state;
+	struct recipe r = make(10, 500);
+	struct wk_hash h = hash_of(77);
+	struct rcache_ref ref = {.chunk = hash_of(78), .depth = 3}, got;
+	uint64_t epoch;
+
+	assert_int_equal(rcache_ref(e->rc, &h, &epoch, &got), -ENOENT);
+	assert_int_equal(rcache_put_ref(e->rc, &h, &r, 4, &ref), 0);
+	assert_int_equal(rcache_ref(e->rc, &h, &epoch, &got), 0);
+	assert_int_equal(epoch, 4);
+	assert_memory_equal(&got.chunk, &ref.chunk, sizeof(ref.chunk));
+	assert_int_equal(got.depth, 3);
+	/* no ref at the same epoch keeps it; epoch 0 changes nothing */
+	assert_int_equal(rcache_put(e->rc, &h, &r, 4), 0);
+	assert_int_equal(rcache_put_ref(e->rc, &h, &r, 0, NULL), 0);
+	rcache_close(e->rc);
+	assert_int_equal(rcache_open(e->dirfd, &e->rc), 0);
+	assert_int_equal(rcache_ref(e->rc, &h, &epoch, &got), 0);
+	assert_int_equal(epoch, 4);
+	assert_int_equal(got.depth, 3);
+	assert_memory_equal(&got.chunk, &ref.chunk, sizeof(ref.chunk));
+	/* another chunk at the same epoch replaces it */
+	ref.chunk = hash_of(79);
+	ref.depth = 0;
+	assert_int_equal(rcache_put_ref(e->rc, &h, &r, 4, &ref), 0);
+	assert_int_equal(rcache_ref(e->rc, &h, &epoch, &got), 0);
+	assert_memory_equal(&got.chunk, &ref.chunk, sizeof(ref.chunk));
+	assert_int_equal(got.depth, 0);
+	/* a new epoch without one: nothing known about the new relay */
+	assert_int_equal(rcache_put(e->rc, &h, &r, 5), 0);
+	assert_int_equal(rcache_ref(e->rc, &h, &epoch, &got), 0);
+	assert_int_equal(epoch, 5);
+	assert_true(is_zero(&got.chunk));
+	recipe_release(&r);
+}
+
+/* A file of version 1 (before refs) is read, with no ref. */
+static void test_version1_file_is_read(void **state)
+{
+	struct env *e = *state;
+	struct recipe r = make(4, 900), got;
+	struct wk_hash h = hash_of(90);
+	struct rcache_ref ref;
+	char hex[WK_HASH_STRLEN], p[300];
+	uint8_t buf[512], *q = buf;
+	uint64_t epoch = 0, sum;
+	struct bbuf b;
+	int fd;
+
+	memcpy(q, "WKRC\x01", 5);
+	for (int i = 0; i < 8; i++)
+		q[5 + i] = (uint8_t)((uint64_t)6 >> (8 * i));
+	bbuf_init(&b, 400);
+	assert_int_equal(recipe_encode(&r, &b), 0);
+	memcpy(q + 13, b.p, b.len);
+	sum = XXH3_64bits(buf, 13 + b.len);
+	for (int i = 0; i < 8; i++)
+		q[13 + b.len + i] = (uint8_t)(sum >> (8 * i));
+	snprintf(p, sizeof(p), "%s/" RCACHE_DIR "/%s", e->base,
+		 wk_hash_str(&h, hex));
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(write(fd, buf, 21 + b.len), (ssize_t)(21 + b.len));
+	close(fd);
+	bbuf_release(&b);
+	assert_int_equal(rcache_get(e->rc, &h, &got, &epoch), 0);
+	assert_true(recipe_eq(&r, &got));
+	assert_int_equal(epoch, 6);
+	assert_int_equal(rcache_ref(e->rc, &h, &epoch, &ref), 0);
+	assert_true(is_zero(&ref.chunk));
+	recipe_release(&got);
+	recipe_release(&r);
+}
+
 static void test_chunk_fd_matches_separate_reads(void **state)
 {
 	struct env *e = *state;
@@ -291,9 +410,12 @@ int main(void)
 		T(test_put_get_round_trip),
 		T(test_epoch_never_goes_down),
 		T(test_find_offsets_newest_first),
+		T(test_find_newest_after_reopen),
 		T(test_index_rebuilt_after_reopen),
 		T(test_damaged_file_is_absent),
 		T(test_chunk_fd_matches_separate_reads),
+		T(test_ref_follows_epoch),
+		T(test_version1_file_is_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

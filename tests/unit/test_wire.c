@@ -935,6 +935,24 @@ static int decode_with_device(unsigned len, const char *dev, size_t n)
 
 /* Formats 3 and 4: the device travels; hostile device names are refused
  * by the decoder, and the encoder refuses to make them. */
+/* Version negotiation: the relay speaks 1 and 2; a folder that stored ops
+ * of a version-2 session refuses version 1. */
+static void test_version_accept(void **state)
+{
+	(void)state;
+	assert_int_equal(WIRE_VERSION, 2);
+	assert_int_equal(WIRE_VERSION_MIN, 1);
+	assert_int_equal(wire_version_accept(1, 1), WIRE_VERSION_OK);
+	assert_int_equal(wire_version_accept(2, 1), WIRE_VERSION_OK);
+	assert_int_equal(wire_version_accept(2, 2), WIRE_VERSION_OK);
+	assert_int_equal(wire_version_accept(1, 2), WIRE_VERSION_OLD);
+	assert_int_equal(wire_version_accept(0, 1), WIRE_VERSION_UNKNOWN);
+	assert_int_equal(wire_version_accept(3, 1), WIRE_VERSION_UNKNOWN);
+	assert_int_equal(wire_version_accept(3, 3), WIRE_VERSION_UNKNOWN);
+	assert_int_equal(wire_version_accept(UINT32_MAX, 2),
+			 WIRE_VERSION_UNKNOWN);
+}
+
 static void test_op_device(void **state)
 {
 	static const char *const bad[] = {
@@ -1049,6 +1067,7 @@ int main(void)
 		cmocka_unit_test(test_fuzz),
 		cmocka_unit_test(test_put_content_ref),
 		cmocka_unit_test(test_op_device),
+		cmocka_unit_test(test_version_accept),
 	};
 
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,6 +36,16 @@
 
 /* Next reply on the data connection (OPS there are skipped). */
 int content_recv(struct syncd *s, struct wire_msg *m);
+/*
+ * HAVE for k names (name(arg, i) for i < k, at most WIRE_NAMES_MAX), then
+ * lack(arg, i) for each the relay's MISSING lists, in order.  CHUNK_ACKs
+ * of earlier uploads arriving meanwhile are taken off *pending.  0 or
+ * the first error.
+ */
+typedef const struct wk_hash *(*content_name_fn)(void *arg, size_t i);
+typedef int (*content_lack_fn)(void *arg, size_t i);
+int content_have(struct syncd *s, size_t k, content_name_fn name,
+		 content_lack_fn lack, void *arg, uint32_t *pending);
 
 /* The path of node id below DIR, and the hash the nodes table has for
  * it (*has_hash false for anything but a file with a hash).  0 or

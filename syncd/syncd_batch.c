@@ -154,22 +154,29 @@ static int wait_acks(struct syncd *s, struct ship *sh, uint32_t upto)
 	return 0;
 }
 
-/* Uploads want[i]; a chunk its file no longer holds is skipped. */
-static int put_one(struct syncd *s, struct ship *sh, size_t i)
+static const struct wk_hash *want_name(const struct want *w)
+{
+	return &w->c->r.v[w->e].name;
+}
+
+/* Uploads want[i] (*sent); a chunk its file no longer holds is skipped. */
+static int put_one(struct syncd *s, struct ship *sh, size_t i, bool *sent)
 {
 	struct wire_msg m = {.type = WIRE_CHUNK_PUT};
 	const struct want *w = &sh->want[i];
 	ssize_t n = content_cut_read(w->c, w->e, sh->buf);
 	int rc;
 
+	*sent = false;
 	if (n < 0)
 		return 0; /* content_ship() finds out and says so */
-	memcpy(m.chunk.name, w->c->r.v[w->e].name.b, WIRE_NAME_LEN);
+	memcpy(m.chunk.name, want_name(w)->b, WIRE_NAME_LEN);
 	m.chunk.data = sh->buf;
 	m.chunk.len = (uint32_t)n;
 	rc = wsc_send_msg(s->data, &m);
 	if (rc)
 		return syncd_fail(s, s->data, rc, "chunk upload");
+	*sent = true;
 	sh->pending++;
 	sh->inflight += (size_t)n;
 	if (sh->inflight < BATCH_WINDOW)
@@ -178,72 +185,52 @@ static int put_one(struct syncd *s, struct ship *sh, size_t i)
 	return wait_acks(s, sh, 0);
 }
 
+/* A group of sh->want, for content_have(). */
+struct group {
+	struct syncd *s;
+	struct ship *sh;
+	size_t g;
+	uint8_t *state; /* per name: LACKED, and SENT once uploaded */
+};
+
+#define LACKED 1
+#define SENT   2
+
+static const struct wk_hash *group_name(void *arg, size_t j)
+{
+	struct group *gr = arg;
+
+	return want_name(&gr->sh->want[gr->g + j]);
+}
+
+static int group_lack(void *arg, size_t j)
+{
+	struct group *gr = arg;
+	bool sent;
+	int rc = put_one(gr->s, gr->sh, gr->g + j, &sent);
+
+	gr->state[j] = LACKED | (sent ? SENT : 0);
+	return rc;
+}
+
 /* HAVE for want[g .. g + k), then uploads what the relay lacks; every
  * name the relay holds afterwards goes into s->shipped_names. */
 static int ship_group(struct syncd *s, struct ship *sh, size_t g, size_t k)
 {
-	struct wire_msg m = {.type = WIRE_HAVE};
-	uint8_t *names = malloc(k * WIRE_NAME_LEN), *missing = NULL;
-	size_t i = g;
-	uint32_t nmiss;
-	bool *lacks = NULL;
+	struct group gr = {s, sh, g, calloc(k + 1, 1)};
 	int rc;
 
-	if (!names)
+	if (!gr.state)
 		return -ENOMEM;
-	for (size_t j = 0; j < k; j++)
-		memcpy(names + j * WIRE_NAME_LEN,
-		       sh->want[g + j].c->r.v[sh->want[g + j].e].name.b,
-		       WIRE_NAME_LEN);
-	m.names.count = (uint32_t)k;
-	m.names.names = names;
-	rc = wsc_send_msg(s->data, &m);
-	free(names);
-	if (rc)
-		return syncd_fail(s, s->data, rc, "chunk upload");
-	do {
-		rc = content_recv(s, &m);
-		if (!rc && m.type == WIRE_CHUNK_ACK && sh->pending)
-			sh->pending--;
-	} while (!rc && m.type != WIRE_MISSING);
-	if (rc)
-		return rc;
-	nmiss = m.names.count;
-	missing = malloc((size_t)nmiss * WIRE_NAME_LEN + 1);
-	lacks = calloc(k + 1, sizeof(*lacks));
-	if (!missing || !lacks) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	memcpy(missing, m.names.names, (size_t)nmiss * WIRE_NAME_LEN);
-	/* MISSING lists names in the order asked. */
-	for (uint32_t j = 0; j < nmiss && !rc; j++, i++) {
-		while (i < g + k &&
-		       memcmp(sh->want[i].c->r.v[sh->want[i].e].name.b,
-			      missing + j * WIRE_NAME_LEN, WIRE_NAME_LEN) != 0)
-			i++;
-		if (i == g + k) {
-			snprintf(s->err, sizeof(s->err),
-				 "relay's MISSING names a chunk not asked for");
-			rc = -EPROTO;
-			break;
-		}
-		lacks[i - g] = true;
-		rc = put_one(s, sh, i);
-	}
+	rc = content_have(s, k, group_name, group_lack, &gr, &sh->pending);
 	if (!rc)
 		rc = wait_acks(s, sh, 0);
-	/* Every CHUNK_ACK is in: what was sent is stored, and a chunk that
-	 * could not be read is simply not counted as there. */
-	for (size_t j = 0; j < k && !rc; j++) {
-		const struct want *w = &sh->want[g + j];
-
-		if (!lacks[j] || content_cut_read(w->c, w->e, sh->buf) >= 0)
-			set_add(s->shipped_names, &w->c->r.v[w->e].name);
-	}
-out:
-	free(missing);
-	free(lacks);
+	/* Every CHUNK_ACK is in: what was sent is stored; a chunk that
+	 * could not be read is not counted as there. */
+	for (size_t j = 0; j < k && !rc; j++)
+		if (gr.state[j] != LACKED)
+			set_add(s->shipped_names, want_name(&sh->want[g + j]));
+	free(gr.state);
 	return rc;
 }
 

@@ -263,31 +263,32 @@ static int upload_entry(struct syncd *s, struct upload *u, size_t i)
 }
 
 /* HAVE for want[g .. g + k), then uploads what the relay lacks. */
-static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
+int content_have(struct syncd *s, size_t k, content_name_fn name,
+		 content_lack_fn lack, void *arg, uint32_t *pending)
 {
 	struct wire_msg m = {.type = WIRE_HAVE};
-	uint8_t *names = malloc(k * WIRE_NAME_LEN), *missing = NULL;
-	uint32_t nmiss = 0;
-	size_t i = g;
+	uint8_t *names = malloc(k * WIRE_NAME_LEN + 1), *missing = NULL;
+	uint32_t nmiss;
+	size_t i = 0;
 	int rc;
 
 	if (!names)
 		return -ENOMEM;
 	for (size_t j = 0; j < k; j++)
-		memcpy(names + j * WIRE_NAME_LEN,
-		       entry_name(u, u->want[g + j])->b, WIRE_NAME_LEN);
+		memcpy(names + j * WIRE_NAME_LEN, name(arg, j)->b,
+		       WIRE_NAME_LEN);
 	m.names.count = (uint32_t)k;
 	m.names.names = names;
 	rc = wsc_send_msg(s->data, &m);
 	free(names);
 	if (rc)
 		return syncd_fail(s, s->data, rc, "chunk upload");
-	/* Acks of the previous group's last window may come first: they
-	 * count, or collect_acks() would wait for them forever. */
+	/* Acks of earlier CHUNK_PUTs may come first: they count, or the
+	 * caller would wait for them forever. */
 	do {
 		rc = content_recv(s, &m);
-		if (!rc && m.type == WIRE_CHUNK_ACK && u->pending)
-			u->pending--;
+		if (!rc && m.type == WIRE_CHUNK_ACK && *pending)
+			(*pending)--;
 	} while (!rc && m.type != WIRE_MISSING);
 	if (rc)
 		return rc;
@@ -298,20 +299,49 @@ static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
 	memcpy(missing, m.names.names, (size_t)nmiss * WIRE_NAME_LEN);
 	/* MISSING lists names in the order asked. */
 	for (uint32_t j = 0; j < nmiss && !rc; j++, i++) {
-		while (i < g + k &&
-		       memcmp(entry_name(u, u->want[i])->b,
-			      missing + j * WIRE_NAME_LEN, WIRE_NAME_LEN) != 0)
+		while (i < k &&
+		       memcmp(name(arg, i)->b, missing + j * WIRE_NAME_LEN,
+			      WIRE_NAME_LEN) != 0)
 			i++;
-		if (i == g + k) {
+		if (i == k) {
 			snprintf(s->err, sizeof(s->err),
 				 "relay's MISSING names a chunk not asked for");
 			rc = -EPROTO;
 			break;
 		}
-		rc = upload_entry(s, u, u->want[i]);
+		rc = lack(arg, i);
 	}
 	free(missing);
 	return rc;
+}
+
+/* A group of u->want, for content_have(). */
+struct want_group {
+	struct syncd *s;
+	struct upload *u;
+	size_t g;
+};
+
+static const struct wk_hash *group_name(void *arg, size_t j)
+{
+	struct want_group *wg = arg;
+
+	return entry_name(wg->u, wg->u->want[wg->g + j]);
+}
+
+static int group_lack(void *arg, size_t j)
+{
+	struct want_group *wg = arg;
+
+	return upload_entry(wg->s, wg->u, wg->u->want[wg->g + j]);
+}
+
+/* HAVE for want[g .. g + k), then uploads what the relay lacks. */
+static int upload_group(struct syncd *s, struct upload *u, size_t g, size_t k)
+{
+	struct want_group wg = {s, u, g};
+
+	return content_have(s, k, group_name, group_lack, &wg, &u->pending);
 }
 
 static int known_place(void *arg, const struct wk_hash *content, uint64_t off,

@@ -545,15 +545,9 @@ int rcache_ref(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch,
 
 int rcache_epoch(struct rcache *rc, const struct wk_hash *h, uint64_t *epoch)
 {
-	uint32_t s;
+	struct rcache_ref ref;
 
-	if (load_all(rc))
-		return -ENOENT;
-	s = src_find(rc, h);
-	if (s == NONE)
-		return -ENOENT;
-	*epoch = rc->src[s].epoch;
-	return 0;
+	return rcache_ref(rc, h, epoch, &ref);
 }
 
 int rcache_find(struct rcache *rc, const struct wk_hash *name, uint32_t len,

@@ -529,6 +529,9 @@ int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
 		const struct tree_change *c = &ch->v[i];
 
 		rc = run_step(m, c, prep[i]);
+		/* A failed write leaves its prepared temporary unused. */
+		if (rc < 0 && prep[i][0])
+			unlinkat(m->tmpfd, prep[i], 0);
 		account(res, rc, c->path);
 		if (rc < 0)
 			wk_debug("materialize: change %zu (%d) %s: %s", i,

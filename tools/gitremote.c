@@ -40,7 +40,8 @@ int gitr_run(const char *const *args, const char *const *env, char *out,
 	rc = git_cmd(&none, &c);
 	if (out && outlen) {
 		n = rc ? 0 : wire_buf_len(&b);
-		memcpy(out, wire_buf_data(&b), n);
+		if (n)
+			memcpy(out, wire_buf_data(&b), n);
 		if (n && out[n - 1] == '\n')
 			n--;
 		out[n] = '\0';

@@ -385,19 +385,27 @@ int relay_db_folders_foreach(struct relay_db *db, relay_folder_fn fn, void *arg)
 	return ret;
 }
 
-int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head)
+/* Steps a bound one-row, one-integer query: 0 and *out, -ENOENT when
+ * there is no row, or -errno. */
+static int step_u64(sqlite3_stmt *st, uint64_t *out)
 {
-	sqlite3_stmt *st = db->st[ST_HEAD_GET];
-	int rc;
+	int rc = sqlite3_step(st);
 
-	sqlite3_bind_int64(st, 1, folder);
-	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*head = (uint64_t)sqlite3_column_int64(st, 0);
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+}
+
+int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head)
+{
+	sqlite3_stmt *st = db->st[ST_HEAD_GET];
+
+	sqlite3_bind_int64(st, 1, folder);
+	return step_u64(st, head);
 }
 
 int relay_db_push(struct relay_db *db, int64_t folder,
@@ -507,18 +515,10 @@ int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
 			uint64_t *seq)
 {
 	sqlite3_stmt *st = db->st[ST_CURSOR_GET];
-	int rc;
 
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*seq = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+	return step_u64(st, seq);
 }
 
 int relay_db_ops_range(struct relay_db *db, int64_t folder, uint64_t after,
@@ -537,18 +537,10 @@ int relay_db_meta_get(struct relay_db *db, int64_t folder, const char *key,
 		      uint64_t *value)
 {
 	sqlite3_stmt *st = db->st[ST_META_GET];
-	int rc;
 
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*value = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : rc_errno(rc);
+	return step_u64(st, value);
 }
 
 int relay_db_meta_set(struct relay_db *db, int64_t folder, const char *key,

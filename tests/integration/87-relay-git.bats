@@ -17,24 +17,12 @@ BR=wk/relay/Notes
 
 setup() {
 	T=$(realpath "$BATS_TEST_TMPDIR")
-	DATA=$T/data
-	RLOG=$T/relay.log
 	G=$T/relay.git
 	RELAY_GIT_ARGS=()
-	umask 022
-	start_git_relay
-	TOK=$("$RELAY" --data "$DATA" folder add Notes)
-	A=$T/a B=$T/b C=$T/c
+	replicas_setup start_git_relay
 }
 
-teardown() {
-	stop_syncds
-	wk_teardown
-	stop_relay
-	if grep -E 'Sanitizer|runtime error' "$T"/relay*.log "$T"/*.syncd.log >&2; then
-		return 1
-	fi
-}
+teardown() { replicas_teardown; }
 
 # start_git_relay [ADDR:PORT]: the relay of relay.bash's start_relay, with
 # --git G committing every second (plus RELAY_GIT_ARGS); each start logs to

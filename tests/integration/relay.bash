@@ -234,9 +234,10 @@ relay_quiet() {
 	return 1
 }
 
-# replicas_setup / replicas_teardown: the setup and teardown of the files
-# whose replicas run their own syncd (78-replicate, 79-sync-faults): a
-# relay with the folder Notes (token in TOK), A B C under T; at the end
+# replicas_setup [START] / replicas_teardown: the setup and teardown of the
+# files whose replicas run their own syncd (78-replicate, 79-sync-faults,
+# 87-relay-git): a relay started by START (default start_relay) with the
+# folder Notes (token in TOK), A B C under T; at the end
 # every daemon, mount and the relay are stopped by pid, and a sanitizer
 # report in any of their logs fails the test.
 replicas_setup() {
@@ -244,7 +245,7 @@ replicas_setup() {
 	DATA=$T/data
 	RLOG=$T/relay.log
 	umask 022
-	start_relay
+	"${1:-start_relay}"
 	TOK=$("$RELAY" --data "$DATA" folder add Notes)
 	A=$T/a B=$T/b C=$T/c
 }
@@ -253,7 +254,7 @@ replicas_teardown() {
 	stop_syncds
 	wk_teardown
 	stop_relay
-	if grep -E 'Sanitizer|runtime error' "$RLOG" "$T"/*.syncd.log >&2; then
+	if grep -E 'Sanitizer|runtime error' "$T"/relay*.log "$T"/*.syncd.log >&2; then
 		return 1
 	fi
 }

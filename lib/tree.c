@@ -187,6 +187,15 @@ static void add_version(struct tree *t, struct tnode *n, const struct tver *v)
 	refresh_live(t, n);
 }
 
+bool tree_version_retired(const struct tree *t, struct wk_id node,
+			  struct wk_id version)
+{
+	const struct tnode *n = tree_node(t, node);
+
+	return n &&
+	       (idset_get(&t->retired, retired_key(n, version)) & OPF_RETIRED);
+}
+
 static void retire(struct tree *t, struct tnode *n, struct wk_id v)
 {
 	idset_set(&t->retired, retired_key(n, v), OPF_RETIRED);

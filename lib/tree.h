@@ -226,6 +226,14 @@ int tree_check(const struct tree *t, char *why, size_t whylen);
 bool tree_op_valid(const struct wk_op *op);
 
 /*
+ * True when an op taken so far retired version (a put or create id) of
+ * node: a later put or a remove named it as its base.  Such a version is
+ * never shown again, whatever else arrives.
+ */
+bool tree_version_retired(const struct tree *t, struct wk_id node,
+			  struct wk_id version);
+
+/*
  * The device name op carried (struct wk_op.device) when the tree took it;
  * NULL when it carried none (or no valid one), or the tree never took it.
  * What conflict copies of op are named by.  Valid until tree_free().

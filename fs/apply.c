@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apply_plan.h"
 #include "content.h"
 #include "db.h"
 #include "fault.h"
@@ -88,6 +89,10 @@ struct apply {
 	struct mat_gc gc;    /* objects of applied puts, to drop */
 	int64_t applied_seq; /* every op with seq <= this is in the tree */
 	int64_t local_seq;   /* every local op with seq <= this is too */
+	/* Remote ops at or below applied_seq that the tree has not taken
+	 * (lib/apply_plan.h), by seq; their rows are in the held table. */
+	struct plan_item *held;
+	size_t nheld;
 
 	/* Under fs->ilock: odd while a batch may replace or remove files,
 	 * from its last check for writers to the end of mat_apply (see
@@ -103,7 +108,7 @@ struct apply {
 	pthread_cond_t wake, done;
 	uint64_t requested, finished; /* round numbers */
 	bool kicked, stop, running;
-	bool waiting; /* (lock) remote ops wait for content or a close */
+	bool waiting; /* (lock) remote ops wait for a close */
 	pthread_t thread;
 };
 
@@ -303,6 +308,22 @@ int apply_writer_count(struct wkfs *fs, struct finode *in, uint64_t ticket)
 
 /* ---- building the tree ------------------------------------------------ */
 
+static int cmp_item_seq(const void *a, const void *b)
+{
+	const struct plan_item *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Is the op of row seq held (so not in the tree)?  Lock held. */
+static bool is_held(const struct apply *ap, int64_t seq)
+{
+	struct plan_item key = {.seq = seq};
+
+	return ap->nheld && bsearch(&key, ap->held, ap->nheld,
+				    sizeof(*ap->held), cmp_item_seq);
+}
+
 struct feed {
 	struct apply *ap;
 	struct wk_op *buf;
@@ -324,7 +345,8 @@ static int feed_row(void *arg, const struct db_oprow *row)
 
 	f->last_seq = row->seq;
 	if (row->origin != DB_ORIGIN_LOCAL &&
-	    (f->locals_only || row->seq > f->ap->applied_seq))
+	    (f->locals_only || row->seq > f->ap->applied_seq ||
+	     is_held(f->ap, row->seq)))
 		return 0;
 	f->buf[f->n++] = row->op;
 	if (f->n == FEED_CHUNK)
@@ -477,13 +499,14 @@ static void notes_release(struct apply *ap)
 
 struct take {
 	struct apply *ap;
-	struct wk_op *ops; /* remote ops to feed */
-	size_t n;
+	struct plan_item *v; /* held items first, then new remote ops */
+	size_t n, nheld;
 	int64_t last_seq; /* the prefix of the log that is dealt with */
-	bool blocked, more;
+	bool more;
 	uint64_t rejected;
 };
 
+/* A new row after applied_seq: a candidate for the plan, or dealt with. */
 static int take_row(void *arg, const struct db_oprow *row)
 {
 	struct take *t = arg;
@@ -493,7 +516,7 @@ static int take_row(void *arg, const struct db_oprow *row)
 		t->last_seq = row->seq; /* in the tree already */
 		return 0;
 	}
-	if (t->n == ROUND_MAX) {
+	if (t->n - t->nheld == ROUND_MAX) {
 		t->more = true;
 		return 1;
 	}
@@ -508,20 +531,83 @@ static int take_row(void *arg, const struct db_oprow *row)
 		t->last_seq = row->seq;
 		return 0;
 	}
-	/* A put whose content never came (its sender had already written
-	 * the file again) must not hold up everything after it when a later
-	 * put of the node is there: the engine retires it, and mat_ready()
-	 * still checks the content of whatever ends up shown. */
-	if ((!content_at_hand(ap, &row->op) &&
-	     !db_op_later_put(ap->db, row->op.node, row->seq)) ||
-	    op_blocked(ap, &row->op)) {
-		t->blocked = true;
-		set_waiting(ap, true);
-		return 1;
-	}
-	t->ops[t->n++] = row->op;
+	t->v[t->n].op = row->op;
+	t->v[t->n++].seq = row->seq;
 	t->last_seq = row->seq;
 	return 0;
+}
+
+static bool plan_content_here(void *arg, const struct wk_op *op)
+{
+	return content_at_hand(arg, op);
+}
+
+static bool plan_busy(void *arg, const struct wk_op *op)
+{
+	return op_blocked(arg, op);
+}
+
+/* Where the user would look for what a held op is about: the node, or
+ * for a create held back, its parent's place and its name. */
+static char *held_path(struct apply *ap, const struct wk_op *op)
+{
+	char *dir, *path;
+
+	path = tree_node_path(ap->tree, op->node);
+	if (path || op->kind == WK_OP_PUT || op->kind == WK_OP_REMOVE)
+		return path;
+	dir = wk_id_eq(op->parent, WK_ID_NONE)
+		      ? xstrdup("")
+		      : tree_node_path(ap->tree, op->parent);
+	if (!dir)
+		return NULL;
+	path = dir[0] ? xasprintf("%s/%s", dir, op->name) : xstrdup(op->name);
+	free(dir);
+	return path;
+}
+
+/*
+ * After a round's plan is carried out: the held set becomes the items not
+ * fed; rows are queued for those newly held or held for another reason,
+ * and removed for those fed at last.  Lock held.
+ */
+static void update_held(struct apply *ap, struct take *t)
+{
+	size_t k = 0;
+	bool writer = false;
+
+	for (size_t i = 0; i < t->n; i++) {
+		struct plan_item *it = &t->v[i];
+		bool was = i < t->nheld;
+
+		if (it->hold == PLAN_FEED) {
+			if (was)
+				rec_held_set_l(ap->rec, it->seq, 0, NULL);
+			continue;
+		}
+		writer |= it->hold == PLAN_HOLD_WRITER;
+		if (!was || ap->held[i].hold != it->hold) {
+			char *path = held_path(ap, &it->op);
+
+			rec_held_set_l(ap->rec, it->seq, (int)it->hold, path);
+			if (plan_hold_needs_attention(it->hold))
+				wk_warn("holding remote %s of %s: %s",
+					wk_op_kind_name(it->op.kind),
+					path ? path : "?",
+					plan_hold_text(it->hold));
+			free(path);
+		}
+	}
+	/* t->v is the new held set once the fed ones are squeezed out. */
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].hold != PLAN_FEED)
+			t->v[k++] = t->v[i];
+	qsort(t->v, k, sizeof(*t->v), cmp_item_seq);
+	free(ap->held);
+	ap->held = t->v;
+	ap->nheld = k;
+	t->v = NULL;
+	set_waiting(ap, writer);
 }
 
 static void set_applied(struct apply *ap, int64_t seq)
@@ -627,17 +713,20 @@ static int apply_round(struct apply *ap)
 {
 	struct recorder *r = ap->rec;
 	struct take t = {.ap = ap};
+	struct plan_env env = {.arg = ap,
+			       .content_here = plan_content_here,
+			       .busy = plan_busy};
 	struct tree_changes ch;
 	struct mat_result res = {0};
 	struct replaced *rep = NULL;
+	struct wk_op *fed = NULL;
 	fuse_ino_t *old = NULL;
-	size_t nrep = 0, nold = 0;
+	size_t nrep = 0, nold = 0, nfed = 0;
 	struct timespec t0, t1;
 	double mat_ms, index_ms;
 	int rc;
 
 	tree_changes_init(&ch);
-	set_waiting(ap, false);
 	rec_lock(r);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rec_flush_l(r, false);
@@ -647,18 +736,29 @@ static int apply_round(struct apply *ap)
 		     true);
 	if (rc)
 		goto out_unlock;
+	/* What was held before is planned again with what is new: content
+	 * may have come, a file been closed, a later op superseded it. */
 	t.last_seq = ap->applied_seq;
-	t.ops = xmalloc(ROUND_MAX * sizeof(*t.ops));
+	t.v = xmalloc((ap->nheld + ROUND_MAX + 1) * sizeof(*t.v));
+	memcpy(t.v, ap->held, ap->nheld * sizeof(*t.v));
+	t.n = t.nheld = ap->nheld;
 	rc = db_ops_foreach(ap->db, ap->applied_seq, 0, take_row, &t);
 	if (rc < 0)
 		goto out_unlock;
 	rc = 0;
-	if (t.n == 0) {
+	env.tree = ap->tree;
+	plan_decide(t.v, t.n, &env);
+	fed = xmalloc((t.n + 1) * sizeof(*fed));
+	for (size_t i = 0; i < t.n; i++)
+		if (t.v[i].hold == PLAN_FEED)
+			fed[nfed++] = t.v[i].op;
+	if (nfed == 0) {
+		update_held(ap, &t);
 		set_applied(ap, t.last_seq);
 		drop_objects(ap); /* ones an earlier round had to leave */
 		goto out_unlock;
 	}
-	tree_apply(ap->tree, t.ops, t.n, &ch);
+	tree_apply(ap->tree, fed, nfed, &ch);
 	batch_begin(ap);
 	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
 		/* Opened for writing since, or content gone: the engine
@@ -666,7 +766,7 @@ static int apply_round(struct apply *ap)
 		batch_end(ap);
 		wk_info("deferring %zu remote ops: a file is busy or content"
 			" is missing",
-			t.n);
+			nfed);
 		set_waiting(ap, true);
 		build_tree(ap);
 		t.more = false;
@@ -702,17 +802,20 @@ static int apply_round(struct apply *ap)
 			res.failed, ch.n, res.first_path ? res.first_path : "?",
 			strerror(-res.first_err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	sync_index(ap, &ch, t.ops, t.n);
+	sync_index(ap, &ch, fed, nfed);
 	index_ms = ms_since(&t1);
+	/* The held rows go in the transaction that moves applied_seq past
+	 * them: a crash leaves both or neither. */
+	update_held(ap, &t);
 	set_applied(ap, t.last_seq);
 	/* Durable before the materializer forgets the batch. */
 	rec_flush_l(r, true);
 	forget_batches(ap);
-	mat_gc_note(&ap->gc, t.ops, t.n);
+	mat_gc_note(&ap->gc, fed, nfed);
 	drop_objects(ap);
 	wk_debug("apply: %zu ops, %zu changes in %.2f ms (materializer %.2f,"
 		 " index %.2f)",
-		 t.n, ch.n, ms_since(&t0), mat_ms, index_ms);
+		 nfed, ch.n, ms_since(&t0), mat_ms, index_ms);
 	rec_unlock(r);
 	invalidate(ap, old, nold);
 	goto out;
@@ -723,7 +826,8 @@ out:
 	notes_release(ap);
 	mat_result_release(&res);
 	tree_changes_release(&ch);
-	free(t.ops);
+	free(t.v);
+	free(fed);
 	free(rep);
 	free(old);
 	if (rc < 0)
@@ -801,7 +905,7 @@ void apply_kick_if_waiting(struct apply *ap)
 		apply_kick(ap);
 }
 
-int apply_request(struct apply *ap, int run, int64_t *applied, int64_t *pending)
+int apply_request(struct apply *ap, int run, struct apply_counts *c)
 {
 	int rc;
 
@@ -817,8 +921,12 @@ int apply_request(struct apply *ap, int run, int64_t *applied, int64_t *pending)
 	/* The read connection is the apply thread's: count through the
 	 * recorder's lock, which that thread holds while it uses it. */
 	rec_lock(ap->rec);
-	*applied = ap->applied_seq;
-	rc = db_ops_remote_after(ap->db, ap->applied_seq, pending);
+	c->applied = ap->applied_seq;
+	c->held = (int64_t)ap->nheld;
+	c->attention = 0;
+	for (size_t i = 0; i < ap->nheld; i++)
+		c->attention += plan_hold_needs_attention(ap->held[i].hold);
+	rc = db_ops_remote_after(ap->db, ap->applied_seq, &c->pending);
 	rec_unlock(ap->rec);
 	return rc;
 }
@@ -837,6 +945,19 @@ void apply_stop(struct apply *ap)
 }
 
 /* ---- open and close --------------------------------------------------- */
+
+static int load_held(void *arg, const struct db_held *h)
+{
+	struct apply *ap = arg;
+	struct plan_item *it;
+
+	ap->held = xrealloc(ap->held, (ap->nheld + 1) * sizeof(*ap->held));
+	it = &ap->held[ap->nheld++];
+	it->op = h->row.op;
+	it->seq = h->row.seq;
+	it->hold = (enum plan_hold)h->reason;
+	return 0;
+}
 
 int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	       char *err, size_t errlen)
@@ -897,7 +1018,9 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 		rec_flush_l(fs->rec, true);
 	}
 	forget_batches(ap);
-	rc = build_tree(ap);
+	rc = db_held_foreach(ap->db, load_held, ap);
+	if (!rc)
+		rc = build_tree(ap);
 	if (!rc)
 		sync_index(ap, NULL, NULL, 0);
 	if (!rc && mat_gc_sweep(ap->mat, ap->db, ap->applied_seq) != 0)
@@ -927,6 +1050,7 @@ void apply_close(struct apply *ap)
 	if (ap->tree)
 		tree_free(ap->tree);
 	mat_gc_release(&ap->gc);
+	free(ap->held);
 	if (ap->mat)
 		mat_close(ap->mat);
 	db_close(ap->db);

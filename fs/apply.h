@@ -58,17 +58,23 @@ int apply_start(struct apply *ap);
 /* Asks for a round soon (the last writer of a file closed it). */
 void apply_kick(struct apply *ap);
 
-/* The same, only when remote ops wait for a file to be closed or for
- * content (what release calls). */
+/* The same, only when remote ops wait for a file to be closed (what
+ * release calls). */
 void apply_kick_if_waiting(struct apply *ap);
+
+/* Where the apply stands (apply_request). */
+struct apply_counts {
+	int64_t applied;   /* applied_seq */
+	int64_t pending;   /* remote ops after it: not taken yet */
+	int64_t held;	   /* remote ops held back (lib/apply_plan.h) */
+	int64_t attention; /* of those, held for a reason a close won't end */
+};
 
 /*
  * Runs a round and waits for it: what the ctl request `apply` does.  With
- * run false, only reports.  *applied gets applied_seq, *pending the number
- * of remote ops not applied yet (deferred).  0 or -errno.
+ * run false, only reports.  0 or -errno.
  */
-int apply_request(struct apply *ap, int run, int64_t *applied,
-		  int64_t *pending);
+int apply_request(struct apply *ap, int run, struct apply_counts *c);
 
 /* Stops the thread; no more notifications reach the kernel after this. */
 void apply_stop(struct apply *ap);

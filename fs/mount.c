@@ -317,19 +317,22 @@ static void *ctl_main(void *arg)
 				ctl_reply(cfd, "ok", -1);
 			} else if (strcmp(line, "apply") == 0 ||
 				   strcmp(line, "applied") == 0) {
-				char r[64];
-				int64_t seq = 0, pending = 0;
+				char r[96];
+				struct apply_counts n = {0};
 				int rc = apply_request(c->fs->apply,
-						       line[5] == '\0', &seq,
-						       &pending);
+						       line[5] == '\0', &n);
 
+				/* "ok APPLIED PENDING HELD ATTENTION" */
 				if (rc)
 					snprintf(r, sizeof(r), "error %s",
 						 strerror(-rc));
 				else
 					snprintf(r, sizeof(r),
-						 "ok %lld %lld", (long long)seq,
-						 (long long)pending);
+						 "ok %lld %lld %lld %lld",
+						 (long long)n.applied,
+						 (long long)n.pending,
+						 (long long)n.held,
+						 (long long)n.attention);
 				ctl_reply(cfd, r, -1);
 			} else if (strcmp(line, "conflicts") == 0) {
 				ctl_conflicts(c->fs, cfd);

@@ -9,16 +9,18 @@
  *   flush   -> "ok" once every op recorded so far is committed to wkfs.db
  *   pid     -> "ok PID"
  *   apply   -> runs a round of the apply thread (fs/apply.h) and, once it
- *              is over, "ok APPLIED PENDING": applied_seq (every op with
- *              seq <= it is in the merge engine's tree) and how many remote
- *              ops after it still wait (content missing, or a file open for
- *              writing)
+ *              is over, "ok APPLIED PENDING HELD ATTENTION": applied_seq
+ *              (every op with seq <= it is in the merge engine's tree, but
+ *              the held ones), how many remote ops after it are not taken
+ *              yet, how many are held back (lib/apply_plan.h: content
+ *              missing, a file open for writing), and how many of those
+ *              need attention (all but the ones waiting for a close)
  *   applied -> the same answer without running a round
  *
  * Any other line -> "error unknown request".  Lines are at most
  * CTL_LINE_MAX bytes.  wkfs-syncd's socket (syncd.sock) speaks the same
- * framing with its own requests (syncd/syncd_ctl.c).  Who may connect is decided by the socket's directory
- * permissions (0700, owner only).
+ * framing with its own requests (syncd/syncd_ctl.c).  Who may connect is
+ * decided by the socket's directory permissions (0700, owner only).
  */
 #ifndef WKFS_CTL_H
 #define WKFS_CTL_H

@@ -99,6 +99,13 @@ static const char *const migrations[] = {
 	" id INTEGER PRIMARY KEY,"
 	" name TEXT NOT NULL UNIQUE);"
 	"ALTER TABLE ops ADD COLUMN device INTEGER;",
+	/* 2 -> 3: remote ops the mount holds back (lib/apply_plan.h): they
+	 * are below applied_seq but not in the tree, and say why. */
+	"CREATE TABLE held("
+	" seq INTEGER PRIMARY KEY,"
+	" reason INTEGER NOT NULL,"
+	" path TEXT,"
+	" since_ms INTEGER NOT NULL DEFAULT 0);",
 };
 
 #define N_MIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -113,8 +120,8 @@ static const char *const migrations[] = {
 static sqlite3_vfs verbatim_vfs;
 static sqlite3_vfs *base_vfs;
 
-static int verbatim_full_pathname(sqlite3_vfs *vfs, const char *path,
-				  int n_out, char *out)
+static int verbatim_full_pathname(sqlite3_vfs *vfs, const char *path, int n_out,
+				  char *out)
 {
 	if (path[0] != '/')
 		return base_vfs->xFullPathname(base_vfs, path, n_out, out);
@@ -513,8 +520,8 @@ static int device_id(struct wkdb *db, const char *dev, int64_t *id)
 	return rc;
 }
 
-int db_op_append(struct wkdb *db, const struct wk_op *op,
-		 enum db_origin origin, int64_t *seq)
+int db_op_append(struct wkdb *db, const struct wk_op *op, enum db_origin origin,
+		 int64_t *seq)
 {
 	sqlite3_stmt *st = db->st[ST_OP_INSERT];
 	/* Every op records where it happened (for puts and setattrs only
@@ -703,14 +710,18 @@ static void read_op(sqlite3_stmt *st, struct db_oprow *r)
 	copy_text(op->device, sizeof(op->device), st, 18);
 }
 
-int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
-		   db_op_fn fn, void *arg)
+/* The columns read_op() reads, in its order. */
+#define OP_COLS                                                       \
+	"ops.seq, hlc, actor, kind, node, parent, name, new_parent,"  \
+	" new_name, mode, attrs, mtime_ns, size, hash, base, target," \
+	" origin, shipped,"                                           \
+	" (SELECT name FROM devices WHERE id = ops.device)"
+#define OP_NCOLS 19
+
+int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
+		   void *arg)
 {
-	static const char cols[] =
-		"SELECT seq, hlc, actor, kind, node, parent, name, new_parent,"
-		" new_name, mode, attrs, mtime_ns, size, hash, base, target,"
-		" origin, shipped,"
-		" (SELECT name FROM devices WHERE id = ops.device) FROM ops";
+	static const char cols[] = "SELECT " OP_COLS " FROM ops";
 	sqlite3_stmt *st;
 	char *sql;
 	int rc, stop = 0;
@@ -743,22 +754,76 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
 	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
-bool db_op_later_put(struct wkdb *db, struct wk_id node, int64_t after)
+int db_held_set(struct wkdb *db, int64_t seq, int reason, const char *path,
+		int64_t since_ms)
 {
 	sqlite3_stmt *st;
-	bool found;
+	int rc;
 
-	if (sqlite3_prepare_v2(db->sql,
-			       "SELECT 1 FROM ops WHERE seq > ?1 AND kind = ?2"
-			       " AND node = ?3 LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return false;
-	sqlite3_bind_int64(st, 1, after);
-	sqlite3_bind_int(st, 2, WK_OP_PUT);
-	bind_id(st, 3, node);
-	found = sqlite3_step(st) == SQLITE_ROW;
+	/* The first time it was held stays: that is how long it waits. */
+	rc = sqlite3_prepare_v2(db->sql,
+				"INSERT INTO held(seq, reason, path, since_ms)"
+				" VALUES (?1, ?2, ?3, ?4) ON CONFLICT(seq) DO"
+				" UPDATE SET reason = excluded.reason,"
+				" path = excluded.path",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int(st, 2, reason);
+	if (path)
+		sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, since_ms);
+	rc = step_done(st);
 	sqlite3_finalize(st);
-	return found;
+	return rc;
+}
+
+int db_held_clear(struct wkdb *db, int64_t seq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql, "DELETE FROM held WHERE seq = ?1", -1,
+				&st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, seq);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int db_held_foreach(struct wkdb *db, db_held_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"SELECT " OP_COLS ", held.reason, held.path,"
+				" held.since_ms FROM held JOIN ops"
+				" ON ops.seq = held.seq ORDER BY held.seq",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_held *h = xmalloc(sizeof(*h));
+		const unsigned char *path;
+
+		read_op(st, &h->row);
+		h->reason = sqlite3_column_int(st, OP_NCOLS);
+		path = sqlite3_column_text(st, OP_NCOLS + 1);
+		h->path = path ? (const char *)path : "";
+		h->since_ms = sqlite3_column_int64(st, OP_NCOLS + 2);
+		stop = fn(arg, h);
+		free(h);
+		if (stop)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
 int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n)

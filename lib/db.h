@@ -2,11 +2,12 @@
  * db.h - the sidecar database DIR/.wkfs/wkfs.db.
  *
  * The only module that speaks SQLite; SQLITE_* codes never leave it.  It holds
- * four tables (docs/architecture.md shows the schema):
+ * five tables (docs/architecture.md shows the schema):
  *   meta     key/value: actor id, last HLC, cursors
  *   nodes    the current tree: one row per tracked file, directory or symlink
  *   ops      the oplog, in recording order (seq), unique on (hlc, actor)
  *   devices  the device names ops carry, interned (ops.device is an id)
+ *   held     remote ops the mount set aside, and why
  *
  * The database is reached through a directory fd of DIR, never through DIR's
  * path: when wkfs is mounted over DIR, DIR/.wkfs is hidden by the mount, but a
@@ -28,7 +29,7 @@
 
 #include "op.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 enum db_open_flags {
 	DB_CREATE = 0x1,   /* create .wkfs/wkfs.db if missing (init) */
@@ -54,11 +55,11 @@ struct db_node {
 	int64_t mtime_ns;
 	bool has_hash;
 	struct wk_hash hash;
-	char *target;         /* symlinks: malloc'd, freed by the owner */
+	char *target;	      /* symlinks: malloc'd, freed by the owner */
 	struct wk_id version; /* the last op that changed the node */
 	struct wk_id content; /* the put (or create) of its current content:
 				 the base of its next put */
-	uint64_t ino;         /* backing inode number at the last record */
+	uint64_t ino;	      /* backing inode number at the last record */
 };
 
 /* One row of the ops table, as read back for the log. */
@@ -96,8 +97,8 @@ int db_meta_set_str(struct wkdb *db, const char *key, const char *v);
 /* Appends an op, with its device name (op->device: empty, or valid by
  * wk_device_valid(), else -EINVAL); *seq (may be NULL) receives its
  * sequence number. */
-int db_op_append(struct wkdb *db, const struct wk_op *op,
-		 enum db_origin origin, int64_t *seq);
+int db_op_append(struct wkdb *db, const struct wk_op *op, enum db_origin origin,
+		 int64_t *seq);
 
 /* Inserts or replaces a node row, or deletes one. */
 int db_node_put(struct wkdb *db, const struct db_node *n);
@@ -112,12 +113,28 @@ int db_nodes_foreach(struct wkdb *db, db_node_fn fn, void *arg);
 /* Calls fn for the ops after seq `after` in order; with last_n > 0 only the
  * newest last_n of them. */
 typedef int (*db_op_fn)(void *arg, const struct db_oprow *row);
-int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n,
-		   db_op_fn fn, void *arg);
+int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
+		   void *arg);
 
-/* True when an op after seq `after` is a put on node: the content of an
- * earlier put of that node need not be waited for (it is superseded). */
-bool db_op_later_put(struct wkdb *db, struct wk_id node, int64_t after);
+/*
+ * Held remote ops: the mount's record of the ops it set aside
+ * (lib/apply_plan.h), with the reason (an enum plan_hold), the path they
+ * concern as the mount saw it, and when they were first held (ms since
+ * the epoch).  db_held_set() inserts or updates one (keeping since_ms),
+ * db_held_clear() drops it once fed.  db_held_foreach() visits them in
+ * seq order; fn's return is as for db_ops_foreach.
+ */
+struct db_held {
+	struct db_oprow row;
+	int reason;
+	const char *path; /* valid during the call; "" when unknown */
+	int64_t since_ms;
+};
+int db_held_set(struct wkdb *db, int64_t seq, int reason, const char *path,
+		int64_t since_ms);
+int db_held_clear(struct wkdb *db, int64_t seq);
+typedef int (*db_held_fn)(void *arg, const struct db_held *h);
+int db_held_foreach(struct wkdb *db, db_held_fn fn, void *arg);
 
 /* Counts the remote ops after seq `after` (not applied yet, for the
  * mount's apply cursor). */

@@ -95,6 +95,20 @@ static int scan_row(void *arg, const struct db_oprow *row)
 	return 0;
 }
 
+/* A held put (below applied_seq, not applied) still needs its content. */
+static int scan_held(void *arg, const struct db_held *h)
+{
+	struct scan *s = arg;
+	const struct wk_hash *found;
+
+	if (!is_content_put(&h->row.op))
+		return 0;
+	found = bsearch(&h->row.op.hash, s->v, s->n, sizeof(*s->v), cmp_hash);
+	if (found)
+		s->kept[found - s->v] = true;
+	return 0;
+}
+
 /* Drops v[i] unless kept (or, with referenced, unless referenced). */
 static void drop(struct mat *m, const struct scan *s)
 {
@@ -127,6 +141,8 @@ int mat_gc_run(struct mat_gc *g, struct mat *m, struct wkdb *db,
 	s.n = g->n;
 	s.kept = xcalloc(g->n, sizeof(*s.kept));
 	rc = db_ops_foreach(db, applied_seq, 0, scan_row, &s);
+	if (rc >= 0 && !s.gave_up)
+		rc = db_held_foreach(db, scan_held, &s);
 	if (rc >= 0 && !s.gave_up) {
 		drop(m, &s);
 		g->n = 0;
@@ -152,6 +168,8 @@ int mat_gc_sweep(struct mat *m, struct wkdb *db, int64_t applied_seq)
 	s.kept = xcalloc(s.n, sizeof(*s.kept));
 	s.referenced = xcalloc(s.n, sizeof(*s.referenced));
 	rc = db_ops_foreach(db, 0, 0, scan_row, &s);
+	if (rc >= 0)
+		rc = db_held_foreach(db, scan_held, &s);
 	if (rc >= 0)
 		drop(m, &s);
 	free(s.kept);

@@ -8,8 +8,8 @@
  * materializer's source callback finds a file of DIR by hash whenever a
  * later change needs that content again, exactly as for local versions.
  * So an object can go once the puts that name it are applied and no
- * pending remote put (seq above applied_seq: waiting for a close, for
- * content, or simply not taken yet) names it.
+ * pending remote put names it: one above applied_seq (not taken yet), or
+ * one the mount holds back (the held table: waiting for a close, say).
  *
  * Only hashes of puts that were applied are ever dropped: an object the
  * sync layer stored for ops it has not inserted yet (it stores content

@@ -29,6 +29,7 @@ enum qkind {
 	Q_OP,	/* an op and the row of its node */
 	Q_NODE, /* a node row only (index changed by remote ops) */
 	Q_META, /* a meta value */
+	Q_HELD, /* a held remote op's row (value: reason, 0 to drop it) */
 };
 
 struct qitem {
@@ -36,7 +37,9 @@ struct qitem {
 	struct wk_op op; /* Q_NODE: op.node names the row */
 	int fd;		 /* put: content still to hash, -1 otherwise */
 	char key[32];	 /* Q_META */
-	uint64_t value;	 /* Q_META */
+	uint64_t value;	 /* Q_META; Q_HELD: the reason */
+	int64_t seq;	 /* Q_HELD */
+	char *path;	 /* Q_HELD, may be NULL */
 	struct qitem *next;
 };
 
@@ -656,6 +659,19 @@ void rec_meta_set_l(struct recorder *r, const char *key, uint64_t v)
 	enqueue(r, q);
 }
 
+void rec_held_set_l(struct recorder *r, int64_t seq, int reason,
+		    const char *path)
+{
+	struct qitem *q = xcalloc(1, sizeof(*q));
+
+	q->what = Q_HELD;
+	q->fd = -1;
+	q->seq = seq;
+	q->value = (uint64_t)reason;
+	q->path = path ? xstrdup(path) : NULL;
+	enqueue(r, q);
+}
+
 int rec_promote_l(struct recorder *r, struct nnode **np)
 {
 	struct nnode *n = *np, *parent = n->parent, *nn = NULL;
@@ -779,6 +795,11 @@ static int commit_batch(struct recorder *r, struct qitem *batch, bool durable,
 	for (q = batch; q && !rc; q = q->next) {
 		if (q->what == Q_META)
 			rc = db_meta_set_u64(r->db, q->key, q->value);
+		else if (q->what == Q_HELD && q->value)
+			rc = db_held_set(r->db, q->seq, (int)q->value, q->path,
+					 (int64_t)time(NULL) * 1000);
+		else if (q->what == Q_HELD)
+			rc = db_held_clear(r->db, q->seq);
 		else if (q->what == Q_OP)
 			rc = db_op_append(r->db, &q->op, DB_ORIGIN_LOCAL, NULL);
 		if (rc == -EEXIST)
@@ -791,7 +812,7 @@ static int commit_batch(struct recorder *r, struct qitem *batch, bool durable,
 	ids = xmalloc(n_ids * sizeof(*ids));
 	n_ids = 0;
 	for (q = batch; q; q = q->next)
-		if (q->what != Q_META)
+		if (q->what == Q_OP || q->what == Q_NODE)
 			ids[n_ids++] = q->op.node;
 	qsort(ids, n_ids, sizeof(*ids), cmp_id);
 	for (size_t i = 0; i < n_ids && !rc; i++)
@@ -884,6 +905,7 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&r->done);
 		while (batch) {
 			q = batch->next;
+			free(batch->path);
 			free(batch);
 			batch = q;
 		}

@@ -126,6 +126,11 @@ int rec_flush_l(struct recorder *r, bool durable);
 int rec_observe_l(struct recorder *r, uint64_t hlc);
 void rec_node_sync_l(struct recorder *r, struct wk_id id);
 void rec_meta_set_l(struct recorder *r, const char *key, uint64_t v);
+/* rec_held_set_l: queues the held row of remote op seq with reason (an
+ * enum plan_hold) and path, or its removal when reason is 0, committed
+ * with what was queued before it (the applied_seq that passes it). */
+void rec_held_set_l(struct recorder *r, int64_t seq, int reason,
+		    const char *path);
 
 /*
  * Conflict copies (nnode_is_copy()) are views of a losing version, not

@@ -216,6 +216,7 @@ static int cmd_import(const char *src, const char *dst)
 	struct import im = {.sfd = -1};
 	struct wk_config cfg;
 	char reply[CTL_LINE_MAX], err[512];
+	long long seq, pending, held;
 	int dfd = -1, rc, ret = 1;
 
 	config_init(&cfg);
@@ -253,8 +254,9 @@ static int cmd_import(const char *src, const char *dst)
 	rc = ask_apply(dst, reply, sizeof(reply));
 	if (rc)
 		printf("imported %lu (%s not mounted)\n", im.imported, dst);
-	else if (strncmp(reply, "ok ", 3) == 0)
-		printf("imported %lu applied %s\n", im.imported, reply + 3);
+	else if (sscanf(reply, "ok %lld %lld %lld", &seq, &pending, &held) == 3)
+		printf("imported %lu applied %lld %lld\n", im.imported, seq,
+		       pending + held);
 	else
 		printf("imported %lu apply: %s\n", im.imported, reply);
 	ret = 0;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apply_plan.h"
 #include "cmds.h"
 #include "db.h"
 #include "folder.h"
@@ -25,11 +26,48 @@
 #include "out.h"
 #include "recorder.h"
 #include "wlog.h"
+#include "xalloc.h"
+
+/* A remote op the mount holds back (lib/apply_plan.h). */
+struct held_seq {
+	int64_t seq;
+	int reason;
+};
 
 struct log_ctx {
 	struct nindex *ix;
 	bool json;
+	struct held_seq *held; /* by seq */
+	size_t nheld;
 };
+
+static int add_held(void *arg, const struct db_held *h)
+{
+	struct log_ctx *c = arg;
+
+	c->held = xrealloc(c->held, (c->nheld + 1) * sizeof(*c->held));
+	c->held[c->nheld].seq = h->row.seq;
+	c->held[c->nheld++].reason = h->reason;
+	return 0;
+}
+
+static int cmp_held(const void *a, const void *b)
+{
+	const struct held_seq *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Why the op of row seq is not applied, or NULL. */
+static const char *held_why(const struct log_ctx *c, int64_t seq)
+{
+	struct held_seq key = {.seq = seq}, *h;
+
+	h = c->nheld ? bsearch(&key, c->held, c->nheld, sizeof(*c->held),
+			       cmp_held)
+		     : NULL;
+	return h ? plan_hold_text((enum plan_hold)h->reason) : NULL;
+}
 
 static void place(struct nindex *ix, struct wk_id parent, const char *name,
 		  char *out, size_t len)
@@ -60,6 +98,7 @@ static int print_op(void *arg, const struct db_oprow *r)
 	char h[WK_HASH_STRLEN];
 	/* Ops from before names were recorded on puts have none. */
 	bool placed = op->name[0] != '\0';
+	const char *why = held_why(c, r->seq);
 
 	if (placed)
 		place(c->ix, op->parent, op->name, path, sizeof(path));
@@ -85,6 +124,8 @@ static int print_op(void *arg, const struct db_oprow *r)
 			printf(" mtime_ns=%" PRId64, op->mtime_ns);
 		if (op->kind == WK_OP_SYMLINK)
 			printf(" target=%s", op->target);
+		if (why)
+			printf(" [not applied: %s]", why);
 		putchar('\n');
 		return 0;
 	}
@@ -127,6 +168,10 @@ static int print_op(void *arg, const struct db_oprow *r)
 	if (op->kind == WK_OP_SYMLINK) {
 		printf(",\"target\":");
 		out_json_str(stdout, op->target);
+	}
+	if (why) {
+		printf(",\"not_applied\":");
+		out_json_str(stdout, why);
 	}
 	printf(",\"origin\":\"%s\",\"shipped\":%s}\n",
 	       r->origin == DB_ORIGIN_LOCAL ? "local" : "remote",
@@ -187,12 +232,15 @@ int cmd_log(int argc, char **argv)
 	c.ix = nindex_new();
 	rc = rec_load_tree(db, c.ix, err, sizeof(err));
 	if (!rc)
+		rc = db_held_foreach(db, add_held, &c);
+	if (!rc)
 		rc = db_ops_foreach(db, 0, last_n, print_op, &c);
 	if (rc)
 		wk_err("%s: cannot read the oplog: %s", dir, strerror(-rc));
 	else
 		ret = 0;
 	nindex_free(c.ix);
+	free(c.held);
 	db_close(db);
 out_close:
 	close(fd);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apply_plan.h"
 #include "cmds.h"
 #include "config.h"
 #include "ctl.h"
@@ -53,7 +54,15 @@ struct fstatus {
 	int64_t tx_bytes, rx_bytes;	    /* -1 unknown */
 
 	int64_t waiting; /* remote ops the mount has not applied, -1 */
-	int conflicts;	 /* -1 unknown */
+	/* Remote ops held back for a reason that needs attention (content
+	 * that never came), from the held table: */
+	struct held_row {
+		char *path, *kind;
+		const char *why;
+		int64_t since_ms;
+	} * held;
+	int nheld;
+	int conflicts; /* -1 unknown */
 	char **copies;
 	const char *summary;
 	bool attention;
@@ -75,6 +84,25 @@ static void clean_url(const char *url, char *out, size_t len)
 			 at + 1);
 	else
 		snprintf(out, len, "%s", url);
+}
+
+#define HELD_SHOWN 10 /* held paths listed in text; JSON lists them all */
+
+static int add_held(void *arg, const struct db_held *h)
+{
+	struct fstatus *s = arg;
+	struct held_row *r;
+	const char *kind = wk_op_kind_name(h->row.op.kind);
+
+	if (!plan_hold_needs_attention((enum plan_hold)h->reason))
+		return 0;
+	s->held = xrealloc(s->held, (size_t)(s->nheld + 1) * sizeof(*s->held));
+	r = &s->held[s->nheld++];
+	r->path = xstrdup(h->path[0] ? h->path : "?");
+	r->kind = xstrdup(kind ? kind : "?");
+	r->why = plan_hold_text((enum plan_hold)h->reason);
+	r->since_ms = h->since_ms;
+	return 0;
 }
 
 static void read_sidecar(struct fstatus *s)
@@ -115,6 +143,9 @@ static void read_sidecar(struct fstatus *s)
 		s->pending_ops = s->pending_bytes = -1;
 	if (db_meta_get_u64(db, "last_sync_ms", &v) == 0)
 		s->last_ok_ms = (int64_t)v;
+	if (db_held_foreach(db, add_held, s))
+		snprintf(s->problem, sizeof(s->problem),
+			 "cannot read the held ops: %s", db_errmsg(db));
 	db_close(db);
 out:
 	config_release(&cfg);
@@ -173,13 +204,16 @@ static void ask_daemon(struct fstatus *s)
 static void ask_mount(struct fstatus *s)
 {
 	char sock[RUNDIR_MAX + 16], line[CTL_LINE_MAX];
-	long long seq, pending;
+	long long seq, pending, held = 0, attention = 0;
 	int fd, n;
 
 	snprintf(sock, sizeof(sock), "%s/fs.sock", s->f.run);
+	/* Held ops that need attention are listed from the held table;
+	 * those waiting for a close are just not applied yet. */
 	if (ctl_request(sock, "applied", line, sizeof(line), NULL) == 0 &&
-	    sscanf(line, "ok %lld %lld", &seq, &pending) == 2)
-		s->waiting = pending;
+	    sscanf(line, "ok %lld %lld %lld %lld", &seq, &pending, &held,
+		   &attention) >= 2)
+		s->waiting = pending + held - attention;
 	fd = ctl_connect(sock, "conflicts");
 	if (fd < 0)
 		return;
@@ -204,7 +238,7 @@ static void summarize(struct fstatus *s)
 		s->summary = "Needs attention";
 	else if (!s->f.mounted)
 		s->attention = false, s->summary = "Not mounted";
-	else if (s->conflicts > 0)
+	else if (s->conflicts > 0 || s->nheld > 0)
 		s->summary = "Needs attention";
 	else if (!s->has_remote)
 		s->attention = false, s->summary = "Local only";
@@ -236,6 +270,11 @@ static void release(struct fstatus *s)
 	for (int i = 0; s->copies && i < s->conflicts; i++)
 		free(s->copies[i]);
 	free(s->copies);
+	for (int i = 0; i < s->nheld; i++) {
+		free(s->held[i].path);
+		free(s->held[i].kind);
+	}
+	free(s->held);
 }
 
 /* ---- human output ---- */
@@ -312,6 +351,12 @@ static void print_human(const struct fstatus *s)
 	if (s->waiting > 0)
 		row("incoming", "%" PRId64 " ops waiting to be applied",
 		    s->waiting);
+	for (int i = 0; i < s->nheld && i < HELD_SHOWN; i++)
+		row(i ? "" : "not applied", "%s (%s): %s", s->held[i].path,
+		    s->held[i].kind, s->held[i].why);
+	if (s->nheld > HELD_SHOWN)
+		row("", "and %d more ('wkfs status --json' lists them all)",
+		    s->nheld - HELD_SHOWN);
 	if (s->has_remote) {
 		if (s->last_ok_ms > 0) {
 			out_ago(s->last_ok_ms, out_now_ms(), a, sizeof(a));
@@ -384,6 +429,20 @@ static void print_json(const struct fstatus *s)
 	jnum_or_null(s->pending_bytes);
 	fputs("},\"waiting_to_apply\":", stdout);
 	jnum_or_null(s->waiting);
+	fputs(",\"not_applied\":[", stdout);
+	for (int i = 0; i < s->nheld; i++) {
+		printf("%s{\"path\":", i ? "," : "");
+		out_json_str(stdout, s->held[i].path);
+		fputs(",\"op\":", stdout);
+		out_json_str(stdout, s->held[i].kind);
+		fputs(",\"reason\":", stdout);
+		out_json_str(stdout, s->held[i].why);
+		fputs(",\"since\":", stdout);
+		out_iso_ms(s->held[i].since_ms, t, sizeof(t));
+		out_json_str(stdout, t);
+		putchar('}');
+	}
+	putchar(']');
 	fputs(",\"traffic\":{\"sent\":", stdout);
 	jnum_or_null(s->tx_bytes);
 	fputs(",\"received\":", stdout);

@@ -73,6 +73,41 @@ static int resolve_arg(int argc, char **argv, struct folder *f)
 	return 0;
 }
 
+/*
+ * The exchange is over and the mount has had its round: is everything
+ * that came in applied?  A remote op held back (content that never came,
+ * a file still open for writing) means the replicas do not agree yet, so
+ * sync must not say synced.  Says why on stderr when not.
+ */
+static bool all_applied(const struct folder *f)
+{
+	char sock[RUNDIR_MAX + 16], line[CTL_LINE_MAX];
+	long long seq, pending, held, attention;
+
+	snprintf(sock, sizeof(sock), "%s/fs.sock", f->run);
+	if (ctl_request(sock, "applied", line, sizeof(line), NULL) != 0 ||
+	    sscanf(line, "ok %lld %lld %lld %lld", &seq, &pending, &held,
+		   &attention) != 4)
+		return true; /* an older mount: it cannot tell */
+	if (attention > 0)
+		fprintf(stderr,
+			"wkfs: %s: %lld remote changes cannot be applied:"
+			" their content never arrived ('wkfs status' names"
+			" them)\n",
+			f->dir, attention);
+	if (held - attention > 0)
+		fprintf(stderr,
+			"wkfs: %s: %lld remote changes wait for files open"
+			" for writing to be closed\n",
+			f->dir, held - attention);
+	if (pending > 0)
+		fprintf(stderr,
+			"wkfs: %s: %lld remote changes are not applied yet;"
+			" run 'wkfs sync' again\n",
+			f->dir, pending);
+	return held == 0 && pending == 0;
+}
+
 int cmd_sync(int argc, char **argv)
 {
 	static const struct option longs[] = {
@@ -168,6 +203,8 @@ int cmd_sync(int argc, char **argv)
 			strncmp(line, "error ", 6) == 0 ? line + 6 : line);
 		return 1;
 	}
+	if (f.mounted && !all_applied(&f))
+		return 1;
 	printf("%s: synced (%" PRId64 " ops sent, %" PRId64
 	       " received, %.1f s)\n",
 	       f.dir, num(line, "pushed="), num(line, "received="),

@@ -217,6 +217,68 @@ static void test_ops_round_trip_in_order(void **state)
 	db_close(db);
 }
 
+struct held_seen {
+	int n;
+	int64_t seq[4];
+	int reason[4];
+	char path[4][32];
+	int64_t since[4];
+	enum wk_op_kind kind[4];
+};
+
+static int see_held(void *arg, const struct db_held *h)
+{
+	struct held_seen *s = arg;
+
+	s->seq[s->n] = h->row.seq;
+	s->reason[s->n] = h->reason;
+	snprintf(s->path[s->n], sizeof(s->path[0]), "%s", h->path);
+	s->since[s->n] = h->since_ms;
+	s->kind[s->n++] = h->row.op.kind;
+	return 0;
+}
+
+/* Held rows come back with their op, in seq order; an update keeps the
+ * time the op was first held; a cleared one is gone. */
+static void test_held_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct held_seen seen = {0};
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	for (int i = 1; i <= 3; i++) {
+		memset(op, 0, sizeof(*op));
+		op->id = (struct wk_id){200 + i, 9};
+		op->kind = i == 1 ? WK_OP_CREATE : WK_OP_PUT;
+		op->node = (struct wk_id){201, 9};
+		op->parent = WK_ID_ROOT;
+		snprintf(op->name, sizeof(op->name), "f");
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL),
+				 0);
+	}
+	assert_int_equal(db_held_set(db, 3, 2, "f", 1000), 0);
+	assert_int_equal(db_held_set(db, 1, 3, "f", 1000), 0);
+	assert_int_equal(db_held_set(db, 2, 1, NULL, 1500), 0);
+	assert_int_equal(db_held_set(db, 2, 2, "f", 2000), 0);
+	assert_int_equal(db_held_clear(db, 3), 0);
+	assert_int_equal(db_held_foreach(db, see_held, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.seq[0], 1);
+	assert_int_equal(seen.kind[0], WK_OP_CREATE);
+	assert_int_equal(seen.reason[0], 3);
+	assert_int_equal(seen.seq[1], 2);
+	assert_int_equal(seen.kind[1], WK_OP_PUT);
+	assert_int_equal(seen.reason[1], 2);
+	assert_string_equal(seen.path[1], "f");
+	assert_int_equal(seen.since[1], 1500);
+	free(op);
+	db_close(db);
+}
+
 static void test_mark_shipped_up_to_a_seq(void **state)
 {
 	struct fixture *f = *state;
@@ -709,6 +771,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_shipped_up_to_a_seq,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_rows, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_node_get_by_id, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ops_foreach_last_n, setup,

@@ -6,31 +6,22 @@
 #include "apply_plan.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "tree.h"
 #include "xalloc.h"
 
-/* A version some fed op retires: (node, version). */
-struct retirement {
+/* A version some op retires: (node, version). */
+struct plan_retirement {
 	struct wk_id node, version;
 };
 
 static int cmp_retirement(const void *a, const void *b)
 {
-	const struct retirement *x = a, *y = b;
+	const struct plan_retirement *x = a, *y = b;
 	int c = wk_id_cmp(x->node, y->node);
 
 	return c ? c : wk_id_cmp(x->version, y->version);
-}
-
-/* What a put or remove retires: its base, WK_ID_NONE meaning the create. */
-static struct retirement retirement_of(const struct wk_op *op)
-{
-	struct retirement r = {.node = op->node, .version = op->base};
-
-	if (wk_id_eq(op->base, WK_ID_NONE))
-		r.version = op->node;
-	return r;
 }
 
 static bool retires(const struct wk_op *op)
@@ -38,27 +29,48 @@ static bool retires(const struct wk_op *op)
 	return op->kind == WK_OP_PUT || op->kind == WK_OP_REMOVE;
 }
 
-/* The retirements of the items decided PLAN_FEED, sorted. */
-static size_t collect_fed(const struct plan_item *v, size_t n,
-			  struct retirement *out)
+/* What a put or remove retires: its base, WK_ID_NONE meaning the create. */
+static struct wk_id retired_version(const struct wk_op *op)
 {
-	size_t k = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (v[i].hold == PLAN_FEED && retires(&v[i].op))
-			out[k++] = retirement_of(&v[i].op);
-	qsort(out, k, sizeof(*out), cmp_retirement);
-	return k;
+	return wk_id_eq(op->base, WK_ID_NONE) ? op->node : op->base;
 }
 
-static bool retired(const struct plan_env *env, const struct retirement *fed,
-		    size_t nfed, const struct wk_op *put)
+void plan_retired_add(struct plan_retired *r, const struct wk_op *op)
 {
-	struct retirement key = {.node = put->node, .version = put->id};
+	if (!retires(op))
+		return;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 64;
+		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
+	}
+	r->v[r->n].node = op->node;
+	r->v[r->n++].version = retired_version(op);
+	r->sorted = false;
+}
 
+bool plan_retired_has(struct plan_retired *r, const struct wk_op *put)
+{
+	struct plan_retirement key = {.node = put->node, .version = put->id};
+
+	if (!r->sorted && r->n)
+		qsort(r->v, r->n, sizeof(*r->v), cmp_retirement);
+	r->sorted = true;
+	return r->n &&
+	       bsearch(&key, r->v, r->n, sizeof(*r->v), cmp_retirement);
+}
+
+void plan_retired_release(struct plan_retired *r)
+{
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+static bool retired(const struct plan_env *env, struct plan_retired *fed,
+		    const struct wk_op *put)
+{
 	if (env->tree && tree_version_retired(env->tree, put->node, put->id))
 		return true;
-	return bsearch(&key, fed, nfed, sizeof(*fed), cmp_retirement) != NULL;
+	return plan_retired_has(fed, put);
 }
 
 /* A held put that the fed ops (or the tree) retire is fed after all; each
@@ -66,22 +78,24 @@ static bool retired(const struct plan_env *env, const struct retirement *fed,
 static void release_retired(struct plan_item *v, size_t n,
 			    const struct plan_env *env)
 {
-	struct retirement *fed = xmalloc((n + 1) * sizeof(*fed));
+	struct plan_retired fed = {0};
 	bool changed = true;
 
 	while (changed) {
-		size_t nfed = collect_fed(v, n, fed);
-
+		fed.n = 0;
+		for (size_t i = 0; i < n; i++)
+			if (v[i].hold == PLAN_FEED)
+				plan_retired_add(&fed, &v[i].op);
 		changed = false;
 		for (size_t i = 0; i < n; i++) {
 			if (v[i].hold != PLAN_HOLD_CONTENT ||
-			    !retired(env, fed, nfed, &v[i].op))
+			    !retired(env, &fed, &v[i].op))
 				continue;
 			v[i].hold = PLAN_FEED;
 			changed = true;
 		}
 	}
-	free(fed);
+	plan_retired_release(&fed);
 }
 
 /* Is create c's first content a put held for its content, with nothing
@@ -99,7 +113,7 @@ static bool placeholder(const struct plan_item *v, size_t n,
 		if (v[i].hold == PLAN_FEED)
 			return false;
 		if (v[i].hold == PLAN_HOLD_CONTENT &&
-		    wk_id_eq(retirement_of(op).version, c->id))
+		    wk_id_eq(retired_version(op), c->id))
 			held = true;
 	}
 	return held;

@@ -69,6 +69,22 @@ struct plan_env {
 	bool (*busy)(void *arg, const struct wk_op *op);
 };
 
+/*
+ * The versions a set of ops retire (a later put or a remove named them as
+ * its base): such a version is never shown, so nobody needs its content.
+ * The sync layer builds one per batch of ops it receives and skips
+ * fetching what the batch itself supersedes (a fresh replica fetches only
+ * the versions that count).  Add ops, then ask; released with _release.
+ */
+struct plan_retired {
+	struct plan_retirement *v;
+	size_t n, cap;
+	bool sorted;
+};
+void plan_retired_add(struct plan_retired *r, const struct wk_op *op);
+bool plan_retired_has(struct plan_retired *r, const struct wk_op *put);
+void plan_retired_release(struct plan_retired *r);
+
 /* Decides v[i].hold for every item (any order; duplicates are fine). */
 void plan_decide(struct plan_item *v, size_t n, const struct plan_env *env);
 

@@ -11,8 +11,12 @@
  * waits for the queue to reach the disk (fsync, `wkfs log`, unmount).
  *
  * Locking: rec_lock() guards the index, the clock, the ignore rules and the
- * queue.  Never hold it across a syscall on the backing directory or a FUSE
- * reply: look up, record, unlock.
+ * queue.  A request handler never holds it across a syscall on the backing
+ * directory or a FUSE reply: look up, record, unlock.  The one exception is
+ * the mount's apply round (fs/apply.c), which holds it across the
+ * materializer's syscalls on purpose: nothing may be recorded between its
+ * plan and its renames.  A handler that needs the lock then waits for the
+ * round (tens of milliseconds); no handler waits for a handler.
  */
 #ifndef WKFS_RECORDER_H
 #define WKFS_RECORDER_H

@@ -25,6 +25,7 @@
 
 #include <sys/types.h>
 
+#include "apply_plan.h"
 #include "bytebuf.h"
 #include "config.h"
 #include "db.h"
@@ -77,6 +78,9 @@ struct syncd {
 	int dirfd;	      /* DIR (the mount's fd when mounted) */
 	struct wkdb *db;
 	struct mat *mat; /* object store */
+	/* The versions the batch being received retires (NULL outside one):
+	 * their contents are not fetched (content_wanted). */
+	struct plan_retired *superseded;
 	struct wk_config cfg;
 	uint8_t token[WIRE_TOKEN_LEN];
 	uint64_t actor;

@@ -139,6 +139,10 @@ bool content_wanted(struct syncd *s, const struct wk_op *op,
 {
 	if (op->size == 0 || mat_object_have(s->mat, &op->hash))
 		return false;
+	/* Superseded in the same batch: never shown anywhere, and the
+	 * mount feeds it without its content (lib/apply_plan.h). */
+	if (s->superseded && plan_retired_has(s->superseded, op))
+		return false;
 	if (ref->how == WIRE_CONTENT_NONE) {
 		content_refuse(op, "its sender did not ship it (the file "
 				   "changed)");

@@ -107,6 +107,7 @@ static int import_segment(struct source *src, const struct gitb_entry *e,
 	struct syncd *s = src->s;
 	struct wk_op *op = malloc(sizeof(*op));
 	struct wire_content_ref ref;
+	struct plan_retired superseded = {0};
 	struct gitseg_iter it;
 	char key[48];
 	const uint8_t *p;
@@ -128,6 +129,14 @@ static int import_segment(struct source *src, const struct gitb_entry *e,
 		free(op);
 		return rc;
 	}
+	if (rc)
+		goto out;
+	/* What the segment itself supersedes is not fetched. */
+	while (gitseg_next(&it, &hlc, &p, &plen) == 1)
+		if (!wire_op_decode_ref(p, plen, actor, hlc, op, NULL))
+			plan_retired_add(&superseded, op);
+	s->superseded = &superseded;
+	gitseg_iter_init(&it, buf, len);
 	/* Contents first: the ops go in only once their files are here. */
 	while ((rc = gitseg_next(&it, &hlc, &p, &plen)) == 1) {
 		if (wire_op_decode_ref(p, plen, actor, hlc, op, &ref) ||
@@ -137,6 +146,7 @@ static int import_segment(struct source *src, const struct gitb_entry *e,
 		if (rc)
 			break;
 	}
+	s->superseded = NULL;
 	if (rc < 0 && rc != -EBADMSG)
 		goto out;
 	rc = db_begin(s->db);
@@ -178,12 +188,14 @@ static int import_segment(struct source *src, const struct gitb_entry *e,
 			e->path);
 	}
 	free(op);
+	plan_retired_release(&superseded);
 	return 0;
 out_db:
 	snprintf(s->err, sizeof(s->err), "cannot store remote ops: %s",
 		 db_errmsg(s->db));
 out:
 	free(op);
+	plan_retired_release(&superseded);
 	return rc;
 }
 

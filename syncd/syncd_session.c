@@ -216,13 +216,31 @@ static int send_cursor(struct syncd *s, uint64_t seq)
 	return rc ? syncd_fail(s, s->ops, rc, "CURSOR") : 0;
 }
 
+/* What the ops of an OPS message retire among themselves. */
+static void note_superseded(struct syncd *s, const struct wire_msg *m,
+			    struct wk_op *op, struct plan_retired *r)
+{
+	struct wire_iter it;
+	struct wire_opent e;
+
+	wire_iter_init(&it, m);
+	while (wire_iter_next(&it, &e))
+		if (e.actor != s->actor &&
+		    !wire_op_decode_ref(e.payload, e.len, e.actor, e.hlc, op,
+					NULL))
+			plan_retired_add(r, op);
+	s->superseded = r;
+}
+
 static int handle_ops(struct syncd *s, const struct wire_msg *m)
 {
 	struct wk_op *op = malloc(sizeof(*op));
+	struct plan_retired superseded = {0};
 	int inserted = 0, rc;
 
 	if (!op)
 		return -ENOMEM;
+	note_superseded(s, m, op, &superseded);
 	/* One flush for the batch's objects, before the ops that need
 	 * them are recorded: not two fsyncs per object. */
 	mat_object_defer(s->mat, true);
@@ -230,6 +248,8 @@ static int handle_ops(struct syncd *s, const struct wire_msg *m)
 	if (!rc)
 		rc = fetch_batch(s, m, op);
 	mat_object_defer(s->mat, false);
+	s->superseded = NULL;
+	plan_retired_release(&superseded);
 	if (!rc && (rc = mat_object_flush(s->mat)) != 0)
 		snprintf(s->err, sizeof(s->err),
 			 "cannot make fetched contents durable: %s",

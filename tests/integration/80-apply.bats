@@ -311,7 +311,7 @@ while True: time.sleep(0.1)
 	# The sidecar is intact: the mount still records and applies.
 	echo ok >"$Bd/f"
 	run "$W" debug apply "$Bd"
-	assert_output --regexp '^ok [0-9]+ 0$'
+	assert_output --regexp '^ok [0-9]+ 0 0 0$'
 }
 
 @test "a symlink from a remote is created, never followed" {
@@ -372,7 +372,7 @@ while True: time.sleep(0.1)
 	"$W" mount "$Bd"
 	PIDS+=("$(mount_pid "$Bd")")
 	run "$W" debug apply "$Bd"
-	assert_output --regexp '^ok [0-9]+ 0$'
+	assert_output --regexp '^ok [0-9]+ 0 0 0$'
 	same a b
 }
 
@@ -417,7 +417,7 @@ remount() {
 	wait_until 30 eval "! kill -0 $pid 2>/dev/null"
 	remount b
 	run "$W" debug apply "$Bd"
-	assert_output --regexp '^ok [0-9]+ 0$'
+	assert_output --regexp '^ok [0-9]+ 0 0 0$'
 	# The scan found DIR as the finished batch left it: no local op.
 	assert_equal "$(local_ops b)" "$before"
 	same a b
@@ -458,7 +458,7 @@ remount() {
 	remount a
 	remount b
 	run "$W" debug apply "$A"
-	assert_output --regexp '^ok [0-9]+ 0$'
+	assert_output --regexp '^ok [0-9]+ 0 0 0$'
 	import a b
 	import b a
 	same a b
@@ -510,7 +510,7 @@ os.close(fd)' "$Bd/$f.txt" "$BATS_TEST_TMPDIR/opened-$f" &
 	wait "${BG_PIDS[@]}"
 	BG_PIDS=()
 	run "$W" debug apply "$Bd"
-	assert_output --regexp '^ok [0-9]+ 0$'
+	assert_output --regexp '^ok [0-9]+ 0 0 0$'
 	import b a
 	same a b
 	for f in seen unseen; do

@@ -143,3 +143,18 @@ PYEOF
 	wait_summary "$C" Synced
 	wait_same "$SYNC_WAIT" "$B" "$C"
 }
+
+@test "a fresh replica fetches only the versions that count" {
+	replica a
+	for i in 1 2 3 4 5; do
+		head -c 400000 /dev/urandom >"$A/big.bin"
+		wait_until 30 all_shipped "$A"
+	done
+	replica c
+	wait_same "$SYNC_WAIT" "$A" "$C"
+	# Five versions on the relay, four superseded: one content fetched.
+	run grep -c '^.*content [0-9a-f]*: ' "$T/c.syncd.log"
+	assert_output 1
+	run grep -c 'refusing the content' "$T/c.syncd.log"
+	assert_output 0
+}

@@ -55,8 +55,7 @@ bool plan_retired_has(struct plan_retired *r, const struct wk_op *put)
 	if (!r->sorted && r->n)
 		qsort(r->v, r->n, sizeof(*r->v), cmp_retirement);
 	r->sorted = true;
-	return r->n &&
-	       bsearch(&key, r->v, r->n, sizeof(*r->v), cmp_retirement);
+	return r->n && bsearch(&key, r->v, r->n, sizeof(*r->v), cmp_retirement);
 }
 
 void plan_retired_release(struct plan_retired *r)

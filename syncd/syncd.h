@@ -63,7 +63,7 @@ struct syncd_shared {
 	int64_t started_ms;    /* when the daemon started */
 	uint64_t pushed;       /* ops pushed and acknowledged, since start */
 	uint64_t received;     /* remote ops stored, since start */
-	uint64_t tx_bytes;     /* message bytes sent to the relay, */
+	uint64_t tx_bytes;     /* bytes sent: relay messages, or git blobs */
 	uint64_t rx_bytes;     /* and received, since start */
 	uint64_t sync_asked;   /* sync requests so far */
 	uint64_t sync_done;    /* requests answered */
@@ -113,7 +113,7 @@ struct syncd {
 	pthread_t watch_thread;
 	struct rcache *rcache; /* recipes seen (syncd_content.c) */
 	uint64_t epoch;	       /* relay epoch (meta relay_epoch) */
-	uint64_t tx_bytes;     /* message bytes sent to the relay, */
+	uint64_t tx_bytes;     /* bytes sent: relay messages, or git blobs */
 	uint64_t rx_bytes;     /* and received, since the start */
 };
 

@@ -324,6 +324,8 @@ static int stage_chunk(struct syncd *s, struct git_stage *st,
 	gitb_chunk_path(h, path, sizeof(path));
 	if (git_stage_tip_has(st, s->git->tip, path))
 		return 0;
+	/* What goes to the remote counts as traffic, as the relay's does. */
+	s->tx_bytes += len;
 	return git_stage_bytes(st, path, p, len);
 }
 
@@ -528,6 +530,7 @@ again:
 			 first);
 		rc = git_stage_bytes(&st, where, wire_buf_data(&seg),
 				     wire_buf_len(&seg));
+		s->tx_bytes += wire_buf_len(&seg);
 		if (!rc)
 			rc = git_stage_names(&st, &info, s->err,
 					     sizeof(s->err));

@@ -41,6 +41,7 @@ static ssize_t tree_chunk(void *arg, const struct wk_hash *name, uint8_t *buf,
 		return -EBADMSG;
 	if (rc)
 		return rc;
+	src->s->rx_bytes += len;
 	content_hash_buf(buf, len, &h);
 	if (memcmp(&h, name, sizeof(h)) != 0)
 		return -EBADMSG;
@@ -120,6 +121,8 @@ static int import_segment(struct source *src, const struct gitb_entry *e,
 		return -ENOMEM;
 	snprintf(key, sizeof(key), "git_seg_%016" PRIx64, actor);
 	rc = git_batch_get(src->b, e->oid, buf, GITSEG_MAX, &len);
+	if (rc == 0)
+		s->rx_bytes += len;
 	if (rc == 0 && (gitseg_iter_init(&it, buf, len) || it.actor != actor))
 		rc = -EBADMSG;
 	if (rc == -EBADMSG || rc == -EMSGSIZE) {

@@ -92,6 +92,9 @@ main_untouched() {
 	[ ! -e "$A/f.txt" ] && [ ! -e "$B/f.txt" ]
 	field_is "$A" .connection connected
 	field_is "$A" .remote.type git
+	# git traffic counts, as the relay's does (1.5 MB went each way).
+	[ "$(js "$A" .traffic.sent)" -gt 1500000 ]
+	[ "$(js "$B" .traffic.received)" -gt 1500000 ]
 	main_untouched
 	git -C "$R" ls-tree -r --name-only wk/oplog | grep -q '^ops/[0-9a-f]\{16\}/[0-9a-f]\{16\}\.seg$'
 	git -C "$R" ls-tree -r --name-only wk/oplog | grep -q '^chunks/[0-9a-f]\{2\}/[0-9a-f]\{30\}$'

@@ -93,6 +93,7 @@ struct apply {
 	 * (lib/apply_plan.h), by seq; their rows are in the held table. */
 	struct plan_item *held;
 	size_t nheld;
+	bool tree_moved; /* ops fed since the last plan */
 
 	/* Under fs->ilock: odd while a batch may replace or remove files,
 	 * from its last check for writers to the end of mat_apply (see
@@ -137,17 +138,16 @@ static bool has_content(const struct nnode *n, const struct wk_hash *h,
 }
 
 /*
- * mat_source_fn: a file of DIR that the index says has c's content.  The
- * likely ones first, by id: the node itself (its local version becomes a
- * conflict copy) and the version's entry (a conflict copy being moved or
- * shown again); then a walk of the whole index (a copy of the content
- * elsewhere), which is O(nodes) but rare: remote content is in the
- * object store, local versions are found by id.  Recorder lock held
+ * A file of DIR that the index says has c's content.  The likely ones
+ * first, by id: the node itself (its local version becomes a conflict
+ * copy) and the version's entry (a conflict copy being moved or shown
+ * again); then, with walk, a walk of the whole index (a copy of the
+ * content elsewhere), which is O(nodes) but rare: remote content is in
+ * the object store, local versions are found by id.  Recorder lock held
  * (every caller holds it).
  */
-static int local_source(void *arg, const struct tree_change *c)
+static int find_source(struct apply *ap, const struct tree_change *c, bool walk)
 {
-	struct apply *ap = arg;
 	struct nindex *ix = rec_index(ap->rec);
 	struct nnode *n = nindex_get(ix, c->node);
 	char path[4096];
@@ -155,15 +155,23 @@ static int local_source(void *arg, const struct tree_change *c)
 
 	if (!has_content(n, &c->hash, c->size))
 		n = nindex_get(ix, c->version);
-	if (!has_content(n, &c->hash, c->size))
+	if (!has_content(n, &c->hash, c->size) && walk)
 		n = find_hash(nindex_root(ix), &c->hash, c->size);
-	if (!n || nindex_path(n, path, sizeof(path)))
+	if (!has_content(n, &c->hash, c->size) ||
+	    nindex_path(n, path, sizeof(path)))
 		return -ENOENT;
 	fd = openat(ap->fs->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
-static bool content_at_hand(struct apply *ap, const struct wk_op *op)
+/* mat_source_fn: find_source with the walk. */
+static int local_source(void *arg, const struct tree_change *c)
+{
+	return find_source(arg, c, true);
+}
+
+/* walk: may look through the whole index (see plan_content_here). */
+static bool content_at_hand(struct apply *ap, const struct wk_op *op, bool walk)
 {
 	struct tree_change c = {.node = op->node,
 				.version = op->id,
@@ -174,7 +182,7 @@ static bool content_at_hand(struct apply *ap, const struct wk_op *op)
 	if (op->kind != WK_OP_PUT || op->size == 0 ||
 	    mat_object_have(ap->mat, &op->hash))
 		return true;
-	fd = local_source(ap, &c);
+	fd = find_source(ap, &c, walk);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -330,6 +338,7 @@ struct feed {
 	size_t n;
 	bool locals_only; /* else: what DIR reflects (see build_tree) */
 	int64_t last_seq;
+	size_t fed;
 };
 
 static void feed_flush(struct feed *f)
@@ -349,6 +358,7 @@ static int feed_row(void *arg, const struct db_oprow *row)
 	     is_held(f->ap, row->seq)))
 		return 0;
 	f->buf[f->n++] = row->op;
+	f->fed++;
 	if (f->n == FEED_CHUNK)
 		feed_flush(f);
 	return 0;
@@ -364,6 +374,7 @@ static int feed_db(struct apply *ap, int64_t after, bool locals_only)
 
 	f.buf = xmalloc(FEED_CHUNK * sizeof(*f.buf));
 	rc = db_ops_foreach(ap->db, after, 0, feed_row, &f);
+	ap->tree_moved |= f.fed > 0;
 	feed_flush(&f);
 	free(f.buf);
 	if (!rc && f.last_seq > ap->local_seq)
@@ -537,9 +548,19 @@ static int take_row(void *arg, const struct db_oprow *row)
 	return 0;
 }
 
-static bool plan_content_here(void *arg, const struct wk_op *op)
+/*
+ * A put held for its content is asked again every round; the walk of the
+ * whole index (O(nodes)) for a local file with that content is worth it
+ * only when the tree moved since the last plan: a local file can gain the
+ * content only through an op.  The store and the node's own file are
+ * always looked at.
+ */
+static bool plan_content_here(void *arg, const struct plan_item *it)
 {
-	return content_at_hand(arg, op);
+	struct apply *ap = arg;
+
+	return content_at_hand(ap, &it->op,
+			       ap->tree_moved || !is_held(ap, it->seq));
 }
 
 static bool plan_busy(void *arg, const struct wk_op *op)
@@ -748,6 +769,7 @@ static int apply_round(struct apply *ap)
 	rc = 0;
 	env.tree = ap->tree;
 	plan_decide(t.v, t.n, &env);
+	ap->tree_moved = false;
 	fed = xmalloc((t.n + 1) * sizeof(*fed));
 	for (size_t i = 0; i < t.n; i++)
 		if (t.v[i].hold == PLAN_FEED)
@@ -759,6 +781,7 @@ static int apply_round(struct apply *ap)
 		goto out_unlock;
 	}
 	tree_apply(ap->tree, fed, nfed, &ch);
+	ap->tree_moved = true;
 	batch_begin(ap);
 	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
 		/* Opened for writing since, or content gone: the engine

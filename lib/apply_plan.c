@@ -127,7 +127,7 @@ void plan_decide(struct plan_item *v, size_t n, const struct plan_env *env)
 		if (retires(op) && env->busy && env->busy(env->arg, op))
 			v[i].hold = PLAN_HOLD_WRITER;
 		else if (op->kind == WK_OP_PUT && op->size > 0 &&
-			 !env->content_here(env->arg, op))
+			 !env->content_here(env->arg, &v[i]))
 			v[i].hold = PLAN_HOLD_CONTENT;
 	}
 	release_retired(v, n, env);

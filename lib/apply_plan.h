@@ -63,8 +63,8 @@ struct plan_item {
 struct plan_env {
 	const struct tree *tree; /* retirements of ops fed earlier */
 	void *arg;
-	/* The content of put op is at hand (store or a local file). */
-	bool (*content_here)(void *arg, const struct wk_op *op);
+	/* The content of put it->op is at hand (store or a local file). */
+	bool (*content_here)(void *arg, const struct plan_item *it);
 	/* The file op (a put or remove) acts on is open for writing. */
 	bool (*busy)(void *arg, const struct wk_op *op);
 };

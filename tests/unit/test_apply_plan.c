@@ -30,11 +30,11 @@ struct world {
 	size_t nbusy;
 };
 
-static bool content_here(void *arg, const struct wk_op *op)
+static bool content_here(void *arg, const struct plan_item *it)
 {
 	struct world *w = arg;
 
-	return w->here[op->size & 0xff];
+	return w->here[it->op.size & 0xff];
 }
 
 static bool busy(void *arg, const struct wk_op *op)

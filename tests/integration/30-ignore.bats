@@ -2,7 +2,9 @@
 # 30-ignore: ignored paths work normally through the mount but produce no
 # ops: built-in defaults, .wkfsignore files (gitignore syntax, anywhere) and
 # [sync] ignore in config.ini.  Crossing the line by rename records the file
-# as created (into tracked) or removed (out of tracked).
+# as created (into tracked) or removed (out of tracked).  Rules judge new
+# names only: what is tracked when a rule starts to match it stays tracked,
+# and no scan removes it.
 
 load helpers
 
@@ -210,4 +212,59 @@ DEFAULT_IGNORED=(.notes.txt.swp .notes.txt.swx 4913 'notes.txt~' '#notes.txt#'
 	assert_op put out/sub/b "$mark"
 	run ops_summary
 	refute_output --partial build
+}
+
+
+# ---- rules never delete: a tracked name stays tracked --------------------
+#
+# A rule that starts to match tracked files stops new names from being
+# tracked, nothing more: the scan at the next mount still looks at the
+# tracked ones (no remove, no mass-delete refusal), and changes made to them
+# through the mount are still recorded.
+
+@test "a '*' rule over tracked files: no mass-delete refusal, nothing removed" {
+	wk_init "$D"
+	wk_mount "$D"
+	mkdir "$D/sub"
+	for i in $(seq 12); do echo "$i" >"$D/f$i"; done
+	echo s >"$D/sub/s"
+	wait_op put sub/s
+	wait_op put f12
+	echo '*' >"$D/.wkfsignore"
+	wait_op put .wkfsignore
+	wk_umount "$D"
+	mark=$(ops_mark)
+	wk_mount "$D"
+	assert_no_op remove '*' "$mark"
+	for i in $(seq 12); do assert_equal "$(cat "$D/f$i")" "$i"; done
+	echo edit >>"$D/sub/s"
+	echo edit >>"$D/f3"
+	echo new >"$D/new"
+	wait_op put f3 1 "$mark"
+	wait_op put sub/s 1 "$mark"
+	assert_no_op create new "$mark"
+	assert_no_op remove '*' "$mark"
+	assert_equal "$(cat "$D/sub/s")" "$(printf 's\nedit')"
+}
+
+@test "[sync] ignore added to config.ini over tracked files: nothing removed" {
+	wk_init "$D"
+	wk_mount "$D"
+	echo report >"$D/report.docx"
+	mkdir "$D/build"
+	echo o >"$D/build/x.o"
+	wait_op put build/x.o
+	wait_op put report.docx
+	wk_umount "$D"
+	config_add_ignore "$D" '*.docx' '/build/'
+	mark=$(ops_mark)
+	wk_mount "$D"
+	assert_no_op remove '*' "$mark"
+	echo more >>"$D/report.docx"
+	echo more >>"$D/build/x.o"
+	echo new >"$D/build/y.o"
+	wait_op put report.docx 1 "$mark"
+	wait_op put build/x.o 1 "$mark"
+	assert_no_op create build/y.o "$mark"
+	assert_equal "$(cat "$D/report.docx")" "$(printf 'report\nmore')"
 }

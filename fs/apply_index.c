@@ -7,7 +7,10 @@
  * parking whatever held the name under a temporary one) and copies its
  * attributes.  index_sync_all() runs it over the whole view and sweeps
  * what the view no longer shows; index_sync_batch() runs it over the
- * paths a batch changed and removes what its REMOVEs took away.
+ * paths a batch changed and removes what its REMOVEs took away.  A
+ * .wkfsignore the batch added, changed, moved or removed has its rules
+ * reloaded at once: they judge names created from then on, as a local
+ * edit's would (a rule never untracks what is tracked already).
  */
 #include "fs.h"
 #include "apply_index.h"
@@ -33,6 +36,22 @@ struct reconcile {
 	struct nnode **parked; /* entries moved out of the way */
 	size_t nparked, aparked;
 };
+
+#define RULES_FILE ".wkfsignore"
+
+static bool is_rules(const struct nnode *n)
+{
+	return n->kind == WK_KIND_FILE && strcmp(n->name, RULES_FILE) == 0;
+}
+
+/* Reads the rules of dir's .wkfsignore again, as it is on disk now. */
+static void reload_rules(struct reconcile *rc, struct nnode *dir)
+{
+	char path[4096];
+
+	if (dir && nindex_path(dir, path, sizeof(path)) == 0)
+		rec_reload_ignore_l(rc->s->fs->rec, path);
+}
 
 static void clear_marks(struct nnode *n)
 {
@@ -149,6 +168,7 @@ static int reconcile_one(const char *path, const struct tree_entry *e,
 	const char *slash = strrchr(path, '/');
 	size_t plen = slash ? (size_t)(slash - path) : 0;
 	struct nnode *parent = resolve_dir(rc->ix, path, plen), *n;
+	struct nnode *rules_was_in = NULL; /* dir it held rules for */
 	struct wk_id id = index_id(rc, path, e);
 	bool touched = false;
 	struct stat st;
@@ -166,6 +186,8 @@ static int reconcile_one(const char *path, const struct tree_entry *e,
 			return 0;
 		touched = true;
 	} else if (n->parent != parent || strcmp(n->name, e->name)) {
+		if (is_rules(n))
+			rules_was_in = n->parent;
 		park(rc, parent, e->name, n);
 		if (nindex_move(rc->ix, n, parent, e->name)) {
 			wk_warn("%s: cannot place it in the index", path);
@@ -182,6 +204,10 @@ static int reconcile_one(const char *path, const struct tree_entry *e,
 	if (!touched)
 		return 0;
 	rc->changed++;
+	if (rules_was_in)
+		reload_rules(rc, rules_was_in);
+	if (is_rules(n))
+		reload_rules(rc, parent);
 	if (fstatat(s->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		n->ino = st.st_ino;
 		/* At open (a recovered batch) no finode exists yet. */
@@ -203,9 +229,11 @@ static void sweep(struct reconcile *rc, struct nnode *dir)
 		sweep(rc, c);
 		if (!c->scan_mark && !c->first_child) {
 			struct wk_id id = c->id;
-			bool copy = nnode_is_copy(c);
+			bool copy = nnode_is_copy(c), rules = is_rules(c);
 
 			nindex_remove(rc->ix, c);
+			if (rules)
+				reload_rules(rc, dir);
 			if (!copy)
 				rec_node_sync_l(rc->s->fs->rec, id);
 			rc->changed++;
@@ -218,10 +246,12 @@ static void remove_subtree(struct reconcile *rc, struct nnode *n)
 {
 	struct wk_id id = n->id;
 	bool copy = nnode_is_copy(n);
+	struct nnode *rules_of = is_rules(n) ? n->parent : NULL;
 
 	while (n->first_child)
 		remove_subtree(rc, n->first_child);
 	nindex_remove(rc->ix, n);
+	reload_rules(rc, rules_of);
 	if (!copy)
 		rec_node_sync_l(rc->s->fs->rec, id);
 	rc->changed++;

@@ -48,6 +48,15 @@ struct wkfs {
 	struct fuse_session *se;
 	double timeout;           /* entry and attribute cache, seconds */
 	bool writeback;
+	/*
+	 * Under the recorder's lock: where a tracked file that rules match
+	 * was last renamed away from (an empty name: nowhere).  An editor
+	 * that saves by renaming the file to a backup name and writing a new
+	 * one (vim's writebackup) creates that name next; it stays tracked
+	 * rather than the edit turning into a delete.
+	 */
+	struct wk_id vacated_parent;
+	char vacated_name[WK_NAME_MAX + 1];
 
 	pthread_mutex_t ilock;    /* the inode table and finode fields */
 	struct finode **table;

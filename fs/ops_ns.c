@@ -131,6 +131,18 @@ static void wkfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
+/* True (once) when parent/name is the name a tracked file that rules
+ * match was last renamed away from.  Recorder lock held. */
+static bool take_vacated_l(struct wkfs *fs, struct nnode *parent,
+			   const char *name)
+{
+	if (!fs->vacated_name[0] || !wk_id_eq(fs->vacated_parent, parent->id) ||
+	    strcmp(fs->vacated_name, name) != 0)
+		return false;
+	fs->vacated_name[0] = '\0';
+	return true;
+}
+
 /* Records a new name under parent (file, directory or symlink) and ties the
  * finode of e to its node. */
 void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
@@ -156,9 +168,15 @@ void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	if (gone)
 		goto out;
 	pn = inode_node_l(fs, p);
-	if (!pn || rec_ignored_l(fs->rec, pn, name, kind == WK_KIND_DIR))
+	if (!pn)
 		goto out;
 	n = nindex_child(rec_index(fs->rec), pn, name);
+	/* Rules judge new names only; a name still tracked stays so, and
+	 * so does one an editor just renamed a tracked file away from to
+	 * write the file anew (see vacated in fs.h). */
+	if (!n && rec_ignored_l(fs->rec, pn, name, kind == WK_KIND_DIR) &&
+	    !take_vacated_l(fs, pn, name))
+		goto out;
 	if (n) {
 		/* The index still had a node there (its op came from a scan
 		 * or a replaced name): the new object replaces it. */
@@ -430,6 +448,7 @@ struct pre_content {
 	struct wk_hash hash;
 	uint64_t size;
 	int64_t mtime;
+	mode_t mode;
 };
 
 static void read_content(struct finode *dir, const char *name,
@@ -447,6 +466,7 @@ static void read_content(struct finode *dir, const char *name,
 		return;
 	}
 	pre->mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	pre->mode = st.st_mode;
 	pre->fd = fd;
 	if (st.st_size <= (1 << 20) &&
 	    content_hash_fd(fd, &pre->hash, &pre->size) == 0) {
@@ -463,7 +483,7 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	struct finode *np = inode_get(fs, newparent);
 	struct recorder *r = fs->rec;
 	struct nnode *opn, *npn, *src = NULL, *dst = NULL, *moved = NULL;
-	bool dir_src;
+	bool dir_src, src_ruled, track;
 
 	rec_lock(r);
 	opn = inode_node_l(fs, op);
@@ -509,27 +529,42 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	if (src && nnode_is_copy(src) &&
 	    !(dst && dst != src && dst->kind == WK_KIND_FILE))
 		rec_promote_l(r, &src);
-	if (dst && dst != src && nnode_is_copy(dst) && src &&
-	    src->kind == WK_KIND_FILE)
+	if (dst && dst != src && nnode_is_copy(dst) &&
+	    (src ? src->kind == WK_KIND_FILE : pre->fd != -2))
 		rec_promote_l(r, &dst);
 	dir_src = src ? src->kind == WK_KIND_DIR : false;
-	if (src && dst && dst != src && src->kind == WK_KIND_FILE &&
-	    dst->kind == WK_KIND_FILE && pre->fd != -2) {
+	if (dst && dst != src && dst->kind == WK_KIND_FILE && pre->fd != -2 &&
+	    (!src || src->kind == WK_KIND_FILE)) {
 		/* An atomic save (write a temporary, rename it over the
 		 * file): the file keeps its identity and gets new content,
-		 * so a concurrent edit elsewhere meets it as an edit. */
-		if (src->mode != dst->mode)
-			rec_setattr_l(r, dst, WK_ATTR_MODE, src->mode, 0);
+		 * so a concurrent edit elsewhere meets it as an edit.  The
+		 * temporary may be untracked (a name rules match). */
+		mode_t mode = src ? src->mode : pre->mode & 07777;
+
+		if (mode != dst->mode)
+			rec_setattr_l(r, dst, WK_ATTR_MODE, mode, 0);
 		rec_put_l(r, dst, pre->fd, &pre->hash, pre->size, pre->mtime);
 		pre->fd = -1;
-		rec_remove_l(r, src);
+		if (src)
+			rec_remove_l(r, src);
 		rec_unlock(r);
 		retie(fs, np, newname, dst);
 		return;
 	}
+	/* Rules judge new names only: a node they match already (tracked
+	 * from before the rule) keeps being tracked wherever it goes, and a
+	 * name that was tracked takes what replaces it. */
+	src_ruled = src && rec_ignored_l(r, opn, name, dir_src);
+	track = npn && ((dst && dst != src) || src_ruled ||
+			!rec_ignored_l(r, npn, newname, dir_src));
+	if (src_ruled && src->kind == WK_KIND_FILE) {
+		fs->vacated_parent = opn->id;
+		snprintf(fs->vacated_name, sizeof(fs->vacated_name), "%s",
+			 name);
+	}
 	if (dst && dst != src)
 		remove_all_l(fs, dst); /* an empty directory, or a file */
-	if (!npn || rec_ignored_l(r, npn, newname, dir_src)) {
+	if (!track) {
 		/* Into an untracked place: gone as far as replicas care. */
 		if (src)
 			remove_all_l(fs, src);

@@ -370,7 +370,9 @@ bool rec_ignored_l(struct recorder *r, struct nnode *parent, const char *name,
 	if (len + strlen(name) + 2 > sizeof(path))
 		return false;
 	snprintf(path + len, sizeof(path) - len, "%s%s", len ? "/" : "", name);
-	return ignore_match_leaf(r->ig, path, is_dir);
+	/* The directories above count too: one a rule matches may still be
+	 * tracked, and new names in it are not. */
+	return ignore_match(r->ig, path, is_dir);
 }
 
 static struct qitem *new_op(struct recorder *r, enum wk_op_kind kind,

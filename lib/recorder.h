@@ -60,8 +60,12 @@ void rec_unlock(struct recorder *r);
 struct nindex *rec_index(struct recorder *r);
 uint64_t rec_actor(struct recorder *r);
 
-/* True when name under parent is not synced (ignore rules, or .wkfs at the
- * root). */
+/*
+ * True when a new name under parent would not be synced: .wkfs at the root,
+ * or a rule matches the name or a directory above it (parent may be tracked
+ * although a rule matches it: rules never untrack).  Callers ask only for
+ * names nothing is tracked at; a tracked name stays tracked.
+ */
 bool rec_ignored_l(struct recorder *r, struct nnode *parent, const char *name,
 		   bool is_dir);
 

@@ -2,7 +2,7 @@
  * scan.c - compare the backing directory with the tracked tree (scan.h).
  *
  * Four passes over a flat list of what is on disk, parents before children:
- *   1. walk the disk (skipping .wkfs and ignored paths)
+ *   1. walk the disk (skipping .wkfs, and ignored paths nothing tracks)
  *   2. match entries to nodes by path, with the same kind   (mark MATCHED)
  *   3. match the rest to unmatched nodes by inode number    (mark MOVED)
  *      -> everything still unmarked would be removed: the mass-delete check
@@ -55,7 +55,15 @@ static int64_t mtime_ns(const struct stat *st)
 	return st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 }
 
-static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path)
+/*
+ * Lists what is below the directory dfd (at path).  dnode is the node
+ * tracked at path (NULL when none is); below_ignored says a rule matches
+ * path or a directory above it.  A path a rule matches is listed only
+ * when a node is tracked there: rules stop new names from being tracked,
+ * and a tracked one left out of the list would look deleted.
+ */
+static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path,
+		    struct nnode *dnode, bool below_ignored)
 {
 	DIR *d = fdopendir(dfd);
 	struct dirent *de;
@@ -67,10 +75,11 @@ static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path)
 		return rc;
 	}
 	while ((de = readdir(d))) {
+		struct nnode *tracked;
 		struct bentry *b;
 		struct stat st;
+		bool dir, ignored;
 		char *p;
-		bool dir;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -83,7 +92,11 @@ static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path)
 		dir = S_ISDIR(st.st_mode);
 		p = path[0] ? xasprintf("%s/%s", path, de->d_name)
 			    : xstrdup(de->d_name);
-		if (rec_ignored_path_l(w->r, p, dir)) {
+		tracked =
+			dnode ? nindex_child(rec_index(w->r), dnode, de->d_name)
+			      : NULL;
+		ignored = below_ignored || rec_ignored_path_l(w->r, p, dir);
+		if (ignored && !tracked) {
 			free(p);
 			continue;
 		}
@@ -111,7 +124,10 @@ static int walk_dir(struct walk *w, int dfd, ssize_t parent, const char *path)
 			if (faccessat(cfd, ".wkfsignore", F_OK,
 				      AT_SYMLINK_NOFOLLOW) == 0)
 				rec_reload_ignore_l(w->r, p);
-			rc = walk_dir(w, cfd, (ssize_t)w->n - 1, p);
+			if (tracked && tracked->kind != WK_KIND_DIR)
+				tracked = NULL;
+			rc = walk_dir(w, cfd, (ssize_t)w->n - 1, p, tracked,
+				      ignored);
 			if (rc)
 				break;
 		}
@@ -382,7 +398,7 @@ int scan_tree(struct recorder *r, int dirfd, bool accept_deletions,
 	root = nindex_root(rec_index(r));
 	clear_marks(root);
 	rec_reload_ignore_l(r, "");
-	rc = walk_dir(&w, dfd, -1, "");
+	rc = walk_dir(&w, dfd, -1, "", root, false);
 	if (rc) {
 		snprintf(err, errlen, "cannot read the directory: %s",
 			 strerror(-rc));
@@ -482,7 +498,8 @@ int scan_import_l(struct recorder *r, int dirfd, struct nnode *parent,
 			rc = -errno;
 			goto out;
 		}
-		rc = walk_dir(&w, cfd, -1, top.path);
+		/* Nothing below a new directory is tracked yet. */
+		rc = walk_dir(&w, cfd, -1, top.path, NULL, false);
 	}
 	for (size_t i = 0; i < w.n && !rc; i++) {
 		struct bentry *b = &w.v[i];

@@ -6,7 +6,9 @@
  * and, if its content changed, gets a put; a name the tree does not know is
  * a rename when an unmatched node has its inode number, a create otherwise;
  * a node nothing on disk matches is removed.  That covers edits made while
- * unmounted and ops lost in a crash of the mount.
+ * unmounted and ops lost in a crash of the mount.  Ignore rules keep new
+ * names out of the walk only: a path where a node is tracked is walked even
+ * when a rule matches it, so a rule never makes the scan record a remove.
  *
  * Before recording anything the scan checks for the classic mass delete: if
  * DIR is empty, or most tracked files are gone, it refuses (a drive not
@@ -22,7 +24,7 @@
 #include "recorder.h"
 
 struct scan_stats {
-	uint64_t entries; /* on disk, not ignored */
+	uint64_t entries; /* on disk, tracked or not ignored */
 	uint64_t created, changed, moved, removed;
 };
 

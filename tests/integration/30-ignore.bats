@@ -2,7 +2,9 @@
 # 30-ignore: ignored paths work normally through the mount but produce no
 # ops: built-in defaults, .wkfsignore files (gitignore syntax, anywhere) and
 # [sync] ignore in config.ini.  Crossing the line by rename records the file
-# as created (into tracked) or removed (out of tracked).
+# as created (into tracked) or removed (out of tracked).  Rules judge new
+# names only: what is tracked when a rule starts to match it stays tracked,
+# and no scan removes it.
 
 load helpers
 
@@ -210,4 +212,181 @@ DEFAULT_IGNORED=(.notes.txt.swp .notes.txt.swx 4913 'notes.txt~' '#notes.txt#'
 	assert_op put out/sub/b "$mark"
 	run ops_summary
 	refute_output --partial build
+}
+
+
+# ---- rules never delete: a tracked name stays tracked --------------------
+#
+# A rule that starts to match tracked files stops new names from being
+# tracked, nothing more: the scan at the next mount still looks at the
+# tracked ones (no remove, no mass-delete refusal), and changes made to them
+# through the mount are still recorded.
+
+@test "a '*' rule over tracked files: no mass-delete refusal, nothing removed" {
+	wk_init "$D"
+	wk_mount "$D"
+	mkdir "$D/sub"
+	for i in $(seq 12); do echo "$i" >"$D/f$i"; done
+	echo s >"$D/sub/s"
+	wait_op put sub/s
+	wait_op put f12
+	echo '*' >"$D/.wkfsignore"
+	wait_op put .wkfsignore
+	wk_umount "$D"
+	mark=$(ops_mark)
+	wk_mount "$D"
+	assert_no_op remove '*' "$mark"
+	for i in $(seq 12); do assert_equal "$(cat "$D/f$i")" "$i"; done
+	echo edit >>"$D/sub/s"
+	echo edit >>"$D/f3"
+	echo new >"$D/new"
+	wait_op put f3 1 "$mark"
+	wait_op put sub/s 1 "$mark"
+	assert_no_op create new "$mark"
+	assert_no_op remove '*' "$mark"
+	assert_equal "$(cat "$D/sub/s")" "$(printf 's\nedit')"
+}
+
+@test "[sync] ignore added to config.ini over tracked files: nothing removed" {
+	wk_init "$D"
+	wk_mount "$D"
+	echo report >"$D/report.docx"
+	mkdir "$D/build"
+	echo o >"$D/build/x.o"
+	wait_op put build/x.o
+	wait_op put report.docx
+	wk_umount "$D"
+	config_add_ignore "$D" '*.docx' '/build/'
+	mark=$(ops_mark)
+	wk_mount "$D"
+	assert_no_op remove '*' "$mark"
+	echo more >>"$D/report.docx"
+	echo more >>"$D/build/x.o"
+	echo new >"$D/build/y.o"
+	wait_op put report.docx 1 "$mark"
+	wait_op put build/x.o 1 "$mark"
+	assert_no_op create build/y.o "$mark"
+	assert_equal "$(cat "$D/report.docx")" "$(printf 'report\nmore')"
+}
+
+# mount_d MODE: mounts D in place (inplace) or at M (mnt); W is where the
+# files are reached.
+mount_d() {
+	if [ "$1" = mnt ]; then
+		wk_mount "$D" "$M"
+		W=$M
+	else
+		wk_mount "$D"
+		W=$D
+	fi
+}
+
+# last_put_size_is PATH SIZE SINCE
+last_put_size_is() { [ "$(op_field put "$1" size "$3")" = "$2" ]; }
+
+# tracked_then_rule MODE: report.docx, notes/a.txt and plain.txt tracked
+# through a mount, then a root .wkfsignore with *.docx and notes/ written
+# through it too; unmounts.
+tracked_then_rule() {
+	wk_init "$D"
+	mount_d "$1"
+	mkdir "$W/notes"
+	echo report >"$W/report.docx"
+	echo a >"$W/notes/a.txt"
+	echo plain >"$W/plain.txt"
+	wait_op put plain.txt
+	wait_op put report.docx
+	printf '*.docx\nnotes/\n' >"$W/.wkfsignore"
+	wait_op put .wkfsignore
+	wk_umount "$W"
+}
+
+# rule_keeps_tracked MODE
+rule_keeps_tracked() {
+	tracked_then_rule "$1"
+	mark=$(ops_mark)
+	mount_d "$1"
+	assert_no_op remove '*' "$mark"
+	assert_equal "$(cat "$W/report.docx")" report
+	assert_equal "$(cat "$W/notes/a.txt")" a
+	# still tracked: edits, chmod, renames through the mount are recorded
+	echo more >>"$W/report.docx"
+	wait_op put report.docx 1 "$mark"
+	chmod 600 "$W/notes/a.txt"
+	wait_op setattr notes/a.txt 1 "$mark"
+	mv "$W/report.docx" "$W/final.docx"
+	assert_op move report.docx "$mark"
+	# new names the rules match are not
+	echo new >"$W/new.docx"
+	echo new >"$W/notes/b.txt"
+	echo marker >"$W/marker"
+	wait_op put marker 1 "$mark"
+	assert_no_op create new.docx "$mark"
+	assert_no_op create notes/b.txt "$mark"
+	assert_no_op remove '*' "$mark"
+	wk_umount "$W"
+	# ... nor by the next scan; a tracked file's offline edit and deletion
+	# are (nothing was skipped for them)
+	echo offline >>"$D/final.docx"
+	rm "$D/notes/a.txt"
+	echo late >"$D/late.docx"
+	mark=$(ops_mark)
+	mount_d "$1"
+	assert_ops_set_since "$mark" "put final.docx" "remove notes/a.txt"
+	assert_equal "$(cat "$W/final.docx")" "$(printf 'report\nmore\noffline')"
+	[ -f "$W/notes/b.txt" ] && [ -f "$W/new.docx" ] && [ -f "$W/late.docx" ]
+}
+
+@test "a rule matching tracked files: the remount removes nothing (in place)" {
+	rule_keeps_tracked inplace
+}
+
+@test "a rule matching tracked files: the remount removes nothing (at MNT)" {
+	rule_keeps_tracked mnt
+}
+
+@test "a save through a temporary over a tracked file a rule matches is a put" {
+	wk_init "$D"
+	wk_mount "$D"
+	echo report >"$D/report.docx"
+	wait_op put report.docx
+	node=$(op_field create report.docx node)
+	printf '*.docx\n*.tmp\n' >"$D/.wkfsignore"
+	wait_op put .wkfsignore
+	mark=$(ops_mark)
+	# the temporary is ignored (untracked), the file it replaces tracked
+	echo saved >"$D/report.docx.tmp"
+	mv "$D/report.docx.tmp" "$D/report.docx"
+	wait_op put report.docx 1 "$mark"
+	assert_no_op remove '*' "$mark"
+	assert_equal "$(op_field put report.docx node "$mark")" "$node"
+	assert_equal "$(op_field put report.docx size "$mark")" 6
+	# sed -i's temporary is tracked: the usual atomic save
+	sed -i 's/saved/sed/' "$D/report.docx"
+	assert_equal "$(cat "$D/report.docx")" sed
+	wait_until "$WK_TIMEOUT" last_put_size_is report.docx 4 "$mark"
+	assert_equal "$(op_field put report.docx node "$mark")" "$node"
+}
+
+@test "a save that renames a tracked file a rule matches away is a new file" {
+	wk_init "$D"
+	wk_mount "$D"
+	printf 'line1\n' >"$D/notes.txt"
+	wait_op put notes.txt
+	echo '*.txt' >"$D/.wkfsignore"
+	wait_op put .wkfsignore
+	mark=$(ops_mark)
+	# vim's writebackup with backupcopy=no: rename the file to a backup
+	# name, write it anew, remove the backup
+	mv "$D/notes.txt" "$D/notes.txt~"
+	printf 'line1\nhello\n' >"$D/notes.txt"
+	rm "$D/notes.txt~"
+	assert_op put notes.txt "$mark"
+	assert_state_matches "$D"
+	assert_latest_put_size notes.txt 12
+	# other new names the rule matches are not tracked
+	echo x >"$D/new.txt"
+	echo m >"$D/marker"
+	wait_op put marker 1 "$mark"
+	assert_no_op create new.txt "$mark"
 }

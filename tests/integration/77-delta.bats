@@ -262,16 +262,17 @@ one_edit() {
 	# its cache says so: H3's recipe chunk is two deltas from a plain one
 	[ "$(od -An -tu1 -j 29 -N 1 "$C/.wkfs/recipes/$H3" | tr -d ' ')" = 2 ]
 
-	# Again, and this time the relay lost the chunk the chain needs (a
-	# relay that loses chunks breaks the protocol's promise): B cannot
-	# resolve the recipe, says so, and keeps the put without content,
-	# so its mount does not apply it.
+	# Again, and this time the relay loses the chunk the chain needs
+	# after it stored the put (a relay that loses chunks breaks the
+	# protocol's promise; before, it refuses the put): B cannot resolve
+	# the recipe, says so, and keeps the put without content, so its
+	# mount does not apply it.
 	cp "$B/.wkfs/recipes/$H1" "$B/.wkfs/recipes/$H3"
-	lost=$(rchunk "$A" "$H3")
-	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}"
 	edit_through_mount flip "$A/big" $((3 * MIB))
 	sync_dir "$A"
 	H4=$(hash_of "$A" big)
+	lost=$(rchunk "$A" "$H3")
+	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}"
 	sync_dir "$B"
 	assert_output --partial "refusing the content of put"
 	assert_output --partial "relay lacks a chunk of it (or of its recipe's chain)"

@@ -483,3 +483,74 @@ int recipe_delta_apply(const struct recipe *base, const void *p, size_t n,
 {
 	return decode(base, p, n, out, true);
 }
+
+/* ---- listing names ---- */
+
+/* Reads count entries of in and hands their names to fn. */
+static int names_of_entries(struct bread *in, uint64_t count, recipe_name_fn fn,
+			    void *arg)
+{
+	struct wk_hash name;
+	uint64_t len;
+	int rc;
+
+	if (count > bread_left(in) / ENTRY_MIN_BYTES)
+		return -EBADMSG;
+	for (uint64_t i = 0; i < count; i++) {
+		if (!bread_bytes(in, name.b, sizeof(name.b)) ||
+		    !bread_varint(in, &len) || len == 0 || len > CHUNK_MAX)
+			return -EBADMSG;
+		rc = fn(arg, &name);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* A delta's ADD names; its COPYs are checked for form only. */
+static int names_of_delta(struct bread *in, recipe_name_fn fn, void *arg)
+{
+	uint64_t base_n, new_n, op, count, z, done = 0;
+	uint8_t d[8];
+	int rc;
+
+	if (!bread_varint(in, &base_n) || !bread_bytes(in, d, sizeof(d)) ||
+	    !bread_varint(in, &new_n) || new_n > RECIPE_MAX_ENTRIES)
+		return -EBADMSG;
+	while (bread_left(in)) {
+		if (!bread_varint(in, &op))
+			return -EBADMSG;
+		count = op >> 1;
+		if (count == 0 || count > new_n - done)
+			return -EBADMSG;
+		if (op & 1)
+			rc = names_of_entries(in, count, fn, arg);
+		else
+			rc = bread_varint(in, &z) ? 0 : -EBADMSG;
+		if (rc)
+			return rc;
+		done += count;
+	}
+	return done == new_n ? 0 : -EBADMSG;
+}
+
+int recipe_names(const void *p, size_t n, recipe_name_fn fn, void *arg)
+{
+	struct bread in;
+	uint64_t count;
+	uint8_t tag;
+	int rc;
+
+	bread_init(&in, p, n);
+	if (!bread_bytes(&in, &tag, 1))
+		return -EBADMSG;
+	if (tag == RECIPE_TAG_DELTA)
+		return names_of_delta(&in, fn, arg);
+	if (tag != RECIPE_TAG_PLAIN || !bread_varint(&in, &count) ||
+	    count > RECIPE_MAX_ENTRIES)
+		return -EBADMSG;
+	rc = names_of_entries(&in, count, fn, arg);
+	if (rc)
+		return rc;
+	return bread_left(&in) ? -EBADMSG : 0;
+}

@@ -112,4 +112,16 @@ int recipe_decode(const struct recipe *base, const void *p, size_t n,
 int recipe_delta_apply(const struct recipe *base, const void *p, size_t n,
 		       struct recipe *out);
 
+/*
+ * Calls fn(arg, name) for every chunk name the encoding p[0 .. n) lists
+ * itself: each entry of a plain encoding; each ADD entry of a delta (its
+ * COPYs name entries of a base this call does not have).  For a relay,
+ * which must hold the chunks a recipe names without decoding the chain
+ * below it.  0; fn's first nonzero return; -EBADMSG for input that
+ * recipe_decode() would refuse whatever the base (fn may have been called
+ * for entries before the fault).
+ */
+typedef int (*recipe_name_fn)(void *arg, const struct wk_hash *name);
+int recipe_names(const void *p, size_t n, recipe_name_fn fn, void *arg);
+
 #endif

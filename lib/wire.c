@@ -224,12 +224,46 @@ const char *wire_err_name(int code)
 		[WIRE_ERR_OVERLOAD] = "overload",
 		[WIRE_ERR_STORAGE] = "storage",
 		[WIRE_ERR_REVOKED] = "revoked",
+		[WIRE_ERR_MISSING] = "missing",
 	};
 
 	if (code <= 0 || code >= (int)(sizeof(names) / sizeof(names[0])) ||
 	    !names[code])
 		return "unknown";
 	return names[code];
+}
+
+/* n hex digits at s into *v: true when they all are. */
+static bool hex_u64(const char *s, size_t n, uint64_t *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		unsigned d;
+
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return false;
+		*v = *v << 4 | d;
+	}
+	return true;
+}
+
+int wire_missing_put(const char *reason, struct wk_id *put)
+{
+	size_t plen = strlen(WIRE_MISSING_PREFIX);
+	const char *id = reason + plen;
+
+	/* strnlen: the id's 33 bytes must be there before they are read. */
+	if (strncmp(reason, WIRE_MISSING_PREFIX, plen) != 0 ||
+	    strnlen(id, WK_ID_STRLEN - 1) != WK_ID_STRLEN - 1 ||
+	    id[16] != '-' || (id[33] != ' ' && id[33] != '\0') ||
+	    !hex_u64(id, 16, &put->hlc) || !hex_u64(id + 17, 16, &put->actor))
+		return -EINVAL;
+	return 0;
 }
 
 bool wire_folder_valid(const char *s, size_t len)
@@ -958,4 +992,25 @@ enum wire_version_verdict wire_version_accept(uint32_t hello, uint32_t folder)
 	if (hello < WIRE_VERSION_MIN || hello > WIRE_VERSION)
 		return WIRE_VERSION_UNKNOWN;
 	return hello < folder ? WIRE_VERSION_OLD : WIRE_VERSION_OK;
+}
+
+/* ---- recipe chunks ---- */
+
+int wire_rchunk_names(const uint8_t *p, size_t n, recipe_name_fn fn, void *arg)
+{
+	struct wk_hash base_chunk;
+	int rc;
+
+	if (n > 0 && p[0] == RECIPE_TAG_PLAIN)
+		return recipe_names(p, n, fn, arg);
+	/* A delta recipe chunk holds a delta, never a plain recipe. */
+	if (n <= WIRE_RCHUNK_HEAD_LEN || p[0] != WIRE_RCHUNK_DELTA ||
+	    p[WIRE_RCHUNK_HEAD_LEN] != RECIPE_TAG_DELTA)
+		return -EBADMSG;
+	memcpy(base_chunk.b, p + 1 + WIRE_NAME_LEN, WIRE_NAME_LEN);
+	rc = fn(arg, &base_chunk);
+	if (rc)
+		return rc;
+	return recipe_names(p + WIRE_RCHUNK_HEAD_LEN, n - WIRE_RCHUNK_HEAD_LEN,
+			    fn, arg);
 }

@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "op.h"
+#include "recipe.h"
 
 /*
  * Protocol versions (docs/protocol.md): a client speaks WIRE_VERSION; the
@@ -109,6 +110,8 @@ enum wire_err {
 	WIRE_ERR_OVERLOAD = 8,
 	WIRE_ERR_STORAGE = 9,
 	WIRE_ERR_REVOKED = 10,
+	/* A PUSH names content the relay lacks (wire_missing_put()). */
+	WIRE_ERR_MISSING = 11,
 };
 
 /* ---- capped buffer ---- */
@@ -212,6 +215,16 @@ bool wire_type_from_client(int type);
 
 /* "malformed", "auth"...; "unknown" for anything else. */
 const char *wire_err_name(int code);
+
+/*
+ * ERROR `missing`: the relay refuses a whole PUSH because a put in it
+ * names a chunk the relay does not hold.  Its reason starts with
+ * WIRE_MISSING_PREFIX and the put's id as wk_id_str() writes it ("put
+ * 0000000000000005-0000000000000007 names chunk ..."), so a client can
+ * tell which put: wire_missing_put() reads it back, 0 or -EINVAL.
+ */
+#define WIRE_MISSING_PREFIX "put "
+int wire_missing_put(const char *reason, struct wk_id *put);
 
 /*
  * True when s (len bytes) is a folder name: 1..WIRE_FOLDER_MAX bytes of
@@ -319,5 +332,32 @@ int wire_put_encode(struct wire_buf *b, const struct wk_op *op,
 int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 		       uint64_t hlc, struct wk_op *op,
 		       struct wire_content_ref *ref);
+
+/*
+ * Recipe chunks (docs/protocol.md, "Delta recipe chunks"): what a
+ * WIRE_CONTENT_RECIPE put names is a plain recipe encoding (recipe.h,
+ * first byte RECIPE_TAG_PLAIN) or, in version-2 sessions, a delta recipe
+ * chunk:
+ *
+ *	u8 WIRE_RCHUNK_DELTA  name base_content  name base_chunk  delta
+ *
+ * where delta is a recipe.h delta (RECIPE_TAG_DELTA) against the recipe
+ * of base_content, and base_chunk is that content's recipe chunk on the
+ * same relay (plain or a delta again).  A chain from a put's chunk down
+ * to a plain one is at most WIRE_RCHUNK_CHAIN_MAX deltas long.
+ */
+#define WIRE_RCHUNK_DELTA     0x03
+#define WIRE_RCHUNK_HEAD_LEN  (1 + 2 * WIRE_NAME_LEN)
+#define WIRE_RCHUNK_CHAIN_MAX 16
+
+/*
+ * Calls fn(arg, name) for each chunk that must be on a relay beside the
+ * recipe chunk p[0 .. n): every entry of a plain recipe; for a delta
+ * recipe chunk its base_chunk first, then the entries its delta ADDs (the
+ * entries it COPYs are the base's, which the relay holds if it holds
+ * base_chunk's put).  0, fn's first nonzero return, or -EBADMSG (neither
+ * form, or a recipe that does not decode whatever its base).
+ */
+int wire_rchunk_names(const uint8_t *p, size_t n, recipe_name_fn fn, void *arg);
 
 #endif

@@ -17,20 +17,10 @@
  * DIR). */
 #define CHUNK_CACHE ".wkfs/chunks"
 
-/*
- * Recipe chunks (docs/protocol.md, "Delta recipe chunks"): a put's recipe
- * chunk is a plain recipe (recipe.h, first byte RECIPE_TAG_PLAIN) or, in
- * version-2 sessions, a delta recipe chunk:
- *
- *	u8 RCHUNK_DELTA  name base_content  name base_chunk  delta (recipe.h)
- *
- * base_chunk is the recipe chunk of base_content on the relay (plain or
- * delta again); the chain from a put's chunk down to a plain one is at
- * most RCHUNK_CHAIN_MAX deltas long.
- */
-#define RCHUNK_DELTA	 0x03
-#define RCHUNK_HEAD_LEN	 (1 + 2 * WIRE_NAME_LEN)
-#define RCHUNK_CHAIN_MAX 16
+/* Recipe chunks: wire.h describes them (the relay reads them too). */
+#define RCHUNK_DELTA	 WIRE_RCHUNK_DELTA
+#define RCHUNK_HEAD_LEN	 WIRE_RCHUNK_HEAD_LEN
+#define RCHUNK_CHAIN_MAX WIRE_RCHUNK_CHAIN_MAX
 
 /* syncd_content.c */
 

@@ -366,3 +366,46 @@ out_close:
 	close(fd);
 	return rc;
 }
+
+/* ---- what a put names ---- */
+
+struct named {
+	const char *data_dir;
+	const char *folder;
+	struct wk_hash *missing;
+};
+
+/* recipe_name_fn: -ENOENT (and the name) for a chunk the store lacks. */
+static int named_one(void *arg, const struct wk_hash *name)
+{
+	struct named *nm = arg;
+
+	if (relay_chunk_has(nm->data_dir, nm->folder, name->b, NULL))
+		return 0;
+	*nm->missing = *name;
+	return -ENOENT;
+}
+
+int relay_chunks_named(const char *data_dir, const char *folder,
+		       const struct wk_op *op,
+		       const struct wire_content_ref *ref,
+		       struct wire_buf *scratch, struct wk_hash *missing)
+{
+	struct named nm = {data_dir, folder, missing};
+	int rc;
+
+	if (op->kind != WK_OP_PUT || ref->how == WIRE_CONTENT_NONE)
+		return 0;
+	if (ref->how == WIRE_CONTENT_WHOLE)
+		return op->size == 0 ? 0 : named_one(&nm, &op->hash);
+	*missing = ref->recipe;
+	wire_buf_reset(scratch);
+	rc = relay_chunk_get(data_dir, folder, ref->recipe.b, scratch);
+	if (rc)
+		return rc;
+	rc = wire_rchunk_names(wire_buf_data(scratch), wire_buf_len(scratch),
+			       named_one, &nm);
+	if (rc == -EBADMSG)
+		*missing = ref->recipe;
+	return rc;
+}

@@ -70,4 +70,24 @@ int relay_chunk_commit(struct chunk_stage *st, chunk_done_fn done, void *arg);
 int relay_chunk_get(const char *data_dir, const char *folder,
 		    const uint8_t name[WIRE_NAME_LEN], struct wire_buf *out);
 
+/*
+ * Whether the folder's store holds every chunk a put names (docs/protocol.md,
+ * "Content of a put"), so that a PUSH naming content the relay lacks can be
+ * refused before it enters the folder's history: with ref->how
+ *   WIRE_CONTENT_WHOLE   the chunk named by op->hash (none for an empty file);
+ *   WIRE_CONTENT_RECIPE  the recipe chunk, read from the store (into
+ *                        scratch, capped at WIRE_CHUNK_MAX), and what it
+ *                        names (wire_rchunk_names(): a plain recipe's
+ *                        entries; a delta's base recipe chunk and ADDs);
+ *   WIRE_CONTENT_NONE    nothing.
+ * Only existence is checked, one stat() a chunk: a stored chunk was hashed
+ * when it came.  0 when everything is there; -ENOENT with *missing the
+ * first chunk absent; -EBADMSG when the recipe chunk *missing is not a
+ * recipe chunk; -errno when the store cannot be read.
+ */
+int relay_chunks_named(const char *data_dir, const char *folder,
+		       const struct wk_op *op,
+		       const struct wire_content_ref *ref,
+		       struct wire_buf *scratch, struct wk_hash *missing);
+
 #endif

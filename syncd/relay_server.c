@@ -400,6 +400,46 @@ static int raise_proto(struct conn *c)
 	return 0;
 }
 
+/*
+ * True when every chunk the puts of a PUSH name is in the folder's store;
+ * otherwise the connection fails with ERROR `missing` naming the first
+ * such put and chunk.  Receivers take a stored put's content to be on the
+ * relay (docs/protocol.md, "Content of a put") and a stored op is history
+ * for good, so the check comes before the PUSH is stored, and after the
+ * staged chunks are committed: a chunk uploaded just before counts.
+ * A payload that does not decode is not judged here: receivers refuse it.
+ */
+static bool push_content_held(struct conn *c, const struct wire_msg *m)
+{
+	struct wk_op *op = xmalloc(sizeof(*op));
+	struct wire_content_ref ref;
+	struct wire_iter it;
+	struct wire_opent e;
+	struct wk_hash missing;
+	char ids[WK_ID_STRLEN], hs[WK_HASH_STRLEN];
+	int rc = 0;
+
+	wire_iter_init(&it, m);
+	while (!rc && wire_iter_next(&it, &e)) {
+		if (wire_op_decode_ref(e.payload, e.len, e.actor, e.hlc, op,
+				       &ref))
+			continue;
+		rc = relay_chunks_named(c->r->o->data_dir, c->folder, op, &ref,
+					&c->r->chunk, &missing);
+	}
+	if (rc == -ENOENT || rc == -EBADMSG)
+		conn_fail(c, WIRE_ERR_MISSING,
+			  WIRE_MISSING_PREFIX "%s names chunk %s%s",
+			  wk_id_str(op->id, ids), wk_hash_str(&missing, hs),
+			  rc == -ENOENT ? ", which this relay does not hold"
+					: " as its recipe, but it is not one");
+	else if (rc)
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot read a chunk: %s",
+			  strerror(-rc));
+	free(op);
+	return rc == 0;
+}
+
 static void on_push(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_ACK};
@@ -410,6 +450,10 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	/* The chunks a put names are durable before the put is. */
 	if (relay_chunk_staged_any(c->r->stage))
 		commit_chunks(c->r);
+	/* A chunk of ours that could not be stored failed the connection:
+	 * nothing of this PUSH is stored either. */
+	if (c->state != CONN_READY || !push_content_held(c, m))
+		return;
 	fault_point("relay.push");
 	if (c->version > c->folder_proto && m->batch.count) {
 		rc = raise_proto(c);

@@ -18,6 +18,19 @@
  *     chunk-get URL TOKEN NAME [OUT]       OUT: write the bytes there
  *     raw [--token T] [--pad N] URL HEX    send a frame (after HELLO with
  *                                          --token; --pad adds N zero bytes)
+ *     put [--chunk FILE]... URL TOKEN ACTOR HLC HOW SIZE HASH [RECIPE]
+ *                                          CHUNK_PUT each FILE, then at once
+ *                                          a PUSH of one put (node = its id)
+ *                                          with content HOW (none, whole or
+ *                                          recipe) and the recipe chunk name
+ *     name FILE...                         "name NAME" of each file's bytes
+ *     recipe [--delta BASE BASE_CHUNK] OUT FILE...
+ *                                          writes the recipe chunk of a file
+ *                                          made of FILEs (one chunk each) to
+ *                                          OUT: plain, or a delta recipe
+ *                                          chunk against content BASE (an
+ *                                          empty recipe, so all ADDs); prints
+ *                                          "recipe NAME"
  *
  * Lines: "welcome HEAD", "op SEQ ACTOR HLC LEN KIND NAME", "caught_up SEQ",
  * "ack BATCH HIGH_SEQ", "missing NAME", "chunk_ack NAME", "chunk NAME LEN",
@@ -35,7 +48,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytebuf.h"
 #include "content.h"
+#include "recipe.h"
 #include "wire.h"
 #include "wlog.h"
 #include "ws_client.h"
@@ -54,7 +69,11 @@ static void usage(void)
 		"       ... have URL TOKEN NAME...\n"
 		"       ... chunk-put URL TOKEN FILE [NAME]\n"
 		"       ... chunk-get URL TOKEN NAME [OUT]\n"
-		"       ... raw [--token T] [--pad N] URL HEXFRAME\n");
+		"       ... raw [--token T] [--pad N] URL HEXFRAME\n"
+		"       ... put [--chunk FILE]... URL TOKEN ACTOR HLC"
+		" none|whole|recipe SIZE HASH [RECIPE]\n"
+		"       ... name FILE...\n"
+		"       ... recipe [--delta BASE BASE_CHUNK] OUT FILE...\n");
 	exit(1);
 }
 
@@ -583,6 +602,201 @@ static int cmd_raw(int argc, char **argv)
 	return rc;
 }
 
+static void parse_name(const char *hex, uint8_t name[WIRE_NAME_LEN])
+{
+	size_t len;
+
+	if (parse_hex(hex, name, WIRE_NAME_LEN, &len) || len != WIRE_NAME_LEN)
+		usage();
+}
+
+/* Reads a chunk-sized file into a new buffer (*len bytes); exits if not. */
+static uint8_t *read_chunk_file(const char *path, size_t *len)
+{
+	uint8_t *data = malloc(WIRE_CHUNK_MAX + 1);
+	int rc =
+		data ? read_file(path, data, WIRE_CHUNK_MAX + 1, len) : -ENOMEM;
+
+	if (!rc && *len > WIRE_CHUNK_MAX)
+		rc = -EFBIG;
+	if (rc) {
+		fprintf(stderr, "wkfs-relay-test: %s: %s\n", path,
+			strerror(-rc));
+		exit(1);
+	}
+	return data;
+}
+
+/* Sends one CHUNK_PUT of a file without waiting for its CHUNK_ACK. */
+static int send_chunk_file(struct wsc *c, const char *path)
+{
+	struct wire_msg m = {.type = WIRE_CHUNK_PUT};
+	struct wk_hash h;
+	size_t len;
+	uint8_t *data = read_chunk_file(path, &len);
+	int rc;
+
+	content_hash_buf(data, len, &h);
+	memcpy(m.chunk.name, h.b, WIRE_NAME_LEN);
+	m.chunk.data = data;
+	m.chunk.len = (uint32_t)len;
+	rc = wsc_send_msg(c, &m);
+	free(data);
+	return rc;
+}
+
+static int cmd_put(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"chunk", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *chunks[64];
+	struct wire_content_ref ref = {.how = WIRE_CONTENT_NONE};
+	struct wire_buf frame, pay;
+	struct wire_opent e;
+	struct wire_msg m;
+	struct wk_op op;
+	struct wsc *c;
+	int nchunks = 0, opt, rc;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
+		if (opt != 'c' || nchunks == 64)
+			usage();
+		chunks[nchunks++] = optarg;
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
+	if (argc < 8 || argc > 9)
+		usage();
+	memset(&op, 0, sizeof(op));
+	op.kind = WK_OP_PUT;
+	op.id.actor = parse_u64(argv[3]);
+	op.id.hlc = parse_u64(argv[4]);
+	op.node = op.id;
+	op.base = WK_ID_NONE;
+	if (strcmp(argv[5], "whole") == 0)
+		ref.how = WIRE_CONTENT_WHOLE;
+	else if (strcmp(argv[5], "recipe") == 0 && argc == 9)
+		ref.how = WIRE_CONTENT_RECIPE;
+	else if (strcmp(argv[5], "none") != 0)
+		usage();
+	op.size = parse_u64(argv[6]);
+	parse_name(argv[7], op.hash.b);
+	if (ref.how == WIRE_CONTENT_RECIPE)
+		parse_name(argv[8], ref.recipe.b);
+	c = open_session(argv[1], argv[2], op.id.actor, 0, &rc);
+	if (!c)
+		return rc;
+	for (int i = 0; i < nchunks && !rc; i++)
+		rc = send_chunk_file(c, chunks[i]);
+	wire_buf_init(&frame, 0, WIRE_FRAME_MAX);
+	wire_buf_init(&pay, 0, WIRE_PAYLOAD_MAX);
+	if (!rc)
+		rc = wire_put_encode(&pay, &op, &ref);
+	e = (struct wire_opent){.actor = op.id.actor,
+				.hlc = op.id.hlc,
+				.payload = wire_buf_data(&pay),
+				.len = (uint32_t)wire_buf_len(&pay)};
+	if (!rc)
+		rc = wire_batch_begin(&frame, WIRE_PUSH, 1);
+	if (!rc)
+		rc = wire_batch_add(&frame, &e);
+	if (!rc)
+		rc = wsc_send(c, wire_buf_data(&frame), wire_buf_len(&frame));
+	while (!rc) {
+		rc = wsc_recv(c, timeout_ms, &m);
+		if (!rc && m.type == WIRE_CHUNK_ACK)
+			print_hex("chunk_ack ", m.chunk.name, WIRE_NAME_LEN,
+				  "\n");
+		if (!rc && m.type == WIRE_ACK) {
+			printf("ack %" PRIu64 " %" PRIu64 "\n", m.ack.batch_id,
+			       m.ack.high_seq);
+			break;
+		}
+	}
+	wire_buf_release(&frame);
+	wire_buf_release(&pay);
+	if (rc)
+		rc = report(c, rc);
+	wsc_close(c);
+	return rc;
+}
+
+static int cmd_name(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	for (int i = 1; i < argc; i++) {
+		struct wk_hash h;
+		size_t len;
+		uint8_t *data = read_chunk_file(argv[i], &len);
+
+		content_hash_buf(data, len, &h);
+		print_hex("name ", h.b, WIRE_NAME_LEN, "\n");
+		free(data);
+	}
+	return 0;
+}
+
+static int cmd_recipe(int argc, char **argv)
+{
+	uint8_t base[WIRE_NAME_LEN], base_chunk[WIRE_NAME_LEN];
+	struct recipe r = RECIPE_INIT, empty = RECIPE_INIT;
+	bool delta = false;
+	struct wk_hash h;
+	struct bbuf out;
+	FILE *f;
+	int rc = 0;
+
+	if (argc >= 4 && strcmp(argv[1], "--delta") == 0) {
+		parse_name(argv[2], base);
+		parse_name(argv[3], base_chunk);
+		delta = true;
+		argc -= 3;
+		argv += 3;
+	}
+	if (argc < 3)
+		usage();
+	for (int i = 2; i < argc && !rc; i++) {
+		size_t len;
+		uint8_t *data = read_chunk_file(argv[i], &len);
+
+		content_hash_buf(data, len, &h);
+		rc = recipe_push(&r, &h, (uint32_t)len);
+		free(data);
+	}
+	bbuf_init(&out, WIRE_CHUNK_MAX);
+	if (delta) {
+		bbuf_put_u8(&out, WIRE_RCHUNK_DELTA);
+		bbuf_put(&out, base, WIRE_NAME_LEN);
+		bbuf_put(&out, base_chunk, WIRE_NAME_LEN);
+		if (!rc)
+			rc = recipe_delta_encode(&empty, &r, &out);
+	} else if (!rc) {
+		rc = recipe_encode(&r, &out);
+	}
+	if (!rc)
+		rc = bbuf_error(&out);
+	f = rc ? NULL : fopen(argv[1], "wb");
+	if (f && fwrite(out.p, 1, out.len, f) != out.len)
+		rc = -EIO;
+	if (f && fclose(f))
+		rc = -EIO;
+	if (!rc && !f)
+		rc = -errno;
+	if (!rc) {
+		content_hash_buf(out.p, out.len, &h);
+		print_hex("recipe ", h.b, WIRE_NAME_LEN, "\n");
+	} else {
+		fprintf(stderr, "wkfs-relay-test: recipe: %s\n", strerror(-rc));
+	}
+	bbuf_release(&out);
+	recipe_release(&r);
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -622,6 +836,12 @@ int main(int argc, char **argv)
 		return cmd_stall(argc, argv);
 	if (strcmp(cmd, "raw") == 0)
 		return cmd_raw(argc, argv);
+	if (strcmp(cmd, "put") == 0)
+		return cmd_put(argc, argv);
+	if (strcmp(cmd, "name") == 0)
+		return cmd_name(argc, argv);
+	if (strcmp(cmd, "recipe") == 0)
+		return cmd_recipe(argc, argv);
 	usage();
 	return 1;
 }

@@ -101,6 +101,13 @@ struct syncd {
 	uint64_t pong_nonce;  /* of the last PONG received */
 	uint64_t pushed;      /* ops acknowledged, this process */
 	uint64_t received;    /* remote ops stored, this process */
+	/* ERROR `missing` (syncd_session.c): the put the relay refused last,
+	 * how many times in a row, and its local seq once seen again (0
+	 * before); refused_now: the last session ended that way. */
+	struct wk_id refused_put;
+	unsigned refused_times;
+	int64_t refused_seq;
+	bool refused_now;
 
 	struct syncd_git *git;		/* git remotes only (syncd_git.c) */
 	struct name_set *shipped_names; /* on the relay: syncd_batch.c */
@@ -170,7 +177,9 @@ void syncd_session_close(struct syncd *s);
 int syncd_session_step(struct syncd *s, int timeout_ms);
 /* The same, but -EINTR as soon as syncd_wake() is called. */
 int syncd_session_wait(struct syncd *s, int timeout_ms);
-/* Pushes every local op not yet shipped, content first. */
+/* Pushes every local op not yet shipped, content first.  A PUSH the
+ * relay refuses with `missing` ends the session (-EPROTO) with
+ * s->refused_now set: a new session pushes it again (see there). */
 int syncd_push(struct syncd *s);
 /* Sends PING on the ops connection and handles what arrives until its
  * PONG: everything the relay sent before it has been taken in. */

@@ -236,9 +236,20 @@ static int run_once(struct syncd *s)
 {
 	int rc;
 
-	rc = syncd_session_open(s);
-	if (!rc)
-		rc = syncd_push(s);
+	/* A push the relay refused for lack of chunks goes again in a new
+	 * session: at most twice, as the second refusal makes the put go
+	 * without its content (syncd_session.c). */
+	for (int tries = 0;; tries++) {
+		s->refused_now = false;
+		rc = syncd_session_open(s);
+		if (!rc)
+			rc = syncd_push(s);
+		if (!rc || !s->refused_now || tries == 2 || stopping)
+			break;
+		wk_warn("%s; retrying", s->err);
+		syncd_apply(s);
+		syncd_session_close(s);
+	}
 	while (!rc && !s->caught_up && !stopping) {
 		rc = syncd_session_step(s, SYNCD_TIMEOUT_MS);
 		if (rc == -ETIMEDOUT)

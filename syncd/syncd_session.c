@@ -10,7 +10,13 @@
  *
  * Pushing: local ops not yet shipped, in seq order, content first, in PUSH
  * batches; after a batch's ACK its ops are marked shipped.  A crash before
- * the mark pushes the batch again, which the relay dedupes.
+ * the mark pushes the batch again, which the relay dedupes.  A PUSH the
+ * relay refuses because it lacks chunks of a put (ERROR `missing`) means
+ * the relay lost chunks we took to be there: the session ends, what we
+ * knew to be on the relay is forgotten (a new relay epoch), and the next
+ * session uploads every chunk the relay lacks and pushes again; the same
+ * put refused twice in a row then goes without content ("none"), so one
+ * put cannot hold back the ops after it for ever.
  *
  * Not here: the connection loop and backoff (syncd_main.c).
  */
@@ -21,6 +27,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "fault.h"
 #include "syncd.h"
 #include "wlog.h"
 
@@ -101,6 +108,7 @@ static int start_over(struct syncd *s)
 	}
 	s->cursor = 0;
 	s->shipped_upto = 0;
+	s->refused_times = 0;
 	return 0;
 }
 
@@ -346,12 +354,61 @@ static int collect(void *arg, const struct db_oprow *r)
 	return p->n == PUSH_ROWS ? 1 : 0;
 }
 
+/*
+ * The relay refused a PUSH with `missing` (reason: wire_missing_put()):
+ * it lacks a chunk we took to be there, so it lost chunks.  A new epoch
+ * makes the next session ask about (and upload) every chunk again; s->err
+ * says what happens next.  Returns -EPROTO: the session is over.
+ */
+static int push_refused(struct syncd *s, const char *reason)
+{
+	char ids[WK_ID_STRLEN];
+	struct wk_id put;
+	int rc;
+
+	if (wire_missing_put(reason, &put) != 0)
+		put = WK_ID_NONE; /* not ours to read: no put goes "none" */
+	if (s->refused_times && wk_id_eq(put, s->refused_put)) {
+		s->refused_times++;
+	} else {
+		s->refused_put = put;
+		s->refused_times = 1;
+		s->refused_seq = 0;
+	}
+	s->refused_now = true;
+	rc = db_begin(s->db);
+	if (!rc)
+		rc = content_relay_lost(s);
+	if (!rc)
+		rc = db_commit(s->db, true);
+	if (rc) {
+		db_rollback(s->db);
+		snprintf(s->err, sizeof(s->err),
+			 "cannot draw a relay epoch: %s", db_errmsg(s->db));
+		return -EPROTO;
+	}
+	if (s->refused_times > 1 && !wk_id_eq(put, WK_ID_NONE))
+		snprintf(s->err, sizeof(s->err),
+			 "relay refused a push again (%s): pushing put %s "
+			 "without its content",
+			 reason, wk_id_str(put, ids));
+	else
+		snprintf(s->err, sizeof(s->err),
+			 "relay refused a push (%s): uploading every chunk it "
+			 "lacks again",
+			 reason);
+	return -EPROTO;
+}
+
 /* Sends the PUSH in frame and waits for its ACK; then marks up to last. */
 static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 {
 	uint32_t n = wire_batch_count(frame);
+	const char *reason;
 	int rc;
 
+	/* Content uploaded, PUSH not sent: where a relay can lose it. */
+	fault_pause("syncd.push");
 	rc = wsc_send(s->ops, wire_buf_data(frame), wire_buf_len(frame));
 	if (rc)
 		return syncd_fail(s, s->ops, rc, "PUSH");
@@ -359,9 +416,15 @@ static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 		rc = syncd_session_step(s, SYNCD_TIMEOUT_MS);
 		if (rc == -ETIMEDOUT)
 			return syncd_fail(s, NULL, rc, "waiting for ACK");
+		if (rc == -EPROTO &&
+		    wsc_peer_error(s->ops, &reason) == WIRE_ERR_MISSING)
+			return push_refused(s, reason);
 		if (rc)
 			return rc;
 	}
+	/* The refused put is in: its story is over. */
+	if (s->refused_seq && last >= s->refused_seq)
+		s->refused_times = 0;
 	rc = db_ops_mark_shipped(s->db, last, NULL);
 	if (rc) {
 		snprintf(s->err, sizeof(s->err), "cannot mark ops shipped: %s",
@@ -383,6 +446,21 @@ static int encode_row(struct syncd *s, const struct db_oprow *r,
 	wire_buf_reset(pay);
 	if (r->op.kind != WK_OP_PUT)
 		return wire_op_encode(pay, &r->op);
+	if (s->refused_times && wk_id_eq(r->op.id, s->refused_put)) {
+		s->refused_seq = r->seq;
+		/* Uploaded again, refused again: the relay will not take
+		 * this content from us, and the ops after it must go. */
+		if (s->refused_times > 1) {
+			char ids[WK_ID_STRLEN];
+
+			memset(&ref, 0, sizeof(ref));
+			ref.how = WIRE_CONTENT_NONE;
+			wk_warn("put %s: the relay refused its content twice;"
+				" pushed without it (a later put carries it)",
+				wk_id_str(r->op.id, ids));
+			return wire_put_encode(pay, &r->op, &ref);
+		}
+	}
 	rc = content_ship(s, &r->op, &ref);
 	if (rc)
 		return rc;

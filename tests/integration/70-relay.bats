@@ -393,6 +393,90 @@ seqs() { awk '$1 == "op" { print $2 }'; }
 	assert_line 'error 4 too_big: CHUNK_PUT over a protocol limit'
 }
 
+# The id of put HLC by actor 7, as the relay names it.
+put7() { printf '%016x-0000000000000007' "$1"; }
+
+@test "a put naming a chunk the relay lacks is refused, nothing stored" {
+	tok=$(add_folder Notes)
+	T=$BATS_TEST_TMPDIR
+	head -c 5000 /dev/urandom >"$T/c1"
+	c1=$(rt name "$T/c1" | sed -n 's/^name //p')
+
+	# whole: the one chunk, named by the put's hash, never uploaded
+	run rt put "$(url Notes)" "$tok" 7 5 whole 5000 "$c1"
+	assert_failure 3
+	assert_line "error 11 missing: put $(put7 5) names chunk $c1, which this relay does not hold"
+	run rt pull "$(url Notes)" "$tok" 8 0
+	assert_success
+	assert_line 'caught_up 0'
+	refute_line --regexp '^op '
+
+	# uploaded on the same connection just before (still staged when
+	# the PUSH comes): stored
+	run rt put --chunk "$T/c1" "$(url Notes)" "$tok" 7 5 whole 5000 "$c1"
+	assert_success
+	assert_line 'ack 1 1'
+	# an empty file names no chunk, and "none" names nothing
+	run rt put "$(url Notes)" "$tok" 7 6 whole 0 0123456789abcdef0123456789abcdef
+	assert_line 'ack 1 2'
+	run rt put "$(url Notes)" "$tok" 7 7 none 5000 0123456789abcdef0123456789abcdef
+	assert_line 'ack 1 3'
+	run rt pull "$(url Notes)" "$tok" 8 0
+	assert_line 'caught_up 3'
+	[ "$(echo "$output" | awk '$1 == "op" { print $2, $4, $6 }')" = \
+		"$(printf '1 5 put\n2 6 put\n3 7 put')" ]
+}
+
+@test "a put whose recipe names a chunk the relay lacks is refused" {
+	tok=$(add_folder Notes)
+	T=$BATS_TEST_TMPDIR
+	head -c 5000 /dev/urandom >"$T/c1"
+	head -c 3000 /dev/urandom >"$T/c2"
+	head -c 2000 /dev/urandom >"$T/c3"
+	c2=$(rt name "$T/c2" | sed -n 's/^name //p')
+	c3=$(rt name "$T/c3" | sed -n 's/^name //p')
+	rec=$(rt recipe "$T/r" "$T/c1" "$T/c2" | sed -n 's/^recipe //p')
+	h=00112233445566778899aabbccddeeff
+
+	# the recipe chunk is there, one of the chunks it lists is not
+	run rt put --chunk "$T/r" --chunk "$T/c1" "$(url Notes)" "$tok" 7 5 recipe 8000 $h "$rec"
+	assert_failure 3
+	assert_line "error 11 missing: put $(put7 5) names chunk $c2, which this relay does not hold"
+	# the recipe chunk itself is not there
+	run rt put "$(url Notes)" "$tok" 7 6 recipe 8000 $h 0123456789abcdef0123456789abcdef
+	assert_failure 3
+	assert_line "error 11 missing: put $(put7 6) names chunk 0123456789abcdef0123456789abcdef, which this relay does not hold"
+	# a chunk that is not a recipe named as one
+	c1=$(rt name "$T/c1" | sed -n 's/^name //p')
+	run rt put "$(url Notes)" "$tok" 7 6 recipe 8000 $h "$c1"
+	assert_failure 3
+	assert_line "error 11 missing: put $(put7 6) names chunk $c1 as its recipe, but it is not one"
+	run rt pull "$(url Notes)" "$tok" 8 0
+	assert_line 'caught_up 0'
+	refute_line --regexp '^op '
+
+	# everything there: stored
+	run rt put --chunk "$T/c2" "$(url Notes)" "$tok" 7 5 recipe 8000 $h "$rec"
+	assert_success
+	assert_line 'ack 1 1'
+
+	# a delta recipe chunk: its base recipe chunk and what it ADDs
+	d=$(rt recipe --delta $h "$rec" "$T/d" "$T/c3" | sed -n 's/^recipe //p')
+	run rt put --chunk "$T/d" "$(url Notes)" "$tok" 7 6 recipe 2000 $h "$d"
+	assert_failure 3
+	assert_line "error 11 missing: put $(put7 6) names chunk $c3, which this relay does not hold"
+	d2=$(rt recipe --delta $h 0123456789abcdef0123456789abcdef "$T/d2" "$T/c3" |
+		sed -n 's/^recipe //p')
+	run rt put --chunk "$T/d2" --chunk "$T/c3" "$(url Notes)" "$tok" 7 6 recipe 2000 $h "$d2"
+	assert_failure 3
+	assert_line "error 11 missing: put $(put7 6) names chunk 0123456789abcdef0123456789abcdef, which this relay does not hold"
+	run rt put --chunk "$T/c3" "$(url Notes)" "$tok" 7 6 recipe 2000 $h "$d"
+	assert_success
+	assert_line 'ack 1 2'
+	run rt pull "$(url Notes)" "$tok" 8 0
+	assert_line 'caught_up 2'
+}
+
 @test "the relay listens on IPv6 loopback when asked" {
 	python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null ||
 		skip "no IPv6 loopback here"

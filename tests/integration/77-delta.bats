@@ -262,16 +262,17 @@ one_edit() {
 	# its cache says so: H3's recipe chunk is two deltas from a plain one
 	[ "$(od -An -tu1 -j 29 -N 1 "$C/.wkfs/recipes/$H3" | tr -d ' ')" = 2 ]
 
-	# Again, and this time the relay lost the chunk the chain needs (a
-	# relay that loses chunks breaks the protocol's promise): B cannot
-	# resolve the recipe, says so, and keeps the put without content,
-	# so its mount does not apply it.
+	# Again, and this time the relay loses the chunk the chain needs
+	# after it stored the put (a relay that loses chunks breaks the
+	# protocol's promise; before, it refuses the put): B cannot resolve
+	# the recipe, says so, and keeps the put without content, so its
+	# mount does not apply it.
 	cp "$B/.wkfs/recipes/$H1" "$B/.wkfs/recipes/$H3"
-	lost=$(rchunk "$A" "$H3")
-	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}"
 	edit_through_mount flip "$A/big" $((3 * MIB))
 	sync_dir "$A"
 	H4=$(hash_of "$A" big)
+	lost=$(rchunk "$A" "$H3")
+	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}"
 	sync_dir "$B"
 	assert_output --partial "refusing the content of put"
 	assert_output --partial "relay lacks a chunk of it (or of its recipe's chain)"
@@ -331,6 +332,82 @@ one_edit() {
 	cmp "$A/big" "$B/.wkfs/objects/$(hash_of "$A" big)"
 	run grep -c refusing <<<"$output"
 	assert_output 0
+}
+
+# first_chunk DIR HASH: the name of content HASH's first chunk, from
+# DIR's recipe cache (version 2: the plain recipe from byte 30).
+first_chunk() { od -An -tx1 -j 32 -N 16 "$1/.wkfs/recipes/$2" | tr -d ' \n'; }
+
+@test "a relay that lost chunks A took to be there refuses A's push; A uploads them again" {
+	seed 4
+	edit_through_mount flip "$A/big" 1000
+	sync_dir "$A"
+	sync_dir "$B"
+	H2=$(hash_of "$A" big)
+	# the relay loses H2's recipe chunk, which A's next delta names as
+	# its base, and a chunk of the file that the edit keeps
+	lost=$(rchunk "$A" "$H2")
+	[ "$(od -An -tu1 -j 30 -N 2 "$A/.wkfs/recipes/$H2" |
+		awk '{ print ($1 == 1 && $2 < 128) }')" = 1 ]
+	data=$(first_chunk "$A" "$H2")
+	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}" \
+		"$DATA/chunks/Notes/${data:0:2}/${data:2}"
+
+	edit_through_mount flip "$A/big" $((2 * MIB))
+	sync_dir "$A"
+	H3=$(hash_of "$A" big)
+	# one clear line, then the push goes again, with every chunk the
+	# relay lacks and a plain recipe
+	assert_output --regexp "relay refused a push \(put [0-9a-f]{16}-[0-9a-f]{16} names chunk $lost, which this relay does not hold\): uploading every chunk it lacks again; retrying"
+	[ "$(grep -c 'relay refused' <<<"$output")" = 1 ]
+	assert_output --partial "(plain, depth 0)"
+	[ -f "$DATA/chunks/Notes/${data:0:2}/${data:2}" ]
+	[ "$(sqlite3 "$A/.wkfs/wkfs.db" "SELECT count(*) FROM ops WHERE shipped = 0 AND origin = 0")" = 0 ]
+
+	sync_dir "$B"
+	refute_output --partial refusing
+	cmp "$A/big" "$B/.wkfs/objects/$H3"
+}
+
+@test "a put the relay refuses twice goes without its content; the ops after it go on" {
+	seed 4
+	P=$T/pause
+	mkdir "$P"
+	# A's next put is a delta against H1's recipe chunk: lost
+	lost=$(rchunk "$A" "$H1")
+	data=$(first_chunk "$A" "$H1")
+	rm "$DATA/chunks/Notes/${lost:0:2}/${lost:2}"
+	edit_and_more() {
+		flip "$A/big" $((2 * MIB))
+		echo after >"$A/after"
+	}
+	edit_through_mount edit_and_more
+	H2=$(hash_of "$A" big)
+
+	touch "$P/syncd.push"
+	WKFS_PAUSE_DIR=$P timeout 300 "$SYNCD" "$A" --once >"$T/once" 2>&1 </dev/null 3>&- &
+	pid=$!
+	# the first session's PUSH: refused (the delta's base chunk)
+	wait_until 60 test -e "$P/syncd.push.paused"
+	touch "$P/syncd.push"
+	rm "$P/syncd.push.paused"
+	# the second one uploaded what the relay lacked; it loses another
+	wait_until 60 test -e "$P/syncd.push.paused"
+	rm "$DATA/chunks/Notes/${data:0:2}/${data:2}"
+	rm "$P/syncd.push.paused"
+	wait "$pid"
+	run cat "$T/once"
+	assert_line --partial "names chunk $lost, which this relay does not hold): uploading every chunk it lacks again; retrying"
+	assert_line --partial "names chunk $data, which this relay does not hold): pushing put "
+	assert_line --partial "the relay refused its content twice; pushed without it"
+	[ "$(sqlite3 "$A/.wkfs/wkfs.db" "SELECT count(*) FROM ops WHERE shipped = 0 AND origin = 0")" = 0 ]
+
+	# B: the put without content (waits for a later one), and the file
+	# made after it
+	sync_dir "$B"
+	assert_output --partial "refusing the content of put"
+	[ ! -e "$B/.wkfs/objects/$H2" ]
+	cmp "$A/after" "$B/.wkfs/objects/$(hash_of "$A" after)"
 }
 
 @test "another relay folder: what the old one had is not taken for granted" {

@@ -1053,6 +1053,146 @@ static void test_op_device(void **state)
 	free(got);
 }
 
+/* ---- what a relay must hold for a put ---- */
+
+struct names_seen {
+	struct wk_hash v[8];
+	size_t n;
+	size_t stop_at; /* return 1 at this call (0: never) */
+};
+
+static int note_name(void *arg, const struct wk_hash *name)
+{
+	struct names_seen *ns = arg;
+
+	if (ns->n < 8)
+		ns->v[ns->n] = *name;
+	ns->n++;
+	return ns->n == ns->stop_at ? 1 : 0;
+}
+
+/* Runs wire_rchunk_names() on a heap copy of exactly n bytes. */
+static int rchunk_names_copy(const uint8_t *p, size_t n, struct names_seen *ns)
+{
+	uint8_t *copy = malloc(n ? n : 1);
+	int rc;
+
+	assert_non_null(copy);
+	memcpy(copy, p, n);
+	rc = wire_rchunk_names(copy, n, note_name, ns);
+	free(copy);
+	return rc;
+}
+
+static void test_rchunk_names(void **state)
+{
+	struct recipe base = RECIPE_INIT, r = RECIPE_INIT;
+	struct wk_hash h[4], base_content, base_chunk;
+	struct names_seen ns = {0};
+	struct bbuf plain, delta;
+
+	for (int i = 0; i < 4; i++)
+		memset(h[i].b, 0x10 + i, sizeof(h[i].b));
+	memset(base_content.b, 0xc0, 16);
+	memset(base_chunk.b, 0xcc, 16);
+	/* base: h0 h1 h2; new: h0 h1 h3 h2, so one COPY, one ADD, one COPY */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(recipe_push(&base, &h[i], 1000), 0);
+	assert_int_equal(recipe_push(&r, &h[0], 1000), 0);
+	assert_int_equal(recipe_push(&r, &h[1], 1000), 0);
+	assert_int_equal(recipe_push(&r, &h[3], 500), 0);
+	assert_int_equal(recipe_push(&r, &h[2], 1000), 0);
+
+	/* plain: every entry */
+	bbuf_init(&plain, WIRE_CHUNK_MAX);
+	assert_int_equal(recipe_encode(&r, &plain), 0);
+	assert_int_equal(rchunk_names_copy(plain.p, plain.len, &ns), 0);
+	assert_int_equal(ns.n, 4);
+	assert_memory_equal(&ns.v[2], &h[3], 16);
+
+	/* delta recipe chunk: the base recipe chunk, then the ADD only */
+	bbuf_init(&delta, WIRE_CHUNK_MAX);
+	bbuf_put_u8(&delta, WIRE_RCHUNK_DELTA);
+	bbuf_put(&delta, base_content.b, 16);
+	bbuf_put(&delta, base_chunk.b, 16);
+	assert_int_equal(recipe_delta_encode(&base, &r, &delta), 0);
+	ns = (struct names_seen){0};
+	assert_int_equal(rchunk_names_copy(delta.p, delta.len, &ns), 0);
+	assert_int_equal(ns.n, 2);
+	assert_memory_equal(&ns.v[0], &base_chunk, 16);
+	assert_memory_equal(&ns.v[1], &h[3], 16);
+	/* fn's first nonzero return ends the walk */
+	ns = (struct names_seen){.stop_at = 1};
+	assert_int_equal(rchunk_names_copy(delta.p, delta.len, &ns), 1);
+	assert_int_equal(ns.n, 1);
+
+	/* every cut of either is refused, never read past */
+	for (size_t n = 0; n < plain.len; n++) {
+		ns = (struct names_seen){0};
+		assert_int_equal(rchunk_names_copy(plain.p, n, &ns), -EBADMSG);
+	}
+	for (size_t n = 0; n < delta.len; n++) {
+		ns = (struct names_seen){0};
+		assert_int_equal(rchunk_names_copy(delta.p, n, &ns), -EBADMSG);
+	}
+	/* a delta without the header, a header over a plain recipe, a
+	 * trailing byte, an unknown tag */
+	ns = (struct names_seen){0};
+	assert_int_equal(rchunk_names_copy(delta.p + WIRE_RCHUNK_HEAD_LEN,
+					   delta.len - WIRE_RCHUNK_HEAD_LEN,
+					   &ns),
+			 -EBADMSG);
+	delta.len = WIRE_RCHUNK_HEAD_LEN;
+	bbuf_put(&delta, plain.p, plain.len);
+	assert_int_equal(rchunk_names_copy(delta.p, delta.len, &ns), -EBADMSG);
+	bbuf_put_u8(&plain, 0);
+	assert_int_equal(rchunk_names_copy(plain.p, plain.len, &ns), -EBADMSG);
+	plain.p[0] = 0x07;
+	assert_int_equal(rchunk_names_copy(plain.p, plain.len, &ns), -EBADMSG);
+
+	bbuf_release(&plain);
+	bbuf_release(&delta);
+	recipe_release(&base);
+	recipe_release(&r);
+}
+
+static void test_missing_put(void **state)
+{
+	struct wk_id id = {0x5, 0x7}, got;
+	char ids[WK_ID_STRLEN], reason[WIRE_REASON_MAX + 1];
+
+	snprintf(reason, sizeof(reason),
+		 WIRE_MISSING_PREFIX "%s names chunk 00, which ...",
+		 wk_id_str(id, ids));
+	assert_int_equal(wire_missing_put(reason, &got), 0);
+	assert_true(wk_id_eq(got, id));
+	id = (struct wk_id){UINT64_MAX, 0xabcdef};
+	snprintf(reason, sizeof(reason), WIRE_MISSING_PREFIX "%s",
+		 wk_id_str(id, ids));
+	assert_int_equal(wire_missing_put(reason, &got), 0);
+	assert_true(wk_id_eq(got, id));
+
+	assert_int_equal(wire_missing_put("", &got), -EINVAL);
+	assert_int_equal(wire_missing_put("put ", &got), -EINVAL);
+	assert_int_equal(
+		wire_missing_put("put 0000000000000005-000000000000000", &got),
+		-EINVAL);
+	assert_int_equal(
+		wire_missing_put("put 0000000000000005-00000000000000077",
+				 &got),
+		-EINVAL);
+	assert_int_equal(
+		wire_missing_put("put 0000000000000005+0000000000000007", &got),
+		-EINVAL);
+	assert_int_equal(
+		wire_missing_put("put 000000000000000X-0000000000000007", &got),
+		-EINVAL);
+	assert_int_equal(
+		wire_missing_put("got 0000000000000005-0000000000000007", &got),
+		-EINVAL);
+	assert_string_equal(wire_err_name(WIRE_ERR_MISSING), "missing");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1068,6 +1208,8 @@ int main(void)
 		cmocka_unit_test(test_put_content_ref),
 		cmocka_unit_test(test_op_device),
 		cmocka_unit_test(test_version_accept),
+		cmocka_unit_test(test_rchunk_names),
+		cmocka_unit_test(test_missing_put),
 	};
 
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,15 @@ int content_have(struct syncd *s, size_t k, content_name_fn name,
 /* The path of node id below DIR, and the hash the nodes table has for
  * it (*has_hash false for anything but a file with a hash).  0 or
  * -errno (-ENOENT: no such node). */
+/*
+ * Opens the file of local put op read-only where the nodes table says it
+ * is (path gets it): the fd, or -errno after saying on the log why the
+ * content is not shipped.  When the file is not found there, the mount is
+ * asked to commit what it recorded and the table is read again: a file
+ * just renamed into place is found at its new name.
+ */
+int content_open_put(struct syncd *s, const struct wk_op *op, char *path,
+		     size_t len);
 int content_node_path(struct syncd *s, struct wk_id id, char *buf, size_t len,
 		      bool *has_hash, struct wk_hash *hash);
 

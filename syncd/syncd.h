@@ -186,6 +186,9 @@ int syncd_push(struct syncd *s);
 int syncd_barrier(struct syncd *s);
 /* Asks the mount (if any) to apply what was inserted. */
 void syncd_apply(struct syncd *s);
+/* Asks the mount to commit what it has recorded (fs.sock "flush"), so
+ * that the nodes table shows it; false when no mount answered. */
+bool syncd_flush_mount(struct syncd *s);
 
 /* syncd_content.c */
 struct wk_op;

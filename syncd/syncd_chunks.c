@@ -80,28 +80,15 @@ static int cut_fd(struct content_cut *c, const struct wk_op *op)
 int content_cut_open(struct syncd *s, const struct wk_op *op,
 		     struct content_cut *c)
 {
-	struct wk_hash h;
-	bool has_hash = false;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	recipe_init(&c->r);
 	bbuf_init(&c->rec, WIRE_CHUNK_MAX);
-	rc = content_node_path(s, op->node, c->path, sizeof(c->path), &has_hash,
-			       &h);
-	if (rc) {
-		content_not_shipped(op, "a node no longer tracked",
-				    strerror(-rc));
-		return 1;
-	}
-	if (!has_hash || memcmp(&h, &op->hash, sizeof(h)) != 0) {
-		content_not_shipped(op, c->path, "the file has newer content");
-		return 1;
-	}
-	c->fd = openat(s->dirfd, c->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	c->fd = content_open_put(s, op, c->path, sizeof(c->path));
 	if (c->fd < 0) {
-		content_not_shipped(op, c->path, strerror(errno));
+		c->fd = -1;
 		return 1;
 	}
 	rc = cut_fd(c, op);

@@ -637,12 +637,51 @@ out:
 	return rc;
 }
 
+/* Opens the file of put op where the nodes table says it is now: the fd,
+ * or -errno with *why saying why not. */
+static int open_node(struct syncd *s, const struct wk_op *op, char *path,
+		     size_t len, const char **why)
+{
+	struct wk_hash h;
+	bool has_hash = false;
+	int fd, rc;
+
+	rc = content_node_path(s, op->node, path, len, &has_hash, &h);
+	if (rc) {
+		snprintf(path, len, "a node no longer tracked");
+		*why = strerror(-rc);
+		return rc;
+	}
+	if (!has_hash || memcmp(&h, &op->hash, sizeof(h)) != 0) {
+		*why = "the file has newer content";
+		return -ESTALE;
+	}
+	fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		*why = strerror(errno);
+	return fd < 0 ? -errno : fd;
+}
+
+int content_open_put(struct syncd *s, const struct wk_op *op, char *path,
+		     size_t len)
+{
+	const char *why = "";
+	int fd = open_node(s, op, path, len, &why);
+
+	/* The file moved (a temporary renamed into place, say) and the
+	 * mount has not committed the move yet: the nodes table still
+	 * names the old place.  Once committed it names the new one. */
+	if (fd < 0 && syncd_flush_mount(s))
+		fd = open_node(s, op, path, len, &why);
+	if (fd < 0)
+		content_not_shipped(op, path, why);
+	return fd;
+}
+
 int content_ship(struct syncd *s, const struct wk_op *op,
 		 struct wire_content_ref *ref)
 {
 	char path[4096];
-	struct wk_hash h;
-	bool has_hash = false;
 	int fd, rc;
 
 	memset(ref, 0, sizeof(*ref));
@@ -651,21 +690,9 @@ int content_ship(struct syncd *s, const struct wk_op *op,
 		ref->how = WIRE_CONTENT_WHOLE;
 		return 0;
 	}
-	rc = content_node_path(s, op->node, path, sizeof(path), &has_hash, &h);
-	if (rc) {
-		content_not_shipped(op, "a node no longer tracked",
-				    strerror(-rc));
+	fd = content_open_put(s, op, path, sizeof(path));
+	if (fd < 0)
 		return 0;
-	}
-	if (!has_hash || memcmp(&h, &op->hash, sizeof(h)) != 0) {
-		content_not_shipped(op, path, "the file has newer content");
-		return 0;
-	}
-	fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		content_not_shipped(op, path, strerror(errno));
-		return 0;
-	}
 	rc = ship_fd(s, fd, op, path, ref);
 	close(fd);
 	return rc;

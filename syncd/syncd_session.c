@@ -579,7 +579,16 @@ int syncd_barrier(struct syncd *s)
 	return 0;
 }
 
-/* ---- apply ---- */
+/* ---- the mount ---- */
+
+bool syncd_flush_mount(struct syncd *s)
+{
+	char sock[RUNDIR_MAX + 16], reply[CTL_LINE_MAX];
+
+	snprintf(sock, sizeof(sock), "%s/fs.sock", s->run);
+	return ctl_request(sock, "flush", reply, sizeof(reply), NULL) == 0 &&
+	       strcmp(reply, "ok") == 0;
+}
 
 void syncd_apply(struct syncd *s)
 {

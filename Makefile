@@ -11,7 +11,7 @@
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
 #          install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
-#          bench bench-sync deps
+#          bench bench-sync bench-converge deps
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -80,7 +80,7 @@ TEST_BINS := $(RTEST)
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
-	bench-chunk bench-merge bench-sync lint-man
+	bench-chunk bench-merge bench-sync bench-converge lint-man
 all: $(BINS) $(TEST_BINS)
 
 $(B)/lib/%.o: lib/%.c
@@ -160,6 +160,11 @@ bench-sync: deps
 	@tools/install-deps --bench
 	@$(MAKE) --no-print-directory $(BINS)
 	@B=$(B) tests/bench/sync.sh
+
+# Time to converge per workload, relay and git (tests/bench/converge.sh).
+bench-converge: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@B=$(B) tests/bench/converge.sh
 
 # Benchmarks of pure library code: tests/bench/NAME.c -> $(B)/bench-NAME.
 $(B)/bench-%: tests/bench/%.c $(LIBWKFS)

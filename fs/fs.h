@@ -33,6 +33,10 @@ struct finode {
 	bool dirty;         /* content changed since its last put */
 	bool kernel_mtime;  /* written: the kernel owes us its mtime (with the
 			       writeback cache it sends one late setattr) */
+	int64_t kmtime_ns;  /* the mtime the kernel shows: the one it got when
+			       it first looked the inode up, or the last it
+			       sent; with the writeback cache it takes no
+			       other from us (regular files) */
 	bool replaced;      /* a remote batch unlinked it: no new writer
 			       (fs/apply.h), lookups look again */
 	struct finode *next;

@@ -163,6 +163,7 @@ struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st)
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
 	in->is_dir = S_ISDIR(st->st_mode);
+	in->kmtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	in->nlookup = 1;
 	in->node = WK_ID_NONE;
 	{

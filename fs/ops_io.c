@@ -32,7 +32,6 @@
 
 #define MAX_WRITE     (1 << 20)
 #define SYNC_HASH_MAX (1 << 20)
-#define KERNEL_SKEW   (2 * 1000000000LL)
 
 static void proc_path(char buf[64], int fd)
 {
@@ -45,6 +44,27 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 	in->dirty = true;
 	in->kernel_mtime = fs->writeback;
 	pthread_mutex_unlock(&fs->ilock);
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/* Sets the backing file's mtime to ns and refreshes st.  Through the
+ * inode's own descriptor: a late setattr's file handle may be closed and
+ * its number reused by then. */
+static int restore_mtime(struct finode *in, int64_t ns, struct stat *st)
+{
+	struct timespec tv[2] = {
+		{.tv_nsec = UTIME_OMIT},
+		{.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL}};
+	char p[64];
+
+	proc_path(p, in->fd);
+	if (utimensat(AT_FDCWD, p, tv, 0))
+		return -1;
+	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 }
 
 /*
@@ -82,6 +102,7 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 
 	pthread_mutex_lock(&fs->ilock);
 	bool dirty = in->dirty;
+	int64_t kmtime = fs->writeback ? in->kmtime_ns : 0;
 
 	in->dirty = false;
 	pthread_mutex_unlock(&fs->ilock);
@@ -102,6 +123,12 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	/* Small files are hashed here, so the put carries exactly what this
 	 * close left; big ones go to the writer thread, which may then see a
 	 * later write (that write brings its own put). */
+	/* With the writeback cache the kernel keeps the mtime of a file
+	 * itself and never takes ours, while our writes of its data move the
+	 * backing file's.  The put carries the time the kernel shows, and
+	 * so does the file, so that every replica shows what this one does. */
+	if (kmtime && fstat(rfd, &st) == 0 && ts_ns(&st.st_mtim) != kmtime)
+		restore_mtime(in, kmtime, &st);
 	if (fstat(rfd, &st) == 0 && st.st_size <= SYNC_HASH_MAX &&
 	    content_hash_fd(rfd, &h, &size) == 0) {
 		close(rfd);
@@ -180,11 +207,6 @@ static void wkfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, fs->timeout);
 }
 
-static int64_t ts_ns(const struct timespec *t)
-{
-	return t->tv_sec * 1000000000LL + t->tv_nsec;
-}
-
 static int apply_setattr(struct finode *in, struct stat *attr, int valid,
 			 struct fuse_file_info *fi)
 {
@@ -227,22 +249,6 @@ static int apply_setattr(struct finode *in, struct stat *attr, int valid,
 	return 0;
 }
 
-/* Sets the backing file's mtime to ns and refreshes st.  Through the
- * inode's own descriptor: a late setattr's file handle may be closed and
- * its number reused by then. */
-static int restore_mtime(struct finode *in, int64_t ns, struct stat *st)
-{
-	struct timespec tv[2] = {
-		{.tv_nsec = UTIME_OMIT},
-		{.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL}};
-	char p[64];
-
-	proc_path(p, in->fd);
-	if (utimensat(AT_FDCWD, p, tv, 0))
-		return -1;
-	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-}
-
 static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int valid, struct fuse_file_info *fi)
 {
@@ -270,6 +276,10 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		(valid & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME)) ==
 			FUSE_SET_ATTR_MTIME;
 	bool dirty = in->dirty;
+
+	/* What the kernel shows from now on (record_put). */
+	if (valid & FUSE_SET_ATTR_MTIME)
+		in->kmtime_ns = ts_ns(&st.st_mtim);
 	pthread_mutex_unlock(&fs->ilock);
 
 	if (valid & FUSE_SET_ATTR_MODE)
@@ -278,7 +288,7 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		attrs |= WK_ATTR_MTIME;
 	if (attrs) {
 		struct nnode *n;
-		int64_t mt = ts_ns(&st.st_mtim), restore = 0;
+		int64_t mt = ts_ns(&st.st_mtim);
 
 		rec_lock(fs->rec);
 		n = inode_node_l(fs, in);
@@ -286,23 +296,18 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		 * own writes (mtime only, no atime), before the put (the file
 		 * is dirty) or just after it: that time belongs to the put,
 		 * not to the user. */
-		if (n && kernel_mtime &&
-		    (dirty || llabs(mt - n->mtime_ns) < KERNEL_SKEW)) {
+		if (kernel_mtime && dirty)
+			attrs &= ~WK_ATTR_MTIME; /* the put to come has it */
+		else if (n && kernel_mtime && mt == n->mtime_ns)
 			attrs &= ~WK_ATTR_MTIME;
-			/* After the put: keep the put's mtime on disk, so
-			 * that every replica shows the same one. */
-			if (!dirty && mt != n->mtime_ns)
-				restore = n->mtime_ns;
-		}
+		/* After the put, a kernel time that differs stays: the
+		 * kernel shows it whatever we say, so the setattr recorded
+		 * here makes every replica show it too. */
 		if (n && attrs && nnode_is_copy(n))
 			n = node_to_change_l(fs, in);
 		if (n && attrs)
 			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);
-		if (restore && restore_mtime(in, restore, &st) < 0) {
-			fuse_reply_err(req, errno);
-			return;
-		}
 	}
 	/* A truncate of a file nobody has open is a complete change. */
 	if (valid & FUSE_SET_ATTR_SIZE && !fi) {

@@ -87,6 +87,30 @@ static struct nnode *node_to_change_l(struct wkfs *fs, struct finode *in)
 	return n;
 }
 
+#define LINKS_MAX 64 /* other names of one file that get its puts */
+
+/*
+ * The other names of a file with hard links are nodes of their own (the
+ * replicas know no hard links): a write through one name changed them
+ * all, so each gets the put too, or the other replicas would keep the old
+ * content under those names, silently.  rfd as for rec_put_l (not
+ * consumed here).  Recorder lock held.
+ */
+static void put_links_l(struct wkfs *fs, struct nnode *n, int rfd,
+			const struct wk_hash *h, uint64_t size, int64_t mtime)
+{
+	struct nnode *links[LINKS_MAX];
+	size_t k = nindex_links(rec_index(fs->rec), n, links, LINKS_MAX);
+
+	for (size_t i = 0; i < k && i < LINKS_MAX; i++) {
+		int fd = rfd >= 0 ? fcntl(rfd, F_DUPFD_CLOEXEC, 0) : -1;
+
+		if (rfd >= 0 && fd < 0)
+			break;
+		rec_put_l(fs->rec, links[i], fd, h, size, mtime);
+	}
+}
+
 /*
  * Records a put for in if it is dirty.  fd is a descriptor of the file to
  * read the content from (not consumed); durable waits for the op to reach
@@ -136,10 +160,10 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	}
 	rec_lock(fs->rec);
 	n = node_to_change_l(fs, in);
+	if (n && st.st_nlink > 1)
+		put_links_l(fs, n, rfd, &h, size, ts_ns(&st.st_mtim));
 	if (n)
-		rec_put_l(fs->rec, n, rfd, &h, size,
-			  st.st_mtim.tv_sec * 1000000000LL +
-				  st.st_mtim.tv_nsec);
+		rec_put_l(fs->rec, n, rfd, &h, size, ts_ns(&st.st_mtim));
 	else if (rfd >= 0)
 		close(rfd);
 	rec_unlock(fs->rec);
@@ -305,6 +329,16 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		 * here makes every replica show it too. */
 		if (n && attrs && nnode_is_copy(n))
 			n = node_to_change_l(fs, in);
+		if (n && attrs && st.st_nlink > 1) {
+			/* The other names of the file changed too. */
+			struct nnode *links[LINKS_MAX];
+			size_t k = nindex_links(rec_index(fs->rec), n, links,
+						LINKS_MAX);
+
+			for (size_t i = 0; i < k && i < LINKS_MAX; i++)
+				rec_setattr_l(fs->rec, links[i], attrs,
+					      st.st_mode, mt);
+		}
 		if (n && attrs)
 			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);

@@ -88,6 +88,15 @@ static inline bool nnode_is_copy(const struct nnode *n)
 	return !wk_id_eq(n->copy_of, WK_ID_ROOT);
 }
 
+/*
+ * Fills out[] with up to max files other than n whose backing inode is
+ * n's (hard links of one file: each name is a node of its own) and
+ * returns how many there are.  A walk of the whole index: for files with
+ * more than one link only.
+ */
+size_t nindex_links(struct nindex *ix, const struct nnode *n,
+		    struct nnode **out, size_t max);
+
 /* True when n is a or lies below it. */
 bool nindex_is_within(const struct nnode *n, const struct nnode *a);
 

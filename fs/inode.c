@@ -202,6 +202,7 @@ void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n)
 
 struct nnode *inode_node_l(struct wkfs *fs, struct finode *in)
 {
+	struct nnode *n;
 	struct wk_id id;
 
 	pthread_mutex_lock(&fs->ilock);
@@ -209,5 +210,16 @@ struct nnode *inode_node_l(struct wkfs *fs, struct finode *in)
 	pthread_mutex_unlock(&fs->ilock);
 	if (wk_id_eq(id, WK_ID_NONE))
 		return NULL;
-	return nindex_get(rec_index(fs->rec), id);
+	n = nindex_get(rec_index(fs->rec), id);
+	if (n || in->is_dir)
+		return n;
+	/* Its node went while the inode lives on under another name: a
+	 * hard link made before the first name was removed (git writes
+	 * objects so).  That name speaks for it now. */
+	if (nindex_with_ino(rec_index(fs->rec), in->ino, NULL, &n, 1) == 0)
+		n = NULL; /* gone for good: no walk next time */
+	pthread_mutex_lock(&fs->ilock);
+	in->node = n ? n->id : WK_ID_NONE;
+	pthread_mutex_unlock(&fs->ilock);
+	return n;
 }

@@ -100,7 +100,8 @@ static void put_links_l(struct wkfs *fs, struct nnode *n, int rfd,
 			const struct wk_hash *h, uint64_t size, int64_t mtime)
 {
 	struct nnode *links[LINKS_MAX];
-	size_t k = nindex_links(rec_index(fs->rec), n, links, LINKS_MAX);
+	size_t k = nindex_with_ino(rec_index(fs->rec), n->ino, n, links,
+				   LINKS_MAX);
 
 	for (size_t i = 0; i < k && i < LINKS_MAX; i++) {
 		int fd = rfd >= 0 ? fcntl(rfd, F_DUPFD_CLOEXEC, 0) : -1;
@@ -332,8 +333,8 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (n && attrs && st.st_nlink > 1) {
 			/* The other names of the file changed too. */
 			struct nnode *links[LINKS_MAX];
-			size_t k = nindex_links(rec_index(fs->rec), n, links,
-						LINKS_MAX);
+			size_t k = nindex_with_ino(rec_index(fs->rec), n->ino,
+						   n, links, LINKS_MAX);
 
 			for (size_t i = 0; i < k && i < LINKS_MAX; i++)
 				rec_setattr_l(fs->rec, links[i], attrs,

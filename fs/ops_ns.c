@@ -20,6 +20,7 @@
 
 #include "apply.h"
 #include "content.h"
+#include "hlc.h"
 #include "ops_common.h"
 #include "scan.h"
 #include "wlog.h"
@@ -143,6 +144,33 @@ static bool take_vacated_l(struct wkfs *fs, struct nnode *parent,
 	return true;
 }
 
+/*
+ * A create op carries no mtime: every other replica shows the op's time
+ * (its hlc, in ms).  So does this one, or a file created and never
+ * written, or a symlink, would show another mtime here than everywhere
+ * else.  Sets it on the new entry before the kernel hears of it.
+ */
+static void show_creation_time(struct wkfs *fs, struct finode *p,
+			       const char *name, struct fuse_entry_param *e,
+			       struct finode *in, uint64_t ms)
+{
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
+				 {.tv_sec = (time_t)(ms / 1000),
+				  .tv_nsec = (long)(ms % 1000) * 1000000}};
+	int64_t now =
+		e->attr.st_mtim.tv_sec * 1000000000LL + e->attr.st_mtim.tv_nsec;
+
+	/* The clock runs ahead only after a remote op from a clock ahead
+	 * of ours: then keep the real time rather than one in the future. */
+	if (llabs((int64_t)ms * 1000000 - now) > 1000000000LL ||
+	    utimensat(p->fd, name, tv, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	e->attr.st_mtim = tv[1];
+	pthread_mutex_lock(&fs->ilock);
+	in->kmtime_ns = (int64_t)ms * 1000000;
+	pthread_mutex_unlock(&fs->ilock);
+}
+
 /* Records a new name under parent (file, directory or symlink) and ties the
  * finode of e to its node. */
 void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
@@ -155,6 +183,7 @@ void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
 			    : S_ISREG(e->attr.st_mode) ? WK_KIND_FILE
 						       : 0;
 	struct nnode *pn, *n = NULL;
+	uint64_t created_ms;
 	int rc;
 
 	if (!kind)
@@ -195,7 +224,10 @@ out:
 		in->node = n->id;
 		pthread_mutex_unlock(&fs->ilock);
 	}
+	created_ms = n && kind != WK_KIND_DIR ? hlc_ms(n->id.hlc) : 0;
 	rec_unlock(fs->rec);
+	if (created_ms)
+		show_creation_time(fs, p, name, e, in, created_ms);
 }
 
 static void reply_new(fuse_req_t req, struct wkfs *fs, fuse_ino_t parent,

@@ -281,14 +281,14 @@ int nindex_path(const struct nnode *n, char *buf, size_t len)
 	return 0;
 }
 
-static void find_links(struct nnode *dir, const struct nnode *n,
-		       struct nnode **out, size_t max, size_t *k)
+static void find_ino(struct nnode *dir, uint64_t ino, const struct nnode *skip,
+		     struct nnode **out, size_t max, size_t *k)
 {
 	for (struct nnode *c = dir->first_child; c; c = c->next_sibling) {
 		if (c->kind == WK_KIND_DIR) {
-			find_links(c, n, out, max, k);
-		} else if (c != n && c->kind == WK_KIND_FILE &&
-			   c->ino == n->ino && !nnode_is_copy(c)) {
+			find_ino(c, ino, skip, out, max, k);
+		} else if (c != skip && c->kind == WK_KIND_FILE &&
+			   c->ino == ino && !nnode_is_copy(c)) {
 			if (*k < max)
 				out[*k] = c;
 			(*k)++;
@@ -296,12 +296,12 @@ static void find_links(struct nnode *dir, const struct nnode *n,
 	}
 }
 
-size_t nindex_links(struct nindex *ix, const struct nnode *n,
-		    struct nnode **out, size_t max)
+size_t nindex_with_ino(struct nindex *ix, uint64_t ino,
+		       const struct nnode *skip, struct nnode **out, size_t max)
 {
 	size_t k = 0;
 
-	if (n->ino)
-		find_links(nindex_root(ix), n, out, max, &k);
+	if (ino)
+		find_ino(nindex_root(ix), ino, skip, out, max, &k);
 	return k;
 }

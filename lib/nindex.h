@@ -89,13 +89,14 @@ static inline bool nnode_is_copy(const struct nnode *n)
 }
 
 /*
- * Fills out[] with up to max files other than n whose backing inode is
- * n's (hard links of one file: each name is a node of its own) and
+ * Fills out[] with up to max files other than skip whose backing inode is
+ * ino (hard links of one file: each name is a node of its own) and
  * returns how many there are.  A walk of the whole index: for files with
  * more than one link only.
  */
-size_t nindex_links(struct nindex *ix, const struct nnode *n,
-		    struct nnode **out, size_t max);
+size_t nindex_with_ino(struct nindex *ix, uint64_t ino,
+		       const struct nnode *skip, struct nnode **out,
+		       size_t max);
 
 /* True when n is a or lies below it. */
 bool nindex_is_within(const struct nnode *n, const struct nnode *a);

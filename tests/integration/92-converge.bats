@@ -70,7 +70,7 @@ teardown() { cv_teardown; }
 }
 
 @test "4-process random stress without hard links" {
-	cv_known_bug "a chmod racing a rename is lost on B; local ops that rename conflict copies are not carried out on the writer's disk"
+	cv_known_bug "after racing renames A's disk holds another file than A's own oplog says is there (local ops' side effects, docs/architecture.md)"
 	cv_wl_stress stress --no-link
 }
 

@@ -710,6 +710,42 @@ static void read_op(sqlite3_stmt *st, struct db_oprow *r)
 	copy_text(op->device, sizeof(op->device), st, 18);
 }
 
+/*
+ * Steps st to its end, handing each row to emit, and finalizes it.  emit
+ * returns 0 to go on; anything else stops the walk and is returned as it
+ * is (the foreach contract in db.h).
+ */
+static int each_row(sqlite3_stmt *st, int (*emit)(void *ctx, sqlite3_stmt *st),
+		    void *ctx)
+{
+	int rc, stop = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((stop = emit(ctx, st)) != 0)
+			break;
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
+}
+
+struct op_visit {
+	db_op_fn fn;
+	void *arg;
+};
+
+static int emit_op(void *ctx, sqlite3_stmt *st)
+{
+	struct op_visit *v = ctx;
+	struct db_oprow *r = xmalloc(sizeof(*r));
+	int stop;
+
+	read_op(st, r);
+	stop = v->fn(v->arg, r);
+	free(r);
+	return stop;
+}
+
 /* The columns read_op() reads, in its order. */
 #define OP_COLS                                                       \
 	"ops.seq, hlc, actor, kind, node, parent, name, new_parent,"  \
@@ -724,7 +760,7 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
 	static const char cols[] = "SELECT " OP_COLS " FROM ops";
 	sqlite3_stmt *st;
 	char *sql;
-	int rc, stop = 0;
+	int rc;
 
 	if (last_n > 0)
 		sql = xasprintf("SELECT * FROM (%s WHERE seq > ?1 ORDER BY seq"
@@ -739,19 +775,7 @@ int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
 	sqlite3_bind_int64(st, 1, after);
 	if (last_n > 0)
 		sqlite3_bind_int64(st, 2, last_n);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_oprow *r = xmalloc(sizeof(*r));
-
-		read_op(st, r);
-		stop = fn(arg, r);
-		free(r);
-		if (stop)
-			break;
-	}
-	sqlite3_finalize(st);
-	if (stop)
-		return stop;
-	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
+	return each_row(st, emit_op, &(struct op_visit){fn, arg});
 }
 
 int db_held_set(struct wkdb *db, int64_t seq, int reason, const char *path,
@@ -794,10 +818,32 @@ int db_held_clear(struct wkdb *db, int64_t seq)
 	return rc;
 }
 
+struct held_visit {
+	db_held_fn fn;
+	void *arg;
+};
+
+static int emit_held(void *ctx, sqlite3_stmt *st)
+{
+	struct held_visit *v = ctx;
+	struct db_held *h = xmalloc(sizeof(*h));
+	const unsigned char *path;
+	int stop;
+
+	read_op(st, &h->row);
+	h->reason = sqlite3_column_int(st, OP_NCOLS);
+	path = sqlite3_column_text(st, OP_NCOLS + 1);
+	h->path = path ? (const char *)path : "";
+	h->since_ms = sqlite3_column_int64(st, OP_NCOLS + 2);
+	stop = v->fn(v->arg, h);
+	free(h);
+	return stop;
+}
+
 int db_held_foreach(struct wkdb *db, db_held_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
-	int rc, stop = 0;
+	int rc;
 
 	rc = sqlite3_prepare_v2(db->sql,
 				"SELECT " OP_COLS ", held.reason, held.path,"
@@ -806,24 +852,7 @@ int db_held_foreach(struct wkdb *db, db_held_fn fn, void *arg)
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc_errno(rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_held *h = xmalloc(sizeof(*h));
-		const unsigned char *path;
-
-		read_op(st, &h->row);
-		h->reason = sqlite3_column_int(st, OP_NCOLS);
-		path = sqlite3_column_text(st, OP_NCOLS + 1);
-		h->path = path ? (const char *)path : "";
-		h->since_ms = sqlite3_column_int64(st, OP_NCOLS + 2);
-		stop = fn(arg, h);
-		free(h);
-		if (stop)
-			break;
-	}
-	sqlite3_finalize(st);
-	if (stop)
-		return stop;
-	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
+	return each_row(st, emit_held, &(struct held_visit){fn, arg});
 }
 
 int db_ops_remote_after(struct wkdb *db, int64_t after, int64_t *n)

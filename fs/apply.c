@@ -761,7 +761,8 @@ static int apply_round(struct apply *ap)
 	 * may have come, a file been closed, a later op superseded it. */
 	t.last_seq = ap->applied_seq;
 	t.v = xmalloc((ap->nheld + ROUND_MAX + 1) * sizeof(*t.v));
-	memcpy(t.v, ap->held, ap->nheld * sizeof(*t.v));
+	if (ap->nheld)
+		memcpy(t.v, ap->held, ap->nheld * sizeof(*t.v));
 	t.n = t.nheld = ap->nheld;
 	rc = db_ops_foreach(ap->db, ap->applied_seq, 0, take_row, &t);
 	if (rc < 0)

@@ -334,6 +334,14 @@ static bool is_held(const struct apply *ap, int64_t seq)
 
 struct feed {
 	struct apply *ap;
+	/* Local ops in a round: what they change beside their own effect
+	 * is carried out, chunk by chunk (each tree_apply's change list is
+	 * a batch of its own: staging names start again at each call);
+	 * old[] collects the inodes to invalidate.  Otherwise DIR shows
+	 * the ops' effects and no change list is made. */
+	bool carry;
+	fuse_ino_t *old;
+	size_t nold;
 	struct wk_op *buf;
 	size_t n;
 	bool locals_only; /* else: what DIR reflects (see build_tree) */
@@ -341,10 +349,26 @@ struct feed {
 	size_t fed;
 };
 
+static void carry_out_local(struct apply *ap, struct tree_changes *ch,
+			    fuse_ino_t **old, size_t *nold);
+static size_t drop_shown(struct apply *ap, struct tree_changes *ch);
+
 static void feed_flush(struct feed *f)
 {
-	if (f->n)
+	struct tree_changes ch;
+
+	if (!f->n)
+		return;
+	if (!f->carry) {
 		tree_apply(f->ap->tree, f->buf, f->n, NULL);
+		f->n = 0;
+		return;
+	}
+	tree_changes_init(&ch);
+	tree_apply(f->ap->tree, f->buf, f->n, &ch);
+	if (drop_shown(f->ap, &ch) > 0)
+		carry_out_local(f->ap, &ch, &f->old, &f->nold);
+	tree_changes_release(&ch);
 	f->n = 0;
 }
 
@@ -364,12 +388,17 @@ static int feed_row(void *arg, const struct db_oprow *row)
 	return 0;
 }
 
-/* Feeds ops after seq `after` with no change list: the local ones, or
- * (locals_only false) also remote ones up to applied_seq. */
-static int feed_db(struct apply *ap, int64_t after, bool locals_only)
+/* Feeds ops after seq `after`: the local ones, or (locals_only false)
+ * also remote ones up to applied_seq.  With old (a round's local ops),
+ * what they change beside their own effect is carried out, and *old
+ * gets the inodes to invalidate. */
+static int feed_db(struct apply *ap, int64_t after, bool locals_only,
+		   fuse_ino_t **old, size_t *nold)
 {
-	struct feed f = {
-		.ap = ap, .locals_only = locals_only, .last_seq = after};
+	struct feed f = {.ap = ap,
+			 .carry = old != NULL,
+			 .locals_only = locals_only,
+			 .last_seq = after};
 	int rc;
 
 	f.buf = xmalloc(FEED_CHUNK * sizeof(*f.buf));
@@ -377,6 +406,10 @@ static int feed_db(struct apply *ap, int64_t after, bool locals_only)
 	ap->tree_moved |= f.fed > 0;
 	feed_flush(&f);
 	free(f.buf);
+	if (old) {
+		*old = f.old;
+		*nold = f.nold;
+	}
 	if (!rc && f.last_seq > ap->local_seq)
 		ap->local_seq = f.last_seq;
 	return rc;
@@ -393,7 +426,7 @@ static int build_tree(struct apply *ap)
 	 * recorder stamps local ops, syncd ships them): no lookup here. */
 	ap->tree = tree_new();
 	ap->local_seq = 0;
-	return feed_db(ap, 0, false);
+	return feed_db(ap, 0, false, NULL, NULL);
 }
 
 /* ---- the index -------------------------------------------------------- */
@@ -730,6 +763,162 @@ static double ms_since(const struct timespec *t0)
 	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* ---- what local ops change beside their own effect --------------------- */
+
+/*
+ * A local op is on disk already, but it can change how other entries are
+ * shown: renaming a file renames its conflict copies, a name it frees goes
+ * to a collision's loser.  Those changes are carried out like a remote
+ * batch's; the ones DIR shows already (the op's own effect) are dropped.
+ * Local ops changed the index as they were recorded, so the index says
+ * what DIR shows.  Recorder lock held.
+ */
+static bool in_staging(const char *path)
+{
+	size_t n = strlen(TREE_STAGE_DIR);
+
+	return strncmp(path, TREE_STAGE_DIR, n) == 0 && path[n] == '/';
+}
+
+/* The index entry that stands for what c shows: a conflict copy's version,
+ * or the node. */
+static struct nnode *entry_of(struct apply *ap, const struct tree_change *c)
+{
+	return nindex_get(rec_index(ap->rec),
+			  c->conflict_copy ? c->version : c->node);
+}
+
+static bool entry_at(struct apply *ap, const struct tree_change *c,
+		     const char *path)
+{
+	struct nnode *e = entry_of(ap, c);
+	char p[4096];
+
+	return e && nindex_path(e, p, sizeof(p)) == 0 && strcmp(p, path) == 0;
+}
+
+static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
+{
+	const struct tree_change *c = &ch->v[i];
+	const char *dest;
+	struct nnode *e;
+
+	switch (c->kind) {
+	case TREE_CH_REMOVE:
+		return !entry_at(ap, c, c->path);
+	case TREE_CH_RENAME:
+		/* A move goes through staging in two steps: judged by
+		 * where the entry ends. */
+		if (in_staging(c->path)) {
+			for (size_t j = 0; j < i; j++)
+				if (ch->v[j].kind == TREE_CH_RENAME &&
+				    strcmp(ch->v[j].new_path, c->path) == 0)
+					return shown(ap, ch, j);
+			return true;
+		}
+		dest = c->new_path;
+		for (size_t j = i + 1; in_staging(dest) && j < ch->n; j++)
+			if (ch->v[j].kind == TREE_CH_RENAME &&
+			    strcmp(ch->v[j].path, dest) == 0)
+				dest = ch->v[j].new_path;
+		return entry_at(ap, c, dest);
+	case TREE_CH_MKDIR:
+	case TREE_CH_SYMLINK:
+		return entry_at(ap, c, c->path);
+	case TREE_CH_WRITE:
+		e = entry_of(ap, c);
+		return entry_at(ap, c, c->path) && e->kind == WK_KIND_FILE &&
+		       (c->size == 0
+				? e->size == 0
+				: e->has_hash && memcmp(&e->hash, &c->hash,
+							sizeof(c->hash)) == 0);
+	case TREE_CH_SETATTR:
+		e = entry_of(ap, c);
+		return !entry_at(ap, c, c->path) || e->mode == c->mode;
+	}
+	return true;
+}
+
+static void change_release(struct tree_change *c)
+{
+	free(c->path);
+	free(c->new_path);
+	free(c->target);
+}
+
+/* Keeps in ch only what DIR does not show yet; returns how many. */
+static size_t drop_shown(struct apply *ap, struct tree_changes *ch)
+{
+	bool *keep = xcalloc(ch->n + 1, sizeof(*keep));
+	size_t k = 0;
+
+	for (size_t i = 0; i < ch->n; i++)
+		keep[i] = !shown(ap, ch, i);
+	for (size_t i = 0; i < ch->n; i++) {
+		if (keep[i])
+			ch->v[k++] = ch->v[i];
+		else
+			change_release(&ch->v[i]);
+	}
+	ch->n = k;
+	free(keep);
+	return k;
+}
+
+/* Create-like ops carry no mtime: show their creation time (the node
+ * id's hlc), the same on every replica, rather than 1970. */
+static void creation_mtimes(struct tree_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		if (ch->v[i].mtime_ns == 0 && ch->v[i].kind != TREE_CH_REMOVE &&
+		    ch->v[i].kind != TREE_CH_RENAME)
+			ch->v[i].mtime_ns =
+				(int64_t)hlc_ms(ch->v[i].node.hlc) * 1000000;
+}
+
+/*
+ * Carries out what local ops changed for other entries (drop_shown left
+ * them in ch), as a batch of its own.  *old gets the FUSE inodes to
+ * invalidate.  A batch that must wait (a file open for writing) is not
+ * retried: the tree has the ops already.  Lock held.
+ */
+static void carry_out_local(struct apply *ap, struct tree_changes *ch,
+			    fuse_ino_t **old, size_t *nold)
+{
+	struct mat_result res = {0};
+	struct replaced *rep;
+	size_t nrep;
+	int rc;
+
+	batch_begin(ap);
+	if (!mat_ready(ap->mat, ch) || changes_blocked(ap, ch)) {
+		batch_end(ap);
+		wk_warn("local changes: %zu changes to other entries wait for"
+			" a file to be closed; left as they are",
+			ch->n);
+		return;
+	}
+	creation_mtimes(ch);
+	rep = xmalloc((ch->n + 1) * sizeof(*rep));
+	nrep = hold_replaced(ap, ch, rep);
+	rc = mat_apply(ap->mat, ch, 0, &res);
+	*old = xrealloc(*old, (*nold + nrep + 1) * sizeof(**old));
+	release_replaced(ap, rep, nrep, *old, nold);
+	batch_end(ap);
+	free(rep);
+	if (rc)
+		wk_err("cannot carry out local changes: %s", strerror(-rc));
+	else if (res.failed)
+		wk_warn("%zu of %zu changes local ops made failed; first:"
+			" %s: %s",
+			res.failed, ch->n,
+			res.first_path ? res.first_path : "?",
+			strerror(-res.first_err));
+	if (!rc)
+		sync_index(ap, ch, NULL, 0);
+	mat_result_release(&res);
+}
+
 static int apply_round(struct apply *ap)
 {
 	struct recorder *r = ap->rec;
@@ -741,8 +930,8 @@ static int apply_round(struct apply *ap)
 	struct mat_result res = {0};
 	struct replaced *rep = NULL;
 	struct wk_op *fed = NULL;
-	fuse_ino_t *old = NULL;
-	size_t nrep = 0, nold = 0, nfed = 0;
+	fuse_ino_t *old = NULL, *lold = NULL;
+	size_t nrep = 0, nold = 0, nfed = 0, nlold = 0;
 	struct timespec t0, t1;
 	double mat_ms, index_ms;
 	int rc;
@@ -754,7 +943,7 @@ static int apply_round(struct apply *ap)
 	rc = feed_db(ap,
 		     ap->local_seq > ap->applied_seq ? ap->local_seq
 						     : ap->applied_seq,
-		     true);
+		     true, &lold, &nlold);
 	if (rc)
 		goto out_unlock;
 	/* What was held before is planned again with what is new: content
@@ -796,13 +985,7 @@ static int apply_round(struct apply *ap)
 		t.more = false;
 		goto out_unlock;
 	}
-	/* Create-like ops carry no mtime: show their creation time (the
-	 * node id's hlc), the same on every replica, rather than 1970. */
-	for (size_t i = 0; i < ch.n; i++)
-		if (ch.v[i].mtime_ns == 0 && ch.v[i].kind != TREE_CH_REMOVE &&
-		    ch.v[i].kind != TREE_CH_RENAME)
-			ch.v[i].mtime_ns =
-				(int64_t)hlc_ms(ch.v[i].node.hlc) * 1000000;
+	creation_mtimes(&ch);
 	rep = xmalloc((ch.n + 1) * sizeof(*rep));
 	nrep = hold_replaced(ap, &ch, rep);
 	fault_pause("apply.before_mat");
@@ -847,9 +1030,13 @@ static int apply_round(struct apply *ap)
 out_unlock:
 	rec_unlock(r);
 out:
+	/* What local ops changed for other entries (and nothing else, on
+	 * the paths that did not get this far). */
+	invalidate(ap, lold, nlold);
 	notes_release(ap);
 	mat_result_release(&res);
 	tree_changes_release(&ch);
+	free(lold);
 	free(t.v);
 	free(fed);
 	free(rep);

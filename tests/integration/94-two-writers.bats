@@ -95,12 +95,9 @@ down_up() {
 }
 
 @test "two writers on overlapping trees with daemon restarts lose nothing" {
-	# Fails on every seed tried: a local op that changes how other
-	# entries are shown (renaming a file that has a conflict copy; a
-	# collision loser taking the freed name) is fed to the merge
-	# engine with no change list, so the writer's disk never gets
-	# those side effects (issue 12; see docs/architecture.md).
-	[ -n "${CV_ALL:-}" ] || skip "fails today, not fixed yet: local ops' side effects on other entries are not carried out on disk (CV_ALL=1 runs it)"
+	# Still fails on the seeds tried: a few written lines go missing
+	# (seed 1: 2, seed 2: 6 to 8), not diagnosed yet (issue 12).
+	[ -n "${CV_ALL:-}" ] || skip "fails today, not fixed yet: a few written lines go missing on some seeds (CV_ALL=1 runs it)"
 	SEED=${WKFS_SEED:-$(((RANDOM << 15) | RANDOM))}
 	echo "# seed $SEED" >&3
 	local secs=20 nw=${WKFS_WRITERS:-1} side i name at sig down

@@ -1,0 +1,73 @@
+#!/usr/bin/env bats
+# 82-local-effects: a local op can change how *other* entries are shown
+# (renaming a file renames its conflict copies; a name it frees goes to a
+# collision's loser).  Those changes must reach the writer's own disk too,
+# not only the other replicas, or the replicas part for good and a later
+# save on the writer removes the other side's file.  Two folders mounted
+# in place, each with its wkfs-syncd, one relay on 127.0.0.1.
+
+load helpers
+
+RELAY=$WKFS_BUILD/wkfs-relay
+SYNCD=$WKFS_BUILD/wkfs-syncd
+
+load relay
+
+SYNC_WAIT=60
+
+setup() { replicas_setup; }
+teardown() { replicas_teardown; }
+
+has_file() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+
+# conflict NAME: A and B write NAME while B's daemon is away; both then
+# hold NAME and one conflict copy of it.
+conflict() {
+	stop_syncd b
+	echo from-a >"$A/$1"
+	echo from-b >"$B/$1"
+	wait_until 30 all_shipped "$A"
+	start_syncd b
+	wait_same "$SYNC_WAIT" "$A" "$B"
+}
+
+@test "renaming a file that has a conflict copy renames the copy on the writer too" {
+	replica a
+	replica b
+	echo base >"$A/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	conflict f.txt
+	mv "$A/f.txt" "$A/g.txt"
+	wait_until "$SYNC_WAIT" test -e "$B/g.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	run ls "$A"
+	assert_output --regexp 'g\.conflict-[0-9]{8}-[0-9]{6}-a\.txt'
+	refute_output --partial 'f.conflict-'
+}
+
+@test "a name a local rename frees goes to the other file, and a save there edits it" {
+	replica a
+	replica b
+	conflict f.txt
+	# W's own file kept the name; the other's is the conflict copy.
+	if has_file "$A/f.txt" from-a; then
+		W=$A O=$B
+	else
+		W=$B O=$A
+	fi
+	mv "$W/f.txt" "$W/g.txt"
+	wait_until "$SYNC_WAIT" test -e "$O/g.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	# The copy took the freed name, on the writer as everywhere.
+	run ls "$W"
+	refute_output --partial '.conflict-'
+	chmod 600 "$O/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	echo new >"$W/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	has_file "$A/f.txt" new
+	# Nothing written was lost: the other side's content was edited,
+	# not removed behind its back.
+	run "$WKFS_BIN" log "$W"
+	refute_output --regexp 'remove +f\.txt'
+}

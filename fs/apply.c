@@ -797,18 +797,63 @@ static bool entry_at(struct apply *ap, const struct tree_change *c,
 	return e && nindex_path(e, p, sizeof(p)) == 0 && strcmp(p, path) == 0;
 }
 
+/* The index entry at path, or NULL. */
+static struct nnode *entry_at_path(struct apply *ap, const char *path)
+{
+	struct nindex *ix = rec_index(ap->rec);
+	struct nnode *n = nindex_root(ix);
+	char name[WK_NAME_MAX + 1];
+
+	while (n && *path) {
+		size_t len = strcspn(path, "/");
+
+		if (len > WK_NAME_MAX)
+			return NULL;
+		memcpy(name, path, len);
+		name[len] = '\0';
+		n = nindex_child(ix, n, name);
+		path += len + (path[len] == '/');
+	}
+	return n;
+}
+
+/* Is what c moves (a file, or one of its versions: a copy that becomes
+ * the file, or the reverse) still at c's old path in the index? */
+static bool still_at_old_path(struct apply *ap, const struct tree_change *c)
+{
+	struct nnode *e = entry_at_path(ap, c->path);
+
+	return e && (wk_id_eq(e->id, c->node) || wk_id_eq(e->id, c->version) ||
+		     (nnode_is_copy(e) && wk_id_eq(e->copy_of, c->node)));
+}
+
+/*
+ * Does DIR show c already?  The index shows the state after *all* the
+ * round's local ops, while a chunk's list leads to the state after its
+ * own: an entry a later chunk moved, rewrote or replaced must not be
+ * touched on the strength of an earlier one.  So a change is carried
+ * out only when the index still shows the entry where and as the change
+ * finds it, a side effect the local ops could not have made themselves:
+ *  - REMOVE and the first step of a RENAME: the entry is still at the
+ *    old path (a local remove or move took it away already);
+ *  - MKDIR, SYMLINK: the index has no such entry anywhere;
+ *  - WRITE: the entry is at the path with older content than the change
+ *    (a local put is this or a later version), or a conflict copy the
+ *    index does not have;
+ *  - SETATTR: never (local ops' attributes are on disk; they set none of
+ *    other entries').
+ */
 static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 {
 	const struct tree_change *c = &ch->v[i];
-	const char *dest;
 	struct nnode *e;
 
 	switch (c->kind) {
 	case TREE_CH_REMOVE:
 		return !entry_at(ap, c, c->path);
 	case TREE_CH_RENAME:
-		/* A move goes through staging in two steps: judged by
-		 * where the entry ends. */
+		/* A move goes through staging in two steps: the second
+		 * goes with the first. */
 		if (in_staging(c->path)) {
 			for (size_t j = 0; j < i; j++)
 				if (ch->v[j].kind == TREE_CH_RENAME &&
@@ -816,25 +861,18 @@ static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 					return shown(ap, ch, j);
 			return true;
 		}
-		dest = c->new_path;
-		for (size_t j = i + 1; in_staging(dest) && j < ch->n; j++)
-			if (ch->v[j].kind == TREE_CH_RENAME &&
-			    strcmp(ch->v[j].path, dest) == 0)
-				dest = ch->v[j].new_path;
-		return entry_at(ap, c, dest);
+		return !still_at_old_path(ap, c);
 	case TREE_CH_MKDIR:
 	case TREE_CH_SYMLINK:
-		return entry_at(ap, c, c->path);
+		return entry_of(ap, c) != NULL;
 	case TREE_CH_WRITE:
 		e = entry_of(ap, c);
-		return entry_at(ap, c, c->path) && e->kind == WK_KIND_FILE &&
-		       (c->size == 0
-				? e->size == 0
-				: e->has_hash && memcmp(&e->hash, &c->hash,
-							sizeof(c->hash)) == 0);
+		if (!e)
+			return !c->conflict_copy;
+		return c->conflict_copy || !entry_at(ap, c, c->path) ||
+		       wk_id_cmp(e->content, c->version) >= 0;
 	case TREE_CH_SETATTR:
-		e = entry_of(ap, c);
-		return !entry_at(ap, c, c->path) || e->mode == c->mode;
+		return true;
 	}
 	return true;
 }

@@ -18,6 +18,13 @@
  *
  *   wkfs debug apply DIR
  *	Asks DIR's mount for a round and prints its reply.
+ *
+ *   wkfs debug view DIR
+ *	Prints the merge engine's view of every op in DIR's oplog (held ones
+ *	too), as tree_dump() writes it, read-only and without a mount: what
+ *	DIR should show once everything is applied.  Two replicas with the
+ *	same ops print the same; a diff against the disk says what the
+ *	materializer did not do.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +48,7 @@
 #include "locate.h"
 #include "materialize.h"
 #include "rundir.h"
+#include "tree.h"
 #include "wlog.h"
 #include "xalloc.h"
 
@@ -323,6 +331,37 @@ out:
 	return ret;
 }
 
+static int view_row(void *arg, const struct db_oprow *row)
+{
+	tree_apply(arg, &row->op, 1, NULL);
+	return 0;
+}
+
+static int cmd_view(const char *dir)
+{
+	struct wkdb *db = NULL;
+	struct tree *t = tree_new();
+	char *dump = NULL;
+	int fd = -1, ret = 1;
+
+	if (open_db(dir, DB_READONLY, &fd, &db))
+		goto out;
+	if (db_ops_foreach(db, 0, 0, view_row, t)) {
+		wk_err("%s: cannot read its oplog", dir);
+		goto out;
+	}
+	dump = tree_dump(t);
+	fputs(dump, stdout);
+	ret = 0;
+out:
+	free(dump);
+	tree_free(t);
+	db_close(db);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 int cmd_debug(int argc, char **argv)
 {
 	char reply[CTL_LINE_MAX];
@@ -340,9 +379,12 @@ int cmd_debug(int argc, char **argv)
 		printf("%s\n", reply);
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "view"))
+		return cmd_view(argv[2]);
 	fprintf(stderr, "usage (test-only): wkfs debug import SRC DST\n"
 			"       wkfs debug inject DIR mkdir|create|symlink "
 			"NAME [TARGET]\n"
-			"       wkfs debug apply DIR\n");
+			"       wkfs debug apply DIR\n"
+			"       wkfs debug view DIR\n");
 	return 2;
 }

@@ -207,9 +207,17 @@ void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	    !take_vacated_l(fs, pn, name))
 		goto out;
 	if (n) {
-		/* The index still had a node there (its op came from a scan
-		 * or a replaced name): the new object replaces it. */
-		rec_remove_l(fs->rec, n);
+		/* The syscall made the name, so DIR had nothing there: the
+		 * index is out of line with DIR.  What it showed may live on
+		 * elsewhere; never record a remove nobody made (for a
+		 * directory, of everything below it). */
+		char path[4096] = "?";
+
+		nindex_path(n, path, sizeof(path));
+		wk_warn("%s was in the index but not in the folder; left to"
+			" the other replicas, not removed",
+			path);
+		rec_forget_l(fs->rec, n);
 		n = NULL;
 	}
 	rc = rec_create_l(fs->rec, pn, name, kind, e->attr.st_mode,

@@ -552,6 +552,16 @@ int rec_remove_l(struct recorder *r, struct nnode *n)
 	return 0;
 }
 
+void rec_forget_l(struct recorder *r, struct nnode *n)
+{
+	struct wk_id id = n->id;
+
+	while (n->first_child)
+		rec_forget_l(r, n->first_child);
+	if (nindex_remove(r->ix, n) == 0 && !wk_id_eq(id, WK_ID_ROOT))
+		rec_node_sync_l(r, id);
+}
+
 int rec_move_member_l(struct recorder *r, struct wk_id id, struct nnode *from,
 		      const char *from_name, struct nnode *parent,
 		      const char *name)
@@ -631,6 +641,11 @@ int rec_flush_l(struct recorder *r, bool durable)
 		pthread_cond_wait(&r->done, &r->lock);
 	r->waiters--;
 	return 0;
+}
+
+bool rec_idle_l(const struct recorder *r)
+{
+	return r->committed >= r->queued;
 }
 
 /* ---- remote ops ------------------------------------------------------- */

@@ -91,6 +91,15 @@ int rec_move_l(struct recorder *r, struct nnode *n, struct nnode *parent,
 int rec_remove_l(struct recorder *r, struct nnode *n);
 
 /*
+ * Drops n, and everything below it, from the index (and the nodes table)
+ * without recording anything: for an entry the index shows where DIR has
+ * nothing, whose object nobody saw go.  Recording a remove would delete
+ * it on every replica; the oplog keeps it, and the other replicas show
+ * it.
+ */
+void rec_forget_l(struct recorder *r, struct nnode *n);
+
+/*
  * Merged directories (tree.h: tree_dir_members) are several directory
  * nodes the view shows at one place; the index holds one of them.  After a
  * move or remove of that one, these record the same for another member,
@@ -115,6 +124,9 @@ int rec_flush(struct recorder *r, bool durable);
  * again on return: whatever was queued before is committed, and nothing
  * new can have been queued by others only if the caller keeps the lock). */
 int rec_flush_l(struct recorder *r, bool durable);
+
+/* True when every op queued so far is committed (lock held). */
+bool rec_idle_l(const struct recorder *r);
 
 /*
  * Applying remote ops (fs/apply.c).  These need the lock held.

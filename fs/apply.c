@@ -83,6 +83,7 @@ struct apply {
 
 	bool inodes;	  /* the inode table exists (from apply_start on) */
 	bool check_index; /* WKFS_CHECK_INDEX: verify each batch's index sync */
+	bool check_view;  /* WKFS_CHECK_VIEW: compare view and index per round */
 
 	/* Under the recorder's lock: */
 	struct tree *tree;
@@ -352,6 +353,10 @@ struct feed {
 static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 			    fuse_ino_t **old, size_t *nold);
 static size_t drop_shown(struct apply *ap, struct tree_changes *ch);
+static void log_changes(struct apply *ap, const char *what,
+			const struct tree_changes *ch);
+static void log_ops(struct apply *ap, const char *what,
+		    const struct wk_op *ops, size_t n);
 
 static void feed_flush(struct feed *f)
 {
@@ -365,7 +370,9 @@ static void feed_flush(struct feed *f)
 		return;
 	}
 	tree_changes_init(&ch);
+	log_ops(f->ap, "local op:", f->buf, f->n);
 	tree_apply(f->ap->tree, f->buf, f->n, &ch);
+	log_changes(f->ap, "local change:", &ch);
 	if (drop_shown(f->ap, &ch) > 0)
 		carry_out_local(f->ap, &ch, &f->old, &f->nold);
 	tree_changes_release(&ch);
@@ -838,8 +845,10 @@ static bool still_at_old_path(struct apply *ap, const struct tree_change *c)
  *    old path (a local remove or move took it away already);
  *  - MKDIR, SYMLINK: the index has no such entry anywhere;
  *  - WRITE: the entry is at the path with older content than the change
- *    (a local put is this or a later version), or a conflict copy the
- *    index does not have;
+ *    (a local put is this or a later version), a conflict copy the
+ *    index does not have, or a file a local remove took the shown
+ *    version of while another version lives on, where the index has
+ *    nothing;
  *  - SETATTR: never (local ops' attributes are on disk; they set none of
  *    other entries').
  */
@@ -867,8 +876,14 @@ static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 		return entry_of(ap, c) != NULL;
 	case TREE_CH_WRITE:
 		e = entry_of(ap, c);
+		/* A node the index lacks: a conflict copy the local ops
+		 * made (DIR lacks it), or a file whose shown version a local
+		 * remove took while another version lives on and takes the
+		 * name (DIR lacks it, unless a later local op put something
+		 * there since). */
 		if (!e)
-			return !c->conflict_copy;
+			return !c->conflict_copy &&
+			       entry_at_path(ap, c->path) != NULL;
 		return c->conflict_copy || !entry_at(ap, c, c->path) ||
 		       wk_id_cmp(e->content, c->version) >= 0;
 	case TREE_CH_SETATTR:
@@ -937,6 +952,7 @@ static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 		return;
 	}
 	creation_mtimes(ch);
+	log_changes(ap, "carry out:", ch);
 	rep = xmalloc((ch->n + 1) * sizeof(*rep));
 	nrep = hold_replaced(ap, ch, rep);
 	rc = mat_apply(ap->mat, ch, 0, &res);
@@ -956,6 +972,8 @@ static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 		sync_index(ap, ch, NULL, 0);
 	mat_result_release(&res);
 }
+
+static void check_view(struct apply *ap, int64_t seq);
 
 static int apply_round(struct apply *ap)
 {
@@ -1006,9 +1024,12 @@ static int apply_round(struct apply *ap)
 		update_held(ap, &t);
 		set_applied(ap, t.last_seq);
 		drop_objects(ap); /* ones an earlier round had to leave */
+		check_view(ap, t.last_seq);
 		goto out_unlock;
 	}
+	log_ops(ap, "remote op:", fed, nfed);
 	tree_apply(ap->tree, fed, nfed, &ch);
+	log_changes(ap, "remote change:", &ch);
 	ap->tree_moved = true;
 	batch_begin(ap);
 	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
@@ -1061,6 +1082,7 @@ static int apply_round(struct apply *ap)
 	wk_debug("apply: %zu ops, %zu changes in %.2f ms (materializer %.2f,"
 		 " index %.2f)",
 		 nfed, ch.n, ms_since(&t0), mat_ms, index_ms);
+	check_view(ap, t.last_seq);
 	rec_unlock(r);
 	invalidate(ap, old, nold);
 	goto out;
@@ -1082,6 +1104,138 @@ out:
 	if (rc < 0)
 		return rc;
 	return t.more ? 1 : 0;
+}
+
+/* With WKFS_CHECK_VIEW: the changes a batch carries out, one line each. */
+static void log_changes(struct apply *ap, const char *what,
+			const struct tree_changes *ch)
+{
+	static const char kinds[] = "?-RMWLS";
+	char id[WK_ID_STRLEN];
+
+	if (!ap->check_view)
+		return;
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+
+		wk_warn("%s %c %s%s%s node %s%s", what,
+			kinds[c->kind < 7 ? c->kind : 0], c->path,
+			c->new_path ? " -> " : "",
+			c->new_path ? c->new_path : "", wk_id_str(c->node, id),
+			c->conflict_copy ? " (copy)" : "");
+	}
+}
+
+static void log_ops(struct apply *ap, const char *what,
+		    const struct wk_op *ops, size_t n)
+{
+	char id[WK_ID_STRLEN], p[WK_ID_STRLEN];
+
+	if (!ap->check_view)
+		return;
+	for (size_t i = 0; i < n; i++)
+		wk_warn("%s %s node %s parent %s %s%s%s", what,
+			wk_op_kind_name(ops[i].kind),
+			wk_id_str(ops[i].node, id),
+			wk_id_str(ops[i].kind == WK_OP_MOVE ? ops[i].new_parent
+							    : ops[i].parent,
+				  p),
+			ops[i].name, ops[i].kind == WK_OP_MOVE ? " -> " : "",
+			ops[i].kind == WK_OP_MOVE ? ops[i].new_name : "");
+}
+
+/* ---- checking (tests) ------------------------------------------------ */
+
+/*
+ * With WKFS_CHECK_VIEW set (a diagnostic for stress tests), each round
+ * ends by comparing the view of every op fed with the index (what DIR
+ * shows): every view entry must be in the index at its path, as the same
+ * node (a merged directory: one of its members) or conflict copy, and the
+ * index must hold nothing else.  The first differences are logged with
+ * the round's last seq; nothing is changed.  Lock held.
+ */
+struct view_check {
+	struct apply *ap;
+	size_t seen, bad;
+	int64_t seq;
+};
+
+static void view_bad(struct view_check *vc, const char *path, const char *why)
+{
+	if (vc->bad++ < 8)
+		wk_warn("check-view (seq %lld): %s: %s", (long long)vc->seq,
+			path, why);
+}
+
+static bool is_member(struct apply *ap, const char *path, struct wk_id id)
+{
+	struct wk_id ids[16];
+	int n = tree_dir_members(ap->tree, path, ids, 16);
+
+	for (int i = 0; i < n && i < 16; i++)
+		if (wk_id_eq(ids[i], id))
+			return true;
+	return false;
+}
+
+static int view_visit(const char *path, const struct tree_entry *te, void *arg)
+{
+	struct view_check *vc = arg;
+	struct nnode *e = entry_at_path(vc->ap, path);
+
+	if (!*path)
+		return 0;
+	vc->seen++;
+	if (!e)
+		view_bad(vc, path, "in the view, not in the index");
+	else if (e->kind != te->kind)
+		view_bad(vc, path, "another kind in the index");
+	else if (te->conflict_copy ? !wk_id_eq(e->id, te->version) ||
+					     !wk_id_eq(e->copy_of, te->node)
+		 : te->kind == WK_KIND_DIR ? !is_member(vc->ap, path, e->id)
+					   : !wk_id_eq(e->id, te->node))
+		view_bad(vc, path, "another node in the index");
+	else if (te->kind == WK_KIND_FILE && !te->conflict_copy &&
+		 !wk_id_eq(e->content, te->version))
+		view_bad(vc, path, "other content in the index");
+	return 0;
+}
+
+static void index_extra(struct view_check *vc, struct nnode *dir,
+			char *path, size_t len)
+{
+	struct tree_entry te;
+
+	for (struct nnode *c = dir->first_child; c; c = c->next_sibling) {
+		size_t l = strlen(c->name);
+
+		if (len + l + 2 > 4096)
+			continue;
+		if (len)
+			path[len] = '/';
+		memcpy(path + len + !!len, c->name, l + 1);
+		if (tree_lookup(vc->ap->tree, path, &te) != 0)
+			view_bad(vc, path, "in the index, not in the view");
+		else if (c->kind == WK_KIND_DIR)
+			index_extra(vc, c, path, len + !!len + l);
+		path[len] = '\0';
+	}
+}
+
+static void check_view(struct apply *ap, int64_t seq)
+{
+	struct view_check vc = {.ap = ap, .seq = seq};
+	char path[4096] = "";
+
+	/* Local ops queued but not committed are in the index and not
+	 * yet in the view: compare only when there are none. */
+	if (!ap->check_view || !rec_idle_l(ap->rec))
+		return;
+	tree_foreach(ap->tree, view_visit, &vc);
+	index_extra(&vc, nindex_root(rec_index(ap->rec)), path, 0);
+	if (vc.bad)
+		wk_warn("check-view (seq %lld): %zu differences", (long long)seq,
+			vc.bad);
 }
 
 /* ---- the thread ------------------------------------------------------- */
@@ -1224,6 +1378,7 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	pthread_cond_init(&ap->batch_cv, NULL);
 	mat_gc_init(&ap->gc);
 	ap->check_index = getenv("WKFS_CHECK_INDEX") != NULL;
+	ap->check_view = getenv("WKFS_CHECK_VIEW") != NULL;
 
 	rc = mat_open(fs->rootfd, &ap->mat);
 	if (rc) {

@@ -71,3 +71,28 @@ conflict() {
 	run "$WKFS_BIN" log "$W"
 	refute_output --regexp 'remove +f\.txt'
 }
+
+@test "deleting a file that has a conflict copy leaves the other version under the name, on the writer too" {
+	replica a
+	replica b
+	echo base >"$A/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	conflict f.txt
+	# W deletes what f.txt shows there; the other version (its conflict
+	# copy) lives on and takes the name.
+	if has_file "$A/f.txt" from-a; then
+		W=$A O=$B shown=from-a other=from-b
+	else
+		W=$B O=$A shown=from-b other=from-a
+	fi
+	rm "$W/f.txt"
+	wait_until "$SYNC_WAIT" has_file "$O/f.txt" "$other"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	has_file "$W/f.txt" "$other"
+	run ls "$W"
+	refute_output --partial '.conflict-'
+	# A save on the writer afterwards edits that file everywhere.
+	echo later >"$W/f.txt"
+	wait_until "$SYNC_WAIT" has_file "$O/f.txt" later
+	wait_same "$SYNC_WAIT" "$A" "$B"
+}

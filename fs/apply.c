@@ -220,9 +220,12 @@ static bool writes_node(const struct tree_changes *ch, struct wk_id node)
  * and which no WRITE of this batch writes (the materializer links those
  * itself): when the index says it holds the WRITE's content, nobody has it
  * open for writing (its bytes could be ahead of the index), and the tree
- * still shows it after the batch, its path there and its inode go into
- * link_path and link_ino.  The materializer checks the inode, size, mode
- * and mtime again when it links, and writes a copy otherwise.  Lock held.
+ * still shows it after the batch with the WRITE's content, mode and mtime
+ * (a SETATTR of it may come later in the batch: cp -a over a linked pair
+ * relinks the second name before it sets the first one's mtime), its path
+ * there and its inode go into link_path and link_ino.  The materializer
+ * checks the inode and size again when it links, and writes a copy
+ * otherwise.  Lock held.
  */
 static void link_source(struct apply *ap, struct tree_change *c,
 			const struct tree_changes *ch)
@@ -245,7 +248,9 @@ static void link_source(struct apply *ap, struct tree_change *c,
 		return;
 	if (tree_lookup(ap->tree, path, &e) == 0 && wk_id_eq(e.node, c->link) &&
 	    !e.conflict_copy && e.size == c->size &&
-	    memcmp(&e.hash, &c->hash, sizeof(e.hash)) == 0) {
+	    memcmp(&e.hash, &c->hash, sizeof(e.hash)) == 0 &&
+	    (e.mode & 07777) == (c->mode & 07777) &&
+	    e.mtime_ns == c->mtime_ns) {
 		c->link_path = path;
 		c->link_ino = n->ino;
 		return;

@@ -195,7 +195,9 @@ static int write_tmp(struct mat *m, const struct tree_change *c, char tmp[64])
  * would hold exactly the same content, permission bits and mtime (shared
  * by a link): the WRITE of that node in the same batch (their temporaries
  * are one inode, so both renames land it), or the file the caller found
- * holding that content (link_path, link_ino).  Anything else, and every
+ * holding that content (link_path, link_ino), which the batch leaves with
+ * c's mode and mtime (the caller checked; a SETATTR of it may come later
+ * in the list, so the link sets them itself).  Anything else, and every
  * step run again by mat_recover() (the journal keeps no links), writes a
  * copy as for any other file: a link never costs content.
  */
@@ -215,15 +217,10 @@ static bool same_file(const struct tree_change *a, const struct tree_change *b)
 	       memcmp(a->hash.b, b->hash.b, sizeof(a->hash.b)) == 0;
 }
 
-static int64_t st_mtime_ns(const struct stat *st)
-{
-	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
-
 /*
  * c's link source (link_path) when it is still what the caller saw (a
- * regular file, inode link_ino) and a stat agrees with c (size, mode,
- * mtime): true, its parent in *dirfd (to close) and name in *name.
+ * regular file, inode link_ino, of c's size): true, its parent in *dirfd
+ * (to close) and name in *name.
  */
 static bool link_source(struct mat *m, const struct tree_change *c,
 			int *dirfd, const char **name, struct stat *st)
@@ -233,12 +230,26 @@ static bool link_source(struct mat *m, const struct tree_change *c,
 		return false;
 	if (fstatat(*dirfd, *name, st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(st->st_mode) && st->st_ino == c->link_ino &&
-	    (uint64_t)st->st_size == c->size &&
-	    (st->st_mode & 07777) == file_mode(c->mode) &&
-	    st_mtime_ns(st) == c->mtime_ns)
+	    (uint64_t)st->st_size == c->size)
 		return true;
 	close(*dirfd);
 	return false;
+}
+
+/* c's mode and mtime on the regular file dirfd/name.  0 or -errno. */
+static int set_attrs_at(struct mat *m, const struct tree_change *c, int dirfd,
+			const char *name)
+{
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int rc;
+
+	(void)m;
+	if (fd < 0)
+		return -errno;
+	rc = set_file_attrs(fd, c);
+	close(fd);
+	return rc;
 }
 
 static bool link_source_ok(struct mat *m, const struct tree_change *c)
@@ -272,7 +283,7 @@ static int link_write(struct mat *m, const struct tree_change *c, int dirfd,
 	if (fstatat(dirfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    dst.st_dev == st.st_dev && dst.st_ino == st.st_ino) {
 		close(sfd);
-		return 0;
+		return set_attrs_at(m, c, dirfd, name);
 	}
 	mat_tmpname(m, 'w', tmp);
 	/* No AT_SYMLINK_FOLLOW: the entry itself, checked above. */
@@ -281,7 +292,8 @@ static int link_write(struct mat *m, const struct tree_change *c, int dirfd,
 	if (rc < 0)
 		return 1;
 	if (fstatat(m->tmpfd, tmp, &tst, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    tst.st_dev != st.st_dev || tst.st_ino != st.st_ino) {
+	    tst.st_dev != st.st_dev || tst.st_ino != st.st_ino ||
+	    set_attrs_at(m, c, m->tmpfd, tmp) < 0) {
 		unlinkat(m->tmpfd, tmp, 0);
 		return 1;
 	}

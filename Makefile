@@ -131,6 +131,13 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(UNIT_HOBJ) $(LIBWKFS)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HOBJ) $(LIBWKFS) \
 		$(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
 
+# test_gitseg checks syncd's segment codec, which is pure code (no lws).
+$(B)/tests/unit/test_gitseg.o: CFLAGS += -Isyncd
+$(B)/tests/test_gitseg: $(B)/tests/unit/test_gitseg.o \
+		$(B)/syncd/syncd_gitseg.o $(UNIT_HOBJ) $(LIBWKFS)
+	$(CC) $(LDFLAGS) -o $@ $< $(B)/syncd/syncd_gitseg.o $(UNIT_HOBJ) \
+		$(LIBWKFS) $(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
+
 # check installs what is missing first, then re-reads this Makefile so that
 # pkg-config sees the freshly installed libraries.
 check: deps

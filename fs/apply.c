@@ -204,6 +204,73 @@ static bool open_for_writing(struct apply *ap, const char *path)
 	return inode_writers(ap->fs, st.st_dev, st.st_ino) > 0;
 }
 
+/* ---- hard links ------------------------------------------------------- */
+
+/* Does ch hold a WRITE of node's own version? */
+static bool writes_node(const struct tree_changes *ch, struct wk_id node)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		if (ch->v[i].kind == TREE_CH_WRITE &&
+		    !ch->v[i].conflict_copy && wk_id_eq(ch->v[i].node, node))
+			return true;
+	return false;
+}
+
+/*
+ * The file of node link, for a WRITE whose put names it (tree_change.link)
+ * and which no WRITE of this batch writes (the materializer links those
+ * itself): when the index says it holds the WRITE's content, nobody has it
+ * open for writing (its bytes could be ahead of the index), and the tree
+ * still shows it after the batch with the WRITE's content, mode and mtime
+ * (a SETATTR of it may come later in the batch: cp -a over a linked pair
+ * relinks the second name before it sets the first one's mtime), its path
+ * there and its inode go into link_path and link_ino.  The materializer
+ * checks the inode and size again when it links, and writes a copy
+ * otherwise.  Lock held.
+ */
+static void link_source(struct apply *ap, struct tree_change *c,
+			const struct tree_changes *ch)
+{
+	struct nnode *n = nindex_get(rec_index(ap->rec), c->link);
+	struct tree_entry e;
+	char now[4096];
+	struct stat st;
+	char *path;
+
+	if (!has_content(n, &c->hash, c->size) || nnode_is_copy(n) ||
+	    !n->ino || writes_node(ch, c->link) ||
+	    nindex_path(n, now, sizeof(now)) ||
+	    fstatat(ap->fs->rootfd, now, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_ino != n->ino ||
+	    inode_writers(ap->fs, st.st_dev, st.st_ino) > 0)
+		return;
+	path = tree_node_path(ap->tree, c->link);
+	if (!path)
+		return;
+	if (tree_lookup(ap->tree, path, &e) == 0 && wk_id_eq(e.node, c->link) &&
+	    !e.conflict_copy && e.size == c->size &&
+	    memcmp(&e.hash, &c->hash, sizeof(e.hash)) == 0 &&
+	    (e.mode & 07777) == (c->mode & 07777) &&
+	    e.mtime_ns == c->mtime_ns) {
+		c->link_path = path;
+		c->link_ino = n->ino;
+		return;
+	}
+	free(path);
+}
+
+static void link_sources(struct apply *ap, struct tree_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		struct tree_change *c = &ch->v[i];
+
+		if (c->kind == TREE_CH_WRITE && !c->conflict_copy &&
+		    !wk_id_eq(c->link, WK_ID_NONE) &&
+		    !wk_id_eq(c->link, WK_ID_ROOT) && !c->link_path)
+			link_source(ap, c, ch);
+	}
+}
+
 /* Would op replace or remove a file open for writing?  (Lock held.) */
 static bool op_blocked(struct apply *ap, const struct wk_op *op)
 {
@@ -897,6 +964,7 @@ static void change_release(struct tree_change *c)
 	free(c->path);
 	free(c->new_path);
 	free(c->target);
+	free(c->link_path);
 }
 
 /* Keeps in ch only what DIR does not show yet; returns how many. */
@@ -1045,6 +1113,7 @@ static int apply_round(struct apply *ap)
 		goto out_unlock;
 	}
 	creation_mtimes(&ch);
+	link_sources(ap, &ch);
 	rep = xmalloc((ch.n + 1) * sizeof(*rep));
 	nrep = hold_replaced(ap, &ch, rep);
 	fault_pause("apply.before_mat");

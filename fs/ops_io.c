@@ -91,15 +91,21 @@ static struct nnode *node_to_change_l(struct wkfs *fs, struct finode *in)
 
 /*
  * The other names of a file with hard links are nodes of their own (the
- * replicas know no hard links): a write through one name changed them
- * all, so each gets the put too, or the other replicas would keep the old
- * content under those names, silently.  rfd as for rec_put_l (not
- * consumed here).  Recorder lock held.
+ * merge knows no hard links): a write through one name changed them all,
+ * so each gets the put too, or the other replicas would keep the old
+ * content under those names, silently.  Each put names the node put just
+ * before it as its link (the first names n, whose own put comes last and
+ * names the last of them), so the names form one chain: a replica that
+ * applies the puts in any order can link each to one already done (see
+ * docs/architecture.md, "Hard links").  rfd as for rec_put_l (not
+ * consumed here).  Returns the node n's put names as its link (NULL: no
+ * other name).  Recorder lock held.
  */
-static void put_links_l(struct wkfs *fs, struct nnode *n, int rfd,
-			const struct wk_hash *h, uint64_t size, int64_t mtime)
+static struct nnode *put_links_l(struct wkfs *fs, struct nnode *n, int rfd,
+				 const struct wk_hash *h, uint64_t size,
+				 int64_t mtime)
 {
-	struct nnode *links[LINKS_MAX];
+	struct nnode *links[LINKS_MAX], *prev = n, *last = NULL;
 	size_t k = nindex_with_ino(rec_index(fs->rec), n->ino, n, links,
 				   LINKS_MAX);
 
@@ -108,8 +114,11 @@ static void put_links_l(struct wkfs *fs, struct nnode *n, int rfd,
 
 		if (rfd >= 0 && fd < 0)
 			break;
-		rec_put_l(fs->rec, links[i], fd, h, size, mtime);
+		if (rec_put_link_l(fs->rec, links[i], fd, h, size, mtime,
+				   prev) == 0)
+			last = prev = links[i];
 	}
+	return last;
 }
 
 /*
@@ -119,10 +128,10 @@ static void put_links_l(struct wkfs *fs, struct nnode *n, int rfd,
  */
 static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 {
+	struct nnode *n, *link = NULL;
 	struct wk_hash h;
 	uint64_t size = 0;
 	struct stat st;
-	struct nnode *n;
 	int rfd;
 
 	pthread_mutex_lock(&fs->ilock);
@@ -162,9 +171,10 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	rec_lock(fs->rec);
 	n = node_to_change_l(fs, in);
 	if (n && st.st_nlink > 1)
-		put_links_l(fs, n, rfd, &h, size, ts_ns(&st.st_mtim));
+		link = put_links_l(fs, n, rfd, &h, size, ts_ns(&st.st_mtim));
 	if (n)
-		rec_put_l(fs->rec, n, rfd, &h, size, ts_ns(&st.st_mtim));
+		rec_put_link_l(fs->rec, n, rfd, &h, size, ts_ns(&st.st_mtim),
+			       link);
 	else if (rfd >= 0)
 		close(rfd);
 	rec_unlock(fs->rec);

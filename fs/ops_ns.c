@@ -324,12 +324,15 @@ static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	/* Replicas know no hard links: the new name is a new file with the
-	 * same content (create, then put). */
+	/* The new name is a new node with the same content (create, then a
+	 * put naming the node of the file it links, when tracked, so that
+	 * other replicas make it a link too: docs/architecture.md, "Hard
+	 * links"). */
 	if (S_ISREG(e.attr.st_mode)) {
-		struct nnode *pn, *n = NULL;
+		struct nnode *pn, *n = NULL, *src;
 
 		rec_lock(fs->rec);
+		src = inode_node_l(fs, in);
 		pn = inode_node_l(fs, inode_get(fs, parent));
 		if (pn && !rec_ignored_l(fs->rec, pn, name, false) &&
 		    !nindex_child(rec_index(fs->rec), pn, name) &&
@@ -340,7 +343,8 @@ static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 			int rfd = open(proc, O_RDONLY | O_CLOEXEC);
 
 			if (rfd >= 0)
-				rec_put_l(fs->rec, n, rfd, NULL, 0, 0);
+				rec_put_link_l(fs->rec, n, rfd, NULL, 0, 0,
+					       src);
 		}
 		rec_unlock(fs->rec);
 	}

@@ -36,9 +36,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OP_INSERT] =
 		"INSERT INTO ops(hlc, actor, kind, node, parent, name,"
 		" new_parent, new_name, mode, attrs, mtime_ns, size, hash,"
-		" base, target, origin, device) VALUES"
+		" base, target, origin, device, link) VALUES"
 		" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-		" ?14, ?15, ?16, ?17)",
+		" ?14, ?15, ?16, ?17, ?18)",
 	[ST_NODE_PUT] =
 		"INSERT OR REPLACE INTO nodes(id, parent, name, kind, mode,"
 		" size, mtime_ns, hash, target, version, content, ino)"
@@ -106,6 +106,10 @@ static const char *const migrations[] = {
 	" reason INTEGER NOT NULL,"
 	" path TEXT,"
 	" since_ms INTEGER NOT NULL DEFAULT 0);",
+	/* 3 -> 4: a put names the node it shared its inode with (a hard
+	 * link, struct wk_op.link).  Older rows keep NULL, read as none: they
+	 * were made before anyone recorded links. */
+	"ALTER TABLE ops ADD COLUMN link BLOB;",
 };
 
 #define N_MIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -570,6 +574,8 @@ int db_op_append(struct wkdb *db, const struct wk_op *op, enum db_origin origin,
 	sqlite3_bind_int(st, 16, origin);
 	if (op->device[0])
 		sqlite3_bind_int64(st, 17, dev);
+	if (wk_op_has_link(op))
+		bind_id(st, 18, op->link);
 	rc = step_done(st);
 	if (!rc && seq)
 		*seq = sqlite3_last_insert_rowid(db->sql);
@@ -708,6 +714,7 @@ static void read_op(sqlite3_stmt *st, struct db_oprow *r)
 	r->origin = sqlite3_column_int(st, 16);
 	r->shipped = sqlite3_column_int(st, 17);
 	copy_text(op->device, sizeof(op->device), st, 18);
+	op->link = op->kind == WK_OP_PUT ? get_id(st, 19) : WK_ID_NONE;
 }
 
 /*
@@ -751,8 +758,8 @@ static int emit_op(void *ctx, sqlite3_stmt *st)
 	"ops.seq, hlc, actor, kind, node, parent, name, new_parent,"  \
 	" new_name, mode, attrs, mtime_ns, size, hash, base, target," \
 	" origin, shipped,"                                           \
-	" (SELECT name FROM devices WHERE id = ops.device)"
-#define OP_NCOLS 19
+	" (SELECT name FROM devices WHERE id = ops.device), link"
+#define OP_NCOLS 20
 
 int db_ops_foreach(struct wkdb *db, int64_t after, int64_t last_n, db_op_fn fn,
 		   void *arg)

@@ -29,7 +29,7 @@
 
 #include "op.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 enum db_open_flags {
 	DB_CREATE = 0x1,   /* create .wkfs/wkfs.db if missing (init) */

@@ -232,6 +232,7 @@ int mat_journal_decode(uint64_t seq, const uint8_t *p, size_t len,
 		struct tree_change c;
 
 		memset(&c, 0, sizeof(c));
+		c.link = WK_ID_NONE; /* not journaled: a rerun copies */
 		if (!rd_change(&in, &c)) {
 			free(c.path);
 			free(c.new_path);

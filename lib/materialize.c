@@ -186,14 +186,140 @@ static int write_tmp(struct mat *m, const struct tree_change *c, char tmp[64])
 	return rc;
 }
 
-/* prepared: the temporary prepare_writes() made durable for c, or "". */
+/* ---- hard links ---- */
+
+/*
+ * A put names the node its file was a hard link of on its maker's replica
+ * (struct tree_change.link).  The file is then made a link of that node's
+ * file here instead of a copy, in one of two ways, and only when both
+ * would hold exactly the same content, permission bits and mtime (shared
+ * by a link): the WRITE of that node in the same batch (their temporaries
+ * are one inode, so both renames land it), or the file the caller found
+ * holding that content (link_path, link_ino), which the batch leaves with
+ * c's mode and mtime (the caller checked; a SETATTR of it may come later
+ * in the list, so the link sets them itself).  Anything else, and every
+ * step run again by mat_recover() (the journal keeps no links), writes a
+ * copy as for any other file: a link never costs content.
+ */
+
+static bool names_link(const struct tree_change *c)
+{
+	return c->kind == TREE_CH_WRITE && !c->conflict_copy &&
+	       !wk_id_eq(c->link, WK_ID_NONE) &&
+	       !wk_id_eq(c->link, WK_ID_ROOT) && !wk_id_eq(c->link, c->node);
+}
+
+/* True when a and b write one file's worth: what a link shares. */
+static bool same_file(const struct tree_change *a, const struct tree_change *b)
+{
+	return a->size == b->size && a->mtime_ns == b->mtime_ns &&
+	       file_mode(a->mode) == file_mode(b->mode) &&
+	       memcmp(a->hash.b, b->hash.b, sizeof(a->hash.b)) == 0;
+}
+
+/*
+ * c's link source (link_path) when it is still what the caller saw (a
+ * regular file, inode link_ino, of c's size): true, its parent in *dirfd
+ * (to close) and name in *name.
+ */
+static bool link_source(struct mat *m, const struct tree_change *c,
+			int *dirfd, const char **name, struct stat *st)
+{
+	if (!names_link(c) || !c->link_path || !c->link_ino ||
+	    mat_parent(m, c->link_path, false, dirfd, name) < 0)
+		return false;
+	if (fstatat(*dirfd, *name, st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st->st_mode) && st->st_ino == c->link_ino &&
+	    (uint64_t)st->st_size == c->size)
+		return true;
+	close(*dirfd);
+	return false;
+}
+
+/* c's mode and mtime on the regular file dirfd/name.  0 or -errno. */
+static int set_attrs_at(struct mat *m, const struct tree_change *c, int dirfd,
+			const char *name)
+{
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int rc;
+
+	(void)m;
+	if (fd < 0)
+		return -errno;
+	rc = set_file_attrs(fd, c);
+	close(fd);
+	return rc;
+}
+
+static bool link_source_ok(struct mat *m, const struct tree_change *c)
+{
+	const char *name;
+	struct stat st;
+	int dirfd;
+
+	if (!link_source(m, c, &dirfd, &name, &st))
+		return false;
+	close(dirfd);
+	return true;
+}
+
+/*
+ * Makes dirfd/name a hard link of c's link source: linked into a
+ * temporary, then renamed over name like any WRITE.  0 when done (or
+ * found done), 1 when there is no source to link (write a copy), -errno
+ * when the rename into place failed.
+ */
+static int link_write(struct mat *m, const struct tree_change *c, int dirfd,
+		      const char *name)
+{
+	struct stat st, dst, tst;
+	const char *sname;
+	char tmp[64];
+	int sfd, rc;
+
+	if (!link_source(m, c, &sfd, &sname, &st))
+		return 1;
+	if (fstatat(dirfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    dst.st_dev == st.st_dev && dst.st_ino == st.st_ino) {
+		close(sfd);
+		return set_attrs_at(m, c, dirfd, name);
+	}
+	mat_tmpname(m, 'w', tmp);
+	/* No AT_SYMLINK_FOLLOW: the entry itself, checked above. */
+	rc = linkat(sfd, sname, m->tmpfd, tmp, 0);
+	close(sfd);
+	if (rc < 0)
+		return 1;
+	if (fstatat(m->tmpfd, tmp, &tst, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    tst.st_dev != st.st_dev || tst.st_ino != st.st_ino ||
+	    set_attrs_at(m, c, m->tmpfd, tmp) < 0) {
+		unlinkat(m->tmpfd, tmp, 0);
+		return 1;
+	}
+	rc = put_in_place(m->tmpfd, tmp, dirfd, name, true);
+	if (rc == 0 && m->notify) /* its link count changed */
+		m->notify(m->notify_arg, TREE_CH_SETATTR, c->link_path, NULL);
+	return rc;
+}
+
+/*
+ * prepared: the temporary prepare_writes() made durable for c, or "";
+ * shared: that temporary is also another WRITE's (a link), so it goes
+ * into place even where the name holds the content already.
+ */
 static int do_write(struct mat *m, const struct tree_change *c, int dirfd,
-		    const char *name, const char *prepared)
+		    const char *name, const char *prepared, bool shared)
 {
 	char tmp[64];
 	int fd, rc;
 
-	if (has_content(dirfd, name, c, &fd)) {
+	if (!prepared[0] && c->link_path) {
+		rc = link_write(m, c, dirfd, name);
+		if (rc <= 0)
+			return rc;
+	}
+	if (!shared && has_content(dirfd, name, c, &fd)) {
 		if (prepared[0])
 			unlinkat(m->tmpfd, prepared, 0);
 		rc = set_file_attrs(fd, c);
@@ -319,7 +445,7 @@ out_close_src:
 }
 
 static int run_step(struct mat *m, const struct tree_change *c,
-		    const char *prepared)
+		    const char *prepared, bool shared)
 {
 	const char *name;
 	int dirfd, rc;
@@ -331,7 +457,7 @@ static int run_step(struct mat *m, const struct tree_change *c,
 		return rc;
 	switch (c->kind) {
 	case TREE_CH_WRITE:
-		rc = do_write(m, c, dirfd, name, prepared);
+		rc = do_write(m, c, dirfd, name, prepared, shared);
 		break;
 	case TREE_CH_SYMLINK:
 		rc = do_symlink(m, c, dirfd, name);
@@ -354,26 +480,96 @@ static int run_step(struct mat *m, const struct tree_change *c,
 
 /* ---- the batch ---- */
 
+static size_t lead_of(size_t *lead, size_t i)
+{
+	while (lead[i] != i)
+		i = lead[i] = lead[lead[i]];
+	return i;
+}
+
+/*
+ * Groups the WRITEs from start on that are to be one file (names_link and
+ * same_file, followed through every link): lead[i] is the first step of
+ * i's group.  NULL when the batch names no link.
+ */
+static size_t *link_groups(const struct tree_changes *ch, size_t start)
+{
+	size_t *lead = NULL;
+
+	for (size_t i = start; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+
+		if (!names_link(c))
+			continue;
+		for (size_t j = start; j < ch->n; j++) {
+			const struct tree_change *d = &ch->v[j];
+			size_t a, b;
+
+			if (j == i || d->kind != TREE_CH_WRITE ||
+			    d->conflict_copy || !wk_id_eq(d->node, c->link) ||
+			    !same_file(c, d))
+				continue;
+			if (!lead) {
+				lead = xcalloc(ch->n + 1, sizeof(*lead));
+				for (size_t k = 0; k < ch->n; k++)
+					lead[k] = k;
+			}
+			a = lead_of(lead, i);
+			b = lead_of(lead, j);
+			if (a < b)
+				lead[b] = a;
+			else
+				lead[a] = b;
+		}
+	}
+	return lead;
+}
+
 /*
  * Writes the content of every file the batch puts (steps from start on)
  * to a temporary first and only then makes them durable, all at once
  * (mat_sync_many): one disk flush per batch instead of one per file, which
  * made a batch of thousands of small files slow.  A crash leaves only
  * temporaries, which mat_recover() removes.  prep[i] is step i's temporary, or
- * "" (the step then writes its own, as before).
+ * "" (the step then writes its own, as before).  A WRITE grouped with an
+ * earlier one (link_groups) gets a hard link of that one's temporary
+ * (shared[i], and shared[lead] too); one whose link source the caller
+ * gave and still checks out gets none (do_write links it then).
  */
 static void prepare_writes(struct mat *m, const struct tree_changes *ch,
-			   size_t start, char (*prep)[64])
+			   size_t start, char (*prep)[64], bool *shared)
 {
+	size_t *lead = link_groups(ch, start);
 	size_t n = 0;
 	int rc;
 
-	for (size_t i = start; i < ch->n; i++)
-		if (ch->v[i].kind == TREE_CH_WRITE &&
-		    write_tmp(m, &ch->v[i], prep[i]) == 0)
+	/* A group's first WRITE gets a temporary for the others to link. */
+	for (size_t i = start; lead && i < ch->n; i++)
+		if (lead_of(lead, i) != i)
+			shared[lead_of(lead, i)] = true;
+	for (size_t i = start; i < ch->n; i++) {
+		size_t l = lead ? lead_of(lead, i) : i;
+
+		prep[i][0] = '\0';
+		if (ch->v[i].kind != TREE_CH_WRITE)
+			continue;
+		if (l != i && prep[l][0]) {
+			mat_tmpname(m, 'w', prep[i]);
+			if (linkat(m->tmpfd, prep[l], m->tmpfd, prep[i], 0) ==
+			    0) {
+				shared[i] = shared[l] = true;
+				continue;
+			}
+		}
+		if (l == i && !shared[i] && ch->v[i].link_path &&
+		    link_source_ok(m, &ch->v[i]))
+			continue;
+		if (write_tmp(m, &ch->v[i], prep[i]) == 0)
 			n++;
 		else
 			prep[i][0] = '\0';
+	}
+	free(lead);
 	rc = n ? mat_sync_many(m, n) : 0;
 	for (size_t i = start; i < ch->n && rc > 0 && !m->nosync; i++) {
 		int fd;
@@ -392,6 +588,7 @@ static void prepare_writes(struct mat *m, const struct tree_changes *ch,
 		if (prep[i][0]) {
 			unlinkat(m->tmpfd, prep[i], 0);
 			prep[i][0] = '\0';
+			shared[i] = false;
 		}
 }
 
@@ -521,14 +718,16 @@ int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
 		  struct mat_result *res)
 {
 	char jname[64], dname[64], (*prep)[64];
+	bool *shared;
 	int rc;
 
 	prep = xcalloc(ch->n + 1, sizeof(*prep));
-	prepare_writes(m, ch, start, prep);
+	shared = xcalloc(ch->n + 1, sizeof(*shared));
+	prepare_writes(m, ch, start, prep, shared);
 	for (size_t i = start; i < ch->n; i++) {
 		const struct tree_change *c = &ch->v[i];
 
-		rc = run_step(m, c, prep[i]);
+		rc = run_step(m, c, prep[i], shared[i]);
 		/* A failed write leaves its prepared temporary unused. */
 		if (rc < 0 && prep[i][0])
 			unlinkat(m->tmpfd, prep[i], 0);
@@ -551,11 +750,13 @@ int mat_run_batch(struct mat *m, const struct tree_changes *ch, uint64_t seq,
 				if (prep[j][0])
 					unlinkat(m->tmpfd, prep[j], 0);
 			free(prep);
+			free(shared);
 			return rc;
 		}
 		fault_point("mat.mid_batch");
 	}
 	free(prep);
+	free(shared);
 	finish_dirs(m, ch, res);
 	rescue_staged(m, ch, res);
 	rc = sync_dirs(m, ch);
@@ -681,6 +882,8 @@ int mat_apply(struct mat *m, const struct tree_changes *ch, uint64_t tag,
 			c->new_path = stage_unique(c->new_path, seq);
 		if (c->target)
 			c->target = xstrdup(c->target);
+		if (c->link_path)
+			c->link_path = xstrdup(c->link_path);
 	}
 	m->seq++;
 	jfd = write_journal(m, seq, tag, &own, &poff);

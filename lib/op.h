@@ -78,6 +78,12 @@ struct wk_op {
 	struct wk_id base;       /* put: version of the content it replaced,
 				    WK_ID_NONE for the first put */
 	char target[WK_TARGET_MAX + 1]; /* symlink */
+	/* put (and only a put): another file node that had the same backing
+	 * inode as this node on the maker's replica when it made the put (a
+	 * hard link), or WK_ID_NONE.  A hint for the materializer, which then
+	 * makes the two names one file where it safely can; it never changes
+	 * the merge.  Decoders of ops that carry none set WK_ID_NONE. */
+	struct wk_id link;
 	/* The device name of the replica that made the op, as it was named
 	 * then (wk_device_valid()), or "" when the op carries none (ops of
 	 * older wkfs versions).  Conflict copies of the op are named by it. */
@@ -97,6 +103,14 @@ static inline int wk_id_cmp(struct wk_id a, struct wk_id b)
 	if (a.actor != b.actor)
 		return a.actor < b.actor ? -1 : 1;
 	return 0;
+}
+
+/* True when op is a put that names a link (see struct wk_op.link).  The
+ * root (a directory) is never one: an op zeroed without care names none. */
+static inline bool wk_op_has_link(const struct wk_op *op)
+{
+	return op->kind == WK_OP_PUT && !wk_id_eq(op->link, WK_ID_NONE) &&
+	       !wk_id_eq(op->link, WK_ID_ROOT);
 }
 
 /* "put", "move"...; NULL for an unknown kind. */

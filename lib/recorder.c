@@ -387,6 +387,7 @@ static struct qitem *new_op(struct recorder *r, enum wk_op_kind kind,
 	q->op.kind = kind;
 	q->op.node = n ? n->id : WK_ID_NONE;
 	q->op.base = WK_ID_NONE;
+	q->op.link = WK_ID_NONE;
 	return q;
 }
 
@@ -464,6 +465,13 @@ int rec_create_l(struct recorder *r, struct nnode *parent, const char *name,
 int rec_put_l(struct recorder *r, struct nnode *n, int fd,
 	      const struct wk_hash *hash, uint64_t size, int64_t mtime_ns)
 {
+	return rec_put_link_l(r, n, fd, hash, size, mtime_ns, NULL);
+}
+
+int rec_put_link_l(struct recorder *r, struct nnode *n, int fd,
+		   const struct wk_hash *hash, uint64_t size, int64_t mtime_ns,
+		   const struct nnode *link)
+{
 	struct qitem *q;
 
 	if (n->kind != WK_KIND_FILE || nnode_is_copy(n)) {
@@ -474,6 +482,9 @@ int rec_put_l(struct recorder *r, struct nnode *n, int fd,
 	q = new_op(r, WK_OP_PUT, n);
 	set_place(&q->op, n->parent, n->name);
 	q->op.base = n->content;
+	if (link && link != n && link->kind == WK_KIND_FILE &&
+	    !nnode_is_copy(link))
+		q->op.link = link->id;
 	q->fd = fd;
 	if (fd < 0) {
 		q->op.hash = *hash;

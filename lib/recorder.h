@@ -81,6 +81,14 @@ int rec_create_l(struct recorder *r, struct nnode *parent, const char *name,
  */
 int rec_put_l(struct recorder *r, struct nnode *n, int fd,
 	      const struct wk_hash *hash, uint64_t size, int64_t mtime_ns);
+/*
+ * The same, for a file with hard links: link (a file node other than n,
+ * or NULL) had n's backing inode when the content was written, and the put
+ * says so (struct wk_op.link), so that other replicas link the two names.
+ */
+int rec_put_link_l(struct recorder *r, struct nnode *n, int fd,
+		   const struct wk_hash *hash, uint64_t size, int64_t mtime_ns,
+		   const struct nnode *link);
 
 /* Rename n to parent/name (the name must be free in the index). */
 int rec_move_l(struct recorder *r, struct nnode *n, struct nnode *parent,

@@ -261,6 +261,7 @@ static void take_op(struct tree *t, const struct wk_op *op)
 
 	memset(&v, 0, sizeof(v));
 	v.id = op->id;
+	v.link = WK_ID_NONE;
 	switch (op->kind) {
 	case WK_OP_MKDIR:
 	case WK_OP_CREATE:
@@ -288,6 +289,8 @@ static void take_op(struct tree *t, const struct wk_op *op)
 		v.hash = op->hash;
 		v.size = op->size;
 		v.mtime_ns = op->mtime_ns;
+		if (wk_op_has_link(op) && !wk_id_eq(op->link, op->node))
+			v.link = op->link;
 		add_version(t, n, &v);
 		break;
 	case WK_OP_REMOVE:

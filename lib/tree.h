@@ -115,6 +115,18 @@ struct tree_change {
 	uint64_t size;	      /* WRITE */
 	struct wk_hash hash;  /* WRITE; all zero with size 0: empty file */
 	char *target;	      /* SYMLINK */
+	/* WRITE of a file's own version (not a conflict copy): the link its
+	 * put named (struct wk_op.link), else WK_ID_NONE.  A hint: the
+	 * materializer makes path a hard link of the WRITE of that node in
+	 * the same list, or of link_path (below), where both hold exactly
+	 * this content, mode and mtime, and writes a copy otherwise. */
+	struct wk_id link;
+	/* Set by the caller, not the engine (NULL, 0): the file of node link
+	 * as DIR holds it when this WRITE runs, and its inode number, when
+	 * the caller's records say it holds this content.  Freed with the
+	 * list. */
+	char *link_path;
+	uint64_t link_ino;
 };
 
 struct tree_changes {

@@ -30,6 +30,7 @@ void tree_changes_release(struct tree_changes *c)
 		free(c->v[i].path);
 		free(c->v[i].new_path);
 		free(c->v[i].target);
+		free(c->v[i].link_path);
 	}
 	free(c->v);
 	tree_changes_init(c);
@@ -75,6 +76,15 @@ static char *path_of(const struct vent *v, bool next)
 
 /* ---- emitting --------------------------------------------------------- */
 
+/* The link the put of version named, while it is a head of n. */
+static struct wk_id version_link(const struct tnode *n, struct wk_id version)
+{
+	for (uint32_t i = 0; i < n->nheads; i++)
+		if (wk_id_eq(n->heads[i].id, version))
+			return n->heads[i].link;
+	return WK_ID_NONE;
+}
+
 static struct tree_change *change_add(struct tree_changes *out,
 				      enum tree_change_kind kind,
 				      const struct vent *v,
@@ -98,6 +108,9 @@ static struct tree_change *change_add(struct tree_changes *out,
 	c->mtime_ns = a->mtime_ns;
 	c->size = a->size;
 	c->hash = a->hash;
+	c->link = WK_ID_NONE;
+	if (kind == TREE_CH_WRITE && !v->conflict)
+		c->link = version_link(v->node, a->version);
 	if (v->kind == WK_KIND_SYMLINK && kind == TREE_CH_SYMLINK)
 		c->target = xstrdup(v->node->target);
 	return c;

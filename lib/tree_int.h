@@ -83,6 +83,7 @@ struct tver {
 	struct wk_hash hash;
 	uint64_t size;
 	int64_t mtime_ns;
+	struct wk_id link; /* puts: the op's link (a hint for WRITEs) */
 };
 
 #define TN_DIRTY    0x1 /* its children or their entries changed */

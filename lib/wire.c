@@ -763,26 +763,36 @@ static bool ref_valid(const struct wire_content_ref *ref)
 		memcmp(&ref->recipe, &zero_hash, sizeof(zero_hash)) == 0);
 }
 
+/* The payload format for op: see wire.h. */
+static uint8_t op_format(bool ref, bool dev, bool link)
+{
+	if (link)
+		return ref ? WIRE_OP_FORMAT_CONTENT_LINK : WIRE_OP_FORMAT_LINK;
+	if (ref)
+		return dev ? WIRE_OP_FORMAT_CONTENT_DEVICE
+			   : WIRE_OP_FORMAT_CONTENT;
+	return dev ? WIRE_OP_FORMAT_DEVICE : WIRE_OP_FORMAT;
+}
+
 /*
  * Any payload format: the format-1 fields, then the content reference when
- * ref is given (a put: format 2 or 4), then the device when the op has one
- * (format 3 or 4).
+ * ref is given (a put: format 2, 4 or 6), then the device when the op has
+ * one (format 3, 4, 5 or 6), then the link of a put that names one (5, 6).
+ * The link travels only with a device: an op without one is from a wkfs
+ * that knew no links (and a link is a hint, never needed for content).
  */
 static int enc_op(struct wire_buf *b, const struct wk_op *op,
 		  const struct wire_content_ref *ref)
 {
 	size_t start = b->len;
 	bool dev = op->device[0] != '\0';
+	bool link = dev && wk_op_has_link(op);
 	uint8_t hdr[2], how;
 	int rc;
 
 	if (!wk_op_kind_name(op->kind) || (dev && !wk_device_valid(op->device)))
 		return -EINVAL;
-	if (ref)
-		hdr[0] = dev ? WIRE_OP_FORMAT_CONTENT_DEVICE
-			     : WIRE_OP_FORMAT_CONTENT;
-	else
-		hdr[0] = dev ? WIRE_OP_FORMAT_DEVICE : WIRE_OP_FORMAT;
+	hdr[0] = op_format(ref != NULL, dev, link);
 	hdr[1] = (uint8_t)op->kind;
 	rc = wire_buf_append(b, hdr, 2);
 	if (!rc)
@@ -797,6 +807,8 @@ static int enc_op(struct wire_buf *b, const struct wk_op *op,
 	}
 	if (!rc && dev)
 		rc = put_device(b, op->device);
+	if (!rc && link)
+		rc = put_id(b, op->link);
 	if (rc)
 		wire_buf_truncate(b, start);
 	return rc;
@@ -950,7 +962,7 @@ int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 	struct wire_content_ref dummy;
 	struct rd r = {p, len, 0};
 	unsigned kind, format;
-	bool has_ref, has_dev;
+	bool has_ref, has_dev, has_link;
 
 	if (!ref)
 		ref = &dummy;
@@ -958,16 +970,19 @@ int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 	ref->how = WIRE_CONTENT_WHOLE;
 	memset(op, 0, sizeof(*op));
 	op->base = WK_ID_NONE;
+	op->link = WK_ID_NONE;
 	format = (unsigned)rd_le(&r, 1);
-	if (format < WIRE_OP_FORMAT || format > WIRE_OP_FORMAT_CONTENT_DEVICE)
+	if (format < WIRE_OP_FORMAT || format > WIRE_OP_FORMAT_CONTENT_LINK)
 		rd_fail(&r, -EBADMSG);
 	has_ref = format == WIRE_OP_FORMAT_CONTENT ||
-		  format == WIRE_OP_FORMAT_CONTENT_DEVICE;
-	has_dev = format == WIRE_OP_FORMAT_DEVICE ||
-		  format == WIRE_OP_FORMAT_CONTENT_DEVICE;
+		  format == WIRE_OP_FORMAT_CONTENT_DEVICE ||
+		  format == WIRE_OP_FORMAT_CONTENT_LINK;
+	has_link = format == WIRE_OP_FORMAT_LINK ||
+		   format == WIRE_OP_FORMAT_CONTENT_LINK;
+	has_dev = format != WIRE_OP_FORMAT && format != WIRE_OP_FORMAT_CONTENT;
 	kind = (unsigned)rd_le(&r, 1);
 	op->kind = (enum wk_op_kind)kind;
-	if (has_ref && kind != WK_OP_PUT)
+	if ((has_ref || has_link) && kind != WK_OP_PUT)
 		rd_fail(&r, -EBADMSG);
 	op->node = rd_id(&r);
 	if (!r.err)
@@ -976,6 +991,15 @@ int wire_op_decode_ref(const uint8_t *p, size_t len, uint64_t actor,
 		dec_content_ref(&r, ref);
 	if (!r.err && has_dev)
 		dec_device(&r, op->device);
+	if (!r.err && has_link) {
+		op->link = rd_id(&r);
+		/* None, the root or the put's own node are no link: only an
+		 * encoder that means one writes these formats. */
+		if (!r.err && !wk_op_has_link(op))
+			rd_fail(&r, -EBADMSG);
+		if (!r.err && wk_id_eq(op->link, op->node))
+			rd_fail(&r, -EBADMSG);
+	}
 	if (!r.err && r.left)
 		r.err = -EBADMSG;
 	if (r.err) {

@@ -273,14 +273,18 @@ bool wire_iter_next(struct wire_iter *it, struct wire_opent *e);
 /*
  * Payload formats (docs/protocol.md, "Op payload"): 1 is the op alone, 2 a
  * put with its content reference; 3 and 4 are 1 and 2 followed by the
- * device name of the op's maker (op->device).  Encoders write 3 or 4 when
- * op->device is not empty, else 1 or 2; the decoder takes all four and
- * leaves op->device empty for 1 and 2.
+ * device name of the op's maker (op->device); 5 and 6 (puts only) are 3
+ * and 4 followed by the node the put's file was a hard link of (op->link).
+ * Encoders write 5 or 6 for a put with a link and a device, else 3 or 4
+ * when op->device is not empty, else 1 or 2; the decoder takes all six and
+ * leaves op->device empty for 1 and 2 and op->link WK_ID_NONE for 1 to 4.
  */
 #define WIRE_OP_FORMAT		      1
 #define WIRE_OP_FORMAT_CONTENT	      2
 #define WIRE_OP_FORMAT_DEVICE	      3
 #define WIRE_OP_FORMAT_CONTENT_DEVICE 4
+#define WIRE_OP_FORMAT_LINK	      5
+#define WIRE_OP_FORMAT_CONTENT_LINK   6
 
 /*
  * Appends op's payload (without op->id, which travels in the envelope).

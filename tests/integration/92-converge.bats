@@ -81,7 +81,6 @@ teardown() { cv_teardown; }
 }
 
 @test "hard links arrive as hard links" {
-	skip "not built yet: each name arrives as a file of its own (issue 12 item 4)"
 	cv_wl_vim_hardlink
 	CV_LINKS=strict cv_assert_links
 }

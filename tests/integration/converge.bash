@@ -260,11 +260,12 @@ cv_known_bug() {
 # cv_assert_links: the hard-link groups of A and B were equal after every
 # step (a file with st_nlink > 1 on A is one on B too, with the same
 # names).  Called last in each test, so that every other check has run.
-# wkfs does not replicate hard links as links yet (issue 12 item 4): each
-# name arrives as a file of its own, with the same content, which every
-# step checks.  Until that is built the difference is reported on fd 3,
-# and fails the test only with CV_LINKS=strict; the test "hard links
-# arrive as hard links" stands for it, skipped with that reason.
+# wkfs replicates hard links as links (issue 12 item 4), but not yet in
+# every case (cp -a over an existing linked pair leaves B's pair as two
+# files, with the same content, which every step checks), so a
+# difference is reported on fd 3 and fails the test only with
+# CV_LINKS=strict; the test "hard links arrive as hard links" runs
+# strict.
 cv_assert_links() {
 	if [ "${#CV_LINK_DIFFS[@]}" -gt 0 ]; then
 		echo "# hard-link groups differ after: ${CV_LINK_DIFFS[*]} (not replicated as links yet)" >&3

@@ -715,6 +715,95 @@ static void test_migrates_version_1_in_place(void **state)
 	free(op);
 }
 
+/* Puts keep the link they name (a hard link on their maker's replica);
+ * other ops and puts without one read as naming none. */
+static void test_ops_keep_their_link(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_id link = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct oplist l = {0};
+	struct wkdb *db;
+	char err[256];
+
+	assert_int_equal(db_open_at(f->dirfd, DB_CREATE, &db, err, sizeof(err)),
+			 0);
+	assert_int_equal(db_begin(db), 0);
+	for (int i = 0; i < 4; i++) {
+		memset(op, 0, sizeof(*op));
+		op->id = (struct wk_id){i + 1, 7};
+		op->node = (struct wk_id){1, 7};
+		op->kind = i < 3 ? WK_OP_PUT : WK_OP_SETATTR;
+		op->attrs = WK_ATTR_MODE;
+		op->base = WK_ID_NONE;
+		op->link = i == 1 ? WK_ID_NONE : link;
+		strcpy(op->device, "desk");
+		assert_int_equal(db_op_append(db, op, DB_ORIGIN_LOCAL, NULL),
+				 0);
+	}
+	assert_int_equal(db_commit(db, false), 0);
+	assert_int_equal(db_ops_foreach(db, 0, 0, keep_op, &l), 0);
+	db_close(db);
+	assert_int_equal(l.n, 4);
+	assert_true(wk_id_eq(l.v[0].op.link, link));
+	assert_true(wk_id_eq(l.v[1].op.link, WK_ID_NONE));
+	assert_true(wk_id_eq(l.v[2].op.link, link));
+	assert_true(wk_id_eq(l.v[3].op.link, WK_ID_NONE)); /* not a put */
+	assert_int_equal(count_rows(db_path(f), "SELECT count(*) FROM ops"
+						" WHERE link IS NULL"),
+			 2);
+	free(l.v);
+	free(op);
+}
+
+/* A database of schema 3 (before links) is migrated in place: its rows
+ * stay and read as naming no link; new puts keep theirs. */
+static void test_migrates_version_3_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct wk_id link = {5, 6};
+	struct wk_op *op = calloc(1, sizeof(*op));
+	struct oplist l = {0};
+	struct wkdb *db;
+	char err[256];
+
+	/* Version 1 made by the old code, taken to 3 the way wkfs 3 did,
+	 * then checked to be exactly schema 3 (no link column). */
+	exec_data(db_path(f), "wkfs-db-v1.sql");
+	exec_raw(db_path(f), "BEGIN;"
+			     "CREATE TABLE devices(id INTEGER PRIMARY KEY,"
+			     " name TEXT NOT NULL UNIQUE);"
+			     "ALTER TABLE ops ADD COLUMN device INTEGER;"
+			     "CREATE TABLE held(seq INTEGER PRIMARY KEY,"
+			     " reason INTEGER NOT NULL, path TEXT,"
+			     " since_ms INTEGER NOT NULL DEFAULT 0);"
+			     "PRAGMA user_version = 3; COMMIT;");
+	assert_int_equal(count_rows(db_path(f),
+				    "SELECT count(*) FROM pragma_table_info"
+				    "('ops') WHERE name = 'link'"),
+			 0);
+	assert_int_equal(db_open_at(f->dirfd, 0, &db, err, sizeof(err)), 0);
+	assert_int_equal(user_version_of(db_path(f)), DB_SCHEMA_VERSION);
+	assert_int_equal(DB_SCHEMA_VERSION, 4);
+	assert_int_equal(db_ops_foreach(db, 0, 0, keep_op, &l), 0);
+	assert_int_equal(l.n, 13);
+	for (size_t i = 0; i < l.n; i++)
+		assert_true(wk_id_eq(l.v[i].op.link, WK_ID_NONE));
+	*op = l.v[12].op;
+	assert_int_equal(op->kind, WK_OP_PUT);
+	op->id.hlc++;
+	op->link = link;
+	assert_int_equal(db_op_append(db, op, DB_ORIGIN_REMOTE, NULL), 0);
+	free(l.v);
+	l = (struct oplist){0};
+	assert_int_equal(db_ops_foreach(db, 13, 0, keep_op, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_true(wk_id_eq(l.v[0].op.link, link));
+	db_close(db);
+	free(l.v);
+	free(op);
+}
+
 /* A migration that fails leaves version 1 exactly as it was. */
 static void test_failed_migration_rolls_back(void **state)
 {
@@ -791,6 +880,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_migrates_version_1_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ops_keep_their_link, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_migrates_version_3_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_migration_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_next_schema, setup,

@@ -446,6 +446,109 @@ static void test_write_creates_with_mode_and_mtime(void **state)
 	tree_changes_release(&ch);
 }
 
+static struct stat stat_of(const struct env *e, const char *rel)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(pathf(e, rel), &st), 0);
+	return st;
+}
+
+static bool same_inode(const struct env *e, const char *a, const char *b)
+{
+	struct stat x = stat_of(e, a), y = stat_of(e, b);
+
+	return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* A WRITE of file node, naming link as the node it was a hard link of. */
+static void ch_write_link(struct tree_changes *ch, const char *path,
+			  const char *content, uint32_t mode, int64_t mtime,
+			  uint64_t node, uint64_t link)
+{
+	struct tree_change *c;
+
+	ch_write(ch, path, content, mode, mtime);
+	c = &ch->v[ch->n - 1];
+	c->node = ID(node, 1);
+	c->link = link ? ID(link, 1) : WK_ID_NONE;
+}
+
+/* Puts that name links land as hard links where every attribute agrees,
+ * and as copies otherwise; nothing is left in .wkfs/tmp. */
+static void test_writes_that_name_links(void **state)
+{
+	struct env *e = *state;
+	struct tree_changes ch;
+	struct stat st;
+	char *tmp;
+
+	/* One batch: a and b name each other, c names a but has another
+	 * mode, d another mtime; e names a node the batch does not write. */
+	tree_changes_init(&ch);
+	store(e, "shared\n");
+	ch_write_link(&ch, "a", "shared\n", 0644, MT(1500000000), 1, 2);
+	ch_write_link(&ch, "b", "shared\n", 0644, MT(1500000000), 2, 1);
+	ch_write_link(&ch, "c", "shared\n", 0600, MT(1500000000), 3, 1);
+	ch_write_link(&ch, "d", "shared\n", 0644, MT(1500000001), 4, 1);
+	ch_write_link(&ch, "e", "shared\n", 0644, MT(1500000000), 5, 9);
+	apply_ok(e, &ch);
+	tree_changes_release(&ch);
+	assert_true(same_inode(e, "a", "b"));
+	assert_int_equal(stat_of(e, "a").st_nlink, 2);
+	assert_int_equal(stat_of(e, "c").st_nlink, 1);
+	assert_int_equal(stat_of(e, "d").st_nlink, 1);
+	assert_int_equal(stat_of(e, "e").st_nlink, 1);
+	assert_content(e, "b", "shared\n");
+	assert_int_equal(mode_of(e, "c"), 0600);
+	assert_int_equal(mtime_of(e, "d"), MT(1500000001));
+
+	/* A write through one name: both get new content, linked again,
+	 * in a chain (b names a, a names b) listed in any order. */
+	tree_changes_init(&ch);
+	store(e, "shared\nmore\n");
+	ch_write_link(&ch, "b", "shared\nmore\n", 0644, MT(1500000002), 2, 1);
+	ch_write_link(&ch, "a", "shared\nmore\n", 0644, MT(1500000002), 1, 2);
+	apply_ok(e, &ch);
+	tree_changes_release(&ch);
+	assert_true(same_inode(e, "a", "b"));
+	assert_int_equal(stat_of(e, "a").st_nlink, 2);
+	assert_content(e, "a", "shared\nmore\n");
+
+	/* A file the caller found (link_path, link_ino): linked when it is
+	 * that inode with that size, copied otherwise.  The caller vouches
+	 * for mode and mtime (a SETATTR of a may come later in its batch):
+	 * the link sets c's. */
+	st = stat_of(e, "a");
+	tree_changes_init(&ch);
+	ch_write_link(&ch, "f", "shared\nmore\n", 0644, MT(1500000002), 6, 1);
+	ch.v[0].link_path = xstrdup("a");
+	ch.v[0].link_ino = st.st_ino;
+	ch_write_link(&ch, "g", "shared\nmore\n", 0644, MT(1500000002), 7, 1);
+	ch.v[1].link_path = xstrdup("a");
+	ch.v[1].link_ino = st.st_ino + 1; /* not what is there */
+	ch_write_link(&ch, "h", "shared\nmore\n", 0644, MT(1500000003), 8, 1);
+	ch.v[2].link_path = xstrdup("a");
+	ch.v[2].link_ino = st.st_ino; /* a's mtime is about to change */
+	ch_write_link(&ch, "i", "shared\nmore\n", 0644, MT(1500000002), 10, 1);
+	ch.v[3].link_path = xstrdup("nowhere");
+	ch.v[3].link_ino = st.st_ino;
+	apply_ok(e, &ch);
+	tree_changes_release(&ch);
+	assert_true(same_inode(e, "a", "f"));
+	assert_true(same_inode(e, "a", "h"));
+	assert_int_equal(stat_of(e, "a").st_nlink, 4);
+	assert_int_equal(stat_of(e, "g").st_nlink, 1);
+	assert_int_equal(stat_of(e, "i").st_nlink, 1);
+	assert_content(e, "g", "shared\nmore\n");
+	assert_content(e, "i", "shared\nmore\n");
+	assert_int_equal(mtime_of(e, "a"), MT(1500000003));
+	assert_int_equal(mtime_of(e, "g"), MT(1500000002));
+	tmp = tmp_names(e);
+	assert_string_equal(tmp, "");
+	free(tmp);
+}
+
 static void test_write_replaces_atomically(void **state)
 {
 	struct env *e = *state;
@@ -1628,6 +1731,7 @@ int main(void)
 		T(test_nothing_is_clobbered),
 		T(test_ready_defers_missing_content),
 		T(test_failed_unstage_puts_entry_back),
+		T(test_writes_that_name_links),
 		T(test_engine_batches_match_the_tree),
 		T(test_reexecution_is_idempotent),
 		T(test_notify_names_each_change),

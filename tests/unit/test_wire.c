@@ -476,6 +476,7 @@ static struct wk_op base_op(enum wk_op_kind kind)
 
 	memset(&op, 0, sizeof(op));
 	op.base = WK_ID_NONE;
+	op.link = WK_ID_NONE;
 	op.id = (struct wk_id){0x1234, 0x99};
 	op.kind = kind;
 	op.node = (struct wk_id){0x1000, 0x99};
@@ -937,6 +938,126 @@ static int decode_with_device(unsigned len, const char *dev, size_t n)
  * by the decoder, and the encoder refuses to make them. */
 /* Version negotiation: the relay speaks 1 and 2; a folder that stored ops
  * of a version-2 session refuses version 1. */
+/* A put names the node it was a hard link of: formats 5 and 6 carry it
+ * after the device; every older format decodes as naming none. */
+static void test_op_link(void **state)
+{
+	struct wk_op *op = calloc(1, sizeof(*op)),
+		     *got = calloc(1, sizeof(*got));
+	struct wire_content_ref ref = {WIRE_CONTENT_RECIPE, {{0}}}, back;
+	struct wk_id link = {0x1122334455667788ULL, 0x99aabbccddeeff00ULL};
+	struct wire_buf b;
+	size_t plain;
+
+	(void)state;
+	ref.recipe.b[0] = 7;
+	wire_buf_init(&b, 0, WIRE_PAYLOAD_MAX);
+	*op = base_op(WK_OP_PUT);
+	op->size = 12;
+	op->hash.b[3] = 3;
+	strcpy(op->device, "desk");
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	plain = b.len;
+	op->link = link;
+	wire_buf_reset(&b);
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_LINK);
+	assert_int_equal(b.len, plain + 16); /* the id, after the device */
+	assert_memory_equal(wire_buf_data(&b) + plain - 4, "desk", 4);
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, op->id.actor,
+					op->id.hlc, got),
+			 0);
+	assert_memory_equal(got, op, sizeof(*op));
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(
+			wire_op_decode(wire_buf_data(&b), n, 1, 1, got),
+			-EBADMSG);
+	/* With the content reference: format 6. */
+	wire_buf_reset(&b);
+	assert_int_equal(wire_put_encode(&b, op, &ref), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_CONTENT_LINK);
+	assert_int_equal(wire_op_decode_ref(wire_buf_data(&b), b.len,
+					    op->id.actor, op->id.hlc, got,
+					    &back),
+			 0);
+	assert_memory_equal(got, op, sizeof(*op));
+	assert_int_equal(back.how, WIRE_CONTENT_RECIPE);
+	assert_int_equal(back.recipe.b[0], 7);
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(
+			wire_op_decode(wire_buf_data(&b), n, 1, 1, got),
+			-EBADMSG);
+	/* Claimed by a format that has none: trailing bytes. */
+	wire_buf_data(&b)[0] = WIRE_OP_FORMAT_CONTENT_DEVICE;
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 -EBADMSG);
+
+	/* Older formats (and an op without a link) decode as none. */
+	for (int f = 0; f < 4; f++) {
+		*op = base_op(WK_OP_PUT);
+		op->link = f < 2 ? link : WK_ID_NONE;
+		if (f % 2)
+			strcpy(op->device, "desk");
+		wire_buf_reset(&b);
+		assert_int_equal(f < 2 ? wire_put_encode(&b, op, &ref)
+				       : wire_op_encode(&b, op),
+				 0);
+		/* No device: a wkfs that knew no links; the link stays home. */
+		if (f == 0)
+			assert_int_equal(wire_buf_data(&b)[0],
+					 WIRE_OP_FORMAT_CONTENT);
+		assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1,
+						got),
+				 0);
+		assert_true(wk_id_eq(got->link, f == 1 ? link : WK_ID_NONE));
+	}
+	/* An old format-3 payload, byte for byte, names none. */
+	*op = base_op(WK_OP_PUT);
+	strcpy(op->device, "desk");
+	wire_buf_reset(&b);
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_DEVICE);
+	memset(got, 0xff, sizeof(*got));
+	got->link = link;
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 0);
+	assert_true(wk_id_eq(got->link, WK_ID_NONE));
+
+	/* Hostile links: none, the root, the put's own node; on another
+	 * kind. */
+	{
+		struct wk_id bad[] = {WK_ID_NONE, WK_ID_ROOT, {0x1000, 0x99}};
+
+		for (size_t i = 0; i < 3; i++) {
+			*op = base_op(WK_OP_PUT);
+			strcpy(op->device, "desk");
+			wire_buf_reset(&b);
+			assert_int_equal(wire_op_encode(&b, op), 0);
+			wire_buf_data(&b)[0] = WIRE_OP_FORMAT_LINK;
+			assert_int_equal(wire_buf_append(&b, &bad[i].hlc, 8), 0);
+			assert_int_equal(
+				wire_buf_append(&b, &bad[i].actor, 8), 0);
+			assert_int_equal(wire_op_decode(wire_buf_data(&b),
+							b.len, 1, 1, got),
+					 -EBADMSG);
+		}
+	}
+	*op = base_op(WK_OP_SETATTR);
+	op->attrs = WK_ATTR_MODE;
+	op->link = link; /* ignored: only puts carry one */
+	strcpy(op->device, "desk");
+	wire_buf_reset(&b);
+	assert_int_equal(wire_op_encode(&b, op), 0);
+	assert_int_equal(wire_buf_data(&b)[0], WIRE_OP_FORMAT_DEVICE);
+	assert_int_equal(wire_buf_append(&b, &link, 16), 0);
+	wire_buf_data(&b)[0] = WIRE_OP_FORMAT_LINK;
+	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			 -EBADMSG);
+	wire_buf_release(&b);
+	free(op);
+	free(got);
+}
+
 static void test_version_accept(void **state)
 {
 	(void)state;
@@ -1001,7 +1122,8 @@ static void test_op_device(void **state)
 			 0);
 	assert_string_equal(got->device, "");
 
-	/* Format 4 is for puts only; format 5 does not exist. */
+	/* Format 4 is for puts only (5 and 6 too); format 7 does not
+	 * exist. */
 	*op = base_op(WK_OP_REMOVE);
 	strcpy(op->name, "x");
 	strcpy(op->device, "desk");
@@ -1010,9 +1132,12 @@ static void test_op_device(void **state)
 	wire_buf_data(&b)[0] = WIRE_OP_FORMAT_CONTENT_DEVICE;
 	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
 			 -EBADMSG);
-	wire_buf_data(&b)[0] = 5;
-	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
-			 -EBADMSG);
+	for (uint8_t f = WIRE_OP_FORMAT_LINK; f <= 7; f++) {
+		wire_buf_data(&b)[0] = f;
+		assert_int_equal(
+			wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
+			-EBADMSG);
+	}
 	/* Format 1 with a device behind it: trailing bytes. */
 	wire_buf_data(&b)[0] = WIRE_OP_FORMAT;
 	assert_int_equal(wire_op_decode(wire_buf_data(&b), b.len, 1, 1, got),
@@ -1207,6 +1332,7 @@ int main(void)
 		cmocka_unit_test(test_fuzz),
 		cmocka_unit_test(test_put_content_ref),
 		cmocka_unit_test(test_op_device),
+		cmocka_unit_test(test_op_link),
 		cmocka_unit_test(test_version_accept),
 		cmocka_unit_test(test_rchunk_names),
 		cmocka_unit_test(test_missing_put),

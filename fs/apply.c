@@ -947,10 +947,14 @@ static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 		 * made (DIR lacks it), or a file whose shown version a local
 		 * remove took while another version lives on and takes the
 		 * name (DIR lacks it, unless a later local op put something
-		 * there since). */
-		if (!e)
-			return !c->conflict_copy &&
-			       entry_at_path(ap, c->path) != NULL;
+		 * there since; its own conflict copy there goes first). */
+		if (!e) {
+			if (c->conflict_copy)
+				return false;
+			e = entry_at_path(ap, c->path);
+			return e && !(nnode_is_copy(e) &&
+				      wk_id_eq(e->copy_of, c->node));
+		}
 		return c->conflict_copy || !entry_at(ap, c, c->path) ||
 		       wk_id_cmp(e->content, c->version) >= 0;
 	case TREE_CH_SETATTR:
@@ -1061,6 +1065,8 @@ static int apply_round(struct apply *ap)
 	int rc;
 
 	tree_changes_init(&ch);
+	/* No local name changes while the round runs (fs.h: nslock). */
+	pthread_rwlock_wrlock(&ap->fs->nslock);
 	rec_lock(r);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rec_flush_l(r, false);
@@ -1153,11 +1159,13 @@ static int apply_round(struct apply *ap)
 		 nfed, ch.n, ms_since(&t0), mat_ms, index_ms);
 	check_view(ap, t.last_seq);
 	rec_unlock(r);
+	pthread_rwlock_unlock(&ap->fs->nslock);
 	invalidate(ap, old, nold);
 	goto out;
 
 out_unlock:
 	rec_unlock(r);
+	pthread_rwlock_unlock(&ap->fs->nslock);
 out:
 	/* What local ops changed for other entries (and nothing else, on
 	 * the paths that did not get this far). */

@@ -62,6 +62,18 @@ struct wkfs {
 	struct wk_id vacated_parent;
 	char vacated_name[WK_NAME_MAX + 1];
 
+	/*
+	 * Held shared by the handlers that change names (create, mkdir,
+	 * mknod, symlink, link, unlink, rmdir, rename) from before their
+	 * syscall until it is recorded, and exclusively by the apply thread
+	 * for a whole round (fs/apply.c).  A round's change lists are made
+	 * of paths: a local rename done on disk but not yet recorded would
+	 * move what they name from under them, and the index would show
+	 * them done where DIR does not.  Taken before the recorder's lock;
+	 * writers first, so a busy folder cannot starve the round.  Nothing
+	 * that waits for the kernel (invalidations) runs under it.
+	 */
+	pthread_rwlock_t nslock;
 	pthread_mutex_t ilock;    /* the inode table and finode fields */
 	struct finode **table;
 	size_t n_buckets, count;

@@ -23,6 +23,13 @@ static size_t bucket(struct wkfs *fs, dev_t dev, ino_t ino)
 
 void inode_table_init(struct wkfs *fs)
 {
+	pthread_rwlockattr_t ra;
+
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->nslock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->ilock, NULL);
 	fs->n_buckets = 4096;
 	fs->table = xcalloc(fs->n_buckets, sizeof(*fs->table));
@@ -41,6 +48,7 @@ void inode_table_free(struct wkfs *fs)
 	}
 	free(fs->table);
 	pthread_mutex_destroy(&fs->ilock);
+	pthread_rwlock_destroy(&fs->nslock);
 }
 
 struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino)

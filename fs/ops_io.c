@@ -456,7 +456,7 @@ static bool same_inode(int fd, const struct stat *st)
 	       fst.st_ino == st->st_ino;
 }
 
-static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -767,6 +767,18 @@ static void wkfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	record_mode(fs, inode_get(fs, ino), fd, name);
 	close(fd);
 	fuse_reply_err(req, 0);
+}
+
+
+/* The handlers that change names, each under fs->nslock (fs.h). */
+static void wkfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_create(req, parent, name, mode, fi);
+	pthread_rwlock_unlock(&fs->nslock);
 }
 
 void wkfs_ops_fill(struct fuse_lowlevel_ops *o)

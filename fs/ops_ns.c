@@ -252,7 +252,7 @@ static void reply_new(fuse_req_t req, struct wkfs *fs, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
-static void wkfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -268,7 +268,7 @@ static void wkfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_new(req, fs, parent, name, NULL);
 }
 
-static void wkfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+static void named_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode, dev_t rdev)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -284,7 +284,7 @@ static void wkfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_new(req, fs, parent, name, NULL);
 }
 
-static void wkfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+static void named_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			 const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -300,7 +300,7 @@ static void wkfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	reply_new(req, fs, parent, name, link);
 }
 
-static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		      const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
@@ -435,7 +435,7 @@ static void record_remove(struct wkfs *fs, fuse_ino_t parent, const char *name)
 	rec_unlock(fs->rec);
 }
 
-static void wkfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void named_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 
@@ -451,7 +451,7 @@ static void wkfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, 0);
 }
 
-static void wkfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void named_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 
@@ -624,7 +624,7 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 	retie(fs, np, newname, moved);
 }
 
-static void wkfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			fuse_ino_t newparent, const char *newname,
 			unsigned int flags)
 {
@@ -815,6 +815,77 @@ static void wkfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (rc == 0)
 		rec_flush(fs->rec, true);
 	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+
+/* The handlers that change names, each under fs->nslock (fs.h). */
+static void wkfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_mkdir(req, parent, name, mode);
+	pthread_rwlock_unlock(&fs->nslock);
+}
+
+static void wkfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, dev_t rdev)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_mknod(req, parent, name, mode, rdev);
+	pthread_rwlock_unlock(&fs->nslock);
+}
+
+static void wkfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			 const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_symlink(req, link, parent, name);
+	pthread_rwlock_unlock(&fs->nslock);
+}
+
+static void wkfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+		      const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_link(req, ino, parent, name);
+	pthread_rwlock_unlock(&fs->nslock);
+}
+
+static void wkfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_unlink(req, parent, name);
+	pthread_rwlock_unlock(&fs->nslock);
+}
+
+static void wkfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_rmdir(req, parent, name);
+	pthread_rwlock_unlock(&fs->nslock);
+}
+
+static void wkfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
+{
+	struct wkfs *fs = fuse_req_userdata(req);
+
+	pthread_rwlock_rdlock(&fs->nslock);
+	named_rename(req, parent, name, newparent, newname, flags);
+	pthread_rwlock_unlock(&fs->nslock);
 }
 
 void ops_ns_fill(struct fuse_lowlevel_ops *o)

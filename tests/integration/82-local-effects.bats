@@ -96,3 +96,24 @@ conflict() {
 	wait_until "$SYNC_WAIT" has_file "$O/f.txt" later
 	wait_same "$SYNC_WAIT" "$A" "$B"
 }
+
+@test "deleting and writing anew a file that has a conflict copy keeps every version" {
+	replica a
+	replica b
+	echo base >"$A/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	conflict f.txt
+	if has_file "$A/f.txt" from-a; then
+		W=$A other=from-b
+	else
+		W=$B other=from-a
+	fi
+	# What f.txt showed goes; a new file takes the name at once; the
+	# other version lives on beside it, on both replicas.
+	rm "$W/f.txt"
+	echo new >"$W/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	has_file "$A/f.txt" new
+	run grep -rlx -- "$other" "$A" "$B"
+	[ "${#lines[@]}" = 2 ]
+}

@@ -33,13 +33,17 @@ to destroy, does the op, then closes.  For unlink and rename-over it also
 checks afterwards that the inode it read is the one that lost its name
 (st_nlink 0): a remote move of the open file is not held, and can take it
 away between the check and the op.  Then nothing read was destroyed; the
-event says "raced" and the checker names it beside any loss.
+event says "raced" and the checker names it beside any loss.  A rename
+onto a name that held nothing when looked at is a renameat2 with
+RENAME_NOREPLACE: a file a remote op brings there meanwhile is not
+replaced unseen (the writer's op fails with EEXIST instead).
 
 A token is expected to survive iff some writer wrote it and no writer
 recorded it destroyed.  A surviving token may be anywhere (a conflict
 copy, a file the other side moved): the checker looks in every file.
 """
 import argparse
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -68,6 +72,19 @@ OPS = {
 }
 
 TOKEN_RE = re.compile(rb"^([A-Za-z][A-Za-z0-9]*:[0-9]+) ([0-9]+) ([0-9a-f]*)\n$")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+
+
+def rename_noreplace(src, dst):
+    """rename(2) that fails with EEXIST instead of replacing dst."""
+    if _LIBC.renameat2(AT_FDCWD, os.fsencode(src), AT_FDCWD,
+                       os.fsencode(dst), RENAME_NOREPLACE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), dst)
 
 
 def filler(tok, i, length):
@@ -265,6 +282,10 @@ class Writer:
         if st is not None and stat.S_ISREG(st.st_mode):
             self.destroy_at(ev, dst,
                             lambda: os.rename(self.p(src), self.p(dst)))
+        elif st is None:
+            # Nothing there when we looked: a file a remote op brings
+            # meanwhile must not be replaced unseen.
+            rename_noreplace(self.p(src), self.p(dst))
         else:
             os.rename(self.p(src), self.p(dst))
 

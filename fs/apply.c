@@ -916,8 +916,9 @@ static bool still_at_old_path(struct apply *ap, const struct tree_change *c)
  *    index does not have, or a file a local remove took the shown
  *    version of while another version lives on, where the index has
  *    nothing;
- *  - SETATTR: never (local ops' attributes are on disk; they set none of
- *    other entries').
+ *  - SETATTR: only of a conflict copy the index has at the path (it
+ *    shows its node's mode, which a local chmod of the file changes;
+ *    other entries' attributes local ops set on disk themselves).
  */
 static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 {
@@ -958,7 +959,9 @@ static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 		return c->conflict_copy || !entry_at(ap, c, c->path) ||
 		       wk_id_cmp(e->content, c->version) >= 0;
 	case TREE_CH_SETATTR:
-		return true;
+		/* A copy shows its node's mode: a local chmod of the
+		 * file changes the copies beside it. */
+		return !(c->conflict_copy && entry_at(ap, c, c->path));
 	}
 	return true;
 }

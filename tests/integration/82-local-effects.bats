@@ -19,6 +19,7 @@ setup() { replicas_setup; }
 teardown() { replicas_teardown; }
 
 has_file() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+mode_is() { [ "$(stat -c %a "$1" 2>/dev/null)" = "$2" ]; }
 
 # conflict NAME: A and B write NAME while B's daemon is away; both then
 # hold NAME and one conflict copy of it.
@@ -116,4 +117,19 @@ conflict() {
 	has_file "$A/f.txt" new
 	run grep -rlx -- "$other" "$A" "$B"
 	[ "${#lines[@]}" = 2 ]
+}
+
+@test "a chmod of a file that has a conflict copy changes the copy's mode on the writer too" {
+	replica a
+	replica b
+	echo base >"$A/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	conflict f.txt
+	# The copy shows its node's mode, so both names take the new one,
+	# on the replica that made the chmod as on the other.
+	chmod 600 "$A/f.txt"
+	wait_until "$SYNC_WAIT" mode_is "$B/f.txt" 600
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	run stat -c '%a %n' "$A"/f.conflict-*
+	assert_output --regexp '^600 '
 }

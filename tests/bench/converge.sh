@@ -117,6 +117,7 @@ cell()
 		esac
 	done
 	v=$(bench_median "${nums[@]}")
+	bench_is_number "$v" && v=$(printf '%.2f' "$v")
 	[ "$star" = 1 ] && v="$v*"
 	echo "$v"
 }

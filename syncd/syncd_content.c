@@ -27,6 +27,7 @@
  * Fetching is syncd_fetch.c.  All requests go over the data connection
  * (syncd.h says why).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -662,17 +663,86 @@ static int open_node(struct syncd *s, const struct wk_op *op, char *path,
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * A put whose version lost a conflict before it was shipped: its content
+ * is in a conflict copy beside the node's file (path), which has no nodes
+ * row.  Looks in path's directory for a regular file named like a copy
+ * with the put's size and hash; on success path names it.  An fd at
+ * offset 0, or -ENOENT.
+ */
+static int open_copy(struct syncd *s, const struct wk_op *op, char *path,
+		     size_t len)
+{
+	char *slash = strrchr(path, '/');
+	const char *dir = slash ? path : ".";
+	struct dirent *de;
+	int dfd, fd = -ENOENT;
+	DIR *d;
+
+	if (slash)
+		*slash = '\0';
+	dfd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC);
+	if (slash)
+		*slash = '/';
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return -ENOENT;
+	}
+	while (fd < 0 && (de = readdir(d))) {
+		struct wk_hash h;
+		struct stat st;
+		uint64_t n;
+		int f;
+
+		if (!strstr(de->d_name, ".conflict-"))
+			continue;
+		f = openat(dirfd(d), de->d_name,
+			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (f < 0)
+			continue;
+		if (fstat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size == op->size &&
+		    content_hash_fd(f, &h, &n) == 0 &&
+		    memcmp(&h, &op->hash, sizeof(h)) == 0 &&
+		    lseek(f, 0, SEEK_SET) == 0 &&
+		    snprintf(slash ? slash + 1 : path,
+			     len - (size_t)(slash ? slash + 1 - path : 0),
+			     "%s", de->d_name) <
+			    (int)(len - (size_t)(slash ? slash + 1 - path : 0))) {
+			fd = f;
+			break;
+		}
+		close(f);
+	}
+	closedir(d);
+	return fd;
+}
+
+/* The node's file when it has op's content, else a copy that has it. */
+static int open_version(struct syncd *s, const struct wk_op *op, char *path,
+			size_t len, const char **why)
+{
+	int fd = open_node(s, op, path, len, why);
+	int copy;
+
+	if (fd == -ESTALE && (copy = open_copy(s, op, path, len)) >= 0)
+		return copy;
+	return fd;
+}
+
 int content_open_put(struct syncd *s, const struct wk_op *op, char *path,
 		     size_t len)
 {
 	const char *why = "";
-	int fd = open_node(s, op, path, len, &why);
+	int fd = open_version(s, op, path, len, &why);
 
 	/* The file moved (a temporary renamed into place, say) and the
 	 * mount has not committed the move yet: the nodes table still
 	 * names the old place.  Once committed it names the new one. */
 	if (fd < 0 && syncd_flush_mount(s))
-		fd = open_node(s, op, path, len, &why);
+		fd = open_version(s, op, path, len, &why);
 	if (fd < 0)
 		content_not_shipped(op, path, why);
 	return fd;

@@ -158,3 +158,32 @@ PYEOF
 	run grep -c 'refusing the content' "$T/c.syncd.log"
 	assert_output 0
 }
+
+@test "a version that lost a conflict before it was shipped still ships its content" {
+	replica a
+	replica b
+	echo base >"$A/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	# B saves while its daemon is away; A saves later and ships; B's
+	# mount then takes A's save (as its daemon would have) before B's
+	# own is shipped: B's version is now the conflict copy on B, and
+	# the file's content is A's.
+	stop_syncd b
+	echo from-b >"$B/f.txt"
+	sleep 0.05
+	echo from-a >"$A/f.txt"
+	wait_until 30 all_shipped "$A"
+	run "$WKFS_BIN" debug import "$A" "$B"
+	[ "$status" = 0 ]
+	has_file "$B/f.txt" from-a
+	run grep -lx from-b "$B"/f.conflict-*
+	[ "$status" = 0 ]
+	# Shipped from the copy: A gets B's version, and nothing waits.
+	start_syncd b
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	wait_summary "$A" "Needs attention"
+	run "$WKFS_BIN" status "$A" --json
+	[ "$(jq -r '.folders[0].not_applied | length' <<<"$output")" = 0 ]
+	run grep -lx from-b "$A"/f.conflict-*
+	[ "$status" = 0 ]
+}

@@ -160,7 +160,8 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 		rfd = -1;
 	}
 	rec_lock(fs->rec);
-	n = node_to_change_l(fs, in);
+	/* No name left: nothing to put (see wkfs_setattr). */
+	n = st.st_nlink ? node_to_change_l(fs, in) : NULL;
 	if (n && st.st_nlink > 1)
 		put_links_l(fs, n, rfd, &h, size, ts_ns(&st.st_mtim));
 	if (n)
@@ -311,6 +312,11 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		attrs |= WK_ATTR_MODE;
 	if (valid & FUSE_SET_ATTR_MTIME)
 		attrs |= WK_ATTR_MTIME;
+	/* A file with no name left (the kernel sends the times of an
+	 * unlinked inode late) is nobody's: its node went with its last
+	 * name, and its inode number may be in the index for another. */
+	if (!S_ISDIR(st.st_mode) && st.st_nlink == 0)
+		attrs = 0;
 	if (attrs) {
 		struct nnode *n;
 		int64_t mt = ts_ns(&st.st_mtim);

@@ -53,7 +53,6 @@ teardown() { cv_teardown; }
 }
 
 @test "git: init, commit, branch, checkout back and forth, merge, gc, repack" {
-	cv_known_bug "A shows another mtime than B for a ref git rewrote through a lock file"
 	cv_wl_git
 }
 
@@ -66,7 +65,6 @@ teardown() { cv_teardown; }
 }
 
 @test "make: build, rebuild after an edit, clean" {
-	cv_known_bug "A shows another mtime than B for a source rewritten in place"
 	cv_wl_make
 }
 

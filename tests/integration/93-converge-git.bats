@@ -48,6 +48,5 @@ teardown() { cv_teardown; }
 }
 
 @test "git remote: git: init, commit, branch, checkout back and forth, merge, gc, repack" {
-	cv_known_bug "A shows another mtime than B for a ref git rewrote through a lock file"
 	cv_wl_git
 }

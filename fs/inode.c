@@ -24,6 +24,7 @@ static size_t bucket(struct wkfs *fs, dev_t dev, ino_t ino)
 void inode_table_init(struct wkfs *fs)
 {
 	pthread_mutex_init(&fs->ilock, NULL);
+	pthread_mutex_init(&fs->root.mtime_lock, NULL);
 	fs->n_buckets = 4096;
 	fs->table = xcalloc(fs->n_buckets, sizeof(*fs->table));
 }
@@ -36,10 +37,12 @@ void inode_table_free(struct wkfs *fs)
 		for (; in; in = next) {
 			next = in->next;
 			close(in->fd);
+			pthread_mutex_destroy(&in->mtime_lock);
 			free(in);
 		}
 	}
 	free(fs->table);
+	pthread_mutex_destroy(&fs->root.mtime_lock);
 	pthread_mutex_destroy(&fs->ilock);
 }
 
@@ -166,6 +169,7 @@ struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st)
 	in->kmtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	in->nlookup = 1;
 	in->node = WK_ID_NONE;
+	pthread_mutex_init(&in->mtime_lock, NULL);
 	{
 		size_t b = bucket(fs, in->dev, in->ino);
 
@@ -197,6 +201,7 @@ void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n)
 	fs->count--;
 	pthread_mutex_unlock(&fs->ilock);
 	close(in->fd);
+	pthread_mutex_destroy(&in->mtime_lock);
 	free(in);
 }
 

@@ -609,3 +609,61 @@ EOF2
 	run exact_mtimes a b
 	assert_success
 }
+
+@test "a file written, closed, then given an mtime and renamed keeps that mtime on B" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a
+	mkdir -p "$A/m"
+	# As rsync and cp -p finish a file: close, set its times, rename.
+	# The put must be the close's: one recorded after the utimensat (at
+	# the release, which close does not wait for) would undo it.
+	python3 - "$A/m" <<'EOF2'
+import os, sys
+d = sys.argv[1]
+for i in range(60):
+    tmp = os.path.join(d, ".f%d.tmp" % i)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"content %d\n" % i * 100)
+    os.close(fd)
+    t = 1500000000_123456789 + i
+    os.utime(tmp, ns=(t, t))
+    os.rename(tmp, os.path.join(d, "f%d" % (i % 10)))
+EOF2
+	import a b
+	same a b
+	run exact_mtimes a b
+	assert_success
+}
+
+@test "close records the put, even while another descriptor keeps the file open" {
+	replica a
+	replica b
+	A=$BATS_TEST_TMPDIR/a Bd=$BATS_TEST_TMPDIR/b
+	# The release comes only when the last descriptor goes; close(2)
+	# (a flush) must record the content it leaves.
+	python3 - "$A/held.txt" "$BATS_TEST_TMPDIR/closed" \
+		"$BATS_TEST_TMPDIR/go" <<'EOF2' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b"written\n")
+keep = os.dup(fd)
+os.close(fd)
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+os.close(keep)
+EOF2
+	BG_PIDS+=($!)
+	wait_until 30 test -e "$BATS_TEST_TMPDIR/closed"
+	import a b
+	run cat "$Bd/held.txt"
+	assert_output written
+	touch "$BATS_TEST_TMPDIR/go"
+	wait "${BG_PIDS[@]}"
+	BG_PIDS=()
+	import a b
+	same a b
+	run exact_mtimes a b
+	assert_success
+}

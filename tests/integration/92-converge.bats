@@ -44,7 +44,6 @@ teardown() { cv_teardown; }
 }
 
 @test "rsync -a --delete from a source tree" {
-	cv_known_bug "under load (1 run in 3 of make check) B can keep the creation time of rsync's temporary while A shows the mtime rsync set on it"
 	cv_wl_rsync
 }
 

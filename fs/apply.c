@@ -910,7 +910,9 @@ static bool still_at_old_path(struct apply *ap, const struct tree_change *c)
  * finds it, a side effect the local ops could not have made themselves:
  *  - REMOVE and the first step of a RENAME: the entry is still at the
  *    old path (a local remove or move took it away already);
- *  - MKDIR, SYMLINK: the index has no such entry anywhere;
+ *  - MKDIR, SYMLINK: the index has no such entry anywhere, and this
+ *    replica did not make it (its own mkdir or symlink showed it in DIR
+ *    at once; absent now, a later local op removed it);
  *  - WRITE: the entry is at the path with older content than the change
  *    (a local put is this or a later version), a conflict copy the
  *    index does not have, or a file a local remove took the shown
@@ -941,7 +943,8 @@ static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 		return !still_at_old_path(ap, c);
 	case TREE_CH_MKDIR:
 	case TREE_CH_SYMLINK:
-		return entry_of(ap, c) != NULL;
+		return entry_of(ap, c) != NULL ||
+		       c->node.actor == ap->own_actor;
 	case TREE_CH_WRITE:
 		e = entry_of(ap, c);
 		/* A node the index lacks: a conflict copy the local ops

@@ -31,6 +31,8 @@ struct finode {
 	struct wk_id node;  /* the tracked node, WK_ID_NONE if untracked */
 	int nwriters;       /* open handles that may write */
 	bool dirty;         /* content changed since its last put */
+	bool wrote;         /* ... by a write or truncate, not only by an
+			       O_TRUNC open (see wkfs_flush) */
 	bool kernel_mtime;  /* written: the kernel owes us its mtime (with the
 			       writeback cache it sends one late setattr) */
 	int64_t kmtime_ns;  /* the mtime the kernel shows: the one it got when
@@ -39,6 +41,14 @@ struct finode {
 			       other from us (regular files) */
 	bool replaced;      /* a remote batch unlinked it: no new writer
 			       (fs/apply.h), lookups look again */
+	/*
+	 * Held by a put (from reading kmtime_ns to recording the op) and by
+	 * a setattr (from its syscall to recording its op), so that neither
+	 * undoes the other: a put never sets the file back to a time a
+	 * concurrent setattr has replaced, nor is recorded after it with
+	 * the older time.  Taken before the recorder's lock, never after.
+	 */
+	pthread_mutex_t mtime_lock;
 	struct finode *next;
 };
 

@@ -31,6 +31,7 @@ void inode_table_init(struct wkfs *fs)
 	pthread_rwlock_init(&fs->nslock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->ilock, NULL);
+	pthread_mutex_init(&fs->root.mtime_lock, NULL);
 	fs->n_buckets = 4096;
 	fs->table = xcalloc(fs->n_buckets, sizeof(*fs->table));
 }
@@ -43,10 +44,12 @@ void inode_table_free(struct wkfs *fs)
 		for (; in; in = next) {
 			next = in->next;
 			close(in->fd);
+			pthread_mutex_destroy(&in->mtime_lock);
 			free(in);
 		}
 	}
 	free(fs->table);
+	pthread_mutex_destroy(&fs->root.mtime_lock);
 	pthread_mutex_destroy(&fs->ilock);
 	pthread_rwlock_destroy(&fs->nslock);
 }
@@ -174,6 +177,7 @@ struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st)
 	in->kmtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	in->nlookup = 1;
 	in->node = WK_ID_NONE;
+	pthread_mutex_init(&in->mtime_lock, NULL);
 	{
 		size_t b = bucket(fs, in->dev, in->ino);
 
@@ -205,6 +209,7 @@ void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n)
 	fs->count--;
 	pthread_mutex_unlock(&fs->ilock);
 	close(in->fd);
+	pthread_mutex_destroy(&in->mtime_lock);
 	free(in);
 }
 

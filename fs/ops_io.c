@@ -42,6 +42,7 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 {
 	pthread_mutex_lock(&fs->ilock);
 	in->dirty = true;
+	in->wrote = true;
 	in->kernel_mtime = fs->writeback;
 	pthread_mutex_unlock(&fs->ilock);
 }
@@ -136,9 +137,10 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 
 	pthread_mutex_lock(&fs->ilock);
 	bool dirty = in->dirty;
-	int64_t kmtime = fs->writeback ? in->kmtime_ns : 0;
+	int64_t kmtime;
 
 	in->dirty = false;
+	in->wrote = false;
 	pthread_mutex_unlock(&fs->ilock);
 	if (!dirty)
 		return;
@@ -160,7 +162,13 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	/* With the writeback cache the kernel keeps the mtime of a file
 	 * itself and never takes ours, while our writes of its data move the
 	 * backing file's.  The put carries the time the kernel shows, and
-	 * so does the file, so that every replica shows what this one does. */
+	 * so does the file, so that every replica shows what this one does.
+	 * A setattr of the same inode (a program's utimensat, the kernel's
+	 * own time) waits for the put to be recorded, or the put for it. */
+	pthread_mutex_lock(&in->mtime_lock);
+	pthread_mutex_lock(&fs->ilock);
+	kmtime = fs->writeback ? in->kmtime_ns : 0;
+	pthread_mutex_unlock(&fs->ilock);
 	if (kmtime && fstat(rfd, &st) == 0 && ts_ns(&st.st_mtim) != kmtime)
 		restore_mtime(in, kmtime, &st);
 	if (fstat(rfd, &st) == 0 && st.st_size <= SYNC_HASH_MAX &&
@@ -169,7 +177,8 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 		rfd = -1;
 	}
 	rec_lock(fs->rec);
-	n = node_to_change_l(fs, in);
+	/* No name left: nothing to put (see wkfs_setattr). */
+	n = st.st_nlink ? node_to_change_l(fs, in) : NULL;
 	if (n && st.st_nlink > 1)
 		link = put_links_l(fs, n, rfd, &h, size, ts_ns(&st.st_mtim));
 	if (n)
@@ -178,6 +187,7 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	else if (rfd >= 0)
 		close(rfd);
 	rec_unlock(fs->rec);
+	pthread_mutex_unlock(&in->mtime_lock);
 	if (durable)
 		rec_flush(fs->rec, true);
 }
@@ -293,13 +303,15 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int rc;
 
+	/* The syscall and the op are one step for record_put (mtime_lock). */
+	pthread_mutex_lock(&in->mtime_lock);
 	rc = apply_setattr(in, attr, valid, fi);
+	if (!rc && fstatat(in->fd, "", &st,
+			   AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
 	if (rc) {
+		pthread_mutex_unlock(&in->mtime_lock);
 		fuse_reply_err(req, -rc);
-		return;
-	}
-	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		fuse_reply_err(req, errno);
 		return;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE)
@@ -321,6 +333,11 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		attrs |= WK_ATTR_MODE;
 	if (valid & FUSE_SET_ATTR_MTIME)
 		attrs |= WK_ATTR_MTIME;
+	/* A file with no name left (the kernel sends the times of an
+	 * unlinked inode late) is nobody's: its node went with its last
+	 * name, and its inode number may be in the index for another. */
+	if (!S_ISDIR(st.st_mode) && st.st_nlink == 0)
+		attrs = 0;
 	if (attrs) {
 		struct nnode *n;
 		int64_t mt = ts_ns(&st.st_mtim);
@@ -354,6 +371,7 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);
 	}
+	pthread_mutex_unlock(&in->mtime_lock);
 	/* A truncate of a file nobody has open is a complete change. */
 	if (valid & FUSE_SET_ATTR_SIZE && !fi) {
 		pthread_mutex_lock(&fs->ilock);
@@ -551,8 +569,23 @@ static void wkfs_flush(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	if (may_write(fi->flags))
-		record_put(fs, inode_get(fs, ino), fi->fh, false);
+	/* libfuse gives flush no open flags (fi->flags is 0): ask the
+	 * descriptor.  The put is taken here, while close(2) waits, and not
+	 * only at the release, which comes after close has returned: by
+	 * then the program may have set the file's mtime or renamed it, and
+	 * a put recorded after that would undo the new mtime everywhere.
+	 * Only once something was written: a shell's `>` opens with O_TRUNC,
+	 * dup2()s and closes the original before writing, and that close
+	 * must not ship an empty version (the release still records an
+	 * O_TRUNC with nothing written). */
+	struct finode *in = inode_get(fs, ino);
+	int fl = fcntl(fi->fh, F_GETFL);
+
+	pthread_mutex_lock(&fs->ilock);
+	bool wrote = in->wrote;
+	pthread_mutex_unlock(&fs->ilock);
+	if (wrote && fl >= 0 && may_write(fl))
+		record_put(fs, in, fi->fh, false);
 	fuse_reply_err(req, 0);
 }
 

@@ -493,6 +493,7 @@ struct pre_content {
 	uint64_t size;
 	int64_t mtime;
 	mode_t mode;
+	ino_t ino;
 };
 
 static void read_content(struct finode *dir, const char *name,
@@ -511,6 +512,7 @@ static void read_content(struct finode *dir, const char *name,
 	}
 	pre->mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
 	pre->mode = st.st_mode;
+	pre->ino = st.st_ino;
 	pre->fd = fd;
 	if (st.st_size <= (1 << 20) &&
 	    content_hash_fd(fd, &pre->hash, &pre->size) == 0) {
@@ -589,6 +591,10 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 			rec_setattr_l(r, dst, WK_ATTR_MODE, mode, 0);
 		rec_put_l(r, dst, pre->fd, &pre->hash, pre->size, pre->mtime);
 		pre->fd = -1;
+		/* The file lives on the temporary's inode now.  Left at the
+		 * old number, the index would give the node to whatever file
+		 * gets that number next (inode_node_l's hard-link rule). */
+		dst->ino = pre->ino;
 		if (src)
 			rec_remove_l(r, src);
 		rec_unlock(r);

@@ -39,7 +39,6 @@ teardown() { cv_teardown; }
 }
 
 @test "git remote: rsync -a --delete from a source tree" {
-	cv_known_bug "as in 92: B can keep the creation time of rsync's temporary while A shows the mtime rsync set on it"
 	cv_wl_rsync
 }
 
@@ -48,6 +47,5 @@ teardown() { cv_teardown; }
 }
 
 @test "git remote: git: init, commit, branch, checkout back and forth, merge, gc, repack" {
-	cv_known_bug "A shows another mtime than B for a ref git rewrote through a lock file"
 	cv_wl_git
 }

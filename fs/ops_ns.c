@@ -347,6 +347,32 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 					       src);
 		}
 		rec_unlock(fs->rec);
+	} else if (S_ISLNK(e.attr.st_mode)) {
+		/* A link to a symlink: the new name is a symlink with the
+		 * same target on other replicas (a link group of symlinks
+		 * is not replicated). */
+		char target[WK_TARGET_MAX + 1];
+		ssize_t len = readlinkat(inode_get(fs, parent)->fd, name,
+					 target, sizeof(target));
+		struct nnode *pn, *n = NULL;
+
+		if (len > 0 && (size_t)len < sizeof(target)) {
+			target[len] = '\0';
+			rec_lock(fs->rec);
+			pn = inode_node_l(fs, inode_get(fs, parent));
+			if (pn && !rec_ignored_l(fs->rec, pn, name, false) &&
+			    !nindex_child(rec_index(fs->rec), pn, name) &&
+			    rec_create_l(fs->rec, pn, name, WK_KIND_SYMLINK,
+					 e.attr.st_mode, e.attr.st_ino, target,
+					 &n) == 0)
+				/* It shows the linked inode's mtime, not
+				 * its own creation time. */
+				rec_setattr_l(fs->rec, n, WK_ATTR_MTIME, 0,
+					      e.attr.st_mtim.tv_sec *
+							      1000000000LL +
+						      e.attr.st_mtim.tv_nsec);
+			rec_unlock(fs->rec);
+		}
 	}
 	fuse_reply_entry(req, &e);
 }

@@ -978,13 +978,42 @@ static void change_release(struct tree_change *c)
 }
 
 /* Keeps in ch only what DIR does not show yet; returns how many. */
+/*
+ * A conflict copy a chunk's ops retired, which a later local move of a
+ * directory above it took elsewhere: the REMOVE names where the copy was,
+ * the index where it is.  No local op removes a copy but an unlink of it
+ * (which takes it out of the index), so while the index has it and the
+ * list shows it nowhere else, it goes from where the index has it.
+ */
+static void follow_copy(struct apply *ap, struct tree_changes *ch, size_t i)
+{
+	struct tree_change *c = &ch->v[i];
+	struct nnode *e;
+	char p[4096];
+
+	if (c->kind != TREE_CH_REMOVE || !c->conflict_copy)
+		return;
+	e = entry_of(ap, c);
+	if (!e || !nnode_is_copy(e) || nindex_path(e, p, sizeof(p)) != 0 ||
+	    strcmp(p, c->path) == 0)
+		return;
+	for (size_t j = 0; j < ch->n; j++)
+		if (j != i && ch->v[j].conflict_copy &&
+		    wk_id_eq(ch->v[j].version, c->version))
+			return;
+	free(c->path);
+	c->path = xstrdup(p);
+}
+
 static size_t drop_shown(struct apply *ap, struct tree_changes *ch)
 {
 	bool *keep = xcalloc(ch->n + 1, sizeof(*keep));
 	size_t k = 0;
 
-	for (size_t i = 0; i < ch->n; i++)
+	for (size_t i = 0; i < ch->n; i++) {
+		follow_copy(ap, ch, i);
 		keep[i] = !shown(ap, ch, i);
+	}
 	for (size_t i = 0; i < ch->n; i++) {
 		if (keep[i])
 			ch->v[k++] = ch->v[i];

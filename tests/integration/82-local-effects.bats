@@ -133,3 +133,26 @@ conflict() {
 	run stat -c '%a %n' "$A"/f.conflict-*
 	assert_output --regexp '^600 '
 }
+
+@test "deleting a file that has a conflict copy, then moving its directory, leaves no stale copy" {
+	replica a
+	replica b
+	mkdir "$A/d"
+	echo base >"$A/d/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	conflict d/f.txt
+	if has_file "$A/d/f.txt" from-a; then
+		W=$A other=from-b
+	else
+		W=$B other=from-a
+	fi
+	# In one go, as a script would: the copy's version takes the name,
+	# and the directory moves with it; no copy is left anywhere.
+	rm "$W/d/f.txt" && mv "$W/d" "$W/e"
+	wait_until "$SYNC_WAIT" test -e "$A/e"
+	wait_until "$SYNC_WAIT" test -e "$B/e"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	has_file "$W/e/f.txt" "$other"
+	run ls "$A/e" "$B/e"
+	refute_output --partial '.conflict-'
+}

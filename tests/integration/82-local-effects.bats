@@ -32,6 +32,23 @@ conflict() {
 	wait_same "$SYNC_WAIT" "$A" "$B"
 }
 
+# conflicted NAME: both replicas, NAME synced, then a conflict on it; W is
+# the replica whose own version NAME shows, O the other, and other the
+# content of O's version (W's conflict copy).
+conflicted() {
+	replica a
+	replica b
+	mkdir -p "$(dirname "$A/$1")"
+	echo base >"$A/$1"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	conflict "$1"
+	if has_file "$A/$1" from-a; then
+		W=$A O=$B other=from-b
+	else
+		W=$B O=$A other=from-a
+	fi
+}
+
 @test "renaming a file that has a conflict copy renames the copy on the writer too" {
 	replica a
 	replica b
@@ -74,18 +91,9 @@ conflict() {
 }
 
 @test "deleting a file that has a conflict copy leaves the other version under the name, on the writer too" {
-	replica a
-	replica b
-	echo base >"$A/f.txt"
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	conflict f.txt
+	conflicted f.txt
 	# W deletes what f.txt shows there; the other version (its conflict
 	# copy) lives on and takes the name.
-	if has_file "$A/f.txt" from-a; then
-		W=$A O=$B shown=from-a other=from-b
-	else
-		W=$B O=$A shown=from-b other=from-a
-	fi
 	rm "$W/f.txt"
 	wait_until "$SYNC_WAIT" has_file "$O/f.txt" "$other"
 	wait_same "$SYNC_WAIT" "$A" "$B"
@@ -99,16 +107,7 @@ conflict() {
 }
 
 @test "deleting and writing anew a file that has a conflict copy keeps every version" {
-	replica a
-	replica b
-	echo base >"$A/f.txt"
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	conflict f.txt
-	if has_file "$A/f.txt" from-a; then
-		W=$A other=from-b
-	else
-		W=$B other=from-a
-	fi
+	conflicted f.txt
 	# What f.txt showed goes; a new file takes the name at once; the
 	# other version lives on beside it, on both replicas.
 	rm "$W/f.txt"
@@ -120,11 +119,7 @@ conflict() {
 }
 
 @test "a chmod of a file that has a conflict copy changes the copy's mode on the writer too" {
-	replica a
-	replica b
-	echo base >"$A/f.txt"
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	conflict f.txt
+	conflicted f.txt
 	# The copy shows its node's mode, so both names take the new one,
 	# on the replica that made the chmod as on the other.
 	chmod 600 "$A/f.txt"
@@ -135,17 +130,7 @@ conflict() {
 }
 
 @test "deleting a file that has a conflict copy, then moving its directory, leaves no stale copy" {
-	replica a
-	replica b
-	mkdir "$A/d"
-	echo base >"$A/d/f.txt"
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	conflict d/f.txt
-	if has_file "$A/d/f.txt" from-a; then
-		W=$A other=from-b
-	else
-		W=$B other=from-a
-	fi
+	conflicted d/f.txt
 	# In one go, as a script would: the copy's version takes the name,
 	# and the directory moves with it; no copy is left anywhere.
 	rm "$W/d/f.txt" && mv "$W/d" "$W/e"

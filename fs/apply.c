@@ -874,21 +874,7 @@ static bool entry_at(struct apply *ap, const struct tree_change *c,
 /* The index entry at path, or NULL. */
 static struct nnode *entry_at_path(struct apply *ap, const char *path)
 {
-	struct nindex *ix = rec_index(ap->rec);
-	struct nnode *n = nindex_root(ix);
-	char name[WK_NAME_MAX + 1];
-
-	while (n && *path) {
-		size_t len = strcspn(path, "/");
-
-		if (len > WK_NAME_MAX)
-			return NULL;
-		memcpy(name, path, len);
-		name[len] = '\0';
-		n = nindex_child(ix, n, name);
-		path += len + (path[len] == '/');
-	}
-	return n;
+	return nindex_lookup(rec_index(ap->rec), path, strlen(path));
 }
 
 /* Is what c moves (a file, or one of its versions: a copy that becomes
@@ -977,7 +963,6 @@ static void change_release(struct tree_change *c)
 	free(c->link_path);
 }
 
-/* Keeps in ch only what DIR does not show yet; returns how many. */
 /*
  * A conflict copy a chunk's ops retired, which a later local move of a
  * directory above it took elsewhere: the REMOVE names where the copy was,
@@ -1005,6 +990,7 @@ static void follow_copy(struct apply *ap, struct tree_changes *ch, size_t i)
 	c->path = xstrdup(p);
 }
 
+/* Keeps in ch only what DIR does not show yet; returns how many. */
 static size_t drop_shown(struct apply *ap, struct tree_changes *ch)
 {
 	bool *keep = xcalloc(ch->n + 1, sizeof(*keep));
@@ -1268,7 +1254,7 @@ static void log_ops(struct apply *ap, const char *what,
  */
 struct view_check {
 	struct apply *ap;
-	size_t seen, bad;
+	size_t bad;
 	int64_t seq;
 };
 
@@ -1297,7 +1283,6 @@ static int view_visit(const char *path, const struct tree_entry *te, void *arg)
 
 	if (!*path)
 		return 0;
-	vc->seen++;
 	if (!e)
 		view_bad(vc, path, "in the view, not in the index");
 	else if (e->kind != te->kind)

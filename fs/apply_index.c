@@ -63,22 +63,8 @@ static void clear_marks(struct nnode *n)
 static struct nnode *resolve_dir(struct nindex *ix, const char *path,
 				 size_t len)
 {
-	struct nnode *n = nindex_root(ix);
-	char name[WK_NAME_MAX + 1];
-	size_t i = 0;
+	struct nnode *n = nindex_lookup(ix, path, len);
 
-	while (n && i < len) {
-		size_t l = strcspn(path + i, "/");
-
-		if (l > len - i)
-			l = len - i;
-		if (l > WK_NAME_MAX)
-			return NULL;
-		memcpy(name, path + i, l);
-		name[l] = '\0';
-		n = nindex_child(ix, n, name);
-		i += l + 1;
-	}
 	return n && n->kind == WK_KIND_DIR ? n : NULL;
 }
 

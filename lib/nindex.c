@@ -167,6 +167,27 @@ struct nnode *nindex_child(const struct nindex *ix, const struct nnode *dir,
 	return n;
 }
 
+struct nnode *nindex_lookup(struct nindex *ix, const char *path, size_t len)
+{
+	struct nnode *n = nindex_root(ix);
+	char name[WK_NAME_MAX + 1];
+	size_t i = 0;
+
+	while (n && i < len) {
+		size_t l = strcspn(path + i, "/");
+
+		if (l > len - i)
+			l = len - i;
+		if (l > WK_NAME_MAX)
+			return NULL;
+		memcpy(name, path + i, l);
+		name[l] = '\0';
+		n = nindex_child(ix, n, name);
+		i += l + 1;
+	}
+	return n;
+}
+
 static void attach(struct nnode *parent, struct nnode *n)
 {
 	n->parent = parent;

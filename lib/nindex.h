@@ -77,6 +77,12 @@ int nindex_move(struct nindex *ix, struct nnode *n, struct nnode *parent,
 int nindex_remove(struct nindex *ix, struct nnode *n);
 
 /*
+ * The node at the first len bytes of a relative path ("a/b"; len 0: the
+ * root), or NULL.
+ */
+struct nnode *nindex_lookup(struct nindex *ix, const char *path, size_t len);
+
+/*
  * Writes n's path relative to the root ("" for the root, "a/b" below it).
  * -ENAMETOOLONG if it does not fit.
  */

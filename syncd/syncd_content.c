@@ -674,15 +674,16 @@ static int open_copy(struct syncd *s, const struct wk_op *op, char *path,
 		     size_t len)
 {
 	char *slash = strrchr(path, '/');
-	const char *dir = slash ? path : ".";
+	char *base = slash ? slash + 1 : path; /* where the copy's name goes */
+	size_t room = len - (size_t)(base - path);
 	struct dirent *de;
 	int dfd, fd = -ENOENT;
 	DIR *d;
 
 	if (slash)
 		*slash = '\0';
-	dfd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					    O_CLOEXEC);
+	dfd = openat(s->dirfd, slash ? path : ".",
+		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (slash)
 		*slash = '/';
 	if (dfd < 0 || !(d = fdopendir(dfd))) {
@@ -696,7 +697,8 @@ static int open_copy(struct syncd *s, const struct wk_op *op, char *path,
 		uint64_t n;
 		int f;
 
-		if (!strstr(de->d_name, ".conflict-"))
+		if (!strstr(de->d_name, ".conflict-") ||
+		    strlen(de->d_name) >= room)
 			continue;
 		f = openat(dirfd(d), de->d_name,
 			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -706,15 +708,12 @@ static int open_copy(struct syncd *s, const struct wk_op *op, char *path,
 		    (uint64_t)st.st_size == op->size &&
 		    content_hash_fd(f, &h, &n) == 0 &&
 		    memcmp(&h, &op->hash, sizeof(h)) == 0 &&
-		    lseek(f, 0, SEEK_SET) == 0 &&
-		    snprintf(slash ? slash + 1 : path,
-			     len - (size_t)(slash ? slash + 1 - path : 0),
-			     "%s", de->d_name) <
-			    (int)(len - (size_t)(slash ? slash + 1 - path : 0))) {
+		    lseek(f, 0, SEEK_SET) == 0) {
+			memcpy(base, de->d_name, strlen(de->d_name) + 1);
 			fd = f;
-			break;
+		} else {
+			close(f);
 		}
-		close(f);
 	}
 	closedir(d);
 	return fd;

@@ -6,6 +6,12 @@
 
 #include "fs.h"
 
+/* A timestamp in ns, as ops and the index keep mtimes. */
+static inline int64_t ts_ns(const struct timespec *t)
+{
+	return t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
 /* True for DIR/.wkfs, which the mount does not show. */
 bool is_sidecar(struct wkfs *fs, fuse_ino_t parent, const char *name);
 

@@ -47,11 +47,6 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 	pthread_mutex_unlock(&fs->ilock);
 }
 
-static int64_t ts_ns(const struct timespec *t)
-{
-	return t->tv_sec * 1000000000LL + t->tv_nsec;
-}
-
 /* Sets the backing file's mtime to ns and refreshes st.  Through the
  * inode's own descriptor: a late setattr's file handle may be closed and
  * its number reused by then. */
@@ -136,7 +131,7 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	int rfd;
 
 	pthread_mutex_lock(&fs->ilock);
-	bool dirty = in->dirty;
+	bool dirty = in->dirty, have;
 	int64_t kmtime;
 
 	in->dirty = false;
@@ -156,9 +151,6 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 		wk_warn("cannot record new content: %s", strerror(errno));
 		return;
 	}
-	/* Small files are hashed here, so the put carries exactly what this
-	 * close left; big ones go to the writer thread, which may then see a
-	 * later write (that write brings its own put). */
 	/* With the writeback cache the kernel keeps the mtime of a file
 	 * itself and never takes ours, while our writes of its data move the
 	 * backing file's.  The put carries the time the kernel shows, and
@@ -169,9 +161,13 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	pthread_mutex_lock(&fs->ilock);
 	kmtime = fs->writeback ? in->kmtime_ns : 0;
 	pthread_mutex_unlock(&fs->ilock);
-	if (kmtime && fstat(rfd, &st) == 0 && ts_ns(&st.st_mtim) != kmtime)
-		restore_mtime(in, kmtime, &st);
-	if (fstat(rfd, &st) == 0 && st.st_size <= SYNC_HASH_MAX &&
+	have = fstat(rfd, &st) == 0;
+	if (have && kmtime && ts_ns(&st.st_mtim) != kmtime)
+		restore_mtime(in, kmtime, &st); /* st as it is now */
+	/* Small files are hashed here, so the put carries exactly what this
+	 * close left; big ones go to the writer thread, which may then see a
+	 * later write (that write brings its own put). */
+	if (have && st.st_size <= SYNC_HASH_MAX &&
 	    content_hash_fd(rfd, &h, &size) == 0) {
 		close(rfd);
 		rfd = -1;
@@ -475,7 +471,7 @@ static bool same_inode(int fd, const struct stat *st)
 }
 
 static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode, struct fuse_file_info *fi)
+			 mode_t mode, struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;

@@ -157,8 +157,7 @@ static void show_creation_time(struct wkfs *fs, struct finode *p,
 	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
 				 {.tv_sec = (time_t)(ms / 1000),
 				  .tv_nsec = (long)(ms % 1000) * 1000000}};
-	int64_t now =
-		e->attr.st_mtim.tv_sec * 1000000000LL + e->attr.st_mtim.tv_nsec;
+	int64_t now = ts_ns(&e->attr.st_mtim);
 
 	/* The clock runs ahead only after a remote op from a clock ahead
 	 * of ours: then keep the real time rather than one in the future. */
@@ -253,7 +252,7 @@ static void reply_new(fuse_req_t req, struct wkfs *fs, fuse_ino_t parent,
 }
 
 static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       mode_t mode)
+			mode_t mode)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 
@@ -269,7 +268,7 @@ static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 static void named_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       mode_t mode, dev_t rdev)
+			mode_t mode, dev_t rdev)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 
@@ -285,7 +284,7 @@ static void named_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 static void named_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			 const char *name)
+			  const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 
@@ -300,8 +299,26 @@ static void named_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	reply_new(req, fs, parent, name, link);
 }
 
+/* Records parent/name, which link() made, as a new node of kind (target:
+ * a symlink's), unless the name is untracked or the index holds it; the
+ * node, or NULL.  Recorder lock held. */
+static struct nnode *record_link_l(struct wkfs *fs, fuse_ino_t parent,
+				   const char *name,
+				   const struct fuse_entry_param *e,
+				   enum wk_kind kind, const char *target)
+{
+	struct nnode *pn = inode_node_l(fs, inode_get(fs, parent)), *n = NULL;
+
+	if (!pn || rec_ignored_l(fs->rec, pn, name, false) ||
+	    nindex_child(rec_index(fs->rec), pn, name) ||
+	    rec_create_l(fs->rec, pn, name, kind, e->attr.st_mode,
+			 e->attr.st_ino, target, &n) != 0)
+		return NULL;
+	return n;
+}
+
 static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
-		      const char *name)
+		       const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct finode *in = inode_get(fs, ino);
@@ -327,19 +344,16 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 	/* The new name is a new node with the same content (create, then a
 	 * put naming the node of the file it links, when tracked, so that
 	 * other replicas make it a link too: docs/architecture.md, "Hard
-	 * links"). */
+	 * links").  A link to a symlink is a symlink with the same target
+	 * and the linked inode's mtime on other replicas (a link group of
+	 * symlinks is not replicated). */
 	if (S_ISREG(e.attr.st_mode)) {
-		struct nnode *pn, *n = NULL, *src;
+		struct nnode *n, *src;
 
 		rec_lock(fs->rec);
 		src = inode_node_l(fs, in);
-		pn = inode_node_l(fs, inode_get(fs, parent));
-		if (pn && !rec_ignored_l(fs->rec, pn, name, false) &&
-		    !nindex_child(rec_index(fs->rec), pn, name) &&
-		    rec_create_l(fs->rec, pn, name, WK_KIND_FILE,
-				 e.attr.st_mode, e.attr.st_ino, NULL,
-				 &n) == 0 &&
-		    e.attr.st_size > 0) {
+		n = record_link_l(fs, parent, name, &e, WK_KIND_FILE, NULL);
+		if (n && e.attr.st_size > 0) {
 			int rfd = open(proc, O_RDONLY | O_CLOEXEC);
 
 			if (rfd >= 0)
@@ -348,29 +362,19 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		}
 		rec_unlock(fs->rec);
 	} else if (S_ISLNK(e.attr.st_mode)) {
-		/* A link to a symlink: the new name is a symlink with the
-		 * same target on other replicas (a link group of symlinks
-		 * is not replicated). */
 		char target[WK_TARGET_MAX + 1];
 		ssize_t len = readlinkat(inode_get(fs, parent)->fd, name,
 					 target, sizeof(target));
-		struct nnode *pn, *n = NULL;
+		struct nnode *n;
 
 		if (len > 0 && (size_t)len < sizeof(target)) {
 			target[len] = '\0';
 			rec_lock(fs->rec);
-			pn = inode_node_l(fs, inode_get(fs, parent));
-			if (pn && !rec_ignored_l(fs->rec, pn, name, false) &&
-			    !nindex_child(rec_index(fs->rec), pn, name) &&
-			    rec_create_l(fs->rec, pn, name, WK_KIND_SYMLINK,
-					 e.attr.st_mode, e.attr.st_ino, target,
-					 &n) == 0)
-				/* It shows the linked inode's mtime, not
-				 * its own creation time. */
+			n = record_link_l(fs, parent, name, &e, WK_KIND_SYMLINK,
+					  target);
+			if (n)
 				rec_setattr_l(fs->rec, n, WK_ATTR_MTIME, 0,
-					      e.attr.st_mtim.tv_sec *
-							      1000000000LL +
-						      e.attr.st_mtim.tv_nsec);
+					      ts_ns(&e.attr.st_mtim));
 			rec_unlock(fs->rec);
 		}
 	}
@@ -536,7 +540,7 @@ static void read_content(struct finode *dir, const char *name,
 		close(fd);
 		return;
 	}
-	pre->mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	pre->mtime = ts_ns(&st.st_mtim);
 	pre->mode = st.st_mode;
 	pre->ino = st.st_ino;
 	pre->fd = fd;
@@ -657,8 +661,8 @@ static void record_rename(struct wkfs *fs, fuse_ino_t parent, const char *name,
 }
 
 static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			fuse_ino_t newparent, const char *newname,
-			unsigned int flags)
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 
@@ -848,7 +852,6 @@ static void wkfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 		rec_flush(fs->rec, true);
 	fuse_reply_err(req, rc < 0 ? errno : 0);
 }
-
 
 /* The handlers that change names, each under fs->nslock (fs.h). */
 static void wkfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

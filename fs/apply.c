@@ -271,13 +271,15 @@ static void link_sources(struct apply *ap, struct tree_changes *ch)
 	}
 }
 
-/* Would op replace or remove a file open for writing?  (Lock held.) */
+/* Would op replace, remove or move a file open for writing?  (Lock
+ * held.) */
 static bool op_blocked(struct apply *ap, const struct wk_op *op)
 {
 	char *path;
 	bool busy;
 
-	if (op->kind != WK_OP_PUT && op->kind != WK_OP_REMOVE)
+	if (op->kind != WK_OP_PUT && op->kind != WK_OP_REMOVE &&
+	    op->kind != WK_OP_MOVE)
 		return false;
 	path = tree_node_path(ap->tree, op->node);
 	if (!path)
@@ -287,13 +289,15 @@ static bool op_blocked(struct apply *ap, const struct wk_op *op)
 	return busy;
 }
 
-/* The same, checked on what the engine decided. */
+/* The same, checked on what the engine decided: this also catches a file
+ * that another op's name pushes aside (a conflict copy of it). */
 static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
 {
 	for (size_t i = 0; i < ch->n; i++) {
 		const struct tree_change *c = &ch->v[i];
 
-		if ((c->kind == TREE_CH_WRITE || c->kind == TREE_CH_REMOVE) &&
+		if ((c->kind == TREE_CH_WRITE || c->kind == TREE_CH_REMOVE ||
+		     c->kind == TREE_CH_RENAME) &&
 		    open_for_writing(ap, c->path))
 			return true;
 	}

@@ -124,7 +124,8 @@ void plan_decide(struct plan_item *v, size_t n, const struct plan_env *env)
 		const struct wk_op *op = &v[i].op;
 
 		v[i].hold = PLAN_FEED;
-		if (retires(op) && env->busy && env->busy(env->arg, op))
+		if ((retires(op) || op->kind == WK_OP_MOVE) && env->busy &&
+		    env->busy(env->arg, op))
 			v[i].hold = PLAN_HOLD_WRITER;
 		else if (op->kind == WK_OP_PUT && op->size > 0 &&
 			 !env->content_here(env->arg, &v[i]))

@@ -9,9 +9,9 @@
  * later (its content came, the file was closed, a later op superseded it)
  * gives the tree it would have had.  What is held, and why:
  *
- *  - PLAN_HOLD_WRITER: a put or remove of a file open for writing through
- *    the mount.  It waits for the close, whose local put then conflicts
- *    with it (invariant 1).
+ *  - PLAN_HOLD_WRITER: a put, remove or move of a file open for writing
+ *    through the mount.  It waits for the close, whose local put then
+ *    conflicts with it (invariant 1).
  *  - PLAN_HOLD_CONTENT: a put whose content is neither in the object store
  *    nor in a local file: never shipped (its sender no longer had it),
  *    refused (hash mismatch, a chunk the remote lacks) or lost.  The node
@@ -65,7 +65,9 @@ struct plan_env {
 	void *arg;
 	/* The content of put it->op is at hand (store or a local file). */
 	bool (*content_here)(void *arg, const struct plan_item *it);
-	/* The file op (a put or remove) acts on is open for writing. */
+	/* The file op (a put, remove or move) acts on is open for writing:
+	 * a writer's file keeps its content and its name until the close,
+	 * so what it replaces or removes there is what it saw. */
 	bool (*busy)(void *arg, const struct wk_op *op);
 };
 

@@ -344,7 +344,8 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 	/* The new name is a new node with the same content (create, then a
 	 * put naming the node of the file it links, when tracked, so that
 	 * other replicas make it a link too: docs/architecture.md, "Hard
-	 * links").  A link to a symlink is a symlink with the same target
+	 * links"); the put also when the file is empty, for its mtime and
+	 * the link.  A link to a symlink is a symlink with the same target
 	 * and the linked inode's mtime on other replicas (a link group of
 	 * symlinks is not replicated). */
 	if (S_ISREG(e.attr.st_mode)) {
@@ -353,7 +354,7 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		rec_lock(fs->rec);
 		src = inode_node_l(fs, in);
 		n = record_link_l(fs, parent, name, &e, WK_KIND_FILE, NULL);
-		if (n && e.attr.st_size > 0) {
+		if (n) {
 			int rfd = open(proc, O_RDONLY | O_CLOEXEC);
 
 			if (rfd >= 0)
@@ -512,6 +513,24 @@ static void retie(struct wkfs *fs, struct finode *parent, const char *name,
 	pthread_mutex_lock(&fs->ilock);
 	in->node = n ? n->id : WK_ID_NONE;
 	pthread_mutex_unlock(&fs->ilock);
+}
+
+/* Ties the finode of the file st (if the kernel knows it) to a node with
+ * its inode number, if one has it. */
+static void retie_ino(struct wkfs *fs, const struct stat *st)
+{
+	struct finode *in = inode_find(fs, st->st_dev, st->st_ino);
+	struct nnode *n;
+
+	if (!in)
+		return;
+	rec_lock(fs->rec);
+	if (nindex_with_ino(rec_index(fs->rec), st->st_ino, NULL, &n, 1) == 0)
+		n = NULL;
+	pthread_mutex_lock(&fs->ilock);
+	in->node = n ? n->id : WK_ID_NONE;
+	pthread_mutex_unlock(&fs->ilock);
+	rec_unlock(fs->rec);
 }
 
 /* The content now at a renamed name, read before taking the recorder's
@@ -674,7 +693,7 @@ static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct finode *np = inode_get(fs, newparent);
+	struct finode *pp = inode_get(fs, parent), *np = inode_get(fs, newparent);
 	struct pre_content pre = {.fd = -2};
 	struct stat replaced;
 	bool had_dst;
@@ -683,8 +702,7 @@ static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * node (the kernel still sends it late setattrs). */
 	had_dst = !(flags & RENAME_EXCHANGE) &&
 		  fstatat(np->fd, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
-	if (renameat2(inode_get(fs, parent)->fd, name, np->fd, newname, flags) <
-	    0) {
+	if (renameat2(pp->fd, name, np->fd, newname, flags) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -705,6 +723,11 @@ static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	record_rename(fs, parent, name, newparent, newname, flags, &pre);
 	if (pre.fd >= 0)
 		close(pre.fd);
+	/* A file with other names lives on: its finode speaks for one of
+	 * them from now on (the node at newname may be the one it spoke
+	 * for, now holding the new content: an atomic save). */
+	if (had_dst && replaced.st_nlink > 1)
+		retie_ino(fs, &replaced);
 	fuse_reply_err(req, 0);
 }
 

@@ -443,6 +443,24 @@ except OSError as e:
 	assert_equal "$(cat "$M/b")" "$(printf 'data\nmore')"
 }
 
+@test "hard links: what a name that outlives the others shows is recorded for it" {
+	mnt
+	# A chmod through the inode's finode after a rename replaced the
+	# name it was looked up by: recorded for the name that lives on.
+	echo data >"$M/a"
+	ln "$M/a" "$M/b"
+	echo new >"$M/c"
+	mv "$M/c" "$M/a"
+	chmod 600 "$M/b"
+	# A link to a file emptied by a truncate carries its mtime.
+	echo x >"$M/e"
+	truncate -s 0 "$M/e"
+	touch -d @1000000000 "$M/e"
+	ln "$M/e" "$M/e2"
+	assert_view_matches "$D" "$M"
+	assert_view_matches "$D" "$D"
+}
+
 @test "chmod records a setattr with the mode" {
 	mnt
 	echo x >"$M/f"

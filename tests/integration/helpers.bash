@@ -304,6 +304,21 @@ assert_state_matches() {
 	fi
 }
 
+_view_matches() {
+	"$WKFS_BIN" debug view "$1" </dev/null 3>&- | "$PY" "$WKOPS" viewdiff "$2"
+}
+
+# assert_view_matches DIR TREE: what the oplog of folder DIR shows (the
+# merge engine's view: types, modes, mtimes, symlink targets) is what TREE
+# (DIR's mount, or DIR) holds.
+assert_view_matches() {
+	if ! wait_until "$WK_TIMEOUT" _view_matches "$1" "$2" >/dev/null; then
+		echo "the oplog's view of $1 != the tree under $2:" >&2
+		_view_matches "$1" "$2" >&2
+		return 1
+	fi
+}
+
 # assert_latest_put_size PATH SIZE: the node the ops place at PATH had its
 # latest content recorded with SIZE bytes (wherever that put happened: a
 # file written as a temp and renamed over PATH was put under the temp name).

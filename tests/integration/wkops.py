@@ -17,6 +17,10 @@ rounds them.  Used only through the wrappers in helpers.bash.
                                  without the root .wkfs and default-ignored names
   size PATH                      size of the last put of the node now at PATH
   check                          validates every op's fields; prints problems
+  viewdiff DIR                   reads `wkfs debug view` on stdin instead and
+                                 prints each entry whose type, mode, mtime or
+                                 symlink target differs from the disk under
+                                 DIR (exit 1 if any)
 """
 import fnmatch
 import json
@@ -198,12 +202,53 @@ def check(ops):
     return bad
 
 
+VIEW_LINE = re.compile(r"^(.*?) ([fdl]) ([0-7]{4}) (-?\d+) (\S+) (.*)$")
+
+
+def view_diff(root):
+    """Entries of the engine's view (path type mode mtime hash target)
+    that the disk under root does not show so: mode and mtime of files,
+    targets of symlinks, types of all."""
+    view = {}
+    for line in sys.stdin.read().splitlines():
+        m = VIEW_LINE.match(line)
+        if not m:
+            sys.exit("wkops: not a view line: " + line)
+        path, t, mode, mtime, _, target = m.groups()
+        view[path] = (t, int(mode, 8), int(mtime), target)
+    disk = {}
+    for d, dirs, files in os.walk(root):
+        if d == root and ".wkfs" in dirs:
+            dirs.remove(".wkfs")
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                disk[os.path.relpath(p, root)] = ("l", 0, 0, os.readlink(p))
+            else:
+                t = "d" if stat.S_ISDIR(st.st_mode) else "f"
+                disk[os.path.relpath(p, root)] = (
+                    t, stat.S_IMODE(st.st_mode), st.st_mtime_ns, "-")
+    bad = 0
+    for p in sorted(set(view) | set(disk)):
+        v, k = view.get(p), disk.get(p)
+        if v and k and v[0] == k[0] and (
+                (v[0] == "f" and v[1:3] == k[1:3]) or
+                (v[0] == "l" and v[3] == k[3]) or v[0] == "d"):
+            continue
+        print("%s: view %s, disk %s" % (p, v, k))
+        bad += 1
+    return bad
+
+
 def main():
     a = sys.argv[1:]
     cmd = a[0]
     if cmd == "disk":
         print(fmt(disk_rows(a[1]), a[2] if len(a) > 2 else ""))
         return
+    if cmd == "viewdiff":
+        sys.exit(1 if view_diff(a[1]) else 0)
     ops = read_ops()
     if cmd == "count":
         since = int(a[3]) if len(a) > 3 else 0

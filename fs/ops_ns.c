@@ -693,7 +693,8 @@ static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct finode *pp = inode_get(fs, parent), *np = inode_get(fs, newparent);
+	struct finode *pp = inode_get(fs, parent),
+		      *np = inode_get(fs, newparent);
 	struct pre_content pre = {.fd = -2};
 	struct stat replaced;
 	bool had_dst;

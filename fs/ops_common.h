@@ -24,6 +24,12 @@ int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
 void record_new(struct wkfs *fs, fuse_ino_t parent, const char *name,
 		struct fuse_entry_param *e, const char *target);
 
+/* Records a chmod or touch of n and, for a merged directory, of every
+ * member: the tree shows one member's attributes (the last placed), which
+ * need not be the index's node.  Recorder lock held. */
+void setattr_all_l(struct wkfs *fs, struct nnode *n, uint32_t attrs,
+		   uint32_t mode, int64_t mtime_ns);
+
 /* Fills the namespace handlers (ops_ns.c). */
 void ops_ns_fill(struct fuse_lowlevel_ops *o);
 

@@ -364,7 +364,7 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 					      st.st_mode, mt);
 		}
 		if (n && attrs)
-			rec_setattr_l(fs->rec, n, attrs, st.st_mode, mt);
+			setattr_all_l(fs, n, attrs, st.st_mode, mt);
 		rec_unlock(fs->rec);
 	}
 	pthread_mutex_unlock(&in->mtime_lock);

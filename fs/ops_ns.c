@@ -453,6 +453,18 @@ static int move_all_l(struct wkfs *fs, struct nnode *n, struct nnode *parent,
 	return 0;
 }
 
+void setattr_all_l(struct wkfs *fs, struct nnode *n, uint32_t attrs,
+		   uint32_t mode, int64_t mtime_ns)
+{
+	struct wk_id ids[MEMBERS_MAX];
+	size_t k = other_members_l(fs, n, ids);
+
+	rec_setattr_l(fs->rec, n, attrs, mode, mtime_ns);
+	for (size_t i = 0; i < k; i++)
+		rec_setattr_member_l(fs->rec, ids[i], n->parent, n->name,
+				     attrs, mode, mtime_ns);
+}
+
 /* Records the removal of parent/name, if it is tracked. */
 static void record_remove(struct wkfs *fs, fuse_ino_t parent, const char *name)
 {

@@ -629,6 +629,23 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 	return 0;
 }
 
+int rec_setattr_member_l(struct recorder *r, struct wk_id id,
+			 struct nnode *parent, const char *name,
+			 uint32_t attrs, uint32_t mode, int64_t mtime_ns)
+{
+	struct qitem *q = new_op(r, WK_OP_SETATTR, NULL);
+
+	q->op.node = id;
+	set_place(&q->op, parent, name);
+	q->op.attrs = attrs;
+	if (attrs & WK_ATTR_MODE)
+		q->op.mode = mode & 07777;
+	if (attrs & WK_ATTR_MTIME)
+		q->op.mtime_ns = mtime_ns;
+	enqueue(r, q);
+	return 0;
+}
+
 int rec_flush(struct recorder *r, bool durable)
 {
 	int rc;

@@ -141,3 +141,23 @@ conflicted() {
 	run ls "$A/e" "$B/e"
 	refute_output --partial '.conflict-'
 }
+
+@test "a chmod of a directory both replicas made reaches the other replica from either side" {
+	replica a
+	replica b
+	stop_syncd b
+	mkdir "$A/d"
+	mkdir "$B/d"
+	wait_until 30 all_shipped "$A"
+	start_syncd b
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	# The tree shows one of the two directories' attributes; a chmod
+	# recorded for the other alone would show nowhere.
+	chmod 700 "$A/d"
+	wait_until "$SYNC_WAIT" mode_is "$B/d" 700
+	chmod 750 "$B/d"
+	wait_until "$SYNC_WAIT" mode_is "$A/d" 750
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	assert_view_matches "$A" "$A"
+	assert_view_matches "$B" "$B"
+}

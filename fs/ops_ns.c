@@ -461,8 +461,8 @@ void setattr_all_l(struct wkfs *fs, struct nnode *n, uint32_t attrs,
 
 	rec_setattr_l(fs->rec, n, attrs, mode, mtime_ns);
 	for (size_t i = 0; i < k; i++)
-		rec_setattr_member_l(fs->rec, ids[i], n->parent, n->name,
-				     attrs, mode, mtime_ns);
+		rec_setattr_member_l(fs->rec, ids[i], n->parent, n->name, attrs,
+				     mode, mtime_ns);
 }
 
 /* Records the removal of parent/name, if it is tracked. */

@@ -630,8 +630,8 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 }
 
 int rec_setattr_member_l(struct recorder *r, struct wk_id id,
-			 struct nnode *parent, const char *name,
-			 uint32_t attrs, uint32_t mode, int64_t mtime_ns)
+			 struct nnode *parent, const char *name, uint32_t attrs,
+			 uint32_t mode, int64_t mtime_ns)
 {
 	struct qitem *q = new_op(r, WK_OP_SETATTR, NULL);
 

@@ -127,8 +127,8 @@ int rec_setattr_l(struct recorder *r, struct nnode *n, uint32_t attrs,
 /* The same for member id of the merged directory at parent/name (whatever
  * its own attributes were: the index does not know them). */
 int rec_setattr_member_l(struct recorder *r, struct wk_id id,
-			 struct nnode *parent, const char *name,
-			 uint32_t attrs, uint32_t mode, int64_t mtime_ns);
+			 struct nnode *parent, const char *name, uint32_t attrs,
+			 uint32_t mode, int64_t mtime_ns);
 
 /* Waits until every op queued so far is committed (durably: fsynced). */
 int rec_flush(struct recorder *r, bool durable);

@@ -719,15 +719,42 @@ static int open_copy(struct syncd *s, const struct wk_op *op, char *path,
 	return fd;
 }
 
+/*
+ * The file at path, if it holds op's content although the nodes table
+ * says otherwise: the table follows the merge's view, which can lag the
+ * mount's latest put of a file a remote op touched in the same moment.
+ * An fd at offset 0, or -ESTALE.
+ */
+static int open_if_same(struct syncd *s, const struct wk_op *op,
+			const char *path)
+{
+	struct wk_hash h;
+	uint64_t size;
+	int fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return -ESTALE;
+	if (content_hash_fd(fd, &h, &size) == 0 && size == op->size &&
+	    memcmp(&h, &op->hash, sizeof(h)) == 0 &&
+	    lseek(fd, 0, SEEK_SET) == 0)
+		return fd;
+	close(fd);
+	return -ESTALE;
+}
+
 /* The node's file when it has op's content, else a copy that has it. */
 static int open_version(struct syncd *s, const struct wk_op *op, char *path,
 			size_t len, const char **why)
 {
 	int fd = open_node(s, op, path, len, why);
-	int copy;
+	int other;
 
-	if (fd == -ESTALE && (copy = open_copy(s, op, path, len)) >= 0)
-		return copy;
+	if (fd != -ESTALE)
+		return fd;
+	if ((other = open_if_same(s, op, path)) >= 0)
+		return other;
+	if ((other = open_copy(s, op, path, len)) >= 0)
+		return other;
 	return fd;
 }
 

@@ -187,3 +187,27 @@ PYEOF
 	run grep -lx from-b "$A"/f.conflict-*
 	[ "$status" = 0 ]
 }
+
+@test "a put ships its content when the file holds it, even if the nodes table lags" {
+	# A mounted beside its folder, so that the test reaches .wkfs.
+	local ma=$BATS_TEST_TMPDIR/ma
+	mkdir "$ma"
+	replica_init a
+	wk_mount "$A" "$ma" --no-syncd
+	start_syncd a
+	replica b
+	echo base >"$ma/f.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	stop_syncd a
+	echo new >"$ma/f.txt"
+	wait_until 30 [ "$(unshipped "$A")" -gt 0 ]
+	# The nodes table names other content for the file (as it did for a
+	# moment after a remote remove of a file written again at once).
+	sqlite3 "$A/.wkfs/wkfs.db" \
+		"UPDATE nodes SET hash = zeroblob(16) WHERE name = 'f.txt'"
+	start_syncd a
+	wait_until "$SYNC_WAIT" has_file "$B/f.txt" new
+	wait_until 30 all_shipped "$A"
+	run status_json "$B"
+	[ "$(jq -r '.folders[0].not_applied | length' <<<"$output")" = 0 ]
+}

@@ -415,6 +415,68 @@ static int do_setattr(const struct tree_change *c, int dirfd, const char *name)
 	return set_mtime_at(dirfd, name, c->mtime_ns);
 }
 
+static bool is_dir_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+/*
+ * A directory moved onto a directory made at that name meanwhile (a local
+ * mkdir the tree merges with it): its entries go into the other one, then
+ * it goes.  An entry whose name is taken there stays (the changes after
+ * this one name it anew), and so does the directory: -EEXIST.
+ */
+static int merge_dir(int sfd, const char *sname, int dfd, const char *dname)
+{
+	int from, to, rc = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	from = openat(sfd, sname,
+		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (from < 0)
+		return -errno;
+	to = openat(dfd, dname,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (to < 0 || !(d = fdopendir(from))) {
+		rc = -errno;
+		close(from);
+		goto out;
+	}
+	/* Names first: moving entries while reading the directory could
+	 * skip some. */
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = rename_noreplace(dirfd(d), names[i], to, names[i]);
+
+		if (r && !rc)
+			rc = r;
+		free(names[i]);
+	}
+	free(names);
+	closedir(d);
+	if (!rc && unlinkat(sfd, sname, AT_REMOVEDIR) < 0)
+		rc = -errno;
+out:
+	if (to >= 0)
+		close(to);
+	return rc;
+}
+
 static int do_rename(struct mat *m, const struct tree_change *c)
 {
 	const char *sname, *dname;
@@ -428,6 +490,10 @@ static int do_rename(struct mat *m, const struct tree_change *c)
 		goto out_close_src;
 	fault_point("mat.before_rename");
 	rc = rename_noreplace(sfd, sname, dfd, dname);
+	if (rc == -EEXIST && c->type == WK_KIND_DIR &&
+	    !mat_is_stage(c->new_path) && is_dir_at(sfd, sname) &&
+	    is_dir_at(dfd, dname))
+		rc = merge_dir(sfd, sname, dfd, dname);
 	if (rc == 0)
 		fault_point("mat.after_rename");
 	else if ((rc == -ENOENT || rc == -EEXIST) && !exists_at(sfd, sname)) {

@@ -161,3 +161,31 @@ conflicted() {
 	assert_view_matches "$A" "$A"
 	assert_view_matches "$B" "$B"
 }
+
+@test "a directory that lost its name to a file merges into a directory made there anew" {
+	replica a
+	replica b
+	stop_syncd b
+	mkdir "$A/d"
+	echo inner >"$A/d/inner.txt"
+	wait_until 30 all_shipped "$A"
+	sleep 0.05
+	echo file >"$B/d"
+	start_syncd b
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	# The file keeps the name (made last); the directory is beside it.
+	[ -f "$B/d" ]
+	ls -d "$B"/d.conflict-* >/dev/null
+	# Replacing the file with a directory gives the name back to the
+	# other one: the two merge, on the writer as on the other replica.
+	rm "$B/d"
+	mkdir "$B/d"
+	echo mine >"$B/d/mine.txt"
+	wait_until "$SYNC_WAIT" has_file "$A/d/mine.txt" mine
+	wait_until "$SYNC_WAIT" has_file "$B/d/inner.txt" inner
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	run ls -d "$B"/d.conflict-*
+	[ "$status" != 0 ]
+	assert_view_matches "$A" "$A"
+	assert_view_matches "$B" "$B"
+}

@@ -645,10 +645,32 @@ static void wkfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * SEEK_DATA and SEEK_HOLE look at the backing file, which lags behind what
+ * programs wrote while the kernel's writeback cache holds the data: a file
+ * just written would look empty (ENXIO) and a sparse copy would skip what
+ * was written.  So, while the file may have dirty pages (a handle that may
+ * write is open), the kernel writes the range back first: an invalidation
+ * does that and returns once the writes are done, served by other threads
+ * (the kernel holds only the inode's lock, which writeback does not need).
+ */
 static void wkfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		       struct fuse_file_info *fi)
 {
-	off_t r = lseek(fi->fh, off, whence);
+	struct wkfs *fs = fuse_req_userdata(req);
+	off_t r;
+
+	if (fs->writeback && off >= 0 &&
+	    (whence == SEEK_DATA || whence == SEEK_HOLE)) {
+		struct finode *in = inode_get(fs, ino);
+
+		pthread_mutex_lock(&fs->ilock);
+		bool writers = in->nwriters > 0;
+		pthread_mutex_unlock(&fs->ilock);
+		if (writers)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, off, 0);
+	}
+	r = lseek(fi->fh, off, whence);
 
 	if (r < 0)
 		fuse_reply_err(req, errno);

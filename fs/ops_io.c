@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "caller.h"
 #include "content.h"
 #include "ops_common.h"
 #include "wlog.h"
@@ -207,6 +208,10 @@ static void wkfs_init(void *data, struct fuse_conn_info *conn)
 	 * that way). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* The handlers that create apply the caller's umask themselves,
+	 * or a default ACL instead, as a local file system does (caller.h). */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* The kernel does flock and POSIX locks itself (see above). */
@@ -475,6 +480,7 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
+	struct caller c;
 	bool is_new = true;
 	uint64_t ticket;
 	int fd, rc;
@@ -484,6 +490,14 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	ticket = apply_writer_ticket(fs);
+	/* As the caller: the new file is theirs, and a name that turns out
+	 * to exist is opened with their rights, which the kernel did not
+	 * check (it took the name for a new one). */
+	rc = caller_begin(req, &c, &mode);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	fd = openat(inode_get(fs, parent)->fd, name,
 		    backing_flags(fs, fi->flags) | O_CREAT | O_EXCL, mode);
 	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
@@ -491,6 +505,7 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fd = openat(inode_get(fs, parent)->fd, name,
 			    backing_flags(fs, fi->flags) & ~O_CREAT);
 	}
+	caller_end(&c);
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
 		return;

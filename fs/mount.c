@@ -10,6 +10,7 @@
  */
 #include "fs.h"
 #include "apply.h"
+#include "caller.h"
 #include "mount.h"
 
 #include <errno.h>
@@ -535,6 +536,7 @@ static int mount_run(struct mount_opts *opts)
 		}
 		close_inherited(fs.rootfd, notify_fd);
 	}
+	caller_init();
 	/* Before apply_open: rebuilding the index ties conflict copies to
 	 * inodes the kernel may know, which looks in this table. */
 	inode_table_init(&fs);

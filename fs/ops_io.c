@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "caller.h"
 #include "content.h"
 #include "ops_common.h"
 #include "wlog.h"
@@ -207,6 +208,10 @@ static void wkfs_init(void *data, struct fuse_conn_info *conn)
 	 * that way). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* The handlers that create apply the caller's umask themselves,
+	 * or a default ACL instead, as a local file system does (caller.h). */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* The kernel does flock and POSIX locks itself (see above). */
@@ -475,6 +480,7 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
+	struct caller c;
 	bool is_new = true;
 	uint64_t ticket;
 	int fd, rc;
@@ -484,6 +490,14 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	ticket = apply_writer_ticket(fs);
+	/* As the caller: the new file is theirs, and a name that turns out
+	 * to exist is opened with their rights, which the kernel did not
+	 * check (it took the name for a new one). */
+	rc = caller_begin(req, &c, &mode);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	fd = openat(inode_get(fs, parent)->fd, name,
 		    backing_flags(fs, fi->flags) | O_CREAT | O_EXCL, mode);
 	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
@@ -491,6 +505,7 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fd = openat(inode_get(fs, parent)->fd, name,
 			    backing_flags(fs, fi->flags) & ~O_CREAT);
 	}
+	caller_end(&c);
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -645,10 +660,32 @@ static void wkfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * SEEK_DATA and SEEK_HOLE look at the backing file, which lags behind what
+ * programs wrote while the kernel's writeback cache holds the data: a file
+ * just written would look empty (ENXIO) and a sparse copy would skip what
+ * was written.  So, while the file may have dirty pages (a handle that may
+ * write is open), the kernel writes the range back first: an invalidation
+ * does that and returns once the writes are done, served by other threads
+ * (the kernel holds only the inode's lock, which writeback does not need).
+ */
 static void wkfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		       struct fuse_file_info *fi)
 {
-	off_t r = lseek(fi->fh, off, whence);
+	struct wkfs *fs = fuse_req_userdata(req);
+	off_t r;
+
+	if (fs->writeback && off >= 0 &&
+	    (whence == SEEK_DATA || whence == SEEK_HOLE)) {
+		struct finode *in = inode_get(fs, ino);
+
+		pthread_mutex_lock(&fs->ilock);
+		bool writers = in->nwriters > 0;
+		pthread_mutex_unlock(&fs->ilock);
+		if (writers)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, off, 0);
+	}
+	r = lseek(fi->fh, off, whence);
 
 	if (r < 0)
 		fuse_reply_err(req, errno);

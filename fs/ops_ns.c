@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "caller.h"
 #include "content.h"
 #include "hlc.h"
 #include "ops_common.h"
@@ -255,13 +256,21 @@ static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
+	struct caller c;
+	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (mkdirat(inode_get(fs, parent)->fd, name, mode) < 0) {
-		fuse_reply_err(req, errno);
+	rc = caller_begin(req, &c, &mode);
+	if (!rc) {
+		if (mkdirat(inode_get(fs, parent)->fd, name, mode) < 0)
+			rc = -errno;
+		caller_end(&c);
+	}
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	reply_new(req, fs, parent, name, NULL);
@@ -271,13 +280,21 @@ static void named_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, dev_t rdev)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
+	struct caller c;
+	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (mknodat(inode_get(fs, parent)->fd, name, mode, rdev) < 0) {
-		fuse_reply_err(req, errno);
+	rc = caller_begin(req, &c, &mode);
+	if (!rc) {
+		if (mknodat(inode_get(fs, parent)->fd, name, mode, rdev) < 0)
+			rc = -errno;
+		caller_end(&c);
+	}
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	reply_new(req, fs, parent, name, NULL);
@@ -287,13 +304,21 @@ static void named_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			  const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
+	struct caller c;
+	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (symlinkat(link, inode_get(fs, parent)->fd, name) < 0) {
-		fuse_reply_err(req, errno);
+	rc = caller_begin(req, &c, NULL);
+	if (!rc) {
+		if (symlinkat(link, inode_get(fs, parent)->fd, name) < 0)
+			rc = -errno;
+		caller_end(&c);
+	}
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	reply_new(req, fs, parent, name, link);

@@ -543,6 +543,42 @@ print(os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, 4096, os.SEEK_DATA))'
 	assert_equal "$(op_field put sparse size)" $((1048576 + 4096))
 }
 
+@test "SEEK_DATA/SEEK_HOLE on a file still being written see its data (cp --sparse too)" {
+	mnt
+	# The writer keeps its descriptor open, so the data is still in the
+	# kernel's writeback cache when cp and lseek look for it; the same
+	# writes to a file outside the mount give the answers to expect.
+	run pyc 'import errno, os, subprocess, sys
+path, copy, ref = sys.argv[1:4]
+def layout(fd):
+    out = []
+    for whence in (os.SEEK_DATA, os.SEEK_HOLE):
+        for off in (0, 5000, 1 << 20, (1 << 20) + 100, 3 << 20):
+            try:
+                out.append(str(os.lseek(fd, off, whence)))
+            except OSError as e:
+                out.append(errno.errorcode[e.errno])
+    return " ".join(out)
+got = []
+for p in (path, ref):
+    fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.pwrite(fd, b"x" * 10000, 0)
+    os.pwrite(fd, b"y" * 5000, 1 << 20)
+    if p == path:
+        subprocess.run(["cp", "--sparse=always", path, copy], check=True)
+        with open(path, "rb") as a, open(copy, "rb") as b:
+            print("copy", "same" if a.read() == b.read() else "differs")
+    os.pwrite(fd, b"z" * 100, 2 << 20)
+    got.append(layout(fd))
+    os.close(fd)
+print("mount:" + got[0])
+print("backing:" + got[1])' "$M/f" "$M/copy" "$T/ref"
+	assert_success
+	assert_line --index 0 "copy same"
+	assert_equal "${lines[1]#mount:}" "${lines[2]#backing:}"
+	assert_equal "$(cmp "$M/f" "$T/ref" && echo same)" same
+}
+
 @test "copy_file_range copies through the mount and records the copy" {
 	mnt
 	head -c 200000 /dev/urandom >"$M/src"

@@ -112,6 +112,10 @@ enum wire_err {
 	WIRE_ERR_REVOKED = 10,
 	/* A PUSH names content the relay lacks (wire_missing_put()). */
 	WIRE_ERR_MISSING = 11,
+	/* A PUSH holds an op of another actor than the session's HELLO. */
+	WIRE_ERR_ACTOR = 12,
+	/* Over one of the relay's configured limits (the reason names it). */
+	WIRE_ERR_LIMIT = 13,
 };
 
 /* ---- capped buffer ---- */

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -440,12 +441,43 @@ static bool push_content_held(struct conn *c, const struct wire_msg *m)
 	return rc == 0;
 }
 
+/*
+ * A session pushes the ops of the actor its HELLO named, and no other: a
+ * token opens a folder, it does not make its holder every replica.  An
+ * op claiming another actor would be stored under that actor's name, and
+ * that replica's own op of the same clock would then be dropped as a
+ * duplicate (docs/protocol.md, "Pushing").  True when every op is the
+ * session's; otherwise the connection fails with ERROR `actor` and
+ * nothing of the PUSH is stored.
+ */
+static bool push_actor_ours(struct conn *c, const struct wire_msg *m)
+{
+	struct wire_iter it;
+	struct wire_opent e;
+
+	wire_iter_init(&it, m);
+	while (wire_iter_next(&it, &e)) {
+		if (e.actor == c->actor)
+			continue;
+		conn_fail(c, WIRE_ERR_ACTOR,
+			  "op %016" PRIx64 "-%016" PRIx64 " claims actor %016" PRIx64
+			  ", but this session is actor %016" PRIx64
+			  " (HELLO): a replica pushes only its own ops",
+			  e.hlc, e.actor, e.actor, c->actor);
+		return false;
+	}
+	return true;
+}
+
 static void on_push(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_ACK};
 	uint64_t head;
 	uint32_t added;
 	int rc;
+
+	if (!push_actor_ours(c, m))
+		return;
 
 	/* The chunks a put names are durable before the put is. */
 	if (relay_chunk_staged_any(c->r->stage))

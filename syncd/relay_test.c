@@ -5,10 +5,11 @@
  * so bats tests can drive a relay and grep what happened.  Not installed.
  *
  *   wkfs-relay-test [--timeout S] CMD ...
- *     push URL TOKEN ACTOR N [FIRST_HLC [SIZE]]
- *                                          N ops (mkdir "op-HLC"), hlc
- *                                          FIRST_HLC.. (default 1); with
- *                                          SIZE, opaque SIZE-byte payloads
+ *     push [--as A] URL TOKEN ACTOR N [FIRST_HLC [SIZE]]
+ *                                          N ops (mkdir "op-HLC") of ACTOR,
+ *                                          hlc FIRST_HLC.. (default 1); with
+ *                                          SIZE, opaque SIZE-byte payloads;
+ *                                          --as: HELLO as actor A instead
  *     stall URL TOKEN ACTOR                HELLO, then never read again
  *     pull URL TOKEN ACTOR CURSOR          ops until CAUGHT_UP
  *     watch URL TOKEN ACTOR [CURSOR [N]]   ops until N live ones or timeout
@@ -60,8 +61,8 @@ static int timeout_ms = 10000;
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: wkfs-relay-test [--timeout S] push URL TOKEN ACTOR N"
-		" [FIRST_HLC [SIZE]]\n"
+		"usage: wkfs-relay-test [--timeout S] push [--as A] URL TOKEN"
+		" ACTOR N [FIRST_HLC [SIZE]]\n"
 		"       ... stall URL TOKEN ACTOR\n"
 		"       ... pull URL TOKEN ACTOR CURSOR\n"
 		"       ... watch URL TOKEN ACTOR [CURSOR [N]]\n"
@@ -186,15 +187,32 @@ static void print_op(const struct wire_opent *e)
 
 static int cmd_push(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{"as", required_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
+	};
 	uint64_t actor, n, first = 1, high = 0, batch_id = 0, size = 0;
+	uint64_t hello_actor;
+	bool as = false;
 	struct wire_buf frame, pay;
 	struct wire_msg m;
 	struct wsc *c;
-	int rc;
+	int opt, rc;
 
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+a:", longopts, NULL)) != -1) {
+		if (opt != 'a')
+			usage();
+		hello_actor = parse_u64(optarg);
+		as = true;
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc < 5 || argc > 7)
 		usage();
 	actor = parse_u64(argv[3]);
+	if (!as)
+		hello_actor = actor;
 	n = parse_u64(argv[4]);
 	if (argc >= 6)
 		first = parse_u64(argv[5]);
@@ -202,7 +220,7 @@ static int cmd_push(int argc, char **argv)
 		size = parse_u64(argv[6]);
 	if (size > WIRE_PAYLOAD_MAX)
 		usage();
-	c = open_session(argv[1], argv[2], actor, 0, &rc);
+	c = open_session(argv[1], argv[2], hello_actor, 0, &rc);
 	if (!c)
 		return rc;
 	wire_buf_init(&frame, 0, WIRE_FRAME_MAX);

@@ -494,6 +494,8 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	}
 	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
 	if (rc) {
+		wk_warn("folder %s: cannot store ops: %s", c->folder,
+			relay_db_errmsg(c->r->db));
 		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",
 			  strerror(-rc));
 		return;

@@ -461,12 +461,13 @@ int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head)
 }
 
 int relay_db_push(struct relay_db *db, int64_t folder,
-		  const struct wire_msg *push, uint64_t *head, uint32_t *added)
+		  const struct wire_msg *push, uint64_t budget, uint64_t *head,
+		  uint32_t *added, uint64_t *added_bytes)
 {
 	sqlite3_stmt *st = db->st[ST_OP_INSERT];
 	struct wire_iter it;
 	struct wire_opent e;
-	uint64_t h;
+	uint64_t h, bytes = 0;
 	uint32_t n = 0;
 	int rc;
 
@@ -491,7 +492,13 @@ int relay_db_push(struct relay_db *db, int64_t folder,
 		if (sqlite3_changes(db->sql)) {
 			h++;
 			n++;
+			bytes += e.len;
 		}
+	}
+	*added_bytes = bytes;
+	if (bytes > budget) {
+		rc = -EDQUOT;
+		goto out_rollback;
 	}
 	if (n) {
 		st = db->st[ST_HEAD_SET];
@@ -720,4 +727,23 @@ int relay_db_proto_raise(struct relay_db *db, int64_t folder, uint32_t version)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
+}
+
+int relay_db_payload_bytes(struct relay_db *db, int64_t folder, uint64_t *bytes)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql,
+				"SELECT total(length(payload)) FROM ops"
+				" WHERE folder = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc_errno(rc);
+	sqlite3_bind_int64(st, 1, folder);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*bytes = (uint64_t)sqlite3_column_double(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
 }

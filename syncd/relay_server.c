@@ -38,6 +38,7 @@
 #include <openssl/evp.h>
 
 #include "fault.h"
+#include "relay_admit.h"
 #include "relay_chunks.h"
 #include "relay_db.h"
 #include "wire.h"
@@ -57,6 +58,19 @@ struct outmsg {
 	bool lazy_chunk;
 	uint8_t name[WIRE_NAME_LEN];
 	struct wire_buf frame;
+};
+
+/* Why a connection is not read from: its replies are piling up, or it
+ * sent over messages-per-second. */
+#define PAUSE_REPLIES 1u
+#define PAUSE_RATE    2u
+
+/* A folder's bytes (chunks and op payloads) for folder-bytes, counted
+ * once when first needed and kept up to date by this relay. */
+struct folder_use {
+	struct folder_use *next;
+	int64_t id;
+	uint64_t bytes;
 };
 
 /* Per connection; lws allocates and zeroes it (per_session_data_size). */
@@ -80,7 +94,10 @@ struct conn {
 	/* input */
 	struct wire_buf rx;
 	bool in_msg;
-	bool throttled;
+	unsigned paused;     /* PAUSE_*: why the relay stops reading */
+	uint64_t hello_rx;   /* bytes received before HELLO */
+	lws_usec_t rate_tat; /* when its message budget is back to full */
+	lws_sorted_usec_list_t rate_sul; /* resumes reading (PAUSE_RATE) */
 
 	/* output */
 	struct outmsg *q_head, *q_tail;
@@ -102,6 +119,9 @@ struct relay {
 	lws_sorted_usec_list_t commit_sul;
 	lws_usec_t staged_since; /* when the oldest staged chunk came */
 	lws_sorted_usec_list_t revoke_sul;
+	const struct relay_limits *lim;
+	struct relay_admit *admit; /* connections per address, in total */
+	struct folder_use *uses;   /* folder-bytes, when it is set */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -231,6 +251,124 @@ static void live_remove(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
+}
+
+/* Stops or resumes reading the connection for one reason of PAUSE_*;
+ * it is read again when no reason is left. */
+static void conn_pause(struct conn *c, unsigned why, bool on)
+{
+	unsigned was = c->paused;
+
+	c->paused = on ? was | why : was & ~why;
+	if (!was != !c->paused)
+		lws_rx_flow_control(c->wsi, !c->paused);
+}
+
+static void rate_resume(lws_sorted_usec_list_t *sul)
+{
+	conn_pause(lws_container_of(sul, struct conn, rate_sul), PAUSE_RATE,
+		   false);
+}
+
+/*
+ * messages-per-second, as a budget of one second's worth that refills at
+ * that rate (GCRA: rate_tat is when the budget is full again): a peer
+ * over it is not read until it has some again.  Slowed, not refused: a
+ * replica that streams thousands of small chunks must not be dropped for
+ * it, and a peer that is not read cannot send faster.
+ */
+static void rate_count(struct conn *c)
+{
+	uint64_t rate = c->r->lim->messages_sec;
+	lws_usec_t now, ahead;
+
+	if (!rate)
+		return;
+	now = lws_now_usecs();
+	if (c->rate_tat < now)
+		c->rate_tat = now;
+	c->rate_tat += (lws_usec_t)(LWS_US_PER_SEC / rate);
+	ahead = c->rate_tat - now;
+	if (ahead <= LWS_US_PER_SEC || (c->paused & PAUSE_RATE))
+		return;
+	conn_pause(c, PAUSE_RATE, true);
+	lws_sul_schedule(lws_get_context(c->wsi), 0, &c->rate_sul, rate_resume,
+			 ahead - LWS_US_PER_SEC);
+}
+
+/* The folder's bytes, counted when first asked for; NULL if unreadable
+ * (the caller answers `storage`). */
+static struct folder_use *folder_use(struct conn *c)
+{
+	struct relay *r = c->r;
+	struct folder_use *u;
+	uint64_t ops = 0, chunks = 0;
+
+	for (u = r->uses; u; u = u->next)
+		if (u->id == c->folder_id)
+			return u;
+	if (relay_db_payload_bytes(r->db, c->folder_id, &ops) ||
+	    relay_chunks_bytes(r->o->data_dir, c->folder, &chunks))
+		return NULL;
+	u = xcalloc(1, sizeof(*u));
+	u->id = c->folder_id;
+	u->bytes = ops + chunks;
+	u->next = r->uses;
+	r->uses = u;
+	return u;
+}
+
+/* True when `more` bytes still fit in the folder's folder-bytes; else
+ * the connection fails with ERROR `limit` (or `storage`). */
+static bool folder_room(struct conn *c, uint64_t more, const char *what)
+{
+	uint64_t lim = c->r->lim->folder_bytes;
+	struct folder_use *u;
+
+	if (!lim)
+		return true;
+	u = folder_use(c);
+	if (!u) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot measure the folder");
+		return false;
+	}
+	if (u->bytes + more <= lim)
+		return true;
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  "folder %s holds %" PRIu64 " bytes: %s of %" PRIu64
+		  " more is over the limit folder-bytes=%" PRIu64,
+		  c->folder, u->bytes, what, more, lim);
+	return false;
+}
+
+/* How many more bytes the folder may take (UINT64_MAX: no limit); false
+ * when it cannot be measured (the connection failed). */
+static bool folder_budget(struct conn *c, uint64_t *budget)
+{
+	uint64_t lim = c->r->lim->folder_bytes;
+	struct folder_use *u;
+
+	*budget = UINT64_MAX;
+	if (!lim)
+		return true;
+	u = folder_use(c);
+	if (!u) {
+		conn_fail(c, WIRE_ERR_STORAGE, "cannot measure the folder");
+		return false;
+	}
+	*budget = u->bytes < lim ? lim - u->bytes : 0;
+	return true;
+}
+
+static void folder_grew(struct conn *c, uint64_t bytes)
+{
+	struct folder_use *u;
+
+	if (!c->r->lim->folder_bytes)
+		return;
+	for (u = c->r->uses; u; u = u->next)
+		if (u->id == c->folder_id)
+			u->bytes += bytes;
 }
 
 /* ---- requests ---- */
@@ -402,6 +540,31 @@ static int raise_proto(struct conn *c)
 }
 
 /*
+ * put-bytes: a put with content names a file of op->size bytes, which
+ * receivers build from its chunks whatever they weigh on the relay (a
+ * recipe repeating one chunk makes a big file of a small upload), and
+ * check against that size.  The reason starts as `missing`'s ("put HLC-ACTOR
+ * ..."), so that the sender can tell which put.
+ */
+static bool put_too_big(struct conn *c, const struct wk_op *op,
+			const struct wire_content_ref *ref)
+{
+	uint64_t lim = c->r->lim->put_bytes;
+	char ids[WK_ID_STRLEN];
+
+	/* Without content ("none") nobody builds the file. */
+	if (op->kind != WK_OP_PUT || ref->how == WIRE_CONTENT_NONE || !lim ||
+	    op->size <= lim)
+		return false;
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  WIRE_MISSING_PREFIX
+		  "%s is a file of %" PRIu64
+		  " bytes: over the limit put-bytes=%" PRIu64,
+		  wk_id_str(op->id, ids), op->size, lim);
+	return true;
+}
+
+/*
  * True when every chunk the puts of a PUSH name is in the folder's store;
  * otherwise the connection fails with ERROR `missing` naming the first
  * such put and chunk.  Receivers take a stored put's content to be on the
@@ -425,6 +588,8 @@ static bool push_content_held(struct conn *c, const struct wire_msg *m)
 		if (wire_op_decode_ref(e.payload, e.len, e.actor, e.hlc, op,
 				       &ref))
 			continue;
+		if (put_too_big(c, op, &ref))
+			goto out;
 		rc = relay_chunks_named(c->r->o->data_dir, c->folder, op, &ref,
 					&c->r->chunk, &missing);
 	}
@@ -437,8 +602,9 @@ static bool push_content_held(struct conn *c, const struct wire_msg *m)
 	else if (rc)
 		conn_fail(c, WIRE_ERR_STORAGE, "cannot read a chunk: %s",
 			  strerror(-rc));
+out:
 	free(op);
-	return rc == 0;
+	return rc == 0 && c->state == CONN_READY;
 }
 
 /*
@@ -460,7 +626,8 @@ static bool push_actor_ours(struct conn *c, const struct wire_msg *m)
 		if (e.actor == c->actor)
 			continue;
 		conn_fail(c, WIRE_ERR_ACTOR,
-			  "op %016" PRIx64 "-%016" PRIx64 " claims actor %016" PRIx64
+			  "op %016" PRIx64 "-%016" PRIx64
+			  " claims actor %016" PRIx64
 			  ", but this session is actor %016" PRIx64
 			  " (HELLO): a replica pushes only its own ops",
 			  e.hlc, e.actor, e.actor, c->actor);
@@ -472,7 +639,7 @@ static bool push_actor_ours(struct conn *c, const struct wire_msg *m)
 static void on_push(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_ACK};
-	uint64_t head;
+	uint64_t head, added_bytes, budget;
 	uint32_t added;
 	int rc;
 
@@ -492,7 +659,14 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 		if (rc)
 			return;
 	}
-	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
+	if (!folder_budget(c, &budget))
+		return;
+	rc = relay_db_push(c->r->db, c->folder_id, m, budget, &head, &added,
+			   &added_bytes);
+	if (rc == -EDQUOT) {
+		folder_room(c, added_bytes, "this push");
+		return;
+	}
 	if (rc) {
 		wk_warn("folder %s: cannot store ops: %s", c->folder,
 			relay_db_errmsg(c->r->db));
@@ -500,6 +674,7 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 			  strerror(-rc));
 		return;
 	}
+	folder_grew(c, added_bytes);
 	ack.ack.batch_id = m->batch.batch_id;
 	ack.ack.high_seq = head;
 	conn_queue(c, &ack);
@@ -559,6 +734,12 @@ static void on_chunk_put(struct conn *c, const struct wire_msg *m)
 	bool stored;
 	int rc;
 
+	/* A chunk the folder has costs nothing more. */
+	if (c->r->lim->folder_bytes &&
+	    !relay_chunk_has(c->r->o->data_dir, c->folder, m->chunk.name,
+			     NULL) &&
+	    !folder_room(c, m->chunk.len, "a chunk"))
+		return;
 	rc = relay_chunk_stage(c->r->stage, c->folder, m->chunk.name,
 			       m->chunk.data, m->chunk.len, c, &stored);
 	if (rc == -EILSEQ) {
@@ -572,6 +753,7 @@ static void on_chunk_put(struct conn *c, const struct wire_msg *m)
 		return;
 	}
 	if (!stored) {
+		folder_grew(c, m->chunk.len);
 		commit_later(c->r); /* acknowledged then */
 		return;
 	}
@@ -641,6 +823,29 @@ static void on_frame(struct conn *c, const uint8_t *p, size_t len)
 	}
 }
 
+/*
+ * hello-bytes: what a connection sends before it is authenticated stays
+ * within a few hundred bytes (a HELLO is about 140), so that strangers
+ * cost the relay next to nothing.  Counted over the whole message being
+ * received, as announced.
+ */
+static bool hello_room(struct conn *c, size_t len)
+{
+	uint64_t lim = c->r->lim->hello_bytes;
+
+	if (c->state != CONN_HELLO)
+		return true;
+	c->hello_rx += len;
+	if (c->hello_rx + lws_remaining_packet_payload(c->wsi) <= lim)
+		return true;
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  "%" PRIu64 " bytes before HELLO: over the limit"
+		  " hello-bytes=%" PRIu64,
+		  c->hello_rx + lws_remaining_packet_payload(c->wsi), lim);
+	c->in_msg = !lws_is_final_fragment(c->wsi);
+	return false;
+}
+
 static void on_receive(struct conn *c, const uint8_t *in, size_t len)
 {
 	if (c->state == CONN_FAILING || c->state == CONN_CLOSING) {
@@ -665,6 +870,10 @@ static void on_receive(struct conn *c, const uint8_t *in, size_t len)
 			return;
 		}
 	}
+	if (!hello_room(c, len))
+		return;
+	if (!lws_remaining_packet_payload(c->wsi))
+		rate_count(c); /* the end of a WebSocket frame */
 	if (wire_buf_append(&c->rx, in, len)) {
 		conn_fail(c, WIRE_ERR_TOO_BIG, "message over %u bytes",
 			  WIRE_FRAME_MAX);
@@ -679,11 +888,8 @@ static void on_receive(struct conn *c, const uint8_t *in, size_t len)
 		wire_buf_release(&c->rx);
 	else
 		wire_buf_reset(&c->rx);
-	if (c->q_bytes > RELAY_PENDING_SOFT && !c->throttled &&
-	    c->state == CONN_READY) {
-		c->throttled = true;
-		lws_rx_flow_control(c->wsi, 0);
-	}
+	if (c->q_bytes > RELAY_PENDING_SOFT && c->state == CONN_READY)
+		conn_pause(c, PAUSE_REPLIES, true);
 }
 
 /* ---- sending ---- */
@@ -791,10 +997,8 @@ static int send_queued(struct conn *c)
 	}
 	wire_buf_release(&m->frame);
 	free(m);
-	if (c->throttled && c->q_bytes < RELAY_PENDING_SOFT / 2) {
-		c->throttled = false;
-		lws_rx_flow_control(c->wsi, 1);
-	}
+	if ((c->paused & PAUSE_REPLIES) && c->q_bytes < RELAY_PENDING_SOFT / 2)
+		conn_pause(c, PAUSE_REPLIES, false);
 	return rc;
 }
 
@@ -905,6 +1109,43 @@ static void revoke_check(lws_sorted_usec_list_t *sul)
 
 /* ---- lws glue ---- */
 
+/*
+ * A TCP connection was accepted: counted against connections and
+ * connections-per-address until lws destroys it (WSI_DESTROY).  One over
+ * a limit goes on to the WebSocket handshake for a few seconds to read
+ * its ERROR (refuse_over()), unless many are being refused already.
+ */
+static int admit(struct relay *r, struct lws *wsi)
+{
+	const char *over;
+	void *ticket =
+		relay_admit_conn(r->admit, lws_get_socket_fd(wsi), &over);
+
+	if (!ticket)
+		return -1; /* lws closes it */
+	lws_set_opaque_user_data(wsi, ticket);
+	if (over)
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+				RELAY_REFUSE_SECS);
+	return 0;
+}
+
+static void refuse_over(struct conn *c)
+{
+	const char *over =
+		relay_admit_refused(lws_get_opaque_user_data(c->wsi));
+	const struct relay_limits *l = c->r->lim;
+
+	if (!over)
+		return;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, RELAY_REFUSE_SECS);
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  "too many connections%s: over the limit %s=%" PRIu64,
+		  strcmp(over, "connections") ? " from your address" : "", over,
+		  strcmp(over, "connections") ? l->connections_addr
+					      : l->connections);
+}
+
 static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			  void *user, void *in, size_t len)
 {
@@ -912,6 +1153,12 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct relay *r = lws_context_user(lws_get_context(wsi));
 
 	switch (reason) {
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return admit(r, wsi);
+	case LWS_CALLBACK_WSI_DESTROY:
+		relay_admit_release(r->admit, lws_get_opaque_user_data(wsi));
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(c, 0, sizeof(*c));
 		c->wsi = wsi;
@@ -921,6 +1168,7 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 				 WSI_TOKEN_GET_URI) < 0)
 			strcpy(c->path, "?"); /* too long: matches no folder */
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, RELAY_HELLO_SECS);
+		refuse_over(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		on_receive(c, in, len);
@@ -928,6 +1176,7 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_CLOSED:
+		lws_sul_cancel(&c->rate_sul);
 		relay_chunk_disown(r->stage, c);
 		live_remove(c);
 		q_free(c);
@@ -988,6 +1237,8 @@ int relay_serve(const struct relay_opts *o)
 
 	memset(&r, 0, sizeof(r));
 	r.o = o;
+	r.lim = o->limits;
+	r.admit = relay_admit_new(r.lim);
 	rc = open_store(&r, &lock_fd);
 	if (rc)
 		goto out;
@@ -1001,8 +1252,11 @@ int relay_serve(const struct relay_opts *o)
 	wire_buf_init(&r.chunk, 0, WIRE_CHUNK_MAX);
 	r.stage = relay_chunk_stage_new(o->data_dir);
 
-	lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
+	lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR,
+			  relay_admit_log_lws);
 	memset(&info, 0, sizeof(info));
+	/* A connection that never finishes its HTTP request goes too. */
+	info.timeout_secs = RELAY_HELLO_SECS;
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	if (o->tls_cert)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -1039,9 +1293,14 @@ int relay_serve(const struct relay_opts *o)
 	       o->host, lws_get_vhost_listen_port(vh));
 	fflush(stdout);
 
-	while (!stop_requested)
+	while (!stop_requested) {
 		if (lws_service(r.ctx, 0) < 0)
 			break;
+		/* Out of descriptors, the listening socket stays readable
+		 * and lws would fail to accept in a loop: let some close. */
+		if (relay_admit_accept_failed())
+			usleep(RELAY_ACCEPT_PAUSE_US);
+	}
 	if (o->verbose)
 		wk_info("stopping");
 
@@ -1054,6 +1313,13 @@ out:
 	relay_chunk_stage_free(r.stage);
 	relay_git_stop(r.git); /* the last commit, after the last op */
 	relay_db_close(r.db);
+	relay_admit_free(r.admit);
+	while (r.uses) {
+		struct folder_use *u = r.uses;
+
+		r.uses = u->next;
+		free(u);
+	}
 	wire_buf_release(&r.ops_buf);
 	wire_buf_release(&r.frame);
 	wire_buf_release(&r.chunk);

@@ -21,9 +21,12 @@
  *                                          --token; --pad adds N zero bytes)
  *     put [--chunk FILE]... URL TOKEN ACTOR HLC HOW SIZE HASH [RECIPE]
  *                                          CHUNK_PUT each FILE, then at once
- *                                          a PUSH of one put (node = its id)
+ *                                          a PUSH of one put (a node of its
+ *                                          hlc and actor + 1)
  *                                          with content HOW (none, whole or
  *                                          recipe) and the recipe chunk name
+ *     pings URL TOKEN N                    N PINGs at once, then their PONGs;
+ *                                          "pongs N MS": how long it took
  *     name FILE...                         "name NAME" of each file's bytes
  *     recipe [--delta BASE BASE_CHUNK] OUT FILE...
  *                                          writes the recipe chunk of a file
@@ -47,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bytebuf.h"
@@ -73,6 +77,7 @@ static void usage(void)
 		"       ... raw [--token T] [--pad N] URL HEXFRAME\n"
 		"       ... put [--chunk FILE]... URL TOKEN ACTOR HLC"
 		" none|whole|recipe SIZE HASH [RECIPE]\n"
+		"       ... pings URL TOKEN N\n"
 		"       ... name FILE...\n"
 		"       ... recipe [--delta BASE BASE_CHUNK] OUT FILE...\n");
 	exit(1);
@@ -692,7 +697,9 @@ static int cmd_put(int argc, char **argv)
 	op.kind = WK_OP_PUT;
 	op.id.actor = parse_u64(argv[3]);
 	op.id.hlc = parse_u64(argv[4]);
-	op.node = op.id;
+	/* Not the put's own id: a first put (base none) retires its node's
+	 * create, which would be itself, and receivers skip its content. */
+	op.node = (struct wk_id){op.id.hlc, op.id.actor + 1};
 	op.base = WK_ID_NONE;
 	if (strcmp(argv[5], "whole") == 0)
 		ref.how = WIRE_CONTENT_WHOLE;
@@ -738,6 +745,41 @@ static int cmd_put(int argc, char **argv)
 	wire_buf_release(&pay);
 	if (rc)
 		rc = report(c, rc);
+	wsc_close(c);
+	return rc;
+}
+
+static int cmd_pings(int argc, char **argv)
+{
+	struct wire_msg ping = {.type = WIRE_PING}, m;
+	uint64_t n, got = 0;
+	struct timespec t0, t1;
+	struct wsc *c;
+	int rc = 0;
+
+	if (argc != 4)
+		usage();
+	n = parse_u64(argv[3]);
+	c = open_session(argv[1], argv[2], 0, 0, &rc);
+	if (!c)
+		return rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint64_t i = 0; i < n && !rc; i++) {
+		ping.ping.nonce = i;
+		rc = wsc_send_msg(c, &ping);
+	}
+	while (!rc && got < n) {
+		rc = wsc_recv(c, timeout_ms, &m);
+		if (!rc && m.type == WIRE_PONG)
+			got++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (rc)
+		rc = report(c, rc);
+	else
+		printf("pongs %" PRIu64 " %lld\n", got,
+		       (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
+			       (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	wsc_close(c);
 	return rc;
 }
@@ -858,6 +900,8 @@ int main(int argc, char **argv)
 		return cmd_put(argc, argv);
 	if (strcmp(cmd, "name") == 0)
 		return cmd_name(argc, argv);
+	if (strcmp(cmd, "pings") == 0)
+		return cmd_pings(argc, argv);
 	if (strcmp(cmd, "recipe") == 0)
 		return cmd_recipe(argc, argv);
 	usage();

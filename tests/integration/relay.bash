@@ -5,10 +5,11 @@
 running() { kill -0 "$1" 2>/dev/null; }
 not_running() { ! kill -0 "$1" 2>/dev/null; }
 
+# start_relay [BIND [OPTION...]]: OPTIONs go to the relay (--limit ...).
 start_relay() {
 	local bind=${1:-127.0.0.1:0}
 	: >"$RLOG"
-	"$RELAY" --data "$DATA" --bind "$bind" --verbose >>"$RLOG" 2>&1 &
+	"$RELAY" --data "$DATA" --bind "$bind" --verbose "${@:2}" >>"$RLOG" 2>&1 &
 	RPID=$!
 	if ! wait_until 10 grep -q '^listening on ' "$RLOG"; then
 		cat "$RLOG" >&2

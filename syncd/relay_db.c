@@ -39,6 +39,7 @@ enum stmt_id {
 	ST_META_GET,
 	ST_META_SET,
 	ST_IMPORT_OP,
+	ST_PAYLOAD_BYTES,
 	ST_COUNT
 };
 
@@ -75,6 +76,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			" DO UPDATE SET value = excluded.value",
 	[ST_IMPORT_OP] = "INSERT OR IGNORE INTO import_ops(folder, actor, hlc,"
 			 " payload) VALUES (?1, ?2, ?3, ?4)",
+	[ST_PAYLOAD_BYTES] = "SELECT coalesce(sum(length(payload)), 0)"
+			     " FROM ops WHERE folder = ?1",
 };
 
 static const char schema_sql[] =
@@ -731,19 +734,8 @@ int relay_db_proto_raise(struct relay_db *db, int64_t folder, uint32_t version)
 
 int relay_db_payload_bytes(struct relay_db *db, int64_t folder, uint64_t *bytes)
 {
-	sqlite3_stmt *st;
-	int rc;
+	sqlite3_stmt *st = db->st[ST_PAYLOAD_BYTES];
 
-	rc = sqlite3_prepare_v2(db->sql,
-				"SELECT total(length(payload)) FROM ops"
-				" WHERE folder = ?1",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rc_errno(rc);
 	sqlite3_bind_int64(st, 1, folder);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*bytes = (uint64_t)sqlite3_column_double(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+	return step_u64(st, bytes);
 }

@@ -318,29 +318,6 @@ static struct folder_use *folder_use(struct conn *c)
 	return u;
 }
 
-/* True when `more` bytes still fit in the folder's folder-bytes; else
- * the connection fails with ERROR `limit` (or `storage`). */
-static bool folder_room(struct conn *c, uint64_t more, const char *what)
-{
-	uint64_t lim = c->r->lim->folder_bytes;
-	struct folder_use *u;
-
-	if (!lim)
-		return true;
-	u = folder_use(c);
-	if (!u) {
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot measure the folder");
-		return false;
-	}
-	if (u->bytes + more <= lim)
-		return true;
-	conn_fail(c, WIRE_ERR_LIMIT,
-		  "folder %s holds %" PRIu64 " bytes: %s of %" PRIu64
-		  " more is over the limit folder-bytes=%" PRIu64,
-		  c->folder, u->bytes, what, more, lim);
-	return false;
-}
-
 /* How many more bytes the folder may take (UINT64_MAX: no limit); false
  * when it cannot be measured (the connection failed). */
 static bool folder_budget(struct conn *c, uint64_t *budget)
@@ -358,6 +335,18 @@ static bool folder_budget(struct conn *c, uint64_t *budget)
 	}
 	*budget = u->bytes < lim ? lim - u->bytes : 0;
 	return true;
+}
+
+/* ERROR `limit`: `more` bytes of what (after folder_budget()) do not fit. */
+static void folder_full(struct conn *c, uint64_t more, const char *what)
+{
+	struct folder_use *u = folder_use(c);
+
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  "folder %s holds %" PRIu64 " bytes: %s of %" PRIu64
+		  " more is over the limit folder-bytes=%" PRIu64,
+		  c->folder, u ? u->bytes : 0, what, more,
+		  c->r->lim->folder_bytes);
 }
 
 static void folder_grew(struct conn *c, uint64_t bytes)
@@ -664,7 +653,7 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	rc = relay_db_push(c->r->db, c->folder_id, m, budget, &head, &added,
 			   &added_bytes);
 	if (rc == -EDQUOT) {
-		folder_room(c, added_bytes, "this push");
+		folder_full(c, added_bytes, "this push");
 		return;
 	}
 	if (rc) {
@@ -731,15 +720,21 @@ static void on_names(struct conn *c, const struct wire_msg *m)
 static void on_chunk_put(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_CHUNK_ACK};
+	uint64_t budget;
 	bool stored;
 	int rc;
 
 	/* A chunk the folder has costs nothing more. */
 	if (c->r->lim->folder_bytes &&
 	    !relay_chunk_has(c->r->o->data_dir, c->folder, m->chunk.name,
-			     NULL) &&
-	    !folder_room(c, m->chunk.len, "a chunk"))
-		return;
+			     NULL)) {
+		if (!folder_budget(c, &budget))
+			return;
+		if (m->chunk.len > budget) {
+			folder_full(c, m->chunk.len, "a chunk");
+			return;
+		}
+	}
 	rc = relay_chunk_stage(c->r->stage, c->folder, m->chunk.name,
 			       m->chunk.data, m->chunk.len, c, &stored);
 	if (rc == -EILSEQ) {

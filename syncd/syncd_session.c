@@ -368,6 +368,7 @@ static int push_refused(struct syncd *s, const char *reason)
 
 	if (wire_missing_put(reason, &put) != 0)
 		put = WK_ID_NONE; /* not ours to read: no put goes "none" */
+	s->refused_over = false;
 	if (s->refused_times && wk_id_eq(put, s->refused_put)) {
 		s->refused_times++;
 	} else {
@@ -418,6 +419,7 @@ static int push_over_limit(struct syncd *s, const char *reason)
 	s->refused_times = 2;
 	s->refused_seq = 0;
 	s->refused_now = true;
+	s->refused_over = true;
 	snprintf(s->err, sizeof(s->err),
 		 "relay refused a push (%s): pushing put %s without its"
 		 " content",
@@ -483,9 +485,13 @@ static int encode_row(struct syncd *s, const struct db_oprow *r,
 
 			memset(&ref, 0, sizeof(ref));
 			ref.how = WIRE_CONTENT_NONE;
-			wk_warn("put %s: the relay refused its content twice,"
-				" or it is over the relay's put-bytes; pushed"
-				" without it",
+			wk_warn(s->refused_over
+					? "put %s: over the relay's put-bytes;"
+					  " pushed without its content"
+					: "put %s: the relay refused its "
+					  "content"
+					  " twice; pushed without it (a later"
+					  " put carries it)",
 				wk_id_str(r->op.id, ids));
 			return wire_put_encode(pay, &r->op, &ref);
 		}

@@ -288,3 +288,19 @@ PYEOF
 	assert_failure 3
 	assert_output --partial 'folder Notes holds 100960 bytes'
 }
+
+@test "the relay raises its soft descriptor limit to the hard one" {
+	hard=$(ulimit -Hn)
+	[ "$hard" = unlimited ] && hard=1048576
+	[ "$hard" -gt 256 ] || skip "hard descriptor limit $hard"
+	want=$((hard < 65536 ? hard : 65536))
+	: >"$RLOG"
+	(ulimit -Sn 256 && exec "$RELAY" --data "$DATA" --bind 127.0.0.1:0 \
+		--verbose) >>"$RLOG" 2>&1 &
+	RPID=$!
+	wait_until 10 grep -q '^listening on ' "$RLOG"
+	run awk '/^Max open files/ { print $4 }' "/proc/$RPID/limits"
+	assert_output "$want"
+	conns=$((want - 32 < 4096 ? want - 32 : 4096))
+	grep -q " connections=$conns " "$RLOG"
+}

@@ -1,5 +1,6 @@
 /*
- * relay.h - wkfs-relay's pieces: the server (relay_server.c) and the
+ * relay.h - wkfs-relay's pieces: the server (relay_server.c, with
+ * relay_session.c for what each client message does) and the
  * folder commands (relay_main.c).
  *
  * The server is one libwebsockets context served by one thread; it owns the

@@ -36,18 +36,7 @@ setup() {
 
 # Background clients are started as "$RT" ... &, never through a shell
 # function, so that $! is the client's own pid.
-teardown() {
-	local p
-	for p in "${BG_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	stop_relay
-	# Under SAN=1 the relay reports memory errors and leaks as it exits.
-	if grep -E 'Sanitizer|runtime error' "$RLOG" >&2; then
-		return 1
-	fi
-}
+teardown() { clients_relay_teardown; }
 
 # The seqs of a pull's "op" lines, one a line.
 seqs() { awk '$1 == "op" { print $2 }'; }

@@ -23,17 +23,7 @@ setup() {
 	BG_PIDS=()
 }
 
-teardown() {
-	local p
-	for p in "${BG_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	stop_relay
-	if grep -E 'Sanitizer|runtime error' "$RLOG" >&2; then
-		return 1
-	fi
-}
+teardown() { clients_relay_teardown; }
 
 # start_limited OPTION...: a relay with those options and folder Notes.
 start_limited() {

@@ -27,6 +27,22 @@ stop_relay() {
 	RPID=
 }
 
+# clients_relay_teardown: ends the clients in BG_PIDS (started in the
+# background, by pid) and the relay; a sanitizer report in the relay's log
+# (under SAN=1 it reports memory errors and leaks as it exits) fails the
+# test.
+clients_relay_teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	stop_relay
+	if grep -E 'Sanitizer|runtime error' "$RLOG" >&2; then
+		return 1
+	fi
+}
+
 # ---- replicas: mounted folders, each with its own wkfs-syncd ---------------
 #
 # replica NAME [FOLDER [TOKEN]] makes $T/NAME (T is $BATS_TEST_TMPDIR, real

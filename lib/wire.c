@@ -225,6 +225,8 @@ const char *wire_err_name(int code)
 		[WIRE_ERR_STORAGE] = "storage",
 		[WIRE_ERR_REVOKED] = "revoked",
 		[WIRE_ERR_MISSING] = "missing",
+		[WIRE_ERR_ACTOR] = "actor",
+		[WIRE_ERR_LIMIT] = "limit",
 	};
 
 	if (code <= 0 || code >= (int)(sizeof(names) / sizeof(names[0])) ||

@@ -75,6 +75,11 @@ enum wire_version_verdict wire_version_accept(uint32_t hello, uint32_t folder);
 #define WIRE_TOKEN_LEN	 32u	     /* token, bytes */
 #define WIRE_REASON_MAX	 256u	     /* ERROR reason, bytes */
 #define WIRE_NAME_LEN	 16u	     /* a chunk name: XXH3-128 */
+/* The largest file a put may name: a plain recipe chunk (at most
+ * WIRE_CHUNK_MAX, 20 bytes an entry) of chunks of at most 256 KiB
+ * (chunk.h) describes under 13 GiB.  Receivers refuse bigger ones, and a
+ * relay's put-bytes limit cannot go above it. */
+#define WIRE_PUT_MAX (16ull << 30)
 
 enum wire_type {
 	/* client to server */
@@ -112,6 +117,10 @@ enum wire_err {
 	WIRE_ERR_REVOKED = 10,
 	/* A PUSH names content the relay lacks (wire_missing_put()). */
 	WIRE_ERR_MISSING = 11,
+	/* A PUSH holds an op of another actor than the session's HELLO. */
+	WIRE_ERR_ACTOR = 12,
+	/* Over one of the relay's configured limits (the reason names it). */
+	WIRE_ERR_LIMIT = 13,
 };
 
 /* ---- capped buffer ---- */

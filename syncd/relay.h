@@ -1,5 +1,6 @@
 /*
- * relay.h - wkfs-relay's pieces: the server (relay_server.c) and the
+ * relay.h - wkfs-relay's pieces: the server (relay_server.c, with
+ * relay_session.c for what each client message does) and the
  * folder commands (relay_main.c).
  *
  * The server is one libwebsockets context served by one thread; it owns the
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 
 #include "relay_git.h"
+#include "relay_limits.h"
 
 /* An OPS message the relay builds stays under this many bytes. */
 #define RELAY_OPS_BYTES (1u << 20)
@@ -23,8 +25,13 @@
  * for IDLE microseconds, or MAX after the first (relay_server.c). */
 #define RELAY_COMMIT_IDLE_US 2000
 #define RELAY_COMMIT_MAX_US  50000
-/* Seconds a new connection has to send HELLO. */
+/* Seconds a new connection has to send HELLO (and to finish its HTTP
+ * request before that). */
 #define RELAY_HELLO_SECS 10
+/* Seconds a connection over a limit has to read its ERROR. */
+#define RELAY_REFUSE_SECS 2
+/* How long the loop sleeps after lws failed to accept (no descriptor). */
+#define RELAY_ACCEPT_PAUSE_US 20000
 /* Seconds between checks that live sessions' tokens are still valid. */
 #define RELAY_REVOKE_CHECK_SECS 2
 
@@ -35,6 +42,7 @@ struct relay_opts {
 	const char *tls_cert; /* both or neither */
 	const char *tls_key;
 	const struct relay_git_opts *git; /* --git, or NULL */
+	const struct relay_limits *limits;
 	bool verbose;
 };
 

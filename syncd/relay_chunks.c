@@ -3,6 +3,7 @@
  */
 #include "relay_chunks.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -63,6 +64,51 @@ bool relay_chunk_has(const char *data_dir, const char *folder,
 	if (size)
 		*size = (uint32_t)st.st_size;
 	return true;
+}
+
+/* Adds the sizes of the regular files in dir (temporaries too: they
+ * take the disk as well). */
+static int dir_bytes(int dfd, uint64_t *bytes, bool sub)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	struct stat st;
+	int rc = 0;
+
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while (!rc && (e = readdir(d))) {
+		if (e->d_name[0] == '.' &&
+		    (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* gone meanwhile */
+		if (S_ISREG(st.st_mode)) {
+			*bytes += (uint64_t)st.st_size;
+		} else if (sub && S_ISDIR(st.st_mode)) {
+			int fd = openat(dirfd(d), e->d_name,
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			rc = fd < 0 ? -errno : dir_bytes(fd, bytes, false);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int relay_chunks_bytes(const char *data_dir, const char *folder,
+		       uint64_t *bytes)
+{
+	char *path = xasprintf("%s/chunks/%s", data_dir, folder);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	free(path);
+	*bytes = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return dir_bytes(fd, bytes, true);
 }
 
 /* fsync of path, or with whole_fs syncfs of its file system. */

@@ -65,6 +65,10 @@ typedef void (*chunk_done_fn)(void *owner, const uint8_t name[WIRE_NAME_LEN],
  * chunk was reported with its own result). */
 int relay_chunk_commit(struct chunk_stage *st, chunk_done_fn done, void *arg);
 
+/* The bytes the folder's chunk files take (one walk of its store). */
+int relay_chunks_bytes(const char *data_dir, const char *folder,
+		       uint64_t *bytes);
+
 /* Appends the chunk's bytes to out (-ENOENT if absent, -EIO if a stored
  * file is larger than WIRE_CHUNK_MAX). */
 int relay_chunk_get(const char *data_dir, const char *folder,

@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "xalloc.h"
 
 #define RELAY_SCHEMA_VERSION 2
+/* How long a statement waits for another process's lock. */
+#define RELAY_DB_BUSY_MS 5000
 
 enum stmt_id {
 	ST_FOLDER_GET,
@@ -36,6 +39,7 @@ enum stmt_id {
 	ST_META_GET,
 	ST_META_SET,
 	ST_IMPORT_OP,
+	ST_PAYLOAD_BYTES,
 	ST_COUNT
 };
 
@@ -72,6 +76,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			" DO UPDATE SET value = excluded.value",
 	[ST_IMPORT_OP] = "INSERT OR IGNORE INTO import_ops(folder, actor, hlc,"
 			 " payload) VALUES (?1, ?2, ?3, ?4)",
+	[ST_PAYLOAD_BYTES] = "SELECT coalesce(sum(length(payload)), 0)"
+			     " FROM ops WHERE folder = ?1",
 };
 
 static const char schema_sql[] =
@@ -117,6 +123,7 @@ static const char import_sql[] =
 struct relay_db {
 	sqlite3 *sql;
 	sqlite3_stmt *st[ST_COUNT];
+	char failed[256]; /* why the last transaction was rolled back */
 };
 
 static int rc_errno(int rc)
@@ -149,6 +156,20 @@ static int exec(struct relay_db *db, const char *sql)
 	return rc_errno(sqlite3_exec(db->sql, sql, NULL, NULL, NULL));
 }
 
+static int begin(struct relay_db *db)
+{
+	db->failed[0] = '\0';
+	return exec(db, "BEGIN IMMEDIATE");
+}
+
+/* ROLLBACK replaces SQLite's message ("not an error"): keep it for
+ * relay_db_errmsg(). */
+static void rollback(struct relay_db *db)
+{
+	snprintf(db->failed, sizeof(db->failed), "%s", sqlite3_errmsg(db->sql));
+	exec(db, "ROLLBACK");
+}
+
 /* Steps a statement that returns no row, then resets it. */
 static int step_done(sqlite3_stmt *st)
 {
@@ -159,46 +180,62 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
 }
 
-static int set_schema(struct relay_db *db, char *err, size_t errlen)
+/* PRAGMA user_version: the schema relay.db holds (0: none yet). */
+static int schema_version(struct relay_db *db, int *version)
 {
 	sqlite3_stmt *st;
-	int version, rc;
+	int rc;
 
 	rc = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		goto out_corrupt;
+		return rc_errno(rc);
 	rc = sqlite3_step(st);
-	version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	*version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
-	if (version < 0)
-		goto out_corrupt;
-	if (version == RELAY_SCHEMA_VERSION)
-		return 0;
+	return rc == SQLITE_ROW ? 0 : rc_errno(rc);
+}
+
+/*
+ * Creates or upgrades the tables.  The version is read inside the
+ * IMMEDIATE transaction that writes them: `wkfs-relay folder add` and a
+ * serving relay started at once on a new DIR both find version 0 before
+ * either begins, and the second must see the first's tables, not create
+ * them again.
+ */
+static int set_schema(struct relay_db *db, char *err, size_t errlen)
+{
+	int version, rc;
+
+	rc = begin(db);
+	if (!rc)
+		rc = schema_version(db, &version);
+	if (rc) {
+		snprintf(err, errlen, "cannot read relay.db's schema: %s",
+			 sqlite3_errmsg(db->sql));
+		rollback(db);
+		return rc == -EBUSY ? rc : -EIO;
+	}
 	if (version > RELAY_SCHEMA_VERSION) {
 		snprintf(err, errlen,
 			 "relay.db has schema %d, newer than this wkfs-relay"
 			 " (%d)",
 			 version, RELAY_SCHEMA_VERSION);
+		rollback(db);
 		return -EPROTO;
 	}
-	rc = exec(db, "BEGIN IMMEDIATE");
-	if (!rc && version < 1)
+	if (version < 1)
 		rc = exec(db, schema_sql);
-	if (!rc)
+	if (!rc && version < 2)
 		rc = exec(db, schema_v2_sql);
 	if (!rc)
 		rc = exec(db, "COMMIT");
 	if (rc) {
-		exec(db, "ROLLBACK");
+		/* The message first: ROLLBACK replaces it ("not an error"). */
 		snprintf(err, errlen, "cannot create relay.db's tables: %s",
 			 sqlite3_errmsg(db->sql));
+		rollback(db);
 	}
 	return rc;
-
-out_corrupt:
-	snprintf(err, errlen, "relay.db is unreadable or not a database: %s",
-		 sqlite3_errmsg(db->sql));
-	return -EIO;
 }
 
 /*
@@ -219,6 +256,24 @@ static int proto_table(struct relay_db *db, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * Switching a new database to WAL takes an exclusive lock, and SQLite
+ * answers BUSY at once, without its busy handler, while another
+ * connection (a second wkfs-relay starting on the same new DIR) holds
+ * any lock: so wait here, as long as the busy timeout would.
+ */
+static int wal_mode(struct relay_db *db)
+{
+	int rc;
+
+	for (int waited = 0;; waited += 10) {
+		rc = exec(db, "PRAGMA journal_mode = WAL");
+		if (rc != -EBUSY || waited >= RELAY_DB_BUSY_MS)
+			return rc;
+		usleep(10000);
+	}
+}
+
 int relay_db_open(const char *dir, struct relay_db **out, char *err,
 		  size_t errlen)
 {
@@ -237,8 +292,8 @@ int relay_db_open(const char *dir, struct relay_db **out, char *err,
 		rc = rc_errno(rc);
 		goto out_close;
 	}
-	sqlite3_busy_timeout(db->sql, 5000);
-	rc = exec(db, "PRAGMA journal_mode = WAL");
+	sqlite3_busy_timeout(db->sql, RELAY_DB_BUSY_MS);
+	rc = wal_mode(db);
 	if (!rc)
 		rc = exec(db, "PRAGMA synchronous = FULL");
 	if (rc) {
@@ -289,7 +344,7 @@ void relay_db_close(struct relay_db *db)
 
 const char *relay_db_errmsg(struct relay_db *db)
 {
-	return sqlite3_errmsg(db->sql);
+	return db->failed[0] ? db->failed : sqlite3_errmsg(db->sql);
 }
 
 static void read_folder(sqlite3_stmt *st, struct relay_folder *f)
@@ -330,7 +385,7 @@ int relay_db_folder_add(struct relay_db *db, const char *name,
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = exec(db, "BEGIN IMMEDIATE");
+	rc = begin(db);
 	if (rc)
 		return rc;
 	rc = relay_db_folder_get(db, name, &f);
@@ -351,7 +406,7 @@ int relay_db_folder_add(struct relay_db *db, const char *name,
 	return exec(db, "COMMIT");
 
 out_rollback:
-	exec(db, "ROLLBACK");
+	rollback(db);
 	return rc;
 }
 
@@ -409,16 +464,17 @@ int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head)
 }
 
 int relay_db_push(struct relay_db *db, int64_t folder,
-		  const struct wire_msg *push, uint64_t *head, uint32_t *added)
+		  const struct wire_msg *push, uint64_t budget, uint64_t *head,
+		  uint32_t *added, uint64_t *added_bytes)
 {
 	sqlite3_stmt *st = db->st[ST_OP_INSERT];
 	struct wire_iter it;
 	struct wire_opent e;
-	uint64_t h;
+	uint64_t h, bytes = 0;
 	uint32_t n = 0;
 	int rc;
 
-	rc = exec(db, "BEGIN IMMEDIATE");
+	rc = begin(db);
 	if (rc)
 		return rc;
 	rc = relay_db_head(db, folder, &h);
@@ -439,7 +495,13 @@ int relay_db_push(struct relay_db *db, int64_t folder,
 		if (sqlite3_changes(db->sql)) {
 			h++;
 			n++;
+			bytes += e.len;
 		}
+	}
+	*added_bytes = bytes;
+	if (bytes > budget) {
+		rc = -EDQUOT;
+		goto out_rollback;
 	}
 	if (n) {
 		st = db->st[ST_HEAD_SET];
@@ -457,7 +519,7 @@ int relay_db_push(struct relay_db *db, int64_t folder,
 	return 0;
 
 out_rollback:
-	exec(db, "ROLLBACK");
+	rollback(db);
 	return rc;
 }
 
@@ -588,7 +650,7 @@ int relay_db_import_finish(struct relay_db *db, int64_t folder, uint64_t *head)
 	uint64_t h = 0;
 	int rc;
 
-	rc = exec(db, "BEGIN IMMEDIATE");
+	rc = begin(db);
 	if (rc)
 		return rc;
 	snprintf(sql, sizeof(sql),
@@ -610,7 +672,7 @@ int relay_db_import_finish(struct relay_db *db, int64_t folder, uint64_t *head)
 	if (!rc)
 		rc = exec(db, "COMMIT");
 	if (rc) {
-		exec(db, "ROLLBACK");
+		rollback(db);
 		return rc;
 	}
 	*head = h;
@@ -668,4 +730,12 @@ int relay_db_proto_raise(struct relay_db *db, int64_t folder, uint32_t version)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : rc_errno(rc);
+}
+
+int relay_db_payload_bytes(struct relay_db *db, int64_t folder, uint64_t *bytes)
+{
+	sqlite3_stmt *st = db->st[ST_PAYLOAD_BYTES];
+
+	sqlite3_bind_int64(st, 1, folder);
+	return step_u64(st, bytes);
 }

@@ -71,10 +71,18 @@ int relay_db_folders_foreach(struct relay_db *db, relay_folder_fn fn,
 /*
  * Stores the ops of a decoded PUSH in one durable transaction; duplicates
  * on (folder, actor, hlc) are skipped.  *head gets the folder's head after
- * the commit, *added how many ops were new.  On error nothing is stored.
+ * the commit, *added how many ops were new, *added_bytes their payloads'
+ * bytes; when those are more than budget, nothing is stored and the
+ * answer is -EDQUOT (with *added_bytes set).  On error nothing is stored.
  */
 int relay_db_push(struct relay_db *db, int64_t folder,
-		  const struct wire_msg *push, uint64_t *head, uint32_t *added);
+		  const struct wire_msg *push, uint64_t budget, uint64_t *head,
+		  uint32_t *added, uint64_t *added_bytes);
+
+/* The bytes of all the folder's op payloads (its share of the
+ * folder-bytes limit; one scan of its ops). */
+int relay_db_payload_bytes(struct relay_db *db, int64_t folder,
+			   uint64_t *bytes);
 
 int relay_db_head(struct relay_db *db, int64_t folder, uint64_t *head);
 

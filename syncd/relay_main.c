@@ -3,6 +3,7 @@
  * that run without a server (`folder add|list|revoke`).
  *
  *   wkfs-relay --data DIR [--bind ADDR:PORT] [--tls-cert F --tls-key F]
+ *              [--limit NAME=VALUE]...
  *              [--git GITDIR [--git-branch B] [--git-commit-interval S]
  *               [--git-remote NAME [--git-push-interval S]]] [--verbose]
  *   wkfs-relay --data DIR folder add NAME | list | revoke NAME
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: wkfs-relay --data DIR [--bind ADDR:PORT]"
 		" [--tls-cert FILE --tls-key FILE] [--verbose]\n"
+		"                  [--limit NAME=VALUE]...\n"
 		"                  [--git GITDIR [--git-branch B]"
 		" [--git-commit-interval S]\n"
 		"                   [--git-remote NAME"
@@ -55,7 +57,10 @@ static void usage(FILE *f)
 		"the default is " DEFAULT_HOST ":%d. `folder add` prints the"
 		" folder's token;\n"
 		"on a revoked folder it issues a new one and keeps the"
-		" history.\n",
+		" history.\n"
+		"Limits: hello-bytes, connections, connections-per-address,"
+		" messages-per-second,\n"
+		"put-bytes, folder-bytes (see wkfs-relay(8)).\n",
 		DEFAULT_PORT);
 }
 
@@ -355,18 +360,21 @@ int main(int argc, char **argv)
 		{"git-remote", required_argument, NULL, 'R'},
 		{"git-push-interval", required_argument, NULL, 'P'},
 		{"rebuild-from-git", required_argument, NULL, 'F'},
+		{"limit", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	struct relay_opts o = {.host = DEFAULT_HOST, .port = DEFAULT_PORT};
 	struct relay_git_opts g = {.branch = RELAY_GIT_BRANCH,
 				   .commit_secs = RELAY_GIT_COMMIT_SECS,
 				   .push_secs = RELAY_GIT_PUSH_SECS};
+	struct relay_limits lim;
 	const char *rebuild = NULL;
-	char *data_arg = NULL;
-	bool git_opt = false;
+	char *data_arg = NULL, err[256];
+	bool git_opt = false, set_conns = false;
 	int c;
 
 	wlog_init(argv[0]);
+	relay_limits_init(&lim);
 	while ((c = getopt_long(argc, argv, "+b:d:c:k:vh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
@@ -420,6 +428,14 @@ int main(int argc, char **argv)
 		case 'F':
 			rebuild = optarg;
 			break;
+		case 'L':
+			if (relay_limit_parse(&lim, optarg, err, sizeof(err))) {
+				wk_err("%s", err);
+				return 2;
+			}
+			set_conns = set_conns ||
+				    strncmp(optarg, "connections=", 12) == 0;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -465,5 +481,13 @@ int main(int argc, char **argv)
 		wk_err("--tls-cert and --tls-key go together");
 		return 2;
 	}
+	relay_limits_fit_fds(&lim, set_conns);
+	if (o.verbose) {
+		char desc[512];
+
+		relay_limits_describe(&lim, desc, sizeof(desc));
+		wk_info("limits: %s", desc);
+	}
+	o.limits = &lim;
 	return relay_serve(&o) ? 1 : 0;
 }

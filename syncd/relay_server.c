@@ -7,8 +7,12 @@
  * with LWS_PRE bytes of headroom; anything that wants to send asks for a
  * writeable callback instead.
  *
+ * What each client message does is relay_session.c's; this file owns the
+ * connections (admitted through relay_admit.c), their output and the loop.
+ *
  * Memory per connection stays bounded whatever a peer does:
- *  - a message is reassembled in a buffer capped at WIRE_FRAME_MAX;
+ *  - a message is reassembled in a buffer capped at WIRE_FRAME_MAX, and
+ *    at hello-bytes before HELLO;
  *  - replies wait in a queue whose size is accounted: over
  *    RELAY_PENDING_SOFT the relay stops reading that connection, over
  *    RELAY_PENDING_HARD it gives up on it;
@@ -23,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,88 +39,20 @@
 
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
-#include "fault.h"
+#include "relay_admit.h"
 #include "relay_chunks.h"
 #include "relay_db.h"
+#include "relay_int.h"
 #include "wire.h"
 #include "wlog.h"
 #include "xalloc.h"
-
-enum conn_state {
-	CONN_HELLO,   /* waiting for HELLO */
-	CONN_READY,   /* welcomed: catch-up, then live */
-	CONN_FAILING, /* an ERROR is to be sent */
-	CONN_CLOSING, /* the ERROR went out: close at the next writeable */
-};
-
-/* A reply waiting to be sent: a whole frame, or a chunk to read then. */
-struct outmsg {
-	struct outmsg *next;
-	bool lazy_chunk;
-	uint8_t name[WIRE_NAME_LEN];
-	struct wire_buf frame;
-};
-
-/* Per connection; lws allocates and zeroes it (per_session_data_size). */
-struct conn {
-	struct lws *wsi;
-	struct relay *r;
-	enum conn_state state;
-	struct conn *next, *prev; /* r->live, once READY */
-	char path[WIRE_FOLDER_MAX + 2];
-
-	/* the session, from HELLO */
-	int64_t folder_id;
-	char folder[WIRE_FOLDER_MAX + 1];
-	uint8_t token_hash[RELAY_TOKEN_HASH_LEN];
-	uint64_t actor;
-	uint32_t version;      /* agreed in HELLO */
-	uint32_t folder_proto; /* relay_db_proto_get(), kept up to date */
-	uint64_t send_seq;     /* every op up to here was sent (or skipped) */
-	bool caught_up_sent;
-
-	/* input */
-	struct wire_buf rx;
-	bool in_msg;
-	bool throttled;
-
-	/* output */
-	struct outmsg *q_head, *q_tail;
-	size_t q_bytes;
-	uint16_t err_code;
-	char err_reason[WIRE_REASON_MAX + 1];
-};
-
-struct relay {
-	const struct relay_opts *o;
-	struct lws_context *ctx;
-	struct relay_db *db;
-	struct relay_git *git;	   /* --git: commits on a thread of its own */
-	struct conn *live;	   /* welcomed connections, for fan-out */
-	struct wire_buf ops_buf;   /* scratch: OPS being built */
-	struct wire_buf frame;	   /* scratch: any other frame being sent */
-	struct wire_buf chunk;	   /* scratch: a chunk read from the store */
-	struct chunk_stage *stage; /* CHUNK_PUTs not yet durable */
-	lws_sorted_usec_list_t commit_sul;
-	lws_usec_t staged_since; /* when the oldest staged chunk came */
-	lws_sorted_usec_list_t revoke_sul;
-};
 
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {
 	stop_requested = sig;
-}
-
-static void token_hash(const uint8_t *token, size_t len,
-		       uint8_t out[RELAY_TOKEN_HASH_LEN])
-{
-	unsigned int n = RELAY_TOKEN_HASH_LEN;
-
-	EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
 }
 
 /* ---- output queue ---- */
@@ -149,7 +86,7 @@ static void q_push(struct conn *c, struct outmsg *m)
 }
 
 /* Marks the connection failed: only the ERROR goes out, then it closes. */
-static void __attribute__((format(printf, 3, 4)))
+void __attribute__((format(printf, 3, 4)))
 conn_fail(struct conn *c, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -169,7 +106,7 @@ conn_fail(struct conn *c, int code, const char *fmt, ...)
 	lws_callback_on_writable(c->wsi);
 }
 
-static void conn_queue(struct conn *c, const struct wire_msg *msg)
+void conn_queue(struct conn *c, const struct wire_msg *msg)
 {
 	struct outmsg *m = xcalloc(1, sizeof(*m));
 	int rc;
@@ -193,7 +130,7 @@ static void conn_queue(struct conn *c, const struct wire_msg *msg)
 	lws_callback_on_writable(c->wsi);
 }
 
-static void conn_queue_chunk(struct conn *c, const uint8_t *name)
+void conn_queue_chunk(struct conn *c, const uint8_t *name)
 {
 	struct outmsg *m = xcalloc(1, sizeof(*m));
 
@@ -204,7 +141,7 @@ static void conn_queue_chunk(struct conn *c, const uint8_t *name)
 }
 
 /* Tells every other welcomed connection of the folder to send new ops. */
-static void fan_out(struct relay *r, struct conn *from)
+void fan_out(struct relay *r, struct conn *from)
 {
 	for (struct conn *c = r->live; c; c = c->next)
 		if (c != from && c->folder_id == from->folder_id &&
@@ -212,7 +149,7 @@ static void fan_out(struct relay *r, struct conn *from)
 			lws_callback_on_writable(c->wsi);
 }
 
-static void live_add(struct conn *c)
+void live_add(struct conn *c)
 {
 	c->next = c->r->live;
 	c->prev = NULL;
@@ -232,93 +169,15 @@ static void live_remove(struct conn *c)
 	c->next = c->prev = NULL;
 }
 
-/* ---- requests ---- */
-
-static void on_hello(struct conn *c, const struct wire_msg *m)
+/* Stops or resumes reading the connection for one reason of PAUSE_*;
+ * it is read again when no reason is left. */
+void conn_pause(struct conn *c, unsigned why, bool on)
 {
-	static const uint8_t nobody[RELAY_TOKEN_HASH_LEN];
-	struct relay_folder f;
-	struct wire_msg w = {.type = WIRE_WELCOME};
-	uint8_t hash[RELAY_TOKEN_HASH_LEN];
-	bool ok;
-	int rc;
+	unsigned was = c->paused;
 
-	if (wire_version_accept(m->hello.version, WIRE_VERSION_MIN) ==
-	    WIRE_VERSION_UNKNOWN) {
-		conn_fail(c, WIRE_ERR_VERSION,
-			  "protocol version %u is not supported; this relay"
-			  " speaks versions %d to %d: upgrade wkfs-relay",
-			  m->hello.version, WIRE_VERSION_MIN, WIRE_VERSION);
-		return;
-	}
-	token_hash(m->hello.token, WIRE_TOKEN_LEN, hash);
-	rc = relay_db_folder_get(c->r->db, m->hello.folder, &f);
-	if (rc && rc != -ENOENT) {
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot read folders: %s",
-			  strerror(-rc));
-		return;
-	}
-	/* The same work, and the same answer, for an unknown folder. */
-	ok = CRYPTO_memcmp(hash, rc == 0 && f.active ? f.token_hash : nobody,
-			   RELAY_TOKEN_HASH_LEN) == 0 &&
-	     rc == 0 && f.active;
-	if (!ok) {
-		conn_fail(c, WIRE_ERR_AUTH, "bad folder or token");
-		return;
-	}
-	if (c->path[0] && strcmp(c->path, "/") != 0 &&
-	    strcmp(c->path + 1, m->hello.folder) != 0) {
-		conn_fail(c, WIRE_ERR_AUTH,
-			  "the URL names another folder than HELLO");
-		return;
-	}
-	/* After auth: a stranger learns nothing about the folder. */
-	rc = relay_db_proto_get(c->r->db, f.id, &c->folder_proto);
-	if (rc) {
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot read folders: %s",
-			  strerror(-rc));
-		return;
-	}
-	if (wire_version_accept(m->hello.version, c->folder_proto) ==
-	    WIRE_VERSION_OLD) {
-		conn_fail(c, WIRE_ERR_VERSION,
-			  "this folder holds ops of protocol version %u, which"
-			  " a version %u client would skip: upgrade wkfs",
-			  c->folder_proto, m->hello.version);
-		return;
-	}
-	if (m->hello.cursor > f.head) {
-		conn_fail(c, WIRE_ERR_CURSOR,
-			  "cursor %llu is beyond this relay's head %llu:"
-			  " a different or restored relay?",
-			  (unsigned long long)m->hello.cursor,
-			  (unsigned long long)f.head);
-		return;
-	}
-	if (relay_db_hello_cursor(c->r->db, f.id, m->hello.actor,
-				  m->hello.cursor) == -ESTALE) {
-		conn_fail(c, WIRE_ERR_CURSOR,
-			  "cursor %llu is from before this relay was rebuilt"
-			  " from git",
-			  (unsigned long long)m->hello.cursor);
-		return;
-	}
-	c->folder_id = f.id;
-	memcpy(c->folder, f.name, sizeof(c->folder));
-	memcpy(c->token_hash, f.token_hash, sizeof(c->token_hash));
-	c->actor = m->hello.actor;
-	c->version = m->hello.version;
-	c->send_seq = m->hello.cursor;
-	c->state = CONN_READY;
-	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-	live_add(c);
-	w.welcome.version = c->version;
-	w.welcome.head_seq = f.head;
-	conn_queue(c, &w);
-	if (c->r->o->verbose)
-		wk_info("session: folder %s actor %016llx cursor %llu",
-			c->folder, (unsigned long long)c->actor,
-			(unsigned long long)c->send_seq);
+	c->paused = on ? was | why : was & ~why;
+	if (!was != !c->paused)
+		lws_rx_flow_control(c->wsi, !c->paused);
 }
 
 static void chunk_done(void *owner, const uint8_t name[WIRE_NAME_LEN], int rc,
@@ -337,7 +196,7 @@ static void chunk_done(void *owner, const uint8_t name[WIRE_NAME_LEN], int rc,
 }
 
 /* Makes the chunks staged so far durable and acknowledges them. */
-static void commit_chunks(struct relay *r)
+void commit_chunks(struct relay *r)
 {
 	int rc;
 
@@ -359,7 +218,7 @@ static void commit_due(lws_sorted_usec_list_t *sul)
  * without a new chunk), or RELAY_COMMIT_MAX_US after the first, so a
  * burst costs a few disk flushes, not one or two per chunk.
  */
-static void commit_later(struct relay *r)
+void commit_later(struct relay *r)
 {
 	lws_usec_t now = lws_now_usecs(), at = now + RELAY_COMMIT_IDLE_US;
 
@@ -371,285 +230,6 @@ static void commit_later(struct relay *r)
 		at = r->staged_since + RELAY_COMMIT_MAX_US;
 	lws_sul_schedule(r->ctx, 0, &r->commit_sul, commit_due,
 			 at > now ? at - now : 1);
-}
-
-/*
- * The first push of a newer session raises the folder's version (durably,
- * before its ops are stored) and ends the sessions of older clients, which
- * would skip what they cannot read and move their cursor past it.
- */
-static int raise_proto(struct conn *c)
-{
-	int rc = relay_db_proto_raise(c->r->db, c->folder_id, c->version);
-
-	if (rc) {
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",
-			  strerror(-rc));
-		return rc;
-	}
-	for (struct conn *o = c->r->live; o; o = o->next) {
-		if (o->folder_id != c->folder_id)
-			continue;
-		o->folder_proto = c->version;
-		if (o->version < c->version)
-			conn_fail(o, WIRE_ERR_VERSION,
-				  "this folder now holds ops of protocol"
-				  " version %u: upgrade wkfs",
-				  c->version);
-	}
-	return 0;
-}
-
-/*
- * True when every chunk the puts of a PUSH name is in the folder's store;
- * otherwise the connection fails with ERROR `missing` naming the first
- * such put and chunk.  Receivers take a stored put's content to be on the
- * relay (docs/protocol.md, "Content of a put") and a stored op is history
- * for good, so the check comes before the PUSH is stored, and after the
- * staged chunks are committed: a chunk uploaded just before counts.
- * A payload that does not decode is not judged here: receivers refuse it.
- */
-static bool push_content_held(struct conn *c, const struct wire_msg *m)
-{
-	struct wk_op *op = xmalloc(sizeof(*op));
-	struct wire_content_ref ref;
-	struct wire_iter it;
-	struct wire_opent e;
-	struct wk_hash missing;
-	char ids[WK_ID_STRLEN], hs[WK_HASH_STRLEN];
-	int rc = 0;
-
-	wire_iter_init(&it, m);
-	while (!rc && wire_iter_next(&it, &e)) {
-		if (wire_op_decode_ref(e.payload, e.len, e.actor, e.hlc, op,
-				       &ref))
-			continue;
-		rc = relay_chunks_named(c->r->o->data_dir, c->folder, op, &ref,
-					&c->r->chunk, &missing);
-	}
-	if (rc == -ENOENT || rc == -EBADMSG)
-		conn_fail(c, WIRE_ERR_MISSING,
-			  WIRE_MISSING_PREFIX "%s names chunk %s%s",
-			  wk_id_str(op->id, ids), wk_hash_str(&missing, hs),
-			  rc == -ENOENT ? ", which this relay does not hold"
-					: " as its recipe, but it is not one");
-	else if (rc)
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot read a chunk: %s",
-			  strerror(-rc));
-	free(op);
-	return rc == 0;
-}
-
-static void on_push(struct conn *c, const struct wire_msg *m)
-{
-	struct wire_msg ack = {.type = WIRE_ACK};
-	uint64_t head;
-	uint32_t added;
-	int rc;
-
-	/* The chunks a put names are durable before the put is. */
-	if (relay_chunk_staged_any(c->r->stage))
-		commit_chunks(c->r);
-	/* A chunk of ours that could not be stored failed the connection:
-	 * nothing of this PUSH is stored either. */
-	if (c->state != CONN_READY || !push_content_held(c, m))
-		return;
-	fault_point("relay.push");
-	if (c->version > c->folder_proto && m->batch.count) {
-		rc = raise_proto(c);
-		if (rc)
-			return;
-	}
-	rc = relay_db_push(c->r->db, c->folder_id, m, &head, &added);
-	if (rc) {
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot store ops: %s",
-			  strerror(-rc));
-		return;
-	}
-	ack.ack.batch_id = m->batch.batch_id;
-	ack.ack.high_seq = head;
-	conn_queue(c, &ack);
-	if (added)
-		fan_out(c->r, c);
-}
-
-static void on_cursor(struct conn *c, const struct wire_msg *m)
-{
-	uint64_t head = 0;
-	int rc = relay_db_head(c->r->db, c->folder_id, &head);
-
-	if (!rc && m->cursor.seq > head) {
-		conn_fail(c, WIRE_ERR_CURSOR, "cursor %llu is beyond head %llu",
-			  (unsigned long long)m->cursor.seq,
-			  (unsigned long long)head);
-		return;
-	}
-	if (!rc)
-		rc = relay_db_cursor_set(c->r->db, c->folder_id, c->actor,
-					 m->cursor.seq);
-	if (rc)
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot store the cursor: %s",
-			  strerror(-rc));
-}
-
-/* HAVE -> MISSING, and CHUNK_GET's NOT_FOUND. */
-static void on_names(struct conn *c, const struct wire_msg *m)
-{
-	struct wire_msg out = {.type = m->type == WIRE_HAVE ? WIRE_MISSING
-							    : WIRE_NOT_FOUND};
-	uint8_t *lack = xmalloc((size_t)m->names.count * WIRE_NAME_LEN + 1);
-	const char *dir = c->r->o->data_dir;
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < m->names.count; i++) {
-		const uint8_t *name = m->names.names + i * WIRE_NAME_LEN;
-
-		if (relay_chunk_has(dir, c->folder, name, NULL)) {
-			if (m->type == WIRE_CHUNK_GET)
-				conn_queue_chunk(c, name);
-			continue;
-		}
-		memcpy(lack + (size_t)n * WIRE_NAME_LEN, name, WIRE_NAME_LEN);
-		n++;
-	}
-	out.names.count = n;
-	out.names.names = lack;
-	if (m->type == WIRE_HAVE || n)
-		conn_queue(c, &out);
-	free(lack);
-}
-
-static void on_chunk_put(struct conn *c, const struct wire_msg *m)
-{
-	struct wire_msg ack = {.type = WIRE_CHUNK_ACK};
-	bool stored;
-	int rc;
-
-	rc = relay_chunk_stage(c->r->stage, c->folder, m->chunk.name,
-			       m->chunk.data, m->chunk.len, c, &stored);
-	if (rc == -EILSEQ) {
-		conn_fail(c, WIRE_ERR_HASH,
-			  "chunk data does not hash to its name");
-		return;
-	}
-	if (rc) {
-		conn_fail(c, WIRE_ERR_STORAGE, "cannot store a chunk: %s",
-			  strerror(-rc));
-		return;
-	}
-	if (!stored) {
-		commit_later(c->r); /* acknowledged then */
-		return;
-	}
-	memcpy(ack.chunk.name, m->chunk.name, WIRE_NAME_LEN);
-	conn_queue(c, &ack);
-}
-
-static void on_frame(struct conn *c, const uint8_t *p, size_t len)
-{
-	struct wire_msg m;
-	int rc = wire_decode(p, len, &m);
-
-	if (rc == -EMSGSIZE) {
-		conn_fail(c, WIRE_ERR_TOO_BIG, "%s over a protocol limit",
-			  wire_type_name(p[0]) ? wire_type_name(p[0])
-					       : "message");
-		return;
-	}
-	if (rc) {
-		conn_fail(c, WIRE_ERR_MALFORMED, "malformed %s message",
-			  len && wire_type_name(p[0]) ? wire_type_name(p[0])
-						      : "unknown");
-		return;
-	}
-	if (!wire_type_from_client(m.type)) {
-		conn_fail(c, WIRE_ERR_STATE, "%s is sent by servers only",
-			  wire_type_name(m.type));
-		return;
-	}
-	if (m.type == WIRE_ERROR) {
-		conn_fail(c, WIRE_ERR_STATE, "the client gave up: %s",
-			  m.error.reason);
-		return;
-	}
-	if ((c->state == CONN_HELLO) != (m.type == WIRE_HELLO)) {
-		conn_fail(c, WIRE_ERR_STATE,
-			  c->state == CONN_HELLO ? "HELLO must come first"
-						 : "HELLO was already sent");
-		return;
-	}
-	switch (m.type) {
-	case WIRE_HELLO:
-		on_hello(c, &m);
-		break;
-	case WIRE_PUSH:
-		on_push(c, &m);
-		break;
-	case WIRE_CURSOR:
-		on_cursor(c, &m);
-		break;
-	case WIRE_HAVE:
-	case WIRE_CHUNK_GET:
-		on_names(c, &m);
-		break;
-	case WIRE_CHUNK_PUT:
-		on_chunk_put(c, &m);
-		break;
-	case WIRE_PING: {
-		struct wire_msg pong = {.type = WIRE_PONG};
-
-		pong.ping.nonce = m.ping.nonce;
-		conn_queue(c, &pong);
-		break;
-	}
-	default:
-		break;
-	}
-}
-
-static void on_receive(struct conn *c, const uint8_t *in, size_t len)
-{
-	if (c->state == CONN_FAILING || c->state == CONN_CLOSING) {
-		/* Drained, not read: see on_writeable(). */
-		c->in_msg = !lws_is_final_fragment(c->wsi);
-		if (!c->in_msg && c->state == CONN_CLOSING)
-			lws_callback_on_writable(c->wsi);
-		return;
-	}
-	if (!c->in_msg) {
-		c->in_msg = true;
-		wire_buf_reset(&c->rx);
-		if (!lws_frame_is_binary(c->wsi)) {
-			conn_fail(c, WIRE_ERR_MALFORMED,
-				  "text messages are not part of the protocol");
-			return;
-		}
-		if (len + lws_remaining_packet_payload(c->wsi) >
-		    WIRE_FRAME_MAX) {
-			conn_fail(c, WIRE_ERR_TOO_BIG, "message over %u bytes",
-				  WIRE_FRAME_MAX);
-			return;
-		}
-	}
-	if (wire_buf_append(&c->rx, in, len)) {
-		conn_fail(c, WIRE_ERR_TOO_BIG, "message over %u bytes",
-			  WIRE_FRAME_MAX);
-		return;
-	}
-	if (!lws_is_final_fragment(c->wsi))
-		return;
-	c->in_msg = false;
-	on_frame(c, wire_buf_data(&c->rx), wire_buf_len(&c->rx));
-	/* Keep a big message's memory only while it is needed. */
-	if (c->rx.alloc > 65536)
-		wire_buf_release(&c->rx);
-	else
-		wire_buf_reset(&c->rx);
-	if (c->q_bytes > RELAY_PENDING_SOFT && !c->throttled &&
-	    c->state == CONN_READY) {
-		c->throttled = true;
-		lws_rx_flow_control(c->wsi, 0);
-	}
 }
 
 /* ---- sending ---- */
@@ -757,10 +337,8 @@ static int send_queued(struct conn *c)
 	}
 	wire_buf_release(&m->frame);
 	free(m);
-	if (c->throttled && c->q_bytes < RELAY_PENDING_SOFT / 2) {
-		c->throttled = false;
-		lws_rx_flow_control(c->wsi, 1);
-	}
+	if ((c->paused & PAUSE_REPLIES) && c->q_bytes < RELAY_PENDING_SOFT / 2)
+		conn_pause(c, PAUSE_REPLIES, false);
 	return rc;
 }
 
@@ -871,6 +449,43 @@ static void revoke_check(lws_sorted_usec_list_t *sul)
 
 /* ---- lws glue ---- */
 
+/*
+ * A TCP connection was accepted: counted against connections and
+ * connections-per-address until lws destroys it (WSI_DESTROY).  One over
+ * a limit goes on to the WebSocket handshake for a few seconds to read
+ * its ERROR (refuse_over()), unless many are being refused already.
+ */
+static int admit(struct relay *r, struct lws *wsi)
+{
+	const char *over;
+	void *ticket =
+		relay_admit_conn(r->admit, lws_get_socket_fd(wsi), &over);
+
+	if (!ticket)
+		return -1; /* lws closes it */
+	lws_set_opaque_user_data(wsi, ticket);
+	if (over)
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+				RELAY_REFUSE_SECS);
+	return 0;
+}
+
+static void refuse_over(struct conn *c)
+{
+	const char *over =
+		relay_admit_refused(lws_get_opaque_user_data(c->wsi));
+	const struct relay_limits *l = c->r->lim;
+
+	if (!over)
+		return;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, RELAY_REFUSE_SECS);
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  "too many connections%s: over the limit %s=%" PRIu64,
+		  strcmp(over, "connections") ? " from your address" : "", over,
+		  strcmp(over, "connections") ? l->connections_addr
+					      : l->connections);
+}
+
 static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			  void *user, void *in, size_t len)
 {
@@ -878,6 +493,12 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct relay *r = lws_context_user(lws_get_context(wsi));
 
 	switch (reason) {
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return admit(r, wsi);
+	case LWS_CALLBACK_WSI_DESTROY:
+		relay_admit_release(r->admit, lws_get_opaque_user_data(wsi));
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(c, 0, sizeof(*c));
 		c->wsi = wsi;
@@ -887,13 +508,15 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 				 WSI_TOKEN_GET_URI) < 0)
 			strcpy(c->path, "?"); /* too long: matches no folder */
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, RELAY_HELLO_SECS);
+		refuse_over(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
-		on_receive(c, in, len);
+		relay_on_receive(c, in, len);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_CLOSED:
+		lws_sul_cancel(&c->rate_sul);
 		relay_chunk_disown(r->stage, c);
 		live_remove(c);
 		q_free(c);
@@ -954,6 +577,8 @@ int relay_serve(const struct relay_opts *o)
 
 	memset(&r, 0, sizeof(r));
 	r.o = o;
+	r.lim = o->limits;
+	r.admit = relay_admit_new(r.lim);
 	rc = open_store(&r, &lock_fd);
 	if (rc)
 		goto out;
@@ -967,8 +592,11 @@ int relay_serve(const struct relay_opts *o)
 	wire_buf_init(&r.chunk, 0, WIRE_CHUNK_MAX);
 	r.stage = relay_chunk_stage_new(o->data_dir);
 
-	lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
+	lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR,
+			  relay_admit_log_lws);
 	memset(&info, 0, sizeof(info));
+	/* A connection that never finishes its HTTP request goes too. */
+	info.timeout_secs = RELAY_HELLO_SECS;
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	if (o->tls_cert)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -1005,9 +633,14 @@ int relay_serve(const struct relay_opts *o)
 	       o->host, lws_get_vhost_listen_port(vh));
 	fflush(stdout);
 
-	while (!stop_requested)
+	while (!stop_requested) {
 		if (lws_service(r.ctx, 0) < 0)
 			break;
+		/* Out of descriptors, the listening socket stays readable
+		 * and lws would fail to accept in a loop: let some close. */
+		if (relay_admit_accept_failed())
+			usleep(RELAY_ACCEPT_PAUSE_US);
+	}
 	if (o->verbose)
 		wk_info("stopping");
 
@@ -1020,6 +653,13 @@ out:
 	relay_chunk_stage_free(r.stage);
 	relay_git_stop(r.git); /* the last commit, after the last op */
 	relay_db_close(r.db);
+	relay_admit_free(r.admit);
+	while (r.uses) {
+		struct folder_use *u = r.uses;
+
+		r.uses = u->next;
+		free(u);
+	}
 	wire_buf_release(&r.ops_buf);
 	wire_buf_release(&r.frame);
 	wire_buf_release(&r.chunk);

@@ -5,10 +5,11 @@
  * so bats tests can drive a relay and grep what happened.  Not installed.
  *
  *   wkfs-relay-test [--timeout S] CMD ...
- *     push URL TOKEN ACTOR N [FIRST_HLC [SIZE]]
- *                                          N ops (mkdir "op-HLC"), hlc
- *                                          FIRST_HLC.. (default 1); with
- *                                          SIZE, opaque SIZE-byte payloads
+ *     push [--as A] URL TOKEN ACTOR N [FIRST_HLC [SIZE]]
+ *                                          N ops (mkdir "op-HLC") of ACTOR,
+ *                                          hlc FIRST_HLC.. (default 1); with
+ *                                          SIZE, opaque SIZE-byte payloads;
+ *                                          --as: HELLO as actor A instead
  *     stall URL TOKEN ACTOR                HELLO, then never read again
  *     pull URL TOKEN ACTOR CURSOR          ops until CAUGHT_UP
  *     watch URL TOKEN ACTOR [CURSOR [N]]   ops until N live ones or timeout
@@ -20,9 +21,12 @@
  *                                          --token; --pad adds N zero bytes)
  *     put [--chunk FILE]... URL TOKEN ACTOR HLC HOW SIZE HASH [RECIPE]
  *                                          CHUNK_PUT each FILE, then at once
- *                                          a PUSH of one put (node = its id)
+ *                                          a PUSH of one put (a node of its
+ *                                          hlc and actor + 1)
  *                                          with content HOW (none, whole or
  *                                          recipe) and the recipe chunk name
+ *     pings URL TOKEN N                    N PINGs at once, then their PONGs;
+ *                                          "pongs N MS": how long it took
  *     name FILE...                         "name NAME" of each file's bytes
  *     recipe [--delta BASE BASE_CHUNK] OUT FILE...
  *                                          writes the recipe chunk of a file
@@ -46,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bytebuf.h"
@@ -60,8 +65,8 @@ static int timeout_ms = 10000;
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: wkfs-relay-test [--timeout S] push URL TOKEN ACTOR N"
-		" [FIRST_HLC [SIZE]]\n"
+		"usage: wkfs-relay-test [--timeout S] push [--as A] URL TOKEN"
+		" ACTOR N [FIRST_HLC [SIZE]]\n"
 		"       ... stall URL TOKEN ACTOR\n"
 		"       ... pull URL TOKEN ACTOR CURSOR\n"
 		"       ... watch URL TOKEN ACTOR [CURSOR [N]]\n"
@@ -72,6 +77,7 @@ static void usage(void)
 		"       ... raw [--token T] [--pad N] URL HEXFRAME\n"
 		"       ... put [--chunk FILE]... URL TOKEN ACTOR HLC"
 		" none|whole|recipe SIZE HASH [RECIPE]\n"
+		"       ... pings URL TOKEN N\n"
 		"       ... name FILE...\n"
 		"       ... recipe [--delta BASE BASE_CHUNK] OUT FILE...\n");
 	exit(1);
@@ -186,15 +192,32 @@ static void print_op(const struct wire_opent *e)
 
 static int cmd_push(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{"as", required_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
+	};
 	uint64_t actor, n, first = 1, high = 0, batch_id = 0, size = 0;
+	uint64_t hello_actor;
+	bool as = false;
 	struct wire_buf frame, pay;
 	struct wire_msg m;
 	struct wsc *c;
-	int rc;
+	int opt, rc;
 
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+a:", longopts, NULL)) != -1) {
+		if (opt != 'a')
+			usage();
+		hello_actor = parse_u64(optarg);
+		as = true;
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc < 5 || argc > 7)
 		usage();
 	actor = parse_u64(argv[3]);
+	if (!as)
+		hello_actor = actor;
 	n = parse_u64(argv[4]);
 	if (argc >= 6)
 		first = parse_u64(argv[5]);
@@ -202,7 +225,7 @@ static int cmd_push(int argc, char **argv)
 		size = parse_u64(argv[6]);
 	if (size > WIRE_PAYLOAD_MAX)
 		usage();
-	c = open_session(argv[1], argv[2], actor, 0, &rc);
+	c = open_session(argv[1], argv[2], hello_actor, 0, &rc);
 	if (!c)
 		return rc;
 	wire_buf_init(&frame, 0, WIRE_FRAME_MAX);
@@ -674,7 +697,9 @@ static int cmd_put(int argc, char **argv)
 	op.kind = WK_OP_PUT;
 	op.id.actor = parse_u64(argv[3]);
 	op.id.hlc = parse_u64(argv[4]);
-	op.node = op.id;
+	/* Not the put's own id: a first put (base none) retires its node's
+	 * create, which would be itself, and receivers skip its content. */
+	op.node = (struct wk_id){op.id.hlc, op.id.actor + 1};
 	op.base = WK_ID_NONE;
 	if (strcmp(argv[5], "whole") == 0)
 		ref.how = WIRE_CONTENT_WHOLE;
@@ -720,6 +745,41 @@ static int cmd_put(int argc, char **argv)
 	wire_buf_release(&pay);
 	if (rc)
 		rc = report(c, rc);
+	wsc_close(c);
+	return rc;
+}
+
+static int cmd_pings(int argc, char **argv)
+{
+	struct wire_msg ping = {.type = WIRE_PING}, m;
+	uint64_t n, got = 0;
+	struct timespec t0, t1;
+	struct wsc *c;
+	int rc = 0;
+
+	if (argc != 4)
+		usage();
+	n = parse_u64(argv[3]);
+	c = open_session(argv[1], argv[2], 0, 0, &rc);
+	if (!c)
+		return rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint64_t i = 0; i < n && !rc; i++) {
+		ping.ping.nonce = i;
+		rc = wsc_send_msg(c, &ping);
+	}
+	while (!rc && got < n) {
+		rc = wsc_recv(c, timeout_ms, &m);
+		if (!rc && m.type == WIRE_PONG)
+			got++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (rc)
+		rc = report(c, rc);
+	else
+		printf("pongs %" PRIu64 " %lld\n", got,
+		       (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
+			       (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	wsc_close(c);
 	return rc;
 }
@@ -840,6 +900,8 @@ int main(int argc, char **argv)
 		return cmd_put(argc, argv);
 	if (strcmp(cmd, "name") == 0)
 		return cmd_name(argc, argv);
+	if (strcmp(cmd, "pings") == 0)
+		return cmd_pings(argc, argv);
 	if (strcmp(cmd, "recipe") == 0)
 		return cmd_recipe(argc, argv);
 	usage();

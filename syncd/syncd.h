@@ -103,11 +103,13 @@ struct syncd {
 	uint64_t received;    /* remote ops stored, this process */
 	/* ERROR `missing` (syncd_session.c): the put the relay refused last,
 	 * how many times in a row, and its local seq once seen again (0
-	 * before); refused_now: the last session ended that way. */
+	 * before); refused_now: the last session ended that way;
+	 * refused_over: it was ERROR `limit` (put-bytes) instead. */
 	struct wk_id refused_put;
 	unsigned refused_times;
 	int64_t refused_seq;
 	bool refused_now;
+	bool refused_over;
 
 	struct syncd_git *git;		/* git remotes only (syncd_git.c) */
 	struct name_set *shipped_names; /* on the relay: syncd_batch.c */

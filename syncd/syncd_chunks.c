@@ -139,6 +139,13 @@ bool content_wanted(struct syncd *s, const struct wk_op *op,
 		content_refuse(op, "a whole-file chunk larger than any chunk");
 		return false;
 	}
+	/* No relay takes a bigger put (its put-bytes is at most this), and
+	 * a recipe repeating one chunk would make a file that big here of
+	 * a small upload: refused before anything is fetched. */
+	if (op->size > WIRE_PUT_MAX) {
+		content_refuse(op, "a file over the 16 GiB a put may name");
+		return false;
+	}
 	return true;
 }
 

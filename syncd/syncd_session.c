@@ -368,6 +368,7 @@ static int push_refused(struct syncd *s, const char *reason)
 
 	if (wire_missing_put(reason, &put) != 0)
 		put = WK_ID_NONE; /* not ours to read: no put goes "none" */
+	s->refused_over = false;
 	if (s->refused_times && wk_id_eq(put, s->refused_put)) {
 		s->refused_times++;
 	} else {
@@ -400,6 +401,32 @@ static int push_refused(struct syncd *s, const char *reason)
 	return -EPROTO;
 }
 
+/*
+ * The relay refused a PUSH with ERROR `limit` naming a put (put-bytes: a
+ * file bigger than it takes).  Uploading again cannot help: the put goes
+ * without its content in the next session, at once, so that the ops
+ * after it are not held back (as for a second `missing`).  Other limits
+ * (folder-bytes...) name no put and end the session as any ERROR does.
+ */
+static int push_over_limit(struct syncd *s, const char *reason)
+{
+	char ids[WK_ID_STRLEN];
+	struct wk_id put;
+
+	if (wire_missing_put(reason, &put) != 0)
+		return -EPROTO;
+	s->refused_put = put;
+	s->refused_times = 2;
+	s->refused_seq = 0;
+	s->refused_now = true;
+	s->refused_over = true;
+	snprintf(s->err, sizeof(s->err),
+		 "relay refused a push (%s): pushing put %s without its"
+		 " content",
+		 reason, wk_id_str(put, ids));
+	return -EPROTO;
+}
+
 /* Sends the PUSH in frame and waits for its ACK; then marks up to last. */
 static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 {
@@ -419,6 +446,9 @@ static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 		if (rc == -EPROTO &&
 		    wsc_peer_error(s->ops, &reason) == WIRE_ERR_MISSING)
 			return push_refused(s, reason);
+		if (rc == -EPROTO &&
+		    wsc_peer_error(s->ops, &reason) == WIRE_ERR_LIMIT)
+			return push_over_limit(s, reason);
 		if (rc)
 			return rc;
 	}
@@ -455,8 +485,13 @@ static int encode_row(struct syncd *s, const struct db_oprow *r,
 
 			memset(&ref, 0, sizeof(ref));
 			ref.how = WIRE_CONTENT_NONE;
-			wk_warn("put %s: the relay refused its content twice;"
-				" pushed without it (a later put carries it)",
+			wk_warn(s->refused_over
+					? "put %s: over the relay's put-bytes;"
+					  " pushed without its content"
+					: "put %s: the relay refused its "
+					  "content"
+					  " twice; pushed without it (a later"
+					  " put carries it)",
 				wk_id_str(r->op.id, ids));
 			return wire_put_encode(pay, &r->op, &ref);
 		}

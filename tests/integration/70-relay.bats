@@ -36,18 +36,7 @@ setup() {
 
 # Background clients are started as "$RT" ... &, never through a shell
 # function, so that $! is the client's own pid.
-teardown() {
-	local p
-	for p in "${BG_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	stop_relay
-	# Under SAN=1 the relay reports memory errors and leaks as it exits.
-	if grep -E 'Sanitizer|runtime error' "$RLOG" >&2; then
-		return 1
-	fi
-}
+teardown() { clients_relay_teardown; }
 
 # The seqs of a pull's "op" lines, one a line.
 seqs() { awk '$1 == "op" { print $2 }'; }
@@ -544,4 +533,27 @@ put7() { printf '%016x-0000000000000007' "$1"; }
 		((rss - base < 32768))
 	fi
 	for p in "${BG_PIDS[@]}"; do running "$p"; done
+}
+
+@test "serve and folder add started at once on a new data directory both work" {
+	local i d spid tok
+	for i in 1 2 3 4 5 6; do
+		d=$BATS_TEST_TMPDIR/race$i
+		"$RELAY" --data "$d" --bind 127.0.0.1:0 >"$d.log" 2>&1 &
+		spid=$!
+		BG_PIDS+=("$spid")
+		run "$RELAY" --data "$d" folder add X
+		assert_success
+		assert_output --regexp '^[0-9a-f]{64}$'
+		tok=$output
+		if ! wait_until 10 grep -q '^listening on ' "$d.log"; then
+			cat "$d.log" >&2
+			false
+		fi
+		port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$d.log")
+		run rt push "ws://127.0.0.1:$port/X" "$tok" 7 1
+		assert_line 'pushed 1 high_seq 1'
+		kill "$spid"
+		wait "$spid" || true
+	done
 }

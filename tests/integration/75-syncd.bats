@@ -376,3 +376,43 @@ stamp() { echo "$1" | sed -E 's/^(....)-(..)-(..)T(..):(..):(..).*/\1\2\3-\4\5\6
 	[ -n "$want" ]
 	assert_equal "$(D=$A op_field put x device)" "$want"
 }
+
+@test "a put over the relay's put-bytes goes without its content; the rest ships" {
+	stop_relay
+	start_relay 127.0.0.1:0 --limit put-bytes=100K
+	head -c 300000 /dev/urandom >"$A/big"
+	echo small >"$A/small"
+	wk_init "$A"
+	wk_init "$B"
+	remote "$A"
+	remote "$B"
+	run syncd_once "$A"
+	assert_success
+	assert_output --partial 'over the limit put-bytes=102400'
+	assert_output --partial 'without its content'
+	run syncd_once "$B"
+	assert_success
+	assert_output --partial "its sender did not ship it"
+	h=$(op_field put small hash)
+	[ -e "$B/.wkfs/objects/$h" ]
+}
+
+@test "a put naming a file over 16 GiB is refused before anything is fetched" {
+	stop_relay
+	start_relay 127.0.0.1:0 --limit put-bytes=0
+	RT=$WKFS_BUILD/wkfs-relay-test
+	head -c 65536 /dev/urandom >"$BATS_TEST_TMPDIR/c"
+	name=$("$RT" name "$BATS_TEST_TMPDIR/c" | cut -d' ' -f2)
+	recipe=$("$RT" recipe "$BATS_TEST_TMPDIR/r" "$BATS_TEST_TMPDIR/c" \
+		"$BATS_TEST_TMPDIR/c" | cut -d' ' -f2)
+	run "$RT" --timeout 5 put --chunk "$BATS_TEST_TMPDIR/c" \
+		--chunk "$BATS_TEST_TMPDIR/r" "ws://127.0.0.1:$PORT/Notes" "$TOK" \
+		7 100 recipe $((17 << 30)) "$name" "$recipe"
+	assert_success
+	wk_init "$B"
+	remote "$B"
+	run syncd_once "$B"
+	assert_success
+	assert_output --partial 'a file over the 16 GiB a put may name'
+	[ ! -e "$B/.wkfs/chunks" ] || [ -z "$(ls -A "$B/.wkfs/chunks")" ]
+}

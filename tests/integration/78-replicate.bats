@@ -213,3 +213,48 @@ conflict_copies() { (cd "$1" && ls -d "$2".conflict-* 2>/dev/null) || true; }
 	run ls "$A" "$B"
 	refute_output --partial conflict
 }
+
+# local_ids DIR: "ACTOR HLC" of each of DIR's local ops, ACTOR in hex.
+local_ids() {
+	"$WKFS_BIN" log "$1" --json </dev/null 3>&- |
+		grep '"origin":"local"' |
+		sed -n 's/.*"hlc":\([0-9]*\),.*"actor":"\([0-9a-f]*\)".*/\2 \1/p'
+}
+
+@test "ops forged under A's actor are refused; A's own ops still reach B" {
+	replica a
+	replica b
+	stop_syncd a
+	mkdir "$A/real-dir"
+	echo real >"$A/real-dir/file"
+	run local_ids "$A"
+	assert_success
+	[ "${#lines[@]}" -ge 3 ]
+	actor=${lines[0]%% *}
+	# Another client of the folder's token (its own actor 99) pushes ops
+	# claiming A's actor and exactly the clocks A's unshipped ops hold,
+	# plus 40 beyond the first: stored, they would make A's ops
+	# duplicates, dropped by the relay while A shows Synced.
+	run "$WKFS_BUILD/wkfs-relay-test" --timeout 5 push --as 99 \
+		"ws://127.0.0.1:$PORT/Notes" "$TOK" "0x$actor" 40 \
+		"${lines[0]##* }"
+	assert_failure 3
+	assert_output --partial 'error 12 actor:'
+	assert_output --partial "claims actor $actor"
+	for l in "${lines[@]:1}"; do
+		[[ $l == "$actor "* ]] || continue
+		run "$WKFS_BUILD/wkfs-relay-test" --timeout 5 push --as 99 \
+			"ws://127.0.0.1:$PORT/Notes" "$TOK" "0x$actor" 1 "${l##* }"
+		assert_failure 3
+	done
+	# the session's own actor is still welcome
+	run "$WKFS_BUILD/wkfs-relay-test" --timeout 5 push \
+		"ws://127.0.0.1:$PORT/Notes" "$TOK" 99 1 1
+	assert_success
+
+	start_syncd a
+	wait_until "$SYNC_WAIT" test -f "$B/real-dir/file"
+	run cat "$B/real-dir/file"
+	assert_output real
+	wait_same "$SYNC_WAIT" "$A" "$B"
+}

@@ -5,10 +5,11 @@
 running() { kill -0 "$1" 2>/dev/null; }
 not_running() { ! kill -0 "$1" 2>/dev/null; }
 
+# start_relay [BIND [OPTION...]]: OPTIONs go to the relay (--limit ...).
 start_relay() {
 	local bind=${1:-127.0.0.1:0}
 	: >"$RLOG"
-	"$RELAY" --data "$DATA" --bind "$bind" --verbose >>"$RLOG" 2>&1 &
+	"$RELAY" --data "$DATA" --bind "$bind" --verbose "${@:2}" >>"$RLOG" 2>&1 &
 	RPID=$!
 	if ! wait_until 10 grep -q '^listening on ' "$RLOG"; then
 		cat "$RLOG" >&2
@@ -24,6 +25,22 @@ stop_relay() {
 	wait_until 5 not_running "$RPID" || kill -9 "$RPID" 2>/dev/null || true
 	wait "$RPID" 2>/dev/null || true
 	RPID=
+}
+
+# clients_relay_teardown: ends the clients in BG_PIDS (started in the
+# background, by pid) and the relay; a sanitizer report in the relay's log
+# (under SAN=1 it reports memory errors and leaks as it exits) fails the
+# test.
+clients_relay_teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	stop_relay
+	if grep -E 'Sanitizer|runtime error' "$RLOG" >&2; then
+		return 1
+	fi
 }
 
 # ---- replicas: mounted folders, each with its own wkfs-syncd ---------------

@@ -1316,6 +1316,8 @@ static void test_missing_put(void **state)
 		wire_missing_put("got 0000000000000005-0000000000000007", &got),
 		-EINVAL);
 	assert_string_equal(wire_err_name(WIRE_ERR_MISSING), "missing");
+	assert_string_equal(wire_err_name(WIRE_ERR_ACTOR), "actor");
+	assert_string_equal(wire_err_name(WIRE_ERR_LIMIT), "limit");
 }
 
 int main(void)

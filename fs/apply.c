@@ -83,6 +83,9 @@ struct apply {
 
 	bool inodes;	  /* the inode table exists (from apply_start on) */
 	bool check_index; /* WKFS_CHECK_INDEX: verify each batch's index sync */
+	/* A carry-out this round dropped the move of a conflict copy that a
+	 * later local op had taken elsewhere (see place_copies). */
+	bool copies_astray;
 	/* This round's tree has every local op the index has (none was
 	 * queued and uncommitted when it was fed): the check can hold. */
 	bool locals_all_fed;
@@ -477,6 +480,8 @@ static int feed_row(void *arg, const struct db_oprow *row)
 	return 0;
 }
 
+static void place_copies(struct apply *ap, fuse_ino_t **old, size_t *nold);
+
 /* Feeds ops after seq `after`: the local ones, or (locals_only false)
  * also remote ones up to applied_seq.  With old (a round's local ops),
  * what they change beside their own effect is carried out, and *old
@@ -495,6 +500,8 @@ static int feed_db(struct apply *ap, int64_t after, bool locals_only,
 	ap->tree_moved |= f.fed > 0;
 	feed_flush(&f);
 	free(f.buf);
+	if (f.carry && ap->copies_astray)
+		place_copies(ap, &f.old, &f.nold);
 	if (old) {
 		*old = f.old;
 		*nold = f.nold;
@@ -1007,6 +1014,89 @@ static void follow_copy(struct apply *ap, struct tree_changes *ch, size_t i)
 	c->path = xstrdup(p);
 }
 
+/* Is c the move of a conflict copy that the index has at another place
+ * than c's old path (a later local op moved a directory above it)? */
+static bool copy_astray(struct apply *ap, const struct tree_change *c)
+{
+	struct nnode *e;
+	char p[4096];
+
+	if (c->kind != TREE_CH_RENAME || !c->conflict_copy ||
+	    in_staging(c->path))
+		return false;
+	e = entry_of(ap, c);
+	return e && nnode_is_copy(e) && nindex_path(e, p, sizeof(p)) == 0 &&
+	       strcmp(p, c->path) != 0;
+}
+
+struct astray {
+	struct apply *ap;
+	struct tree_changes ch;
+};
+
+/* A copy the view shows at path and the index at another place: a move
+ * from there, when path's directory is where the index has it and path
+ * is free. */
+static int astray_visit(const char *path, const struct tree_entry *te,
+			void *arg)
+{
+	struct astray *a = arg;
+	struct nindex *ix = rec_index(a->ap->rec);
+	const char *slash = strrchr(path, '/');
+	struct nnode *e, *dir;
+	struct tree_change *c;
+	char p[4096];
+
+	if (!te->conflict_copy || te->kind != WK_KIND_FILE)
+		return 0;
+	e = nindex_get(ix, te->version);
+	if (!e || !nnode_is_copy(e) || nindex_path(e, p, sizeof(p)) != 0 ||
+	    strcmp(p, path) == 0 || nindex_lookup(ix, path, strlen(path)))
+		return 0;
+	dir = slash ? nindex_lookup(ix, path, (size_t)(slash - path))
+		    : nindex_root(ix);
+	if (!dir || dir->kind != WK_KIND_DIR)
+		return 0;
+	if (a->ch.n == a->ch.alloc) {
+		a->ch.alloc = a->ch.alloc ? 2 * a->ch.alloc : 8;
+		a->ch.v = xrealloc(a->ch.v, a->ch.alloc * sizeof(*a->ch.v));
+	}
+	c = &a->ch.v[a->ch.n++];
+	memset(c, 0, sizeof(*c));
+	c->kind = TREE_CH_RENAME;
+	c->type = WK_KIND_FILE;
+	c->path = xstrdup(p);
+	c->new_path = xstrdup(path);
+	c->node = te->node;
+	c->version = te->version;
+	c->conflict_copy = true;
+	c->link = WK_ID_NONE;
+	return 0;
+}
+
+/*
+ * Conflict copies left where they were: a chunk's list moves a copy from
+ * where it was when the chunk began, and a later local op of the round
+ * (a directory moved above it) took it elsewhere, so the move was dropped
+ * as done (shown()).  After the last chunk the view is final: each copy
+ * the index has at another place than the view goes there.  A walk of
+ * the whole view, so only in the rare round that dropped such a move.
+ * Lock held.
+ */
+static void place_copies(struct apply *ap, fuse_ino_t **old, size_t *nold)
+{
+	struct astray a = {.ap = ap};
+
+	ap->copies_astray = false;
+	tree_changes_init(&a.ch);
+	tree_foreach(ap->tree, astray_visit, &a);
+	if (a.ch.n) {
+		log_changes(ap, "copy placed:", &a.ch);
+		carry_out_local(ap, &a.ch, old, nold);
+	}
+	tree_changes_release(&a.ch);
+}
+
 /* Keeps in ch only what DIR does not show yet; returns how many. */
 static size_t drop_shown(struct apply *ap, struct tree_changes *ch)
 {
@@ -1016,6 +1106,8 @@ static size_t drop_shown(struct apply *ap, struct tree_changes *ch)
 	for (size_t i = 0; i < ch->n; i++) {
 		follow_copy(ap, ch, i);
 		keep[i] = !shown(ap, ch, i);
+		if (!keep[i] && copy_astray(ap, &ch->v[i]))
+			ap->copies_astray = true;
 	}
 	for (size_t i = 0; i < ch->n; i++) {
 		if (keep[i])

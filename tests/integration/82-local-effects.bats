@@ -189,3 +189,28 @@ conflicted() {
 	assert_view_matches "$A" "$A"
 	assert_view_matches "$B" "$B"
 }
+
+@test "a copy renamed with its file follows a directory moved hundreds of ops later" {
+	conflicted D/f.txt
+	# One round of local ops, fed to the tree in chunks: the rename of
+	# the file (and of its copy) is in the first chunk, the move of
+	# the directory hundreds of ops later.
+	stop_syncd a
+	stop_syncd b
+	python3 - "$W" <<'PYEOF'
+import os, sys
+w = sys.argv[1]
+os.rename(os.path.join(w, "D/f.txt"), os.path.join(w, "D/g.txt"))
+for i in range(200):
+    with open(os.path.join(w, "D/n%03d" % i), "w") as f:
+        f.write("%d\n" % i)
+os.rename(os.path.join(w, "D"), os.path.join(w, "E"))
+PYEOF
+	start_syncd a
+	start_syncd b
+	wait_until "$SYNC_WAIT" test -e "$O/E/g.txt"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	run ls "$W"/E/g.conflict-*
+	assert_success
+	assert_view_matches "$W" "$W"
+}

@@ -6,49 +6,23 @@
 # with a process inside) stays usable after its fd left the table's cache.
 # Each mount runs under a small `ulimit -n`, which it cannot raise.
 
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
-
-B=${WKFS_BUILD:-$BATS_TEST_DIRNAME/../../build}
-W=${WKFS_BIN:-$B/wkfs}
-
-wait_until() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS >= deadline)) && return 1
-		sleep 0.05
-	done
-}
-
-mount_pid() {
-	local f base
-	for base in /run/wkfs "${XDG_RUNTIME_DIR:-/nonexistent}/wkfs" \
-		"/tmp/wkfs-$(id -u)"; do
-		f=$(grep -lxF -- "$1" "$base"/*/backing 2>/dev/null | head -n 1)
-		if [ -n "$f" ]; then
-			cat "$(dirname "$f")/fs.pid" 2>/dev/null
-			return 0
-		fi
-	done
-	return 1
-}
+load helpers
 
 # mount_limited DIR NOFILE: mounts DIR in place with at most NOFILE open
-# files (soft and hard limit).
+# files (soft and hard limit: the mount cannot raise it).
 mount_limited() {
+	WK_MOUNTS+=("$1")
+	WK_DIRS+=("$1")
 	(
 		ulimit -n "$2"
-		"$W" mount "$1"
+		"$WKFS_BIN" mount "$1" </dev/null 3>&-
 	)
-	MOUNTS+=("$1")
-	PIDS+=("$(mount_pid "$1")")
 }
 
 # tree DIR DIRS FILES: DIRS directories of FILES empty files each, two
 # levels deep, made natively.
 tree() {
-	python3 - "$@" <<'EOF'
+	"$PY" - "$@" <<'EOF'
 import os, sys
 root, ndirs, nfiles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for d in range(ndirs):
@@ -60,29 +34,18 @@ EOF
 }
 
 setup() {
-	MOUNTS=()
-	PIDS=()
+	wk_dirs
 }
 
 teardown() {
-	local p m
-	cd /
-	for m in "${MOUNTS[@]}"; do
-		"$W" umount "$m" 2>/dev/null || fusermount3 -u -z "$m" || true
-	done
-	for p in "${PIDS[@]}"; do
-		[ -n "$p" ] || continue
-		wait_until 10 eval "! kill -0 $p 2>/dev/null" ||
-			kill -9 "$p" 2>/dev/null || true
-	done
+	wk_teardown
 }
 
 # many_files NDIRS NFILES NOFILE
 many_files() {
-	local d=$BATS_TEST_TMPDIR/d n
-	mkdir -p "$d"
+	local d=$D n
 	tree "$d" "$1" "$2"
-	"$W" init "$d" >/dev/null
+	"$WKFS_BIN" init "$d" >/dev/null
 	n=$(find "$d" -path "$d/.wkfs" -prune -o -print | wc -l)
 	mount_limited "$d" "$3"
 	run find "$d"
@@ -94,7 +57,7 @@ many_files() {
 	echo made here >"$d/d000/e0/new"
 	run cat "$d/d000/e0/new"
 	assert_output "made here"
-	run "$W" log "$d" --json
+	run "$WKFS_BIN" log "$d" --json
 	assert_output --partial '"name":"new"'
 }
 
@@ -107,7 +70,7 @@ many_files() {
 	many_files 1000 200 1024
 }
 
-# evict DIR: walks 2,000 files, so that the mount's fds (at most 32 kept
+# evict DIR: walks 1,000 files, so that the mount's fds (at most 32 kept
 # with a limit of 128) are all of other inodes afterwards.
 evict() {
 	run ls -lR "$1/spare"
@@ -115,11 +78,11 @@ evict() {
 }
 
 @test "a directory renamed under a process inside it stays usable" {
-	local d=$BATS_TEST_TMPDIR/d
+	local d=$D
 	mkdir -p "$d/a/sub" "$d/spare"
 	echo one >"$d/a/sub/f"
-	tree "$d/spare" 20 100
-	"$W" init "$d" >/dev/null
+	tree "$d/spare" 10 100
+	"$WKFS_BIN" init "$d" >/dev/null
 	mount_limited "$d" 128
 	cd "$d/a/sub"
 	# Another process renames it, and the mount's fds go to other files.
@@ -134,24 +97,23 @@ evict() {
 }
 
 @test "a directory a remote op renamed stays usable from inside it" {
-	local a=$BATS_TEST_TMPDIR/ra b=$BATS_TEST_TMPDIR/rb
+	local a=$T/ra b=$T/rb
 	mkdir -p "$a" "$b"
-	"$W" init "$a" --device ra >/dev/null
-	"$W" init "$b" --device rb >/dev/null
+	"$WKFS_BIN" init "$a" --device ra >/dev/null
+	"$WKFS_BIN" init "$b" --device rb >/dev/null
 	mkdir -p "$b/top/dir/sub" "$b/spare"
 	echo one >"$b/top/dir/sub/f"
-	tree "$b/spare" 20 100
-	"$W" mount "$a"
-	MOUNTS+=("$a")
-	PIDS+=("$(mount_pid "$a")")
+	tree "$b/spare" 10 100
+	WK_DIRS+=("$a")
+	wk_mount "$a"
 	mount_limited "$b" 128
-	"$W" debug import "$b" "$a" >/dev/null
+	"$WKFS_BIN" debug import "$b" "$a" >/dev/null
 	[ "$(cat "$a/top/dir/sub/f")" = one ]
 	cd "$b/top/dir/sub"
 	# On a: the directory moves to another parent and a new name.
 	mkdir "$a/other"
 	mv "$a/top/dir" "$a/other/moved"
-	run "$W" debug import "$a" "$b"
+	run "$WKFS_BIN" debug import "$a" "$b"
 	assert_success
 	assert_output --regexp $'(^|\n)imported [0-9]+ applied [0-9]+ 0$'
 	# No lookup through the new names before: those would tell the
@@ -166,7 +128,7 @@ evict() {
 	run cat "$b/other/moved/sub/g"
 	assert_output two
 	# g was recorded where it is, and reaches a.
-	run "$W" debug import "$b" "$a"
+	run "$WKFS_BIN" debug import "$b" "$a"
 	assert_success
 	run cat "$a/other/moved/sub/g"
 	assert_output two

@@ -40,7 +40,7 @@ struct finode {
 	uint32_t users; /* callers using fd now (inode_fd) */
 	int fd;		/* O_PATH to the backing inode, or -1 */
 	bool keep;	/* never close fd: the root, or no place */
-	bool dead;	/* its place leads elsewhere: out of the hash */
+	bool dead;	/* its place leads nowhere: not found by number */
 	struct finode *lru_prev, *lru_next; /* fd open and unused */
 	struct wk_id node;  /* the tracked node, WK_ID_NONE if untracked */
 	int nwriters;       /* open handles that may write */

@@ -20,9 +20,9 @@
  * An inode whose name goes while the kernel knows it (unlinked but open,
  * or replaced by a batch) has no place left: its finode keeps its fd until
  * forgotten, as every finode did before.  A place that leads nowhere
- * otherwise (a directory a batch removed) makes the finode dead: out of
- * the hash, so that an inode number the file system reuses gets a finode
- * of its own.
+ * otherwise (a directory a batch removed) makes the finode dead: lookups
+ * by number pass it by, so that an inode number the file system reuses
+ * gets a finode of its own.
  */
 #include "fs.h"
 
@@ -143,7 +143,7 @@ static struct finode *find_l(struct wkfs *fs, dev_t dev, ino_t ino)
 	if (fs->root.dev == dev && fs->root.ino == ino)
 		return &fs->root;
 	for (in = fs->table[bucket(fs, dev, ino)]; in; in = in->next)
-		if (in->dev == dev && in->ino == ino)
+		if (in->dev == dev && in->ino == ino && !in->dead)
 			return in;
 	return NULL;
 }
@@ -243,8 +243,7 @@ static void release_l(struct wkfs *fs, struct finode *in)
 	       in->users == 0) {
 		struct finode *p = in->parent;
 
-		if (!in->dead)
-			unhash_l(fs, in);
+		unhash_l(fs, in);
 		lru_unlink(in);
 		if (in->fd >= 0)
 			fs->nfds--;
@@ -292,8 +291,7 @@ static void unplace_l(struct wkfs *fs, struct finode *in)
 	if (in->fd >= 0) {
 		in->keep = true;
 		lru_unlink(in);
-	} else if (!in->dead) {
-		unhash_l(fs, in);
+	} else {
 		in->dead = true;
 	}
 	free(in->name);
@@ -385,10 +383,8 @@ int inode_fd(struct wkfs *fs, struct finode *in)
 			break;
 	}
 	pthread_mutex_lock(&fs->ilock);
-	if (in->fd < 0 && !in->keep && !in->dead) {
-		unhash_l(fs, in);
+	if (in->fd < 0 && !in->keep)
 		in->dead = true;
-	}
 	pthread_mutex_unlock(&fs->ilock);
 	return fd;
 }
@@ -428,7 +424,6 @@ int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 	if (in && in->fd < 0 && in->is_dir != S_ISDIR(st->st_mode)) {
 		/* Its place led nowhere and the number went to a new
 		 * inode. */
-		unhash_l(fs, in);
 		in->dead = true;
 		in = NULL;
 	}

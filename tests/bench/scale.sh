@@ -30,13 +30,14 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# Before lib.sh, which defaults it to 900: init of a million files is long.
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
 B=${B:-build}
 WKFS_BIN=${WKFS_BIN:-$root/$B/wkfs}
 case $WKFS_BIN in /*) ;; *) WKFS_BIN=$PWD/$WKFS_BIN ;; esac
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}
 
 die()
 {

@@ -39,6 +39,7 @@
 #define FD_MAX_DEFAULT 512
 #define FD_MAX_CAP     65536 /* enough for any working set */
 #define FD_OTHERS      96
+#define DEPTH_MAX      4096 /* directories above an inode, at most */
 
 static size_t bucket(struct wkfs *fs, dev_t dev, ino_t ino)
 {
@@ -305,9 +306,11 @@ static void unplace_l(struct wkfs *fs, struct finode *in)
 
 /*
  * in's fd, opened from its place (and its parent's from its own, and so
- * on) when not open, and pinned (inode_unfd).  placelock held shared.
+ * on) when not open, and pinned (inode_unfd).  depth: how many ancestors
+ * this walk may still open (places that a lookup set while a batch moved
+ * names could, at worst, form a loop).  placelock held shared.
  */
-static int resolve(struct wkfs *fs, struct finode *in)
+static int resolve(struct wkfs *fs, struct finode *in, int depth)
 {
 	struct finode *p;
 	struct stat st;
@@ -321,15 +324,15 @@ static int resolve(struct wkfs *fs, struct finode *in)
 		return in->fd;
 	}
 	p = in->parent;
-	if (!p) {
+	if (!p || depth == 0) {
 		pthread_mutex_unlock(&fs->ilock);
-		return -ESTALE;
+		return p ? -ELOOP : -ESTALE;
 	}
 	p->refs++; /* a batch may move in meanwhile */
 	name = xstrdup(in->name);
 	pthread_mutex_unlock(&fs->ilock);
 
-	pfd = resolve(fs, p);
+	pfd = resolve(fs, p, depth - 1);
 	if (pfd < 0) {
 		fd = pfd;
 	} else {
@@ -372,7 +375,7 @@ int inode_fd(struct wkfs *fs, struct finode *in)
 		uint64_t gen = apply_batch_gen(fs);
 
 		pthread_rwlock_rdlock(&fs->placelock);
-		fd = resolve(fs, in);
+		fd = resolve(fs, in, DEPTH_MAX);
 		pthread_rwlock_unlock(&fs->placelock);
 		if (fd >= 0 || (fd != -ENOENT && fd != -ESTALE))
 			return fd;
@@ -467,7 +470,7 @@ bool inode_placed(struct wkfs *fs, struct finode *in)
 	p->refs++;
 	name = xstrdup(in->name);
 	pthread_mutex_unlock(&fs->ilock);
-	pfd = resolve(fs, p);
+	pfd = resolve(fs, p, DEPTH_MAX);
 	if (pfd >= 0) {
 		ok = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		     st.st_dev == in->dev && st.st_ino == in->ino;

@@ -150,9 +150,9 @@ struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino);
 int inode_fd(struct wkfs *fs, struct finode *in);
 void inode_unfd(struct wkfs *fs, struct finode *in);
 /*
- * Opens name in the directory parent and finds or adds its finode, taking
- * a lookup reference; fills *st.  The place of the finode becomes
- * parent/name.  0 or -errno.
+ * Looks name up in the directory parent (fstatat: no fd is opened) and
+ * finds or adds its finode, taking a lookup reference; fills *st.  The
+ * place of the finode becomes parent/name.  0 or -errno.
  */
 int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 		 struct stat *st, struct finode **out);

@@ -407,19 +407,17 @@ int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 		 struct stat *st, struct finode **out)
 {
 	struct finode *in;
-	int pfd = inode_fd(fs, parent), fd, rc = 0;
+	int pfd = inode_fd(fs, parent), rc = 0;
 
 	if (pfd < 0)
 		return pfd;
+	/* No fd yet: most inodes a lookup finds are never opened (find,
+	 * ls); the place is what opens one when needed.  Under placelock,
+	 * no rename through the mount moves the name before the finode has
+	 * that place. */
 	pthread_rwlock_rdlock(&fs->placelock);
-	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
+	if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
 		rc = -errno;
-		goto out;
-	}
-	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		rc = -errno;
-		close(fd);
 		goto out;
 	}
 	pthread_mutex_lock(&fs->ilock);
@@ -441,8 +439,6 @@ int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 	}
 	in->nlookup++;
 	set_place_l(fs, in, parent, name);
-	set_fd_l(fs, in, fd);
-	evict_l(fs);
 	*out = in;
 	pthread_mutex_unlock(&fs->ilock);
 out:

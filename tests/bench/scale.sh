@@ -134,6 +134,8 @@ mount_step()
 {
 	bench_track_mount "$D"
 	step "$1" "$WKFS_BIN" mount "$D" || return 1
+	# The daemon is ours to stop too, should the trap find it alive.
+	bench_track_pid "$(mount_pid)"
 	RSS[$1]=$(mount_hwm)
 }
 

@@ -204,10 +204,14 @@ mib()
 	awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'
 }
 
+# row LABEL STEP [BASE NOTE]: STEP's time and peak RSS, and its time
+# against step BASE's (NOTE names it).
 row()
 {
+	local r=
+	[ -n "${3:-}" ] && r=$(ratio "${SECS[$2]:-}" "${SECS[$3]:-}")
 	printf '%-34s %10s %10s %9s  %s\n' "$1" "${SECS[$2]:--}" \
-		"$(mib "${RSS[$2]:-}")" "${3:-}" "${4:-}"
+		"$(mib "${RSS[$2]:-}")" "$r" "${4:-}"
 }
 
 out=$here/out/scale-$(date +%Y%m%d-%H%M%S).txt
@@ -219,28 +223,21 @@ out=$here/out/scale-$(date +%Y%m%d-%H%M%S).txt
 	row "native find -printf '%s %T@'" native-scan
 	row "native find | wc -l" native-find
 	row "native ls -lR" native-ls
-	row "wkfs init" init "$(ratio "${SECS[init]:-}" "${SECS[native-scan]:-}")" \
-		"native scan"
-	row "wkfs mount (first)" mount-first \
-		"$(ratio "${SECS[mount-first]:-}" "${SECS[native-scan]:-}")" \
-		"native scan"
-	row "find | wc -l through the mount" wkfs-find \
-		"$(ratio "${SECS[wkfs-find]:-}" "${SECS[native-find]:-}")" \
-		"native find"
-	row "ls -lR through the mount" wkfs-ls \
-		"$(ratio "${SECS[wkfs-ls]:-}" "${SECS[native-ls]:-}")" "native ls"
+	row "wkfs init" init native-scan "native scan"
+	row "wkfs mount (first)" mount-first native-scan "native scan"
+	row "find | wc -l through the mount" wkfs-find native-find \
+		"native find (target x3)"
+	row "ls -lR through the mount" wkfs-ls native-ls "native ls"
 	printf '%-34s %10s %10s\n' "  mount process after both walks" - \
 		"$(mib "${RSS[mount-walked]:-}")"
 	row "wkfs status" status
 	row "wkfs umount" umount
-	row "wkfs mount after a clean umount" mount-clean \
-		"$(ratio "${SECS[mount-clean]:-}" "${SECS[native-scan]:-}")" \
+	row "wkfs mount after a clean umount" mount-clean native-scan \
 		"native scan (target x2)"
-	row "wkfs mount after kill -9" mount-crash \
-		"$(ratio "${SECS[mount-crash]:-}" "${SECS[native-scan]:-}")" \
+	row "wkfs mount after kill -9" mount-crash native-scan \
 		"native scan (target x4)"
 	printf '%-34s %10s\n' "size of .wkfs" "$(mib "$SIDECAR")"
 	echo "(peak RSS of a mount: the mount process's VmHWM; targets at 1M"
-	echo " files: find x3, mount process under 500 MiB)"
+	echo " files; the mount process under 500 MiB)"
 } | tee "$out"
 exit $failed

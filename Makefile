@@ -11,7 +11,7 @@
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
 #          install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
-#          bench bench-sync bench-converge deps
+#          bench bench-sync bench-converge bench-scale deps
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -81,7 +81,7 @@ TEST_BINS := $(RTEST)
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
-	bench-chunk bench-merge bench-sync bench-converge lint-man
+	bench-chunk bench-merge bench-sync bench-converge bench-scale lint-man
 all: $(BINS) $(TEST_BINS)
 
 $(B)/lib/%.o: lib/%.c
@@ -173,6 +173,13 @@ bench-sync: deps
 bench-converge: deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@B=$(B) tests/bench/converge.sh
+
+# A folder of 100,000 files (SCALE=1M: 1,000,000) against native
+# (tests/bench/scale.sh).
+bench-scale: deps
+	@tools/install-deps --bench
+	@$(MAKE) --no-print-directory $(BINS)
+	@B=$(B) tests/bench/scale.sh
 
 # Benchmarks of pure library code: tests/bench/NAME.c -> $(B)/bench-NAME.
 $(B)/bench-%: tests/bench/%.c $(LIBWKFS)

@@ -71,7 +71,7 @@ struct note {
 struct replaced {
 	dev_t dev;
 	ino_t ino;
-	int fd; /* O_PATH, to see afterwards whether it was unlinked */
+	int fd; /* O_PATH, for inode_retire afterwards */
 };
 
 struct apply {
@@ -563,6 +563,9 @@ static void note_change(void *arg, enum tree_change_kind kind, const char *path,
 	struct apply *ap = arg;
 	struct note *n;
 
+	/* The inode table follows the moves (finodes know their place). */
+	if (kind == TREE_CH_RENAME && ap->inodes)
+		inode_moved(ap->fs, path, new_path);
 	if (ap->nnotes == ap->anotes) {
 		ap->anotes = ap->anotes ? 2 * ap->anotes : 32;
 		ap->notes = xrealloc(ap->notes, ap->anotes * sizeof(*n));
@@ -829,14 +832,11 @@ static void release_replaced(struct apply *ap, struct replaced *rep,
 			     size_t nrep, fuse_ino_t *old, size_t *nold)
 {
 	for (size_t i = 0; i < nrep; i++) {
-		struct stat st;
-
 		old[*nold] = inode_ino_of(ap->fs, rep[i].dev, rep[i].ino);
 		if (old[*nold])
 			(*nold)++;
 		inode_tie(ap->fs, rep[i].dev, rep[i].ino, WK_ID_NONE);
-		if (fstat(rep[i].fd, &st) == 0 && st.st_nlink == 0)
-			inode_retire(ap->fs, rep[i].dev, rep[i].ino);
+		inode_retire(ap->fs, rep[i].fd);
 		close(rep[i].fd);
 	}
 }

@@ -3,8 +3,9 @@
  *
  * fs/ is the only directory that includes fuse_lowlevel.h.  The filesystem is
  * a passthrough over a directory fd of DIR taken before mounting (so it works
- * when mounted over DIR itself), with an inode table of O_PATH fds keyed by
- * the backing (dev, ino), in the manner of libfuse's passthrough_hp.  Every
+ * when mounted over DIR itself), with an inode table keyed by the backing
+ * (dev, ino) that knows where each inode is (its parent and name) and opens
+ * O_PATH fds on demand, keeping a bounded number open (inode.c).  Every
  * namespace change and every close of a written file is handed to the
  * recorder (lib/recorder.h).
  */
@@ -22,12 +23,25 @@
 #include "recorder.h"
 
 struct finode {
-	int fd; /* O_PATH to the backing inode */
 	dev_t dev;
 	ino_t ino;
 	bool is_dir;
 	/* Under fs.ilock: */
 	uint64_t nlookup;
+	/*
+	 * Where the inode is: name in the directory parent (which this
+	 * finode holds a reference on).  NULL for the root and for an inode
+	 * whose place went (unlinked through the mount or by a batch): such
+	 * a finode keeps its fd open until it is forgotten (keep).
+	 */
+	struct finode *parent;
+	char *name;
+	uint32_t refs;	/* children placed in it, and resolvers at work */
+	uint32_t users; /* callers using fd now (inode_fd) */
+	int fd;		/* O_PATH to the backing inode, or -1 */
+	bool keep;	/* never close fd: the root, or no place */
+	bool dead;	/* its place leads nowhere: not found by number */
+	struct finode *lru_prev, *lru_next; /* fd open and unused */
 	struct wk_id node;  /* the tracked node, WK_ID_NONE if untracked */
 	int nwriters;       /* open handles that may write */
 	bool dirty;         /* content changed since its last put */
@@ -87,6 +101,21 @@ struct wkfs {
 	pthread_mutex_t ilock;    /* the inode table and finode fields */
 	struct finode **table;
 	size_t n_buckets, count;
+	/*
+	 * Open O_PATH fds of finodes (under ilock): at most fd_max stay open
+	 * unused, the least recently used closed first; fd_max comes from
+	 * RLIMIT_NOFILE (mount.c).
+	 */
+	struct finode lru; /* list head: lru.lru_next is the newest */
+	size_t nfds, fd_max;
+	/*
+	 * Held exclusively by a rename or unlink through the mount, from its
+	 * syscall until the table shows the new places, and shared while a
+	 * place is read and followed (inode.c): no lookup sees a name move
+	 * between the two.  After nslock and the recorder's lock, before
+	 * ilock.
+	 */
+	pthread_rwlock_t placelock;
 };
 
 void wkfs_ops_fill(struct fuse_lowlevel_ops *o);
@@ -95,15 +124,55 @@ void wkfs_ops_fill(struct fuse_lowlevel_ops *o);
  * reply to the client fd. */
 void ctl_conflicts(struct wkfs *fs, int fd);
 
-/* Inode table (inode.c). */
+/*
+ * Inode table (inode.c).
+ *
+ * A finode does not hold its inode open: inode_fd() opens it from its place
+ * (parent fd + name, checked against dev and ino) when no fd is cached, and
+ * the caller gives it back with inode_unfd() when done with the fd:
+ *
+ *	int fd = inode_fd(fs, in);
+ *	if (fd < 0)
+ *		return fd;		// -errno: the inode is gone
+ *	... fstatat(fd, "", ...), openat(fd, name, ...) ...
+ *	inode_unfd(fs, in);
+ *
+ * Places change only through inode_lookup (a lookup found the inode at a
+ * name), inode_unlinkat and inode_renameat (names changed through the
+ * mount) and inode_moved (a batch renamed a path).  A caller of inode_fd
+ * may hold nslock or the recorder's lock, never placelock or ilock.
+ */
 void inode_table_init(struct wkfs *fs);
 void inode_table_free(struct wkfs *fs);
+/* Caps the open fds from the process's RLIMIT_NOFILE. */
+void inode_table_limit(struct wkfs *fs, size_t nofile);
 struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino);
-/* Finds or adds the finode for st, taking a lookup reference; takes over fd
- * (closing it when the inode was known already). */
-struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st);
+int inode_fd(struct wkfs *fs, struct finode *in);
+void inode_unfd(struct wkfs *fs, struct finode *in);
+/*
+ * Looks name up in the directory parent (fstatat: no fd is opened) and
+ * finds or adds its finode, taking a lookup reference; fills *st.  The
+ * place of the finode becomes parent/name.  0 or -errno.
+ */
+int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
+		 struct stat *st, struct finode **out);
 struct finode *inode_find(struct wkfs *fs, dev_t dev, ino_t ino);
 void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n);
+/* True when in's place still leads to it (a lookup that a batch ran
+ * across checks). */
+bool inode_placed(struct wkfs *fs, struct finode *in);
+/*
+ * unlinkat(2) and renameat2(2) in directories parent (fd pfd) and
+ * newparent (npfd), with the places of the finodes concerned made to
+ * follow: one whose name goes keeps its fd.  0 or -errno.
+ */
+int inode_unlinkat(struct wkfs *fs, struct finode *parent, int pfd,
+		   const char *name, int flags);
+int inode_renameat(struct wkfs *fs, struct finode *parent, int pfd,
+		   const char *name, struct finode *newparent, int npfd,
+		   const char *newname, unsigned int flags);
+/* A batch renamed path to new_path (relative to DIR). */
+void inode_moved(struct wkfs *fs, const char *path, const char *new_path);
 
 /*
  * For the apply thread, which holds no finode reference: each looks the
@@ -115,9 +184,10 @@ void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n);
 int inode_writers(struct wkfs *fs, dev_t dev, ino_t ino);
 fuse_ino_t inode_ino_of(struct wkfs *fs, dev_t dev, ino_t ino);
 void inode_tie(struct wkfs *fs, dev_t dev, ino_t ino, struct wk_id node);
-/* A remote batch unlinked (dev, ino): its finode speaks for no node and is
- * marked replaced. */
-void inode_retire(struct wkfs *fs, dev_t dev, ino_t ino);
+/* A remote batch replaced or removed the file fd is (O_PATH, not consumed):
+ * its finode keeps a copy of fd (its place holds another inode now), and if
+ * the batch unlinked it, speaks for no node and is marked replaced. */
+void inode_retire(struct wkfs *fs, int fd);
 
 /* The tracked node of in, or NULL (recorder lock held). */
 struct nnode *inode_node_l(struct wkfs *fs, struct finode *in);

@@ -1,18 +1,45 @@
 /*
- * inode.c - the FUSE inode table: O_PATH fds keyed by backing (dev, ino).
+ * inode.c - the FUSE inode table: finodes keyed by backing (dev, ino), each
+ * knowing its place (parent finode and name), with O_PATH fds opened on
+ * demand and a bounded number of them kept open.
  *
  * A FUSE inode number is the address of its finode (the root is
  * FUSE_ROOT_ID).  The kernel holds lookup references and returns them with
- * forget; the finode and its fd live until the count reaches zero.
+ * forget; a finode lives while the kernel or a child placed in it refers to
+ * it.  Holding an fd per inode the kernel knows would cost one descriptor per
+ * file a `find` has seen: a folder of a million files cannot work so.
+ * Instead an fd is opened from the place when needed (openat of the
+ * parent's fd, checked against dev and ino), cached, and closed least
+ * recently used first once more than fs->fd_max are open.
+ *
+ * Places follow every name change: lookups set them, renames and unlinks
+ * through the mount update them under placelock (so no lookup reads a name
+ * between a rename and its update), and a batch's renames come through
+ * inode_moved().  A batch runs without placelock; a resolver that finds a
+ * place leading nowhere while a batch runs waits for it and looks again.
+ * An inode whose name goes while the kernel knows it (unlinked but open,
+ * or replaced by a batch) has no place left: its finode keeps its fd until
+ * forgotten, as every finode did before.  A place that leads nowhere
+ * otherwise (a directory a batch removed) makes the finode dead: lookups
+ * by number pass it by, so that an inode number the file system reuses
+ * gets a finode of its own.
  */
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "xalloc.h"
+
+#define FD_MAX_DEFAULT 512
+#define FD_MAX_CAP     65536 /* enough for any working set */
+#define FD_OTHERS      96
+#define DEPTH_MAX      4096 /* directories above an inode, at most */
 
 static size_t bucket(struct wkfs *fs, dev_t dev, ino_t ino)
 {
@@ -29,11 +56,25 @@ void inode_table_init(struct wkfs *fs)
 	pthread_rwlockattr_setkind_np(&ra,
 				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&fs->nslock, &ra);
+	pthread_rwlock_init(&fs->placelock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->ilock, NULL);
 	pthread_mutex_init(&fs->root.mtime_lock, NULL);
+	fs->root.fd = -1;
+	fs->root.keep = true;
+	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
+	fs->fd_max = FD_MAX_DEFAULT;
 	fs->n_buckets = 4096;
 	fs->table = xcalloc(fs->n_buckets, sizeof(*fs->table));
+}
+
+static void finode_free(struct finode *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	free(in->name);
+	pthread_mutex_destroy(&in->mtime_lock);
+	free(in);
 }
 
 void inode_table_free(struct wkfs *fs)
@@ -43,15 +84,26 @@ void inode_table_free(struct wkfs *fs)
 
 		for (; in; in = next) {
 			next = in->next;
-			close(in->fd);
-			pthread_mutex_destroy(&in->mtime_lock);
-			free(in);
+			finode_free(in);
 		}
 	}
 	free(fs->table);
 	pthread_mutex_destroy(&fs->root.mtime_lock);
 	pthread_mutex_destroy(&fs->ilock);
+	pthread_rwlock_destroy(&fs->placelock);
 	pthread_rwlock_destroy(&fs->nslock);
+}
+
+void inode_table_limit(struct wkfs *fs, size_t nofile)
+{
+	/* Half for the cache, and at least FD_OTHERS for the rest: open
+	 * files, directory streams, the database, libfuse's splice pipes
+	 * (two per thread) and the sync connections. */
+	size_t n = nofile / 2;
+
+	if (nofile < 2 * FD_OTHERS)
+		n = nofile > FD_OTHERS + 16 ? nofile - FD_OTHERS : 16;
+	fs->fd_max = n > FD_MAX_CAP ? FD_MAX_CAP : n;
 }
 
 struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino)
@@ -60,6 +112,8 @@ struct finode *inode_get(struct wkfs *fs, fuse_ino_t ino)
 		return &fs->root;
 	return (struct finode *)(uintptr_t)ino;
 }
+
+/* ---- the hash ----------------------------------------------------------- */
 
 static void grow(struct wkfs *fs)
 {
@@ -90,10 +144,521 @@ static struct finode *find_l(struct wkfs *fs, dev_t dev, ino_t ino)
 	if (fs->root.dev == dev && fs->root.ino == ino)
 		return &fs->root;
 	for (in = fs->table[bucket(fs, dev, ino)]; in; in = in->next)
-		if (in->dev == dev && in->ino == ino)
+		if (in->dev == dev && in->ino == ino && !in->dead)
 			return in;
 	return NULL;
 }
+
+static void unhash_l(struct wkfs *fs, struct finode *in)
+{
+	struct finode **p;
+
+	for (p = &fs->table[bucket(fs, in->dev, in->ino)]; *p; p = &(*p)->next)
+		if (*p == in) {
+			*p = in->next;
+			fs->count--;
+			return;
+		}
+}
+
+/* A new finode for st with no place and no fd, in the hash.  ilock held. */
+static struct finode *add_l(struct wkfs *fs, const struct stat *st)
+{
+	struct finode *in = xcalloc(1, sizeof(*in));
+	size_t b;
+
+	if (fs->count >= fs->n_buckets)
+		grow(fs);
+	in->fd = -1;
+	in->dev = st->st_dev;
+	in->ino = st->st_ino;
+	in->is_dir = S_ISDIR(st->st_mode);
+	in->kmtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	in->node = WK_ID_NONE;
+	pthread_mutex_init(&in->mtime_lock, NULL);
+	b = bucket(fs, in->dev, in->ino);
+	in->next = fs->table[b];
+	fs->table[b] = in;
+	fs->count++;
+	return in;
+}
+
+/* ---- open fds ----------------------------------------------------------- */
+
+static void lru_unlink(struct finode *in)
+{
+	if (!in->lru_next)
+		return;
+	in->lru_prev->lru_next = in->lru_next;
+	in->lru_next->lru_prev = in->lru_prev;
+	in->lru_next = in->lru_prev = NULL;
+}
+
+/* Puts in's fd on the list of closable ones if it is that.  ilock held. */
+static void lru_push(struct wkfs *fs, struct finode *in)
+{
+	if (in->lru_next || in->fd < 0 || in->users || in->keep)
+		return;
+	in->lru_next = fs->lru.lru_next;
+	in->lru_prev = &fs->lru;
+	fs->lru.lru_next->lru_prev = in;
+	fs->lru.lru_next = in;
+}
+
+/* Closes the least recently used fds beyond fd_max.  ilock held. */
+static void evict_l(struct wkfs *fs)
+{
+	while (fs->nfds > fs->fd_max && fs->lru.lru_prev != &fs->lru) {
+		struct finode *in = fs->lru.lru_prev;
+
+		lru_unlink(in);
+		close(in->fd);
+		in->fd = -1;
+		fs->nfds--;
+	}
+}
+
+/* Gives in the fd fd (closed instead when it has one).  ilock held. */
+static void set_fd_l(struct wkfs *fs, struct finode *in, int fd)
+{
+	if (in->fd >= 0) {
+		close(fd);
+		return;
+	}
+	in->fd = fd;
+	fs->nfds++;
+	lru_push(fs, in);
+}
+
+static void pin_l(struct finode *in)
+{
+	if (in->users++ == 0)
+		lru_unlink(in);
+}
+
+/* Frees in, and then its parent and so on, while nothing refers to them.
+ * ilock held. */
+static void release_l(struct wkfs *fs, struct finode *in)
+{
+	while (in && in != &fs->root && in->nlookup == 0 && in->refs == 0 &&
+	       in->users == 0) {
+		struct finode *p = in->parent;
+
+		unhash_l(fs, in);
+		lru_unlink(in);
+		if (in->fd >= 0)
+			fs->nfds--;
+		finode_free(in);
+		if (p)
+			p->refs--;
+		in = p;
+	}
+}
+
+/* ---- places ------------------------------------------------------------- */
+
+/* Places in at name in parent.  ilock held. */
+static void set_place_l(struct wkfs *fs, struct finode *in,
+			struct finode *parent, const char *name)
+{
+	struct finode *old = in->parent;
+
+	if (in == &fs->root)
+		return;
+	if (old == parent && in->name && strcmp(in->name, name) == 0)
+		return;
+	parent->refs++;
+	free(in->name);
+	in->name = xstrdup(name);
+	in->parent = parent;
+	if (in->keep) {
+		in->keep = false;
+		lru_push(fs, in);
+	}
+	if (old) {
+		old->refs--;
+		release_l(fs, old);
+	}
+}
+
+/* in's name went: it keeps its fd (if it has one) until forgotten, else it
+ * is dead.  ilock held. */
+static void unplace_l(struct wkfs *fs, struct finode *in)
+{
+	struct finode *old = in->parent;
+
+	if (in == &fs->root)
+		return;
+	if (in->fd >= 0) {
+		in->keep = true;
+		lru_unlink(in);
+	} else {
+		in->dead = true;
+	}
+	free(in->name);
+	in->name = NULL;
+	in->parent = NULL;
+	if (old) {
+		old->refs--;
+		release_l(fs, old);
+	}
+}
+
+/*
+ * in's fd, opened from its place (and its parent's from its own, and so
+ * on) when not open, and pinned (inode_unfd).  depth: how many ancestors
+ * this walk may still open (places that a lookup set while a batch moved
+ * names could, at worst, form a loop).  placelock held shared.
+ */
+static int resolve(struct wkfs *fs, struct finode *in, int depth)
+{
+	struct finode *p;
+	struct stat st;
+	char *name;
+	int pfd, fd;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (in->fd >= 0) {
+		pin_l(in);
+		pthread_mutex_unlock(&fs->ilock);
+		return in->fd;
+	}
+	p = in->parent;
+	if (!p || depth == 0) {
+		pthread_mutex_unlock(&fs->ilock);
+		return p ? -ELOOP : -ESTALE;
+	}
+	p->refs++; /* a batch may move in meanwhile */
+	name = xstrdup(in->name);
+	pthread_mutex_unlock(&fs->ilock);
+
+	pfd = resolve(fs, p, depth - 1);
+	if (pfd < 0) {
+		fd = pfd;
+	} else {
+		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+		inode_unfd(fs, p);
+	}
+	free(name);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != in->dev ||
+			st.st_ino != in->ino)) {
+		close(fd);
+		fd = -ESTALE; /* another inode has the name now */
+	}
+	pthread_mutex_lock(&fs->ilock);
+	p->refs--;
+	release_l(fs, p);
+	if (fd >= 0) {
+		set_fd_l(fs, in, fd);
+		pin_l(in);
+		fd = in->fd;
+		evict_l(fs);
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	return fd;
+}
+
+int inode_fd(struct wkfs *fs, struct finode *in)
+{
+	int fd;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (in->fd >= 0) {
+		pin_l(in);
+		pthread_mutex_unlock(&fs->ilock);
+		return in->fd;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	for (int tries = 0;; tries++) {
+		uint64_t gen = apply_batch_gen(fs);
+
+		pthread_rwlock_rdlock(&fs->placelock);
+		fd = resolve(fs, in, DEPTH_MAX);
+		pthread_rwlock_unlock(&fs->placelock);
+		if (fd >= 0 || (fd != -ENOENT && fd != -ESTALE))
+			return fd;
+		/* A batch moving names ran meanwhile: its places are right
+		 * once it ends (a batch per try: a few tries are plenty). */
+		if (tries == 8 ||
+		    (!(gen & 1) && apply_writer_ticket(fs) == gen))
+			break;
+	}
+	pthread_mutex_lock(&fs->ilock);
+	if (in->fd < 0 && !in->keep)
+		in->dead = true;
+	pthread_mutex_unlock(&fs->ilock);
+	return fd;
+}
+
+void inode_unfd(struct wkfs *fs, struct finode *in)
+{
+	pthread_mutex_lock(&fs->ilock);
+	if (--in->users == 0) {
+		lru_push(fs, in);
+		evict_l(fs);
+		release_l(fs, in);
+	}
+	pthread_mutex_unlock(&fs->ilock);
+}
+
+int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
+		 struct stat *st, struct finode **out)
+{
+	struct finode *in;
+	int pfd = inode_fd(fs, parent), rc = 0;
+
+	if (pfd < 0)
+		return pfd;
+	/* No fd yet: most inodes a lookup finds are never opened (find,
+	 * ls); the place is what opens one when needed.  Under placelock,
+	 * no rename through the mount moves the name before the finode has
+	 * that place. */
+	pthread_rwlock_rdlock(&fs->placelock);
+	if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, st->st_dev, st->st_ino);
+	if (in && in->fd < 0 && in->is_dir != S_ISDIR(st->st_mode)) {
+		/* Its place led nowhere and the number went to a new
+		 * inode. */
+		in->dead = true;
+		in = NULL;
+	}
+	if (!in) {
+		in = add_l(fs, st);
+	} else if (in->fd < 0 && in->parent &&
+		   (in->parent != parent || strcmp(in->name, name) != 0)) {
+		/* Found by number at another name than its own: perhaps a
+		 * new inode with the number of one gone.  The lookup ties it
+		 * to a node again (fs/ops_ns.c). */
+		in->node = WK_ID_NONE;
+	}
+	in->nlookup++;
+	set_place_l(fs, in, parent, name);
+	*out = in;
+	pthread_mutex_unlock(&fs->ilock);
+out:
+	pthread_rwlock_unlock(&fs->placelock);
+	inode_unfd(fs, parent);
+	return rc;
+}
+
+bool inode_placed(struct wkfs *fs, struct finode *in)
+{
+	struct finode *p;
+	struct stat st;
+	bool ok = false;
+	char *name;
+	int pfd;
+
+	pthread_rwlock_rdlock(&fs->placelock);
+	pthread_mutex_lock(&fs->ilock);
+	p = in->parent;
+	if (!p) {
+		pthread_mutex_unlock(&fs->ilock);
+		pthread_rwlock_unlock(&fs->placelock);
+		return false;
+	}
+	p->refs++;
+	name = xstrdup(in->name);
+	pthread_mutex_unlock(&fs->ilock);
+	pfd = resolve(fs, p, DEPTH_MAX);
+	if (pfd >= 0) {
+		ok = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		     st.st_dev == in->dev && st.st_ino == in->ino;
+		inode_unfd(fs, p);
+	}
+	free(name);
+	pthread_mutex_lock(&fs->ilock);
+	p->refs--;
+	release_l(fs, p);
+	pthread_mutex_unlock(&fs->ilock);
+	pthread_rwlock_unlock(&fs->placelock);
+	return ok;
+}
+
+/*
+ * The finode whose place is name in parent (fd pfd), pinned with its fd
+ * open (the name is about to go), or NULL.  placelock held exclusively.
+ */
+static struct finode *hold_named(struct wkfs *fs, struct finode *parent,
+				 int pfd, const char *name)
+{
+	struct finode *in;
+	struct stat st;
+	int fd;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return NULL;
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, st.st_dev, st.st_ino);
+	if (!in || in == &fs->root || in->parent != parent ||
+	    strcmp(in->name, name) != 0) {
+		pthread_mutex_unlock(&fs->ilock);
+		return NULL;
+	}
+	pin_l(in);
+	if (in->fd < 0) {
+		pthread_mutex_unlock(&fs->ilock);
+		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		pthread_mutex_lock(&fs->ilock);
+		if (fd >= 0)
+			set_fd_l(fs, in, fd);
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	return in;
+}
+
+int inode_unlinkat(struct wkfs *fs, struct finode *parent, int pfd,
+		   const char *name, int flags)
+{
+	struct finode *in;
+	int rc;
+
+	pthread_rwlock_wrlock(&fs->placelock);
+	in = hold_named(fs, parent, pfd, name);
+	rc = unlinkat(pfd, name, flags) < 0 ? -errno : 0;
+	if (!rc && in) {
+		pthread_mutex_lock(&fs->ilock);
+		unplace_l(fs, in);
+		pthread_mutex_unlock(&fs->ilock);
+	}
+	pthread_rwlock_unlock(&fs->placelock);
+	if (in)
+		inode_unfd(fs, in);
+	return rc;
+}
+
+/* The finode of name in the directory pfd, pinned, or NULL.  placelock
+ * held exclusively. */
+static struct finode *hold_at(struct wkfs *fs, int pfd, const char *name)
+{
+	struct finode *in;
+	struct stat st;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return NULL;
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, st.st_dev, st.st_ino);
+	if (in == &fs->root)
+		in = NULL;
+	if (in)
+		pin_l(in);
+	pthread_mutex_unlock(&fs->ilock);
+	return in;
+}
+
+int inode_renameat(struct wkfs *fs, struct finode *parent, int pfd,
+		   const char *name, struct finode *newparent, int npfd,
+		   const char *newname, unsigned int flags)
+{
+	struct finode *a, *b;
+	int rc;
+
+	pthread_rwlock_wrlock(&fs->placelock);
+	a = hold_at(fs, pfd, name);
+	/* What the rename replaces keeps its fd; exchanged, it moves. */
+	b = flags & RENAME_EXCHANGE ? hold_at(fs, npfd, newname)
+				    : hold_named(fs, newparent, npfd, newname);
+	rc = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+	/* Two names of one inode: rename(2) does nothing. */
+	if (!rc && a != b) {
+		pthread_mutex_lock(&fs->ilock);
+		if (b && (flags & RENAME_EXCHANGE))
+			set_place_l(fs, b, parent, name);
+		else if (b)
+			unplace_l(fs, b);
+		if (a)
+			set_place_l(fs, a, newparent, newname);
+		pthread_mutex_unlock(&fs->ilock);
+	}
+	pthread_rwlock_unlock(&fs->placelock);
+	if (a)
+		inode_unfd(fs, a);
+	if (b)
+		inode_unfd(fs, b);
+	return rc;
+}
+
+/*
+ * The finode of directory path (relative to DIR), with a reference the
+ * caller drops; finodes the kernel does not know are added on the way
+ * (they live while something is placed in them).  NULL when path is not
+ * there.  The apply thread, during a batch.
+ */
+static struct finode *path_node(struct wkfs *fs, const char *path)
+{
+	struct finode *cur = &fs->root;
+	char *buf = xstrdup(path), *slash = buf;
+
+	pthread_mutex_lock(&fs->ilock);
+	cur->refs++;
+	pthread_mutex_unlock(&fs->ilock);
+	while (cur && *slash) {
+		char *comp = slash;
+		struct finode *n;
+		struct stat st;
+		int rc;
+
+		slash = strchr(comp, '/');
+		if (slash)
+			*slash = '\0';
+		rc = fstatat(fs->rootfd, buf, &st, AT_SYMLINK_NOFOLLOW);
+		pthread_mutex_lock(&fs->ilock);
+		n = rc == 0 ? find_l(fs, st.st_dev, st.st_ino) : NULL;
+		if (rc == 0 && !n)
+			n = add_l(fs, &st);
+		if (n) {
+			set_place_l(fs, n, cur, comp);
+			n->refs++;
+		}
+		cur->refs--;
+		release_l(fs, cur);
+		cur = n;
+		pthread_mutex_unlock(&fs->ilock);
+		if (slash)
+			*slash++ = '/';
+		else
+			slash = comp + strlen(comp);
+	}
+	free(buf);
+	return cur;
+}
+
+void inode_moved(struct wkfs *fs, const char *path, const char *new_path)
+{
+	const char *slash = strrchr(new_path, '/');
+	char *dir = xstrndup(new_path, slash ? (size_t)(slash - new_path) : 0);
+	struct finode *in, *p;
+	struct stat st;
+
+	(void)path;
+	if (fstatat(fs->rootfd, new_path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		goto out;
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, st.st_dev, st.st_ino);
+	pthread_mutex_unlock(&fs->ilock);
+	if (!in)
+		goto out; /* the kernel never asked: nothing to keep right */
+	p = path_node(fs, dir);
+	if (!p)
+		goto out;
+	pthread_mutex_lock(&fs->ilock);
+	in = find_l(fs, st.st_dev, st.st_ino);
+	if (in)
+		set_place_l(fs, in, p, slash ? slash + 1 : new_path);
+	p->refs--;
+	release_l(fs, p);
+	pthread_mutex_unlock(&fs->ilock);
+out:
+	free(dir);
+}
+
+/* ---- lookups by number, for the apply thread ---------------------------- */
 
 struct finode *inode_find(struct wkfs *fs, dev_t dev, ino_t ino)
 {
@@ -125,8 +690,10 @@ fuse_ino_t inode_ino_of(struct wkfs *fs, dev_t dev, ino_t ino)
 
 	pthread_mutex_lock(&fs->ilock);
 	in = find_l(fs, dev, ino);
-	if (in)
-		r = in == &fs->root ? FUSE_ROOT_ID : (uintptr_t)in;
+	if (in == &fs->root)
+		r = FUSE_ROOT_ID;
+	else if (in && in->nlookup) /* not one only a place needs */
+		r = (uintptr_t)in;
 	pthread_mutex_unlock(&fs->ilock);
 	return r;
 }
@@ -142,75 +709,41 @@ void inode_tie(struct wkfs *fs, dev_t dev, ino_t ino, struct wk_id node)
 	pthread_mutex_unlock(&fs->ilock);
 }
 
-void inode_retire(struct wkfs *fs, dev_t dev, ino_t ino)
+void inode_retire(struct wkfs *fs, int fd)
 {
 	struct finode *in;
+	struct stat st;
+	int copy;
 
+	if (fstat(fd, &st) < 0)
+		return;
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	pthread_mutex_lock(&fs->ilock);
-	in = find_l(fs, dev, ino);
+	in = find_l(fs, st.st_dev, st.st_ino);
 	if (in && in != &fs->root) {
-		in->node = WK_ID_NONE;
-		in->replaced = true;
+		if (copy >= 0) {
+			set_fd_l(fs, in, copy);
+			copy = -1;
+		}
+		unplace_l(fs, in);
+		if (st.st_nlink == 0) {
+			in->node = WK_ID_NONE;
+			in->replaced = true;
+		}
 	}
 	pthread_mutex_unlock(&fs->ilock);
-}
-
-struct finode *inode_ref(struct wkfs *fs, int fd, const struct stat *st)
-{
-	struct finode *in;
-
-	pthread_mutex_lock(&fs->ilock);
-	in = find_l(fs, st->st_dev, st->st_ino);
-	if (in) {
-		in->nlookup++;
-		pthread_mutex_unlock(&fs->ilock);
-		close(fd);
-		return in;
-	}
-	if (fs->count >= fs->n_buckets)
-		grow(fs);
-	in = xcalloc(1, sizeof(*in));
-	in->fd = fd;
-	in->dev = st->st_dev;
-	in->ino = st->st_ino;
-	in->is_dir = S_ISDIR(st->st_mode);
-	in->kmtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-	in->nlookup = 1;
-	in->node = WK_ID_NONE;
-	pthread_mutex_init(&in->mtime_lock, NULL);
-	{
-		size_t b = bucket(fs, in->dev, in->ino);
-
-		in->next = fs->table[b];
-		fs->table[b] = in;
-	}
-	fs->count++;
-	pthread_mutex_unlock(&fs->ilock);
-	return in;
+	if (copy >= 0)
+		close(copy);
 }
 
 void inode_forget(struct wkfs *fs, struct finode *in, uint64_t n)
 {
-	struct finode **p;
-
 	if (in == &fs->root)
 		return;
 	pthread_mutex_lock(&fs->ilock);
-	if (in->nlookup > n) {
-		in->nlookup -= n;
-		pthread_mutex_unlock(&fs->ilock);
-		return;
-	}
-	for (p = &fs->table[bucket(fs, in->dev, in->ino)]; *p; p = &(*p)->next)
-		if (*p == in) {
-			*p = in->next;
-			break;
-		}
-	fs->count--;
+	in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
+	release_l(fs, in);
 	pthread_mutex_unlock(&fs->ilock);
-	close(in->fd);
-	pthread_mutex_destroy(&in->mtime_lock);
-	free(in);
 }
 
 struct nnode *inode_node_l(struct wkfs *fs, struct finode *in)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -497,6 +498,28 @@ static void detach_stdio(void)
 
 static int mount_run(struct mount_opts *opts);
 
+/*
+ * The soft limit of open files, raised to the hard one: the inode table
+ * keeps a share of it open (fs/inode.c), and the soft limit a shell gives
+ * (often 1,024) is far below what the system allows a process.
+ */
+static size_t raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t cur = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = cur;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 20
+					    : (size_t)rl.rlim_cur;
+}
+
 int fs_mount_main(int argc, char **argv)
 {
 	struct mount_opts o = {0};
@@ -540,6 +563,7 @@ static int mount_run(struct mount_opts *opts)
 	/* Before apply_open: rebuilding the index ties conflict copies to
 	 * inodes the kernel may know, which looks in this table. */
 	inode_table_init(&fs);
+	inode_table_limit(&fs, raise_nofile());
 	rc = rec_open(fs.rootfd, &cfg, false, &fs.rec, err, sizeof(err));
 	if (rc) {
 		fail("%s: %s", o.dir, err);

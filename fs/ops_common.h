@@ -6,11 +6,28 @@
 
 #include "fs.h"
 
+#include <errno.h>
+
 /* A timestamp in ns, as ops and the index keep mtimes. */
 static inline int64_t ts_ns(const struct timespec *t)
 {
 	return t->tv_sec * 1000000000LL + t->tv_nsec;
 }
+
+/*
+ * Evaluates call, a syscall that returns < 0 on failure, with fd (a name
+ * declared here) the O_PATH fd of FUSE inode ino (inode_fd); 0 or -errno.
+ */
+#define WITH_FD(fs, ino, fd, call)                              \
+	({                                                      \
+		struct finode *with_in_ = inode_get(fs, ino);   \
+		int fd = inode_fd(fs, with_in_), with_rc_ = fd; \
+		if (fd >= 0) {                                  \
+			with_rc_ = (call) < 0 ? -errno : 0;     \
+			inode_unfd(fs, with_in_);               \
+		}                                               \
+		with_rc_;                                       \
+	})
 
 /* True for DIR/.wkfs, which the mount does not show. */
 bool is_sidecar(struct wkfs *fs, fuse_ino_t parent, const char *name);

@@ -49,19 +49,24 @@ static void mark_dirty(struct wkfs *fs, struct finode *in)
 }
 
 /* Sets the backing file's mtime to ns and refreshes st.  Through the
- * inode's own descriptor: a late setattr's file handle may be closed and
- * its number reused by then. */
-static int restore_mtime(struct finode *in, int64_t ns, struct stat *st)
+ * inode's own descriptor (inode_fd): a late setattr's file handle may be
+ * closed and its number reused by then. */
+static int restore_mtime(struct wkfs *fs, struct finode *in, int64_t ns,
+			 struct stat *st)
 {
 	struct timespec tv[2] = {
 		{.tv_nsec = UTIME_OMIT},
 		{.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL}};
+	int fd = inode_fd(fs, in), rc = -1;
 	char p[64];
 
-	proc_path(p, in->fd);
-	if (utimensat(AT_FDCWD, p, tv, 0))
+	if (fd < 0)
 		return -1;
-	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	proc_path(p, fd);
+	if (utimensat(AT_FDCWD, p, tv, 0) == 0)
+		rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	inode_unfd(fs, in);
+	return rc;
 }
 
 /*
@@ -143,10 +148,16 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	if (fd >= 0) {
 		rfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	} else {
+		int ifd = inode_fd(fs, in);
 		char p[64];
 
-		proc_path(p, in->fd);
-		rfd = open(p, O_RDONLY | O_CLOEXEC);
+		rfd = -1;
+		errno = -ifd;
+		if (ifd >= 0) {
+			proc_path(p, ifd);
+			rfd = open(p, O_RDONLY | O_CLOEXEC);
+			inode_unfd(fs, in);
+		}
 	}
 	if (rfd < 0) {
 		wk_warn("cannot record new content: %s", strerror(errno));
@@ -164,7 +175,7 @@ static void record_put(struct wkfs *fs, struct finode *in, int fd, bool durable)
 	pthread_mutex_unlock(&fs->ilock);
 	have = fstat(rfd, &st) == 0;
 	if (have && kmtime && ts_ns(&st.st_mtim) != kmtime)
-		restore_mtime(in, kmtime, &st); /* st as it is now */
+		restore_mtime(fs, in, kmtime, &st); /* st as it is now */
 	/* Small files are hashed here, so the put carries exactly what this
 	 * close left; big ones go to the writer thread, which may then see a
 	 * later write (that write brings its own put). */
@@ -244,21 +255,24 @@ static void wkfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct stat st;
+	int rc = WITH_FD(
+		fs, ino, fd,
+		fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 
-	if (fstatat(inode_get(fs, ino)->fd, "", &st,
-		    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		fuse_reply_err(req, errno);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	fuse_reply_attr(req, &st, fs->timeout);
 }
 
-static int apply_setattr(struct finode *in, struct stat *attr, int valid,
+/* fd: the inode's (inode_fd). */
+static int apply_setattr(int fd, struct stat *attr, int valid,
 			 struct fuse_file_info *fi)
 {
 	char p[64];
 
-	proc_path(p, in->fd);
+	proc_path(p, fd);
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (fi ? fchmod(fi->fh, attr->st_mode)
 		       : chmod(p, attr->st_mode))
@@ -268,7 +282,7 @@ static int apply_setattr(struct finode *in, struct stat *attr, int valid,
 		uid_t u = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t g = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(in->fd, "", u, g,
+		if (fchownat(fd, "", u, g,
 			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
 	}
@@ -302,14 +316,17 @@ static void wkfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct finode *in = inode_get(fs, ino);
 	uint32_t attrs = 0;
 	struct stat st;
-	int rc;
+	int fd, rc;
 
 	/* The syscall and the op are one step for record_put (mtime_lock). */
 	pthread_mutex_lock(&in->mtime_lock);
-	rc = apply_setattr(in, attr, valid, fi);
-	if (!rc && fstatat(in->fd, "", &st,
-			   AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	fd = inode_fd(fs, in);
+	rc = fd < 0 ? fd : apply_setattr(fd, attr, valid, fi);
+	if (!rc &&
+	    fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		rc = -errno;
+	if (fd >= 0)
+		inode_unfd(fs, in);
 	if (rc) {
 		pthread_mutex_unlock(&in->mtime_lock);
 		fuse_reply_err(req, -rc);
@@ -388,10 +405,11 @@ static void wkfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_get(fs, ino)->fd, "", buf, PATH_MAX);
+	ssize_t n = -1;
+	int rc = WITH_FD(fs, ino, fd, (n = readlinkat(fd, "", buf, PATH_MAX)));
 
-	if (n < 0) {
-		fuse_reply_err(req, errno);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	buf[n] = '\0';
@@ -445,12 +463,13 @@ static void wkfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct finode *in = inode_get(fs, ino);
 	uint64_t ticket = may_write(fi->flags) ? apply_writer_ticket(fs) : 0;
 	char p[64];
-	int fd, rc;
+	int fd = -1, rc;
 
-	proc_path(p, in->fd);
-	fd = open(p, backing_flags(fs, fi->flags) & ~O_CREAT);
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
+	rc = WITH_FD(fs, ino, ifd,
+		     (proc_path(p, ifd),
+		      fd = open(p, backing_flags(fs, fi->flags) & ~O_CREAT)));
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = fd;
@@ -475,15 +494,31 @@ static bool same_inode(int fd, const struct stat *st)
 	       fst.st_ino == st->st_ino;
 }
 
+/* Opens name in pfd for a create: a new file, or the one there unless
+ * O_EXCL. */
+static int create_at(struct wkfs *fs, int pfd, const char *name, mode_t mode,
+		     struct fuse_file_info *fi, bool *is_new)
+{
+	int fd = openat(pfd, name,
+			backing_flags(fs, fi->flags) | O_CREAT | O_EXCL, mode);
+
+	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
+		*is_new = false;
+		fd = openat(pfd, name, backing_flags(fs, fi->flags) & ~O_CREAT);
+	}
+	return fd;
+}
+
 static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 mode_t mode, struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 	struct caller c;
+	struct finode *pin;
 	bool is_new = true;
 	uint64_t ticket;
-	int fd, rc;
+	int fd, pfd, rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
@@ -492,22 +527,23 @@ static void named_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ticket = apply_writer_ticket(fs);
 	/* As the caller: the new file is theirs, and a name that turns out
 	 * to exist is opened with their rights, which the kernel did not
-	 * check (it took the name for a new one). */
-	rc = caller_begin(req, &c, &mode);
-	if (rc) {
-		fuse_reply_err(req, -rc);
+	 * check (it took the name for a new one).  The parent's fd is the
+	 * mount's, taken before. */
+	pin = inode_get(fs, parent);
+	pfd = inode_fd(fs, pin);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
 		return;
 	}
-	fd = openat(inode_get(fs, parent)->fd, name,
-		    backing_flags(fs, fi->flags) | O_CREAT | O_EXCL, mode);
-	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
-		is_new = false;
-		fd = openat(inode_get(fs, parent)->fd, name,
-			    backing_flags(fs, fi->flags) & ~O_CREAT);
+	rc = caller_begin(req, &c, &mode);
+	if (!rc) {
+		fd = create_at(fs, pfd, name, mode, fi, &is_new);
+		rc = fd < 0 ? -errno : 0;
+		caller_end(&c);
 	}
-	caller_end(&c);
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
+	inode_unfd(fs, pin);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	/* Replaced by a remote batch already?  Then the name is not ours
@@ -716,17 +752,24 @@ static void wkfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 static int xattr_fd(struct wkfs *fs, fuse_ino_t ino)
 {
 	struct finode *in = inode_get(fs, ino);
-	char p[64];
+	int ifd = inode_fd(fs, in), fd;
 	struct stat st;
+	char p[64];
 
-	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (S_ISLNK(st.st_mode))
-		return -ENOTSUP;
-	proc_path(p, in->fd);
-	int fd = open(p, (S_ISDIR(st.st_mode) ? O_RDONLY : O_RDONLY) |
-				 O_CLOEXEC | O_NONBLOCK);
-	return fd < 0 ? -errno : fd;
+	if (ifd < 0)
+		return ifd;
+	if (fstatat(ifd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		fd = -errno;
+	} else if (S_ISLNK(st.st_mode)) {
+		fd = -ENOTSUP;
+	} else {
+		proc_path(p, ifd);
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			fd = -errno;
+	}
+	inode_unfd(fs, in);
+	return fd;
 }
 
 /* An access ACL carries the mode's bits: record the mode it left. */

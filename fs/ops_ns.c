@@ -36,22 +36,14 @@ static int lookup_once(struct wkfs *fs, fuse_ino_t parent, const char *name,
 		       struct fuse_entry_param *e)
 {
 	struct finode *p = inode_get(fs, parent), *in;
-	int fd;
+	int rc;
 
 	memset(e, 0, sizeof(*e));
 	if (is_sidecar(fs, parent, name))
 		return -ENOENT;
-	fd = openat(p->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) <
-	    0) {
-		int rc = -errno;
-
-		close(fd);
+	rc = inode_lookup(fs, p, name, &e->attr, &in);
+	if (rc)
 		return rc;
-	}
-	in = inode_ref(fs, fd, &e->attr);
 	pthread_mutex_lock(&fs->ilock);
 	bool untracked = wk_id_eq(in->node, WK_ID_NONE);
 	pthread_mutex_unlock(&fs->ilock);
@@ -76,16 +68,16 @@ static int lookup_once(struct wkfs *fs, fuse_ino_t parent, const char *name,
 }
 
 /*
- * True when what the lookup found was unlinked by a remote batch that ran
- * meanwhile (it may wait for the recorder's lock, which a batch holds): the
- * name holds something else now, and the kernel would cache the old inode
- * for as long as the entry timeout.  gen: the batch generation before.
+ * True when what the lookup found was unlinked or moved by a remote batch
+ * that ran meanwhile (it may wait for the recorder's lock, which a batch
+ * holds): the name holds something else now, and the kernel would cache
+ * the old inode for as long as the entry timeout; and the finode's place,
+ * set by the lookup, would lead nowhere.  gen: the batch generation before.
  */
 static bool lookup_stale(struct wkfs *fs, const struct fuse_entry_param *e,
 			 uint64_t gen)
 {
 	struct finode *in = inode_get(fs, e->ino);
-	struct stat st;
 	bool replaced;
 
 	pthread_mutex_lock(&fs->ilock);
@@ -95,9 +87,7 @@ static bool lookup_stale(struct wkfs *fs, const struct fuse_entry_param *e,
 		return true;
 	if (!(gen & 1) && apply_batch_gen(fs) == gen)
 		return false;
-	return fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ==
-		       0 &&
-	       st.st_nlink == 0;
+	return !inode_placed(fs, in);
 }
 
 int do_lookup(struct wkfs *fs, fuse_ino_t parent, const char *name,
@@ -159,11 +149,18 @@ static void show_creation_time(struct wkfs *fs, struct finode *p,
 				 {.tv_sec = (time_t)(ms / 1000),
 				  .tv_nsec = (long)(ms % 1000) * 1000000}};
 	int64_t now = ts_ns(&e->attr.st_mtim);
+	int pfd, rc;
 
 	/* The clock runs ahead only after a remote op from a clock ahead
 	 * of ours: then keep the real time rather than one in the future. */
-	if (llabs((int64_t)ms * 1000000 - now) > 1000000000LL ||
-	    utimensat(p->fd, name, tv, AT_SYMLINK_NOFOLLOW) < 0)
+	if (llabs((int64_t)ms * 1000000 - now) > 1000000000LL)
+		return;
+	pfd = inode_fd(fs, p);
+	if (pfd < 0)
+		return;
+	rc = utimensat(pfd, name, tv, AT_SYMLINK_NOFOLLOW);
+	inode_unfd(fs, p);
+	if (rc < 0)
 		return;
 	e->attr.st_mtim = tv[1];
 	pthread_mutex_lock(&fs->ilock);
@@ -252,23 +249,69 @@ static void reply_new(fuse_req_t req, struct wkfs *fs, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
+/* The syscalls that make a name, run as the caller (caller.h) in the
+ * parent's fd the mount took before: 0, or -1 with errno, as WITH_FD
+ * expects. */
+static int as_caller_done(int rc)
+{
+	if (!rc)
+		return 0;
+	errno = -rc;
+	return -1;
+}
+
+static int mkdir_as(fuse_req_t req, int pfd, const char *name, mode_t mode)
+{
+	struct caller c;
+	int rc = caller_begin(req, &c, &mode);
+
+	if (rc)
+		return as_caller_done(rc);
+	if (mkdirat(pfd, name, mode) < 0)
+		rc = -errno;
+	caller_end(&c);
+	return as_caller_done(rc);
+}
+
+static int mknod_as(fuse_req_t req, int pfd, const char *name, mode_t mode,
+		    dev_t rdev)
+{
+	struct caller c;
+	int rc = caller_begin(req, &c, &mode);
+
+	if (rc)
+		return as_caller_done(rc);
+	if (mknodat(pfd, name, mode, rdev) < 0)
+		rc = -errno;
+	caller_end(&c);
+	return as_caller_done(rc);
+}
+
+static int symlink_as(fuse_req_t req, const char *link, int pfd,
+		      const char *name)
+{
+	struct caller c;
+	int rc = caller_begin(req, &c, NULL);
+
+	if (rc)
+		return as_caller_done(rc);
+	if (symlinkat(link, pfd, name) < 0)
+		rc = -errno;
+	caller_end(&c);
+	return as_caller_done(rc);
+}
+
 static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
-	struct caller c;
 	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = caller_begin(req, &c, &mode);
-	if (!rc) {
-		if (mkdirat(inode_get(fs, parent)->fd, name, mode) < 0)
-			rc = -errno;
-		caller_end(&c);
-	}
+	rc = WITH_FD(fs, parent, pfd, mkdir_as(req, pfd, name, mode));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -280,19 +323,13 @@ static void named_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, dev_t rdev)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
-	struct caller c;
 	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = caller_begin(req, &c, &mode);
-	if (!rc) {
-		if (mknodat(inode_get(fs, parent)->fd, name, mode, rdev) < 0)
-			rc = -errno;
-		caller_end(&c);
-	}
+	rc = WITH_FD(fs, parent, pfd, mknod_as(req, pfd, name, mode, rdev));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -304,19 +341,13 @@ static void named_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			  const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
-	struct caller c;
 	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = caller_begin(req, &c, NULL);
-	if (!rc) {
-		if (symlinkat(link, inode_get(fs, parent)->fd, name) < 0)
-			rc = -errno;
-		caller_end(&c);
-	}
+	rc = WITH_FD(fs, parent, pfd, symlink_as(req, link, pfd, name));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -349,20 +380,24 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 	struct finode *in = inode_get(fs, ino);
 	struct fuse_entry_param e;
 	char proc[64];
-	int rc;
+	int fd, rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
-	if (linkat(AT_FDCWD, proc, inode_get(fs, parent)->fd, name,
-		   AT_SYMLINK_FOLLOW) < 0) {
-		fuse_reply_err(req, errno);
+	fd = inode_fd(fs, in);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
 		return;
 	}
-	rc = do_lookup(fs, parent, name, &e);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	rc = WITH_FD(fs, parent, pfd,
+		     linkat(AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW));
+	if (!rc)
+		rc = do_lookup(fs, parent, name, &e);
 	if (rc) {
+		inode_unfd(fs, in);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -389,8 +424,7 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		rec_unlock(fs->rec);
 	} else if (S_ISLNK(e.attr.st_mode)) {
 		char target[WK_TARGET_MAX + 1];
-		ssize_t len = readlinkat(inode_get(fs, parent)->fd, name,
-					 target, sizeof(target));
+		ssize_t len = readlinkat(fd, "", target, sizeof(target));
 		struct nnode *n;
 
 		if (len > 0 && (size_t)len < sizeof(target)) {
@@ -404,6 +438,7 @@ static void named_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 			rec_unlock(fs->rec);
 		}
 	}
+	inode_unfd(fs, in);
 	fuse_reply_entry(req, &e);
 }
 
@@ -503,16 +538,32 @@ static void record_remove(struct wkfs *fs, fuse_ino_t parent, const char *name)
 	rec_unlock(fs->rec);
 }
 
+/* unlinkat(2) of name in parent, the inode table kept right. */
+static int unlink_in(struct wkfs *fs, fuse_ino_t parent, const char *name,
+		     int flags)
+{
+	struct finode *p = inode_get(fs, parent);
+	int pfd = inode_fd(fs, p), rc;
+
+	if (pfd < 0)
+		return pfd;
+	rc = inode_unlinkat(fs, p, pfd, name, flags);
+	inode_unfd(fs, p);
+	return rc;
+}
+
 static void named_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
+	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (unlinkat(inode_get(fs, parent)->fd, name, 0) < 0) {
-		fuse_reply_err(req, errno);
+	rc = unlink_in(fs, parent, name, 0);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	record_remove(fs, parent, name);
@@ -522,13 +573,15 @@ static void named_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void named_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
+	int rc;
 
 	if (is_sidecar(fs, parent, name)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (unlinkat(inode_get(fs, parent)->fd, name, AT_REMOVEDIR) < 0) {
-		fuse_reply_err(req, errno);
+	rc = unlink_in(fs, parent, name, AT_REMOVEDIR);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	record_remove(fs, parent, name);
@@ -541,8 +594,13 @@ static void retie(struct wkfs *fs, struct finode *parent, const char *name,
 {
 	struct finode *in;
 	struct stat st;
+	int pfd = inode_fd(fs, parent), rc;
 
-	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (pfd < 0)
+		return;
+	rc = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW);
+	inode_unfd(fs, parent);
+	if (rc < 0)
 		return;
 	in = inode_find(fs, st.st_dev, st.st_ino);
 	if (!in)
@@ -582,11 +640,10 @@ struct pre_content {
 	ino_t ino;
 };
 
-static void read_content(struct finode *dir, const char *name,
-			 struct pre_content *pre)
+static void read_content(int dirfd, const char *name, struct pre_content *pre)
 {
 	struct stat st;
-	int fd = openat(dir->fd, name,
+	int fd = openat(dirfd, name,
 			O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
 	pre->fd = -2;
@@ -730,18 +787,33 @@ static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct finode *pp = inode_get(fs, parent),
-		      *np = inode_get(fs, newparent);
+	struct finode *op = inode_get(fs, parent);
+	struct finode *np = inode_get(fs, newparent);
 	struct pre_content pre = {.fd = -2};
 	struct stat replaced;
 	bool had_dst;
+	int opfd, npfd, rc;
 
+	opfd = inode_fd(fs, op);
+	if (opfd < 0) {
+		fuse_reply_err(req, -opfd);
+		return;
+	}
+	npfd = inode_fd(fs, np);
+	if (npfd < 0) {
+		inode_unfd(fs, op);
+		fuse_reply_err(req, -npfd);
+		return;
+	}
 	/* What the rename replaces: its finode must stop speaking for the
 	 * node (the kernel still sends it late setattrs). */
 	had_dst = !(flags & RENAME_EXCHANGE) &&
-		  fstatat(np->fd, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
-	if (renameat2(pp->fd, name, np->fd, newname, flags) < 0) {
-		fuse_reply_err(req, errno);
+		  fstatat(npfd, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
+	rc = inode_renameat(fs, op, opfd, name, np, npfd, newname, flags);
+	if (rc) {
+		inode_unfd(fs, np);
+		inode_unfd(fs, op);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	if (had_dst) {
@@ -757,7 +829,9 @@ static void named_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* Only a rename over a file can be an atomic save that needs the
 	 * new content (see record_rename). */
 	if (had_dst && S_ISREG(replaced.st_mode))
-		read_content(np, newname, &pre);
+		read_content(npfd, newname, &pre);
+	inode_unfd(fs, np);
+	inode_unfd(fs, op);
 	record_rename(fs, parent, name, newparent, newname, flags, &pre);
 	if (pre.fd >= 0)
 		close(pre.fd);
@@ -781,15 +855,26 @@ static void wkfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
-	struct dirh *d = xcalloc(1, sizeof(*d));
-	int fd = openat(inode_get(fs, ino)->fd, ".",
-			O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct finode *in = inode_get(fs, ino);
+	struct dirh *d;
+	int ifd = inode_fd(fs, in), fd, err;
 
-	if (fd < 0 || !(d->dp = fdopendir(fd))) {
-		int err = errno;
-
-		if (fd >= 0)
-			close(fd);
+	if (ifd < 0) {
+		fuse_reply_err(req, -ifd);
+		return;
+	}
+	fd = openat(ifd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	err = errno;
+	inode_unfd(fs, in);
+	if (fd < 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->dp = fdopendir(fd);
+	if (!d->dp) {
+		err = errno;
+		close(fd);
 		free(d);
 		fuse_reply_err(req, err);
 		return;

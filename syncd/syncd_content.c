@@ -742,15 +742,46 @@ static int open_if_same(struct syncd *s, const struct wk_op *op,
 	return -ESTALE;
 }
 
-/* The node's file when it has op's content, else a copy that has it. */
+/*
+ * The file at the place the put was made (its parent's row and its name),
+ * if it holds op's content: for a node the nodes table has no row for
+ * at the moment (a move of a directory above it on its way, say).  On
+ * success path names it.
+ */
+static int open_at_place(struct syncd *s, const struct wk_op *op, char *path,
+			 size_t len)
+{
+	char dir[4096], p[4096];
+	struct wk_hash h;
+	bool has_hash;
+	int fd;
+
+	if (!op->name[0] ||
+	    content_node_path(s, op->parent, dir, sizeof(dir), &has_hash, &h))
+		return -ENOENT;
+	if ((size_t)snprintf(p, sizeof(p), "%s%s%s", dir, *dir ? "/" : "",
+			     op->name) >= sizeof(p))
+		return -ENAMETOOLONG;
+	fd = open_if_same(s, op, p);
+	if (fd >= 0)
+		snprintf(path, len, "%s", p);
+	return fd;
+}
+
+/* The node's file when it has op's content, else a copy that has it, else
+ * the file at the put's place when the node has no row. */
 static int open_version(struct syncd *s, const struct wk_op *op, char *path,
 			size_t len, const char **why)
 {
 	int fd = open_node(s, op, path, len, why);
 	int other;
 
-	if (fd != -ESTALE)
+	if (fd >= 0)
 		return fd;
+	if (fd != -ESTALE) {
+		other = open_at_place(s, op, path, len);
+		return other >= 0 ? other : fd;
+	}
 	if ((other = open_if_same(s, op, path)) >= 0)
 		return other;
 	if ((other = open_copy(s, op, path, len)) >= 0)

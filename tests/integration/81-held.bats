@@ -208,6 +208,15 @@ PYEOF
 	start_syncd a
 	wait_until "$SYNC_WAIT" has_file "$B/f.txt" new
 	wait_until 30 all_shipped "$A"
+	# Or has no row for it at all (a move above it on its way): the
+	# file at the put's place is read.
+	stop_syncd a
+	echo newer >"$ma/f.txt"
+	wait_until 30 [ "$(unshipped "$A")" -gt 0 ]
+	sqlite3 "$A/.wkfs/wkfs.db" "DELETE FROM nodes WHERE name = 'f.txt'"
+	start_syncd a
+	wait_until "$SYNC_WAIT" has_file "$B/f.txt" newer
+	wait_until 30 all_shipped "$A"
 	run status_json "$B"
 	[ "$(jq -r '.folders[0].not_applied | length' <<<"$output")" = 0 ]
 }

@@ -249,56 +249,30 @@ static void reply_new(fuse_req_t req, struct wkfs *fs, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
-/* The syscalls that make a name, run as the caller (caller.h) in the
- * parent's fd the mount took before: 0, or -1 with errno, as WITH_FD
- * expects. */
-static int as_caller_done(int rc)
+/* What make_as makes. */
+enum make_kind { MAKE_DIR, MAKE_NODE, MAKE_SYMLINK };
+
+/* Makes name in pfd (the parent's fd, the mount's, taken before) as the
+ * caller (caller.h): a directory or node of mode (rdev), or a symlink to
+ * link.  0, or -1 with errno, as WITH_FD expects. */
+static int make_as(fuse_req_t req, int pfd, const char *name,
+		   enum make_kind kind, mode_t mode, dev_t rdev,
+		   const char *link)
 {
+	struct caller c;
+	int rc = caller_begin(req, &c, kind == MAKE_SYMLINK ? NULL : &mode);
+
+	if (!rc) {
+		if ((kind == MAKE_DIR	 ? mkdirat(pfd, name, mode)
+		     : kind == MAKE_NODE ? mknodat(pfd, name, mode, rdev)
+					 : symlinkat(link, pfd, name)) < 0)
+			rc = -errno;
+		caller_end(&c);
+	}
 	if (!rc)
 		return 0;
 	errno = -rc;
 	return -1;
-}
-
-static int mkdir_as(fuse_req_t req, int pfd, const char *name, mode_t mode)
-{
-	struct caller c;
-	int rc = caller_begin(req, &c, &mode);
-
-	if (rc)
-		return as_caller_done(rc);
-	if (mkdirat(pfd, name, mode) < 0)
-		rc = -errno;
-	caller_end(&c);
-	return as_caller_done(rc);
-}
-
-static int mknod_as(fuse_req_t req, int pfd, const char *name, mode_t mode,
-		    dev_t rdev)
-{
-	struct caller c;
-	int rc = caller_begin(req, &c, &mode);
-
-	if (rc)
-		return as_caller_done(rc);
-	if (mknodat(pfd, name, mode, rdev) < 0)
-		rc = -errno;
-	caller_end(&c);
-	return as_caller_done(rc);
-}
-
-static int symlink_as(fuse_req_t req, const char *link, int pfd,
-		      const char *name)
-{
-	struct caller c;
-	int rc = caller_begin(req, &c, NULL);
-
-	if (rc)
-		return as_caller_done(rc);
-	if (symlinkat(link, pfd, name) < 0)
-		rc = -errno;
-	caller_end(&c);
-	return as_caller_done(rc);
 }
 
 static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -311,7 +285,8 @@ static void named_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = WITH_FD(fs, parent, pfd, mkdir_as(req, pfd, name, mode));
+	rc = WITH_FD(fs, parent, pfd,
+		     make_as(req, pfd, name, MAKE_DIR, mode, 0, NULL));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -329,7 +304,8 @@ static void named_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = WITH_FD(fs, parent, pfd, mknod_as(req, pfd, name, mode, rdev));
+	rc = WITH_FD(fs, parent, pfd,
+		     make_as(req, pfd, name, MAKE_NODE, mode, rdev, NULL));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -347,7 +323,8 @@ static void named_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = WITH_FD(fs, parent, pfd, symlink_as(req, link, pfd, name));
+	rc = WITH_FD(fs, parent, pfd,
+		     make_as(req, pfd, name, MAKE_SYMLINK, 0, 0, link));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -1057,12 +1057,7 @@ static int astray_visit(const char *path, const struct tree_entry *te,
 		    : nindex_root(ix);
 	if (!dir || dir->kind != WK_KIND_DIR)
 		return 0;
-	if (a->ch.n == a->ch.alloc) {
-		a->ch.alloc = a->ch.alloc ? 2 * a->ch.alloc : 8;
-		a->ch.v = xrealloc(a->ch.v, a->ch.alloc * sizeof(*a->ch.v));
-	}
-	c = &a->ch.v[a->ch.n++];
-	memset(c, 0, sizeof(*c));
+	c = tree_changes_add(&a->ch);
 	c->kind = TREE_CH_RENAME;
 	c->type = WK_KIND_FILE;
 	c->path = xstrdup(p);

@@ -85,10 +85,7 @@ static struct wk_id version_link(const struct tnode *n, struct wk_id version)
 	return WK_ID_NONE;
 }
 
-static struct tree_change *change_add(struct tree_changes *out,
-				      enum tree_change_kind kind,
-				      const struct vent *v,
-				      const struct vattr *a, char *path)
+struct tree_change *tree_changes_add(struct tree_changes *out)
 {
 	struct tree_change *c;
 
@@ -98,6 +95,16 @@ static struct tree_change *change_add(struct tree_changes *out,
 	}
 	c = &out->v[out->n++];
 	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static struct tree_change *change_add(struct tree_changes *out,
+				      enum tree_change_kind kind,
+				      const struct vent *v,
+				      const struct vattr *a, char *path)
+{
+	struct tree_change *c = tree_changes_add(out);
+
 	c->kind = kind;
 	c->type = v->kind;
 	c->path = path;

@@ -192,4 +192,8 @@ void inode_retire(struct wkfs *fs, int fd);
 /* The tracked node of in, or NULL (recorder lock held). */
 struct nnode *inode_node_l(struct wkfs *fs, struct finode *in);
 
+/* Ties in to a node the index has with its inode number (another name of
+ * the file), or to none; returns that node.  Recorder lock held. */
+struct nnode *inode_retie_l(struct wkfs *fs, struct finode *in);
+
 #endif

@@ -761,9 +761,17 @@ struct nnode *inode_node_l(struct wkfs *fs, struct finode *in)
 		return n;
 	/* Its node went while the inode lives on under another name: a
 	 * hard link made before the first name was removed (git writes
-	 * objects so).  That name speaks for it now. */
+	 * objects so).  That name speaks for it now; with none, it is gone
+	 * for good (no walk next time). */
+	return inode_retie_l(fs, in);
+}
+
+struct nnode *inode_retie_l(struct wkfs *fs, struct finode *in)
+{
+	struct nnode *n;
+
 	if (nindex_with_ino(rec_index(fs->rec), in->ino, NULL, &n, 1) == 0)
-		n = NULL; /* gone for good: no walk next time */
+		n = NULL;
 	pthread_mutex_lock(&fs->ilock);
 	in->node = n ? n->id : WK_ID_NONE;
 	pthread_mutex_unlock(&fs->ilock);

@@ -592,16 +592,11 @@ static void retie(struct wkfs *fs, struct finode *parent, const char *name,
 static void retie_ino(struct wkfs *fs, const struct stat *st)
 {
 	struct finode *in = inode_find(fs, st->st_dev, st->st_ino);
-	struct nnode *n;
 
 	if (!in)
 		return;
 	rec_lock(fs->rec);
-	if (nindex_with_ino(rec_index(fs->rec), st->st_ino, NULL, &n, 1) == 0)
-		n = NULL;
-	pthread_mutex_lock(&fs->ilock);
-	in->node = n ? n->id : WK_ID_NONE;
-	pthread_mutex_unlock(&fs->ilock);
+	inode_retie_l(fs, in);
 	rec_unlock(fs->rec);
 }
 

@@ -49,6 +49,9 @@ struct finode {
 			       O_TRUNC open (see wkfs_flush) */
 	bool kernel_mtime;  /* written: the kernel owes us its mtime (with the
 			       writeback cache it sends one late setattr) */
+	int64_t btime_ns;   /* birth time, 0 if the file system keeps none:
+			       tells a new inode that took the number of
+			       one gone from the one the kernel knows */
 	int64_t kmtime_ns;  /* the mtime the kernel shows: the one it got when
 			       it first looked the inode up, or the last it
 			       sent; with the writeback cache it takes no

@@ -22,7 +22,11 @@
  * forgotten, as every finode did before.  A place that leads nowhere
  * otherwise (a directory a batch removed) makes the finode dead: lookups
  * by number pass it by, so that an inode number the file system reuses
- * gets a finode of its own.
+ * gets a finode of its own.  Lookups compare birth times as well (statx),
+ * so a reused number is told apart even where the old finode never found
+ * out, and a dead finode whose very file turns up again is revived rather
+ * than doubled: the kernel must never hold two FUSE inodes of one file,
+ * or one of another file's (find_born_l).
  */
 #include "fs.h"
 
@@ -31,9 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "apply.h"
+#include "wlog.h"
 #include "xalloc.h"
 
 #define FD_MAX_DEFAULT 512
@@ -161,8 +167,10 @@ static void unhash_l(struct wkfs *fs, struct finode *in)
 		}
 }
 
-/* A new finode for st with no place and no fd, in the hash.  ilock held. */
-static struct finode *add_l(struct wkfs *fs, const struct stat *st)
+/* A new finode for st (born at btime_ns, 0 if unknown) with no place and
+ * no fd, in the hash.  ilock held. */
+static struct finode *add_l(struct wkfs *fs, const struct stat *st,
+			    int64_t btime_ns)
 {
 	struct finode *in = xcalloc(1, sizeof(*in));
 	size_t b;
@@ -173,6 +181,7 @@ static struct finode *add_l(struct wkfs *fs, const struct stat *st)
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
 	in->is_dir = S_ISDIR(st->st_mode);
+	in->btime_ns = btime_ns;
 	in->kmtime_ns = st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	in->node = WK_ID_NONE;
 	pthread_mutex_init(&in->mtime_lock, NULL);
@@ -403,9 +412,101 @@ void inode_unfd(struct wkfs *fs, struct finode *in)
 	pthread_mutex_unlock(&fs->ilock);
 }
 
+/*
+ * fstatat(AT_SYMLINK_NOFOLLOW) that also gives the birth time (0 when the
+ * file system keeps none).  Inode numbers are reused: a finode found by
+ * number whose file was removed behind the kernel's back (a batch, a place
+ * that led nowhere) would hand the kernel the FUSE inode of the old file,
+ * whose cached pages and size it keeps with the writeback cache.  The
+ * birth time tells the two apart at no extra syscall.
+ */
+static int stat_born(int dirfd, const char *name, struct stat *st,
+		     int64_t *btime_ns)
+{
+	struct statx x;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW,
+		  STATX_BASIC_STATS | STATX_BTIME, &x) < 0)
+		return -errno;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+	st->st_ino = x.stx_ino;
+	st->st_mode = x.stx_mode;
+	st->st_nlink = x.stx_nlink;
+	st->st_uid = x.stx_uid;
+	st->st_gid = x.stx_gid;
+	st->st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor);
+	st->st_size = (off_t)x.stx_size;
+	st->st_blksize = x.stx_blksize;
+	st->st_blocks = (blkcnt_t)x.stx_blocks;
+	st->st_atim.tv_sec = x.stx_atime.tv_sec;
+	st->st_atim.tv_nsec = x.stx_atime.tv_nsec;
+	st->st_mtim.tv_sec = x.stx_mtime.tv_sec;
+	st->st_mtim.tv_nsec = x.stx_mtime.tv_nsec;
+	st->st_ctim.tv_sec = x.stx_ctime.tv_sec;
+	st->st_ctim.tv_nsec = x.stx_ctime.tv_nsec;
+	*btime_ns = x.stx_mask & STATX_BTIME
+			    ? x.stx_btime.tv_sec * 1000000000LL +
+				      x.stx_btime.tv_nsec
+			    : 0;
+	return 0;
+}
+
+/* Is in another inode than the one born at btime_ns with its number? */
+static bool born_other(const struct finode *in, int64_t btime_ns)
+{
+	return in->btime_ns && btime_ns && in->btime_ns != btime_ns;
+}
+
+/*
+ * The finode of the file st describes (born at btime_ns): the live one
+ * with its number, unless that is another file whose number went to this
+ * one (made dead now); else a dead one that is this very file, revived.
+ * A finode dies when its place leads nowhere for a while (a batch moved
+ * or removed its name); the kernel still has its FUSE inode, and a second
+ * one for the same file would keep its own size and pages (the writeback
+ * cache trusts the kernel's size), so a file that comes back gets its old
+ * finode.  ilock held.
+ */
+static struct finode *find_born_l(struct wkfs *fs, const struct stat *st,
+				  int64_t btime_ns)
+{
+	bool is_dir = S_ISDIR(st->st_mode);
+	struct finode *in, *dead = NULL;
+
+	if (fs->root.dev == st->st_dev && fs->root.ino == st->st_ino)
+		return &fs->root;
+	for (in = fs->table[bucket(fs, st->st_dev, st->st_ino)]; in;
+	     in = in->next) {
+		if (in->dev != st->st_dev || in->ino != st->st_ino)
+			continue;
+		if (in->dead) {
+			if (btime_ns && in->btime_ns == btime_ns &&
+			    in->is_dir == is_dir)
+				dead = in;
+			continue;
+		}
+		if (born_other(in, btime_ns) ||
+		    (in->fd < 0 && in->is_dir != is_dir)) {
+			wk_debug("inode %llu: a new file took the number",
+				 (unsigned long long)st->st_ino);
+			in->dead = true;
+			continue;
+		}
+		return in;
+	}
+	if (dead) {
+		/* The lookup ties it to its node again (fs/ops_ns.c). */
+		dead->dead = false;
+		dead->node = WK_ID_NONE;
+	}
+	return dead;
+}
+
 int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 		 struct stat *st, struct finode **out)
 {
+	int64_t btime_ns;
 	struct finode *in;
 	int pfd = inode_fd(fs, parent), rc = 0;
 
@@ -416,20 +517,13 @@ int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 	 * no rename through the mount moves the name before the finode has
 	 * that place. */
 	pthread_rwlock_rdlock(&fs->placelock);
-	if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
-		rc = -errno;
+	rc = stat_born(pfd, name, st, &btime_ns);
+	if (rc)
 		goto out;
-	}
 	pthread_mutex_lock(&fs->ilock);
-	in = find_l(fs, st->st_dev, st->st_ino);
-	if (in && in->fd < 0 && in->is_dir != S_ISDIR(st->st_mode)) {
-		/* Its place led nowhere and the number went to a new
-		 * inode. */
-		in->dead = true;
-		in = NULL;
-	}
+	in = find_born_l(fs, st, btime_ns);
 	if (!in) {
-		in = add_l(fs, st);
+		in = add_l(fs, st, btime_ns);
 	} else if (in->fd < 0 && in->parent &&
 		   (in->parent != parent || strcmp(in->name, name) != 0)) {
 		/* Found by number at another name than its own: perhaps a
@@ -438,6 +532,8 @@ int inode_lookup(struct wkfs *fs, struct finode *parent, const char *name,
 		in->node = WK_ID_NONE;
 	}
 	in->nlookup++;
+	if (!in->btime_ns)
+		in->btime_ns = btime_ns;
 	set_place_l(fs, in, parent, name);
 	*out = in;
 	pthread_mutex_unlock(&fs->ilock);
@@ -611,7 +707,7 @@ static struct finode *path_node(struct wkfs *fs, const char *path)
 		pthread_mutex_lock(&fs->ilock);
 		n = rc == 0 ? find_l(fs, st.st_dev, st.st_ino) : NULL;
 		if (rc == 0 && !n)
-			n = add_l(fs, &st);
+			n = add_l(fs, &st, 0);
 		if (n) {
 			set_place_l(fs, n, cur, comp);
 			n->refs++;

@@ -435,6 +435,32 @@ static void log_changes(struct apply *ap, const char *what,
 static void log_ops(struct apply *ap, const char *what,
 		    const struct wk_op *ops, size_t n);
 
+/* With WKFS_CHECK_VIEW: each change local ops made that DIR was found not
+ * to show, with what the index has of its node and at its path. */
+static void log_kept(struct apply *ap, const struct tree_changes *ch)
+{
+	char id[WK_ID_STRLEN], v[WK_ID_STRLEN], ic[WK_ID_STRLEN];
+	char p[4096];
+
+	if (!ap->check_view)
+		return;
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+		struct nnode *e = nindex_get(rec_index(ap->rec), c->node);
+		struct nnode *at = nindex_lookup(rec_index(ap->rec), c->path,
+						 strlen(c->path));
+
+		if (e && nindex_path(e, p, sizeof(p)) != 0)
+			strcpy(p, "?");
+		wk_warn("kept: kind %d %s node %s version %s link %s; index "
+			"node %s content %s; at path %s",
+			c->kind, c->path, wk_id_str(c->node, id),
+			wk_id_str(c->version, v), c->link.hlc ? "yes" : "no",
+			e ? p : "absent", e ? wk_id_str(e->content, ic) : "-",
+			at ? (at == e ? "same" : "other") : "nothing");
+	}
+}
+
 static void feed_flush(struct feed *f)
 {
 	struct tree_changes ch;
@@ -450,8 +476,10 @@ static void feed_flush(struct feed *f)
 	log_ops(f->ap, "local op:", f->buf, f->n);
 	tree_apply(f->ap->tree, f->buf, f->n, &ch);
 	log_changes(f->ap, "local change:", &ch);
-	if (drop_shown(f->ap, &ch) > 0)
+	if (drop_shown(f->ap, &ch) > 0) {
+		log_kept(f->ap, &ch);
 		carry_out_local(f->ap, &ch, &f->old, &f->nold);
+	}
 	tree_changes_release(&ch);
 	f->n = 0;
 }
@@ -911,6 +939,22 @@ static bool still_at_old_path(struct apply *ap, const struct tree_change *c)
 		     (nnode_is_copy(e) && wk_id_eq(e->copy_of, c->node)));
 }
 
+/* Is c the content of another name of its file, e one of the names in
+ * DIR of the same inode as that name (a put on one name of a link group
+ * changes them all: DIR shows it, and a copy written over it would part
+ * the names)? */
+static bool linked_here(struct apply *ap, const struct tree_change *c,
+			const struct nnode *e)
+{
+	struct nnode *src;
+
+	if (c->conflict_copy || wk_id_eq(c->link, WK_ID_NONE) ||
+	    wk_id_eq(c->link, c->node) || !e->ino)
+		return false;
+	src = nindex_get(rec_index(ap->rec), c->link);
+	return src && src->ino == e->ino;
+}
+
 /*
  * Does DIR show c already?  The index shows the state after *all* the
  * round's local ops, while a chunk's list leads to the state after its
@@ -926,8 +970,8 @@ static bool still_at_old_path(struct apply *ap, const struct tree_change *c)
  *  - WRITE: the entry is at the path with older content than the change
  *    (a local put is this or a later version), a conflict copy the
  *    index does not have, or a file a local remove took the shown
- *    version of while another version lives on, where the index has
- *    nothing;
+ *    version of while another replica's version lives on, where the
+ *    index has nothing;
  *  - SETATTR: only of a conflict copy the index has at the path (it
  *    shows its node's mode, which a local chmod of the file changes;
  *    other entries' attributes local ops set on disk themselves).
@@ -965,12 +1009,20 @@ static bool shown(struct apply *ap, const struct tree_changes *ch, size_t i)
 		if (!e) {
 			if (c->conflict_copy)
 				return false;
+			/* A version this replica made was in DIR when it was
+			 * recorded; a local remove took the node since (in
+			 * this chunk or a later one, whose REMOVE then finds
+			 * nothing to do): writing it back would bring a
+			 * removed file back to life. */
+			if (c->version.actor == ap->own_actor)
+				return true;
 			e = entry_at_path(ap, c->path);
 			return e && !(nnode_is_copy(e) &&
 				      wk_id_eq(e->copy_of, c->node));
 		}
 		return c->conflict_copy || !entry_at(ap, c, c->path) ||
-		       wk_id_cmp(e->content, c->version) >= 0;
+		       wk_id_cmp(e->content, c->version) >= 0 ||
+		       linked_here(ap, c, e);
 	case TREE_CH_SETATTR:
 		/* A copy shows its node's mode: a local chmod of the
 		 * file changes the copies beside it. */
@@ -1146,6 +1198,7 @@ static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 		wk_warn("local changes: %zu changes to other entries wait for"
 			" a file to be closed; left as they are",
 			ch->n);
+		log_changes(ap, "left:", ch);
 		return;
 	}
 	creation_mtimes(ch);

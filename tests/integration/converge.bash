@@ -606,15 +606,18 @@ EOF
 	cv_assert_links
 }
 
-# fsstress.py: 4 processes, 400 random ops each, on one pool of names.
-# CV_SEED picks the seed (else the clock); it goes to fd 3.
+# fsstress.py: PROCS processes, 400 random ops each, on one pool of
+# names.  CV_SEED picks the seed (else the clock); it goes to fd 3.  With
+# one process the run is the same for a seed; with more, the order in
+# which the processes' calls meet is the kernel's.
 cv_wl_stress() {
-	local name=$1 seed
-	shift
+	local name=$1 procs=$2 seed
+	shift 2
 	seed=${CV_SEED:-$(((RANDOM << 15 | RANDOM) % 100000))}
 	echo "# $name: seed $seed (CV_SEED=$seed reproduces the choices)" >&3
 	mkdir "$A/stress"
-	"$PY" "$FSSTRESS" "$A/stress" --seed "$seed" --procs 4 --ops 400 "$@" \
+	"$PY" "$FSSTRESS" "$A/stress" --seed "$seed" --procs "$procs" \
+		--ops 400 "$@" \
 		>"$T/stress.out"
 	cv_mark
 	cat "$T/stress.out" >&2

@@ -55,12 +55,17 @@
 /* Asks the mount of dir for an apply round; prints its reply. */
 static int ask_apply(const char *dir, char *reply, size_t len)
 {
-	char real[PATH_MAX], run[RUNDIR_MAX];
+	char real[PATH_MAX], run[RUNDIR_MAX], err[1024];
 	char *sock;
 	int rc;
 
-	if (!realpath(dir, real) || rundir_for(real, run, sizeof(run)))
+	if (!realpath(dir, real))
 		return -ENOENT;
+	rc = rundir_for(real, run, sizeof(run), err, sizeof(err));
+	if (rc) {
+		wk_err("%s", err);
+		return rc;
+	}
 	sock = xasprintf("%s/fs.sock", run);
 	rc = ctl_request(sock, "apply", reply, len, NULL);
 	free(sock);
@@ -331,31 +336,47 @@ out:
 	return ret;
 }
 
+struct view {
+	struct tree *t;
+	bool world_writable;
+};
+
 static int view_row(void *arg, const struct db_oprow *row)
 {
-	tree_apply(arg, &row->op, 1, NULL);
+	struct view *v = arg;
+	struct wk_op op = row->op;
+
+	/* As the mount feeds them (fs/apply.c): remote modes masked. */
+	if (row->origin != DB_ORIGIN_LOCAL)
+		wk_op_mask_remote(&op, v->world_writable);
+	tree_apply(v->t, &op, 1, NULL);
 	return 0;
 }
 
 static int cmd_view(const char *dir)
 {
 	struct wkdb *db = NULL;
-	struct tree *t = tree_new();
-	char *dump = NULL;
+	struct view v = {.t = tree_new()};
+	struct wk_config cfg;
+	char *dump = NULL, err[512];
 	int fd = -1, ret = 1;
 
+	config_init(&cfg);
 	if (open_db(dir, DB_READONLY, &fd, &db))
 		goto out;
-	if (db_ops_foreach(db, 0, 0, view_row, t)) {
+	if (config_load_at(fd, &cfg, err, sizeof(err)) == 0)
+		v.world_writable = cfg.world_writable;
+	if (db_ops_foreach(db, 0, 0, view_row, &v)) {
 		wk_err("%s: cannot read its oplog", dir);
 		goto out;
 	}
-	dump = tree_dump(t);
+	dump = tree_dump(v.t);
 	fputs(dump, stdout);
 	ret = 0;
 out:
+	config_release(&cfg);
 	free(dump);
-	tree_free(t);
+	tree_free(v.t);
 	db_close(db);
 	if (fd >= 0)
 		close(fd);

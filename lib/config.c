@@ -209,7 +209,7 @@ static const char *check_interval(struct config_parser *p, const char *v)
 static const char *check_yes_no(struct config_parser *p, const char *v)
 {
 	return strcmp(v, "yes") == 0 || strcmp(v, "no") == 0 ? NULL
-							      : "yes or no";
+							     : "yes or no";
 }
 
 static const char *check_ca(struct config_parser *p, const char *v)
@@ -537,8 +537,7 @@ static bool host_is_loopback(const char *host)
 	return false;
 }
 
-int remote_url_check(const char *url, bool insecure, char *err,
-		     size_t errlen)
+int remote_url_check(const char *url, bool insecure, char *err, size_t errlen)
 {
 	char host[256];
 	const char *p, *end;

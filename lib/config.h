@@ -64,8 +64,7 @@ int config_load_at(int dirfd, struct wk_config *c, char *err, size_t errlen);
  * any name is resolved or any connection made.  0, or -EPERM with a
  * one-line reason and what to do in err.
  */
-int remote_url_check(const char *url, bool insecure, char *err,
-		     size_t errlen);
+int remote_url_check(const char *url, bool insecure, char *err, size_t errlen);
 
 /* Writes c as an ini file to f (what `wkfs init` creates). 0 or -errno. */
 int config_write(FILE *f, const struct wk_config *c);

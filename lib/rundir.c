@@ -120,8 +120,7 @@ int rundir_base(char *out, size_t len, char *err, size_t errlen)
 	return check_existing(out, err, errlen);
 }
 
-int rundir_for(const char *dir, char *out, size_t len, char *err,
-	       size_t errlen)
+int rundir_for(const char *dir, char *out, size_t len, char *err, size_t errlen)
 {
 	char base[RUNDIR_MAX];
 	int rc, n;

@@ -182,9 +182,9 @@ static int open_state(struct syncd *s, const char *dir)
 		return -1;
 	}
 	/* ws:// off this machine: refused before anything is sent. */
-	if (!is_git(s) && remote_url_check(s->cfg.remote_url,
-					   s->cfg.remote_insecure, err,
-					   sizeof(err))) {
+	if (!is_git(s) &&
+	    remote_url_check(s->cfg.remote_url, s->cfg.remote_insecure, err,
+			     sizeof(err))) {
 		wk_err("%s: %s", s->real, err);
 		return -1;
 	}

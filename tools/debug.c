@@ -11,10 +11,11 @@
  *	device names of their actors into DST's meta, then asks DST's mount
  *	to apply them and prints "imported N applied SEQ pending P".
  *
- *   wkfs debug inject DIR KIND NAME [TARGET]
+ *   wkfs debug inject DIR KIND[:MODE] NAME [TARGET]
  *	Inserts one remote op made up on the spot (KIND mkdir, create or
- *	symlink at the root, by a fake actor), as a hostile peer could, and
- *	asks the mount to apply it.  For tests of what a remote may not do.
+ *	symlink at the root, by a fake actor; MODE in octal, any bits), as a
+ *	hostile peer could, and asks the mount to apply it.  For tests of
+ *	what a remote may not do.
  *
  *   wkfs debug apply DIR
  *	Asks DIR's mount for a round and prints its reply.
@@ -293,8 +294,24 @@ static int cmd_inject(const char *dir, const char *kind, const char *name,
 	char reply[CTL_LINE_MAX];
 	struct wkdb *db = NULL;
 	struct timespec now;
+	const char *colon = strchr(kind, ':');
+	char kname[16];
+	long mode = -1;
 	int fd = -1, rc, ret = 1;
 
+	if (colon) {
+		char *end;
+
+		mode = strtol(colon + 1, &end, 8);
+		if (*end || end == colon + 1 || mode < 0 || mode > 07777) {
+			fprintf(stderr, "wkfs debug inject: bad mode %s\n",
+				colon + 1);
+			goto out;
+		}
+	}
+	snprintf(kname, sizeof(kname), "%.*s",
+		 colon ? (int)(colon - kind) : (int)strlen(kind), kind);
+	kind = kname;
 	clock_gettime(CLOCK_REALTIME, &now);
 	op->id.hlc = hlc_pack(
 		(uint64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, 0);
@@ -318,6 +335,8 @@ static int cmd_inject(const char *dir, const char *kind, const char *name,
 		fprintf(stderr, "wkfs debug inject: unknown kind %s\n", kind);
 		goto out;
 	}
+	if (mode >= 0)
+		op->mode = (uint32_t)mode;
 	if (open_db(dir, 0, &fd, &db))
 		goto out;
 	rc = db_op_append(db, op, DB_ORIGIN_REMOTE, NULL);

@@ -138,10 +138,10 @@ int cmd_init(int argc, char **argv)
 	char dir[PATH_MAX], ca[PATH_MAX], err[1024];
 	const char *device = NULL, *remote = NULL, *token_arg = NULL;
 	const char *token_file = NULL, *ca_arg = NULL;
-	const char *usage =
-		"usage: wkfs init DIR [--remote URL [--token-file F | --token -]"
-		" [--ca FILE] [--insecure]]\n"
-		"                     [--device NAME] [--hooks]\n";
+	const char *usage = "usage: wkfs init DIR [--remote URL [--token-file "
+			    "F | --token -]"
+			    " [--ca FILE] [--insecure]]\n"
+			    "                     [--device NAME] [--hooks]\n";
 	char *token = NULL;
 	bool hooks = false, insecure = false;
 	int c, fd, ret = 1, rc;

@@ -834,17 +834,21 @@ static void test_load_unreadable(void **state)
 static void test_remote_url_check(void **state)
 {
 	static const char *const ok[] = {
-		"ws://127.0.0.1:7890/n", "ws://127.8.9.10/n",
-		"ws://localhost:7890/n", "ws://LocalHost/n",
-		"ws://[::1]:7890/n",	 "ws://[::ffff:127.0.0.1]:1/n",
+		"ws://127.0.0.1:7890/n",     "ws://127.8.9.10/n",
+		"ws://localhost:7890/n",     "ws://LocalHost/n",
+		"ws://[::1]:7890/n",	     "ws://[::ffff:127.0.0.1]:1/n",
 		"wss://relay.example.org/n", "wss://10.1.2.3:7890/n",
-		"git:/srv/notes.git",	 "git:ssh://h/r.git",
+		"git:/srv/notes.git",	     "git:ssh://h/r.git",
 	};
 	static const char *const refused[] = {
-		"ws://10.1.2.3:7890/n",	  "ws://relay.example.org/n",
-		"ws://[2001:db8::1]:7890/n", "ws://128.0.0.1/n",
-		"ws://localhost.example.org/n", "ws://127.1/n",
-		"ws://0.0.0.0/n",		  "ws://[::]:1/n",
+		"ws://10.1.2.3:7890/n",
+		"ws://relay.example.org/n",
+		"ws://[2001:db8::1]:7890/n",
+		"ws://128.0.0.1/n",
+		"ws://localhost.example.org/n",
+		"ws://127.1/n",
+		"ws://0.0.0.0/n",
+		"ws://[::]:1/n",
 	};
 	char err[1024];
 
@@ -861,13 +865,13 @@ static void test_remote_url_check(void **state)
 		assert_non_null(strstr(err, "unencrypted"));
 		assert_non_null(strstr(err, "insecure = yes"));
 		assert_null(strchr(err, '\n'));
-		assert_int_equal(remote_url_check(refused[i], true, err,
-						  sizeof(err)),
-				 0);
+		assert_int_equal(
+			remote_url_check(refused[i], true, err, sizeof(err)),
+			0);
 	}
-	assert_int_equal(remote_url_check("ws://10.1.2.3/n", false, err,
-					  sizeof(err)),
-			 -EPERM);
+	assert_int_equal(
+		remote_url_check("ws://10.1.2.3/n", false, err, sizeof(err)),
+		-EPERM);
 	assert_string_equal(err,
 			    "ws://10.1.2.3/n: refusing ws:// to 10.1.2.3, "
 			    "another machine: the folder's token and every "

@@ -195,15 +195,13 @@ static void test_remote_mode(void **state)
 	op = (struct wk_op){.kind = WK_OP_CREATE, .mode = 06666};
 	wk_op_mask_remote(&op, true);
 	assert_int_equal(op.mode, 0666);
-	op = (struct wk_op){.kind = WK_OP_SETATTR,
-			    .attrs = WK_ATTR_MODE,
-			    .mode = 04777};
+	op = (struct wk_op){
+		.kind = WK_OP_SETATTR, .attrs = WK_ATTR_MODE, .mode = 04777};
 	wk_op_mask_remote(&op, false);
 	assert_int_equal(op.mode, 0775);
 	/* a setattr of the mtime only, and other kinds: untouched */
-	op = (struct wk_op){.kind = WK_OP_SETATTR,
-			    .attrs = WK_ATTR_MTIME,
-			    .mode = 07777};
+	op = (struct wk_op){
+		.kind = WK_OP_SETATTR, .attrs = WK_ATTR_MTIME, .mode = 07777};
 	wk_op_mask_remote(&op, false);
 	assert_int_equal(op.mode, 07777);
 	op = (struct wk_op){.kind = WK_OP_PUT, .mode = 07777};

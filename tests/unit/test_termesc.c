@@ -39,8 +39,7 @@ static void test_controls(void **state)
 {
 	check("a\nb", 3, 0, "a\\nb");
 	check("a\tb\r", 4, 0, "a\\tb\\r");
-	check("\x1b[31mred\x1b]0;title\a", -1, 0,
-	      "\\e[31mred\\e]0;title\\x07");
+	check("\x1b[31mred\x1b]0;title\a", -1, 0, "\\e[31mred\\e]0;title\\x07");
 	check("x\x7fy\x01", 4, 0, "x\\x7fy\\x01");
 	check("nul\0after", 9, 0, "nul\\x00after");
 	check("back\\slash", 10, 0, "back\\\\slash");
@@ -55,11 +54,17 @@ static void test_bad_utf8_and_hidden(void **state)
 	check("\xe2\x82", 2, 0, "\\xe2\\x82");
 	check("\xc0\xaf", 2, 0, "\\xc0\\xaf");
 	/* 8-bit CSI as raw byte and as the C1 character U+009B */
-	check("\x9b" "31m", 4, 0, "\\x9b31m");
-	check("\xc2\x9b" "31m", 5, 0, "\\u009b31m");
+	check("\x9b"
+	      "31m",
+	      4, 0, "\\x9b31m");
+	check("\xc2\x9b"
+	      "31m",
+	      5, 0, "\\u009b31m");
 	/* right-to-left override, zero-width space, BOM */
 	check("evil\xe2\x80\xaetxt.exe", 14, 0, "evil\\u202etxt.exe");
-	check("a\xe2\x80\x8b" "b\xef\xbb\xbf", 8, 0, "a\\u200bb\\ufeff");
+	check("a\xe2\x80\x8b"
+	      "b\xef\xbb\xbf",
+	      8, 0, "a\\u200bb\\ufeff");
 }
 
 static void test_cut(void **state)
@@ -67,7 +72,11 @@ static void test_cut(void **state)
 	char out[5];
 
 	/* "ab\e" needs 4 bytes + NUL: fits; "ab\ec" does not */
-	assert_int_equal(term_escape(out, sizeof(out), "ab\x1b" "c", 4, 0), 5);
+	assert_int_equal(term_escape(out, sizeof(out),
+				     "ab\x1b"
+				     "c",
+				     4, 0),
+			 5);
 	assert_string_equal(out, "ab\\e");
 	/* an escape that does not fit is left out whole */
 	assert_int_equal(term_escape(out, sizeof(out), "abc\x01", 4, 0), 7);

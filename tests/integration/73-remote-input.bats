@@ -44,11 +44,8 @@ mode() { stat -c %a "$1"; }
 @test "modes from a remote lose setuid, setgid and sticky, and o+w unless world-writable = yes" {
 	wk_init "$A" --device a
 	wk_init "$B" --device b
-	wk_init "$C" --device c
-	printf '[sync]\nworld-writable = yes\n' >>"$C/.wkfs/config.ini"
 	wk_mount "$A"
 	wk_mount "$B"
-	wk_mount "$C"
 	mkdir "$A/d"
 	chmod 7777 "$A/d"
 	echo x >"$A/f"
@@ -61,10 +58,14 @@ mode() { stat -c %a "$1"; }
 	D=$A wait_op setattr f
 	D=$A wait_op setattr w
 	import "$A" "$B"
-	import "$A" "$C"
 	assert_equal "$(mode "$B/d")" 775
 	assert_equal "$(mode "$B/f")" 775
 	assert_equal "$(mode "$B/w")" 664
+	# C allows world-write
+	wk_init "$C" --device c
+	printf '[sync]\nworld-writable = yes\n' >>"$C/.wkfs/config.ini"
+	wk_mount "$C"
+	import "$A" "$C"
 	assert_equal "$(mode "$C/d")" 777
 	assert_equal "$(mode "$C/f")" 777
 	assert_equal "$(mode "$C/w")" 666

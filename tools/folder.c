@@ -172,7 +172,6 @@ int folder_list(struct folder **out, char *err, size_t errlen)
 	v = xcalloc(alloc, sizeof(*v));
 	for (int i = 0; i < n; i++) {
 		rc = fill(&v[count++], m[i].source, m[i].point, err, errlen);
-
 		if (rc) {
 			free(m);
 			free(v);

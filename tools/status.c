@@ -130,6 +130,10 @@ static void read_sidecar(struct fstatus *s)
 		s->remote_type = strncmp(cfg.remote_url, "git:", 4) == 0
 					 ? "git"
 					 : "relay";
+		/* The daemon would refuse it: say so here too. */
+		if (remote_url_check(cfg.remote_url, cfg.remote_insecure,
+				     s->problem, sizeof(s->problem)))
+			goto out;
 	}
 	if (cfg.device_name)
 		snprintf(s->device, sizeof(s->device), "%s", cfg.device_name);

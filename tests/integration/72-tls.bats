@@ -134,6 +134,10 @@ start_wss() {
 	assert_failure 1
 	assert_equal "${#lines[@]}" 1
 	assert_output --partial "refusing ws:// to 192.0.2.10"
+	run W status "$A"
+	assert_failure 3
+	assert_output --partial "Needs attention"
+	assert_output --partial "refusing ws:// to 192.0.2.10"
 	# --insecure, and the key it writes
 	run W init "$B" --remote ws://192.0.2.10:7890/Notes --token - \
 		--insecure <<<"$tok"

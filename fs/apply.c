@@ -90,6 +90,7 @@ struct apply {
 	 * queued and uncommitted when it was fed): the check can hold. */
 	bool locals_all_fed;
 	bool check_view;  /* WKFS_CHECK_VIEW: compare view and index per round */
+	bool world_writable; /* [sync] world-writable: wk_remote_mode() */
 
 	/* Under the recorder's lock: */
 	struct tree *tree;
@@ -493,7 +494,10 @@ static int feed_row(void *arg, const struct db_oprow *row)
 	    (f->locals_only || row->seq > f->ap->applied_seq ||
 	     is_held(f->ap, row->seq)))
 		return 0;
-	f->buf[f->n++] = row->op;
+	f->buf[f->n] = row->op;
+	if (row->origin != DB_ORIGIN_LOCAL)
+		wk_op_mask_remote(&f->buf[f->n], f->ap->world_writable);
+	f->n++;
 	f->fed++;
 	if (f->n == FEED_CHUNK) {
 		/* Rows may follow: the tree has not yet every local op the
@@ -705,6 +709,7 @@ static int take_row(void *arg, const struct db_oprow *row)
 		return 0;
 	}
 	t->v[t->n].op = row->op;
+	wk_op_mask_remote(&t->v[t->n].op, ap->world_writable);
 	t->v[t->n++].seq = row->seq;
 	t->last_seq = row->seq;
 	return 0;
@@ -1614,6 +1619,7 @@ static int load_held(void *arg, const struct db_held *h)
 	ap->held = xrealloc(ap->held, (ap->nheld + 1) * sizeof(*ap->held));
 	it = &ap->held[ap->nheld++];
 	it->op = h->row.op;
+	wk_op_mask_remote(&it->op, ap->world_writable);
 	it->seq = h->row.seq;
 	it->hold = (enum plan_hold)h->reason;
 	return 0;
@@ -1636,6 +1642,9 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 	mat_gc_init(&ap->gc);
 	ap->check_index = getenv("WKFS_CHECK_INDEX") != NULL;
 	ap->check_view = getenv("WKFS_CHECK_VIEW") != NULL;
+	/* Remote ops enter the tree with their modes masked (feed_row,
+	 * take_row, load_held): the oplog keeps what they said. */
+	ap->world_writable = cfg->world_writable;
 
 	rc = mat_open(fs->rootfd, &ap->mat);
 	if (rc) {

@@ -304,13 +304,10 @@ static void *ctl_main(void *arg)
 
 	for (;;) {
 		char line[CTL_LINE_MAX];
-		int cfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+		int cfd = ctl_accept(c->lfd);
 
-		if (cfd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
+		if (cfd < 0)
 			break;
-		}
 		if (ctl_read_line(cfd, line, sizeof(line)) == 0) {
 			if (strcmp(line, "dirfd") == 0) {
 				ctl_reply(cfd, "ok", c->fs->rootfd);
@@ -617,8 +614,12 @@ static int mount_run(struct mount_opts *opts)
 		     o.mnt);
 		goto out_session;
 	}
-	rc = rundir_make(o.mnt, run, sizeof(run));
-	if (!rc) {
+	rc = rundir_make(o.mnt, run, sizeof(run), err, sizeof(err));
+	if (rc) {
+		fail("%s: %s", o.mnt, err);
+		goto out_unmount;
+	}
+	{
 		char *sock = xasprintf("%s/fs.sock", run);
 		char pid[32];
 
@@ -725,7 +726,7 @@ int fs_umount_main(int argc, char **argv)
 	if (!mounted_at(path, type, sizeof(type)) ||
 	    strcmp(type, "fuse.wkfs") != 0)
 		return fail("%s: not mounted by wkfs", path);
-	if (rundir_for(path, run, sizeof(run)) == 0) {
+	if (rundir_for(path, run, sizeof(run), NULL, 0) == 0) {
 		pidfile = xasprintf("%s/fs.pid", run);
 		f = fopen(pidfile, "re");
 		if (f && fscanf(f, "%d", &pid) != 1)

@@ -24,6 +24,7 @@
 #include "ignore.h"
 #include "xalloc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +51,9 @@ enum config_key {
 	KEY_TOKEN,
 	KEY_BRANCH,
 	KEY_INTERVAL,
+	KEY_WORLD_WRITABLE,
+	KEY_INSECURE,
+	KEY_CA,
 	KEY_COUNT,
 };
 
@@ -79,8 +84,8 @@ struct config_parser {
 
 static const struct config_section_def config_sections[] = {
 	{"device", "name"},
-	{"sync", "ignore"},
-	{"remote", "url, token, branch or interval"},
+	{"sync", "ignore or world-writable"},
+	{"remote", "url, token, branch, interval, insecure or ca"},
 };
 
 #define N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
@@ -201,6 +206,19 @@ static const char *check_interval(struct config_parser *p, const char *v)
 				 : "a whole number of seconds from 1 to 86400";
 }
 
+static const char *check_yes_no(struct config_parser *p, const char *v)
+{
+	return strcmp(v, "yes") == 0 || strcmp(v, "no") == 0 ? NULL
+							     : "yes or no";
+}
+
+static const char *check_ca(struct config_parser *p, const char *v)
+{
+	return v[0] == '/' && !has_control(v)
+		       ? NULL
+		       : "the absolute path of a CA certificate file (PEM)";
+}
+
 static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_NAME] = {"device", "name", false, check_name},
 	[KEY_IGNORE] = {"sync", "ignore", true, check_ignore},
@@ -208,6 +226,9 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_TOKEN] = {"remote", "token", false, check_token},
 	[KEY_BRANCH] = {"remote", "branch", false, check_branch},
 	[KEY_INTERVAL] = {"remote", "interval", false, check_interval},
+	[KEY_WORLD_WRITABLE] = {"sync", "world-writable", false, check_yes_no},
+	[KEY_INSECURE] = {"remote", "insecure", false, check_yes_no},
+	[KEY_CA] = {"remote", "ca", false, check_ca},
 };
 
 /* ---- parsing ---- */
@@ -309,6 +330,16 @@ static void config_store(struct wk_config *c, enum config_key k, const char *v)
 	case KEY_INTERVAL:
 		c->remote_interval_s = interval_parse(v);
 		break;
+	case KEY_WORLD_WRITABLE:
+		c->world_writable = strcmp(v, "yes") == 0;
+		break;
+	case KEY_INSECURE:
+		c->remote_insecure = strcmp(v, "yes") == 0;
+		break;
+	case KEY_CA:
+		free(c->remote_ca);
+		c->remote_ca = xstrdup(v);
+		break;
 	case KEY_COUNT:
 		break;
 	}
@@ -391,6 +422,7 @@ void config_release(struct wk_config *c)
 	free(c->remote_url);
 	free(c->remote_token);
 	free(c->remote_branch);
+	free(c->remote_ca);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -485,6 +517,60 @@ out_fail:
 	return rc;
 }
 
+/* ---- the transport rule ---- */
+
+/* True when host (as a ws:// URL names it, brackets stripped) is this
+ * machine: localhost, 127.0.0.0/8, ::1 or ::ffff:127.x.y.z.  Numbers and
+ * that one name only: nothing is resolved. */
+static bool host_is_loopback(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+int remote_url_check(const char *url, bool insecure, char *err, size_t errlen)
+{
+	char host[256];
+	const char *p, *end;
+	size_t n;
+
+	errf(err, errlen, "%s", "");
+	if (strncmp(url, "ws://", 5) != 0 || insecure)
+		return 0;
+	p = url + 5;
+	if (*p == '[') {
+		p++;
+		end = strchr(p, ']');
+	} else {
+		end = p + strcspn(p, ":/");
+	}
+	n = end ? (size_t)(end - p) : 0;
+	if (n > 0 && n < sizeof(host)) {
+		memcpy(host, p, n);
+		host[n] = '\0';
+		if (host_is_loopback(host))
+			return 0;
+	} else {
+		snprintf(host, sizeof(host), "%s", "?");
+	}
+	errf(err, errlen,
+	     "%s: refusing ws:// to %s, another machine: the folder's token "
+	     "and every change would cross the network unencrypted; use "
+	     "wss:// (see wkfs-relay(8)), or allow it with 'insecure = yes' "
+	     "under [remote] in .wkfs/config.ini (wkfs init --insecure)",
+	     url, host);
+	return -EPERM;
+}
+
 /* ---- writing ---- */
 
 /* True when inih reads "key = v" back as v. */
@@ -526,6 +612,8 @@ static bool config_writable(const struct wk_config *c)
 	if (ok && c->remote_branch &&
 	    !value_ok(&p, KEY_BRANCH, c->remote_branch))
 		ok = false;
+	if (ok && c->remote_ca && !value_ok(&p, KEY_CA, c->remote_ca))
+		ok = false;
 	if (c->remote_interval_s == 0 ||
 	    c->remote_interval_s > CONFIG_INTERVAL_MAX)
 		ok = false;
@@ -559,6 +647,8 @@ int config_write(FILE *f, const struct wk_config *c)
 		write_key(f, "ignore", c->ignore[i]);
 	if (c->n_ignore == 0)
 		fputs("# ignore = *.log\n", f);
+	if (c->world_writable)
+		write_key(f, "world-writable", "yes");
 	fputs("\n[remote]\n"
 	      "# ws://HOST:PORT/PATH or wss://... (a relay, with its token), "
 	      "or git:PATH-or-URL.\n",
@@ -569,6 +659,10 @@ int config_write(FILE *f, const struct wk_config *c)
 		fputs("# url = wss://relay.example.org:7890/notes\n", f);
 	if (c->remote_token)
 		write_key(f, "token", c->remote_token);
+	if (c->remote_insecure)
+		write_key(f, "insecure", "yes");
+	if (c->remote_ca)
+		write_key(f, "ca", c->remote_ca);
 	fputs("# For git remotes: the branch, and seconds between fetches.\n",
 	      f);
 	if (c->remote_branch)

@@ -12,6 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "wlog.h"
+
 static int fill_addr(struct sockaddr_un *sa, const char *path)
 {
 	memset(sa, 0, sizeof(*sa));
@@ -120,6 +122,54 @@ int ctl_reply(int fd, const char *line, int pass_fd)
 		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
 	}
 	return sendmsg(fd, &msg, MSG_NOSIGNAL) == n ? 0 : -errno;
+}
+
+int ctl_peer_ok(int fd, uid_t *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return -errno;
+	if (uid)
+		*uid = cr.uid;
+	return cr.uid == geteuid() || cr.uid == 0 ? 0 : -EACCES;
+}
+
+int ctl_accept(int lfd)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		char line[128];
+		uid_t uid = (uid_t)-1;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return -errno;
+		}
+		if (ctl_peer_ok(fd, &uid) == 0)
+			return fd;
+		snprintf(line, sizeof(line),
+			 "error permission denied: uid %d may not use this "
+			 "socket",
+			 (int)uid);
+		ctl_reply(fd, line, -1);
+		/* Take its request line, if it comes at once, so that it
+		 * reads the refusal rather than a broken pipe. */
+		shutdown(fd, SHUT_WR);
+		{
+			struct pollfd p = {fd, POLLIN, 0};
+
+			if (poll(&p, 1, 200) > 0)
+				(void)!recv(fd, line, sizeof(line),
+					    MSG_DONTWAIT);
+		}
+		close(fd);
+		wk_warn("refused a control connection from uid %d (only uid "
+			"%u and root may connect)",
+			(int)uid, (unsigned)geteuid());
+	}
 }
 
 int ctl_connect(const char *path, const char *req)

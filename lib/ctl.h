@@ -19,13 +19,16 @@
  *
  * Any other line -> "error unknown request".  Lines are at most
  * CTL_LINE_MAX bytes.  wkfs-syncd's socket (syncd.sock) speaks the same
- * framing with its own requests (syncd/syncd_ctl.c).  Who may connect is
- * decided by the socket's directory permissions (0700, owner only).
+ * framing with its own requests (syncd/syncd_ctl.c).  Who may connect:
+ * the socket's directory is 0700 and checked before use (rundir.h), and
+ * the servers accept only through ctl_accept(), which checks the peer's
+ * uid (SO_PEERCRED) as well.
  */
 #ifndef WKFS_CTL_H
 #define WKFS_CTL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define CTL_LINE_MAX 4096
 
@@ -43,6 +46,20 @@ int ctl_request(const char *path, const char *req, char *reply, size_t len,
  * them with ctl_read_line() and close the fd.  Returns the fd or -errno.
  */
 int ctl_connect(const char *path, const char *req);
+
+/*
+ * The one check of a client of a control socket: its uid (SO_PEERCRED)
+ * must be this process's effective uid, or root's.  0, -EACCES, or -errno;
+ * *uid (when not NULL) gets the peer's uid.
+ */
+int ctl_peer_ok(int fd, uid_t *uid);
+
+/*
+ * Server side: accepts the next client that passes ctl_peer_ok(); others
+ * get "error permission denied: ..." and are closed (and logged).  Returns
+ * the fd, or -errno once the listening socket fails (shut down).
+ */
+int ctl_accept(int lfd);
 
 /* Server side: reads one request line from a connected client. */
 int ctl_read_line(int fd, char *buf, size_t len);

@@ -42,7 +42,7 @@ static int find_by_backing(const char *path, char *run, size_t len)
 	DIR *d;
 	int rc = -ENOENT;
 
-	if (rundir_base(base, sizeof(base)) || !(d = opendir(base)))
+	if (rundir_base(base, sizeof(base), NULL, 0) || !(d = opendir(base)))
 		return -ENOENT;
 	while ((de = readdir(d))) {
 		char buf[PATH_MAX] = "";
@@ -80,11 +80,15 @@ int locate_dirfd(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -ENOENT;
 	}
-	if (rundir_for(real, run, sizeof(run)) == 0) {
-		fd = ask_mount(run, err, errlen);
-		if (fd >= 0)
-			return fd;
-	}
+	/* A runtime directory that is not safe is an error, not a reason
+	 * to look elsewhere: someone may be waiting there for our
+	 * requests, and the user must hear of it. */
+	fd = rundir_for(real, run, sizeof(run), err, errlen);
+	if (fd < 0)
+		return fd;
+	fd = ask_mount(run, err, errlen);
+	if (fd >= 0)
+		return fd;
 	if (find_by_backing(real, run, sizeof(run)) == 0) {
 		fd = ask_mount(run, err, errlen);
 		if (fd >= 0)

@@ -107,3 +107,15 @@ size_t wk_device_sanitize(char out[WK_DEVICE_MAX + 1], const char *in)
 	out[n] = '\0';
 	return n;
 }
+
+uint32_t wk_remote_mode(uint32_t mode, bool world_writable)
+{
+	return mode & (world_writable ? 0777u : 0775u);
+}
+
+void wk_op_mask_remote(struct wk_op *op, bool world_writable)
+{
+	if (op->kind == WK_OP_MKDIR || op->kind == WK_OP_CREATE ||
+	    (op->kind == WK_OP_SETATTR && (op->attrs & WK_ATTR_MODE)))
+		op->mode = wk_remote_mode(op->mode, world_writable);
+}

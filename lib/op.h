@@ -116,6 +116,19 @@ static inline bool wk_op_has_link(const struct wk_op *op)
 /* "put", "move"...; NULL for an unknown kind. */
 const char *wk_op_kind_name(enum wk_op_kind kind);
 
+/*
+ * The mode an op from another replica may give, the one rule: its
+ * permission bits (0777) only, never setuid, setgid or sticky (04000,
+ * 02000, 01000), and without write permission for others (0002) unless
+ * world_writable ([sync] world-writable = yes in this replica's
+ * config.ini).  Local ops keep the modes their user gave.
+ */
+uint32_t wk_remote_mode(uint32_t mode, bool world_writable);
+
+/* Applies wk_remote_mode() to the mode an op carries (mkdir, create, a
+ * setattr of the mode); other ops are left as they are. */
+void wk_op_mask_remote(struct wk_op *op, bool world_writable);
+
 /* Formats an id as 16+1+16 hex digits "hlc-actor" into buf (34 bytes). */
 #define WK_ID_STRLEN 34
 char *wk_id_str(struct wk_id id, char buf[WK_ID_STRLEN]);

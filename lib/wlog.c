@@ -9,6 +9,8 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "termesc.h"
+
 static const char *prog = "wkfs";
 static bool use_syslog;
 static int debug_state = -1; /* -1: not read from the environment yet */
@@ -36,18 +38,31 @@ bool wlog_debug_enabled(void)
 	return debug_state;
 }
 
+/*
+ * Every message is escaped for the terminal (termesc.h) before it is
+ * written: messages carry names from other replicas and text from peers
+ * (a relay's ERROR reason, a client's), which must not forge lines or
+ * send escape sequences to whoever reads the log.
+ */
 static void emit(int prio, const char *fmt, va_list ap)
 {
+	char msg[1024], esc[1024];
+	int n;
+
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		return;
+	term_escape(esc, sizeof(esc), msg,
+		    (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1,
+		    TERM_ESC_LOG);
 	if (use_syslog) {
-		vsyslog(prio, fmt, ap);
+		syslog(prio, "%s", esc);
 		return;
 	}
 	/* One write per message so lines from threads do not interleave. */
-	char line[1024];
-	int n = snprintf(line, sizeof(line), "%.64s: ", prog);
+	char line[1100];
 
-	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	strcat(line, "\n");
+	snprintf(line, sizeof(line), "%.64s: %s\n", prog, esc);
 	fputs(line, stderr);
 }
 

@@ -36,6 +36,9 @@
  *                                          empty recipe, so all ADDs); prints
  *                                          "recipe NAME"
  *
+ * wss:// URLs are checked against the CA file in WKFS_TLS_CA when set
+ * (WKFS_TLS_INSECURE=1: not at all).
+ *
  * Lines: "welcome HEAD", "op SEQ ACTOR HLC LEN KIND NAME", "caught_up SEQ",
  * "ack BATCH HIGH_SEQ", "missing NAME", "chunk_ack NAME", "chunk NAME LEN",
  * "not_found NAME", "error CODE NAME: REASON", "close STATUS REASON",
@@ -160,7 +163,8 @@ static struct wsc *open_session(const char *url, const char *token_hex,
 		/* Still send something: tests check a bad token's answer. */
 		memset(token, 0, sizeof(token));
 	}
-	*rc = wsc_connect(url, timeout_ms, &c, err, sizeof(err));
+	*rc = wsc_connect(url, getenv("WKFS_TLS_CA"), timeout_ms, &c, err,
+			  sizeof(err));
 	if (*rc) {
 		fprintf(stderr, "wkfs-relay-test: %s\n", err);
 		*rc = 1;
@@ -603,8 +607,8 @@ static int cmd_raw(int argc, char **argv)
 			return rc;
 		}
 	} else {
-		rc = wsc_connect(argv[optind], timeout_ms, &c, err,
-				 sizeof(err));
+		rc = wsc_connect(argv[optind], getenv("WKFS_TLS_CA"),
+				 timeout_ms, &c, err, sizeof(err));
 		if (rc) {
 			fprintf(stderr, "wkfs-relay-test: %s\n", err);
 			free(frame);

@@ -17,8 +17,9 @@
  *                    received=N" or "error REASON"
  *   stop          -> "ok", then the daemon exits
  *
- * The socket lives in the folder's runtime directory (mode 0700): only its
- * owner can connect.  status and stop are answered on the listening thread;
+ * The socket lives in the folder's runtime directory (mode 0700, checked:
+ * rundir_safe()), and ctl_accept() turns away clients of another uid than
+ * ours (root excepted).  status and stop are answered on the listening thread;
  * each sync gets a thread of its own, so a long sync never holds up a
  * status.  Pending counts come from a read-only handle on wkfs.db owned by
  * the thread that asks: the main thread's handle is never shared.
@@ -254,13 +255,10 @@ static void *ctl_main(void *arg)
 
 	for (;;) {
 		char line[CTL_LINE_MAX], reply[128];
-		int fd = accept4(s->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = ctl_accept(s->ctl_fd);
 
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
+		if (fd < 0)
 			break;
-		}
 		if (ctl_read_line(fd, line, sizeof(line)) != 0) {
 			close(fd);
 			continue;

@@ -156,7 +156,7 @@ static void drop_rundir(struct syncd *s)
 /* Opens DIR's database, object store and cursor. */
 static int open_state(struct syncd *s, const char *dir)
 {
-	char err[512], url[1024] = "";
+	char err[1024], url[1024] = "";
 	int rc;
 
 	s->dirfd = locate_dirfd(dir, err, sizeof(err));
@@ -179,6 +179,13 @@ static int open_state(struct syncd *s, const char *dir)
 		wk_err("%s: [remote] token must be the 64 hex digits "
 		       "'wkfs-relay folder add' printed",
 		       s->real);
+		return -1;
+	}
+	/* ws:// off this machine: refused before anything is sent. */
+	if (!is_git(s) &&
+	    remote_url_check(s->cfg.remote_url, s->cfg.remote_insecure, err,
+			     sizeof(err))) {
+		wk_err("%s: %s", s->real, err);
 		return -1;
 	}
 	rc = db_open_at(s->dirfd, 0, &s->db, err, sizeof(err));
@@ -421,6 +428,7 @@ int main(int argc, char **argv)
 	struct syncd s = {
 		.dirfd = -1, .ctl_fd = -1, .watch_fd = -1, .watch_stop = -1};
 	bool once = false, fg = false;
+	char err[1024];
 	int opt, lockfd = -1, rc;
 	struct sigaction sa = {.sa_handler = on_signal};
 
@@ -448,8 +456,8 @@ int main(int argc, char **argv)
 		close_state(&s);
 		return rc < 0 ? 1 : 0;
 	}
-	if (rundir_make(s.real, s.run, sizeof(s.run))) {
-		wk_err("%s: cannot make its runtime directory", s.real);
+	if (rundir_make(s.real, s.run, sizeof(s.run), err, sizeof(err))) {
+		wk_err("%s: %s", s.real, err);
 		close_state(&s);
 		return 1;
 	}

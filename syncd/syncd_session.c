@@ -52,10 +52,11 @@ int syncd_fail(struct syncd *s, struct wsc *c, int rc, const char *what)
 static int open_one(struct syncd *s, uint64_t cursor, struct wsc **out,
 		    uint64_t *head)
 {
-	char err[256];
+	char err[512];
 	int rc;
 
-	rc = wsc_connect(s->cfg.remote_url, 5000, out, err, sizeof(err));
+	rc = wsc_connect(s->cfg.remote_url, s->cfg.remote_ca, 5000, out, err,
+			 sizeof(err));
 	if (rc) {
 		snprintf(s->err, sizeof(s->err), "%s", err);
 		return rc;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -303,8 +304,8 @@ static bool is_established(const struct wsc *c)
 	return c->established;
 }
 
-int wsc_connect(const char *url, int timeout_ms, struct wsc **out, char *err,
-		size_t errlen)
+int wsc_connect(const char *url, const char *ca_file, int timeout_ms,
+		struct wsc **out, char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
 	struct lws_client_connect_info ci;
@@ -326,8 +327,16 @@ int wsc_connect(const char *url, int timeout_ms, struct wsc **out, char *err,
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = wsc_protocols;
 	info.user = c;
-	if (tls)
+	if (tls) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		if (ca_file && access(ca_file, R_OK) != 0) {
+			snprintf(err, errlen, "%s: [remote] ca %s: %s", url,
+				 ca_file, strerror(errno));
+			rc = -ENOENT;
+			goto out_free;
+		}
+		info.client_ssl_ca_filepath = ca_file;
+	}
 	c->ctx = lws_create_context(&info);
 	if (!c->ctx) {
 		snprintf(err, errlen, "cannot start libwebsockets");

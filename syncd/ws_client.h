@@ -42,12 +42,15 @@ struct wsc;
 
 /*
  * Connects to ws://HOST:PORT/FOLDER or wss://... (HOST a name, an IPv4
- * address or [IPv6]).  With WKFS_TLS_INSECURE=1 in the environment, wss
- * accepts a self-signed certificate (tests).  Blocks until the WebSocket is
- * open, failing after timeout_ms; err gets a one-line reason.
+ * address or [IPv6]).  wss:// checks the relay's certificate and that it
+ * names HOST: against ca_file (PEM) when not NULL, else against the
+ * system's CAs.  With WKFS_TLS_INSECURE=1 in the environment, wss accepts
+ * any certificate (tests only).  Whether ws:// may be used at all is the
+ * caller's question (remote_url_check() in config.h).  Blocks until the
+ * WebSocket is open, failing after timeout_ms; err gets a one-line reason.
  */
-int wsc_connect(const char *url, int timeout_ms, struct wsc **out, char *err,
-		size_t errlen);
+int wsc_connect(const char *url, const char *ca_file, int timeout_ms,
+		struct wsc **out, char *err, size_t errlen);
 
 /* Closes cleanly (status 1000) and frees everything.  NULL is fine. */
 void wsc_close(struct wsc *c);

@@ -27,6 +27,8 @@
 #include "folder.h"
 #include "hlc.h"
 #include "out.h"
+#include "termesc.h"
+#include "wlog.h"
 #include "xalloc.h"
 
 struct conflict {
@@ -153,11 +155,14 @@ static void list(const struct conflict *v, int n, bool json)
 	for (int i = 0; i < n; i++) {
 		out_iso_ms((int64_t)hlc_ms(v[i].copy_hlc), t1, sizeof(t1));
 		out_iso_ms((int64_t)hlc_ms(v[i].file_hlc), t2, sizeof(t2));
-		printf("%s\n  belongs to %s\n"
+		/* Names from any replica: escaped for the terminal. */
+		term_fputs(v[i].copy, stdout);
+		fputs("\n  belongs to ", stdout);
+		term_fputs(v[i].file[0] ? v[i].file : "(gone)", stdout);
+		printf("\n"
 		       "  copy: actor %016" PRIx64 " at %s, %" PRIu64 " bytes\n"
 		       "  file: actor %016" PRIx64 " at %s, %" PRIu64
 		       " bytes\n",
-		       v[i].copy, v[i].file[0] ? v[i].file : "(gone)",
 		       v[i].copy_actor, t1, v[i].copy_size, v[i].file_actor, t2,
 		       v[i].file_size);
 	}
@@ -257,10 +262,9 @@ static int resolve(const struct folder *f, const struct conflict *v, int n,
 			rc = -errno;
 	} else if (strcmp(keep, "theirs") == 0) {
 		if (!c->file[0]) {
-			fprintf(stderr,
-				"wkfs: %s: its file is gone; keep "
-				"'both' to keep the copy\n",
-				c->copy);
+			wk_err("%s: its file is gone; keep 'both' to keep the "
+			       "copy",
+			       c->copy);
 			return 1;
 		}
 		rc = copy_over(copy, file);
@@ -272,10 +276,11 @@ static int resolve(const struct folder *f, const struct conflict *v, int n,
 			rc = -errno;
 	}
 	if (rc) {
-		fprintf(stderr, "wkfs: %s: %s\n", c->copy, strerror(-rc));
+		wk_err("%s: %s", c->copy, strerror(-rc));
 		return 1;
 	}
-	printf("%s: kept %s\n", c->file[0] ? c->file : c->copy, keep);
+	term_fputs(c->file[0] ? c->file : c->copy, stdout);
+	printf(": kept %s\n", keep);
 	return 0;
 }
 

@@ -11,10 +11,11 @@
  *	device names of their actors into DST's meta, then asks DST's mount
  *	to apply them and prints "imported N applied SEQ pending P".
  *
- *   wkfs debug inject DIR KIND NAME [TARGET]
+ *   wkfs debug inject DIR KIND[:MODE] NAME [TARGET]
  *	Inserts one remote op made up on the spot (KIND mkdir, create or
- *	symlink at the root, by a fake actor), as a hostile peer could, and
- *	asks the mount to apply it.  For tests of what a remote may not do.
+ *	symlink at the root, by a fake actor; MODE in octal, any bits), as a
+ *	hostile peer could, and asks the mount to apply it.  For tests of
+ *	what a remote may not do.
  *
  *   wkfs debug apply DIR
  *	Asks DIR's mount for a round and prints its reply.
@@ -55,12 +56,17 @@
 /* Asks the mount of dir for an apply round; prints its reply. */
 static int ask_apply(const char *dir, char *reply, size_t len)
 {
-	char real[PATH_MAX], run[RUNDIR_MAX];
+	char real[PATH_MAX], run[RUNDIR_MAX], err[1024];
 	char *sock;
 	int rc;
 
-	if (!realpath(dir, real) || rundir_for(real, run, sizeof(run)))
+	if (!realpath(dir, real))
 		return -ENOENT;
+	rc = rundir_for(real, run, sizeof(run), err, sizeof(err));
+	if (rc) {
+		wk_err("%s", err);
+		return rc;
+	}
 	sock = xasprintf("%s/fs.sock", run);
 	rc = ctl_request(sock, "apply", reply, len, NULL);
 	free(sock);
@@ -288,8 +294,24 @@ static int cmd_inject(const char *dir, const char *kind, const char *name,
 	char reply[CTL_LINE_MAX];
 	struct wkdb *db = NULL;
 	struct timespec now;
+	const char *colon = strchr(kind, ':');
+	char kname[16];
+	long mode = -1;
 	int fd = -1, rc, ret = 1;
 
+	if (colon) {
+		char *end;
+
+		mode = strtol(colon + 1, &end, 8);
+		if (*end || end == colon + 1 || mode < 0 || mode > 07777) {
+			fprintf(stderr, "wkfs debug inject: bad mode %s\n",
+				colon + 1);
+			goto out;
+		}
+	}
+	snprintf(kname, sizeof(kname), "%.*s",
+		 colon ? (int)(colon - kind) : (int)strlen(kind), kind);
+	kind = kname;
 	clock_gettime(CLOCK_REALTIME, &now);
 	op->id.hlc = hlc_pack(
 		(uint64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, 0);
@@ -313,6 +335,8 @@ static int cmd_inject(const char *dir, const char *kind, const char *name,
 		fprintf(stderr, "wkfs debug inject: unknown kind %s\n", kind);
 		goto out;
 	}
+	if (mode >= 0)
+		op->mode = (uint32_t)mode;
 	if (open_db(dir, 0, &fd, &db))
 		goto out;
 	rc = db_op_append(db, op, DB_ORIGIN_REMOTE, NULL);
@@ -331,31 +355,47 @@ out:
 	return ret;
 }
 
+struct view {
+	struct tree *t;
+	bool world_writable;
+};
+
 static int view_row(void *arg, const struct db_oprow *row)
 {
-	tree_apply(arg, &row->op, 1, NULL);
+	struct view *v = arg;
+	struct wk_op op = row->op;
+
+	/* As the mount feeds them (fs/apply.c): remote modes masked. */
+	if (row->origin != DB_ORIGIN_LOCAL)
+		wk_op_mask_remote(&op, v->world_writable);
+	tree_apply(v->t, &op, 1, NULL);
 	return 0;
 }
 
 static int cmd_view(const char *dir)
 {
 	struct wkdb *db = NULL;
-	struct tree *t = tree_new();
-	char *dump = NULL;
+	struct view v = {.t = tree_new()};
+	struct wk_config cfg;
+	char *dump = NULL, err[512];
 	int fd = -1, ret = 1;
 
+	config_init(&cfg);
 	if (open_db(dir, DB_READONLY, &fd, &db))
 		goto out;
-	if (db_ops_foreach(db, 0, 0, view_row, t)) {
+	if (config_load_at(fd, &cfg, err, sizeof(err)) == 0)
+		v.world_writable = cfg.world_writable;
+	if (db_ops_foreach(db, 0, 0, view_row, &v)) {
 		wk_err("%s: cannot read its oplog", dir);
 		goto out;
 	}
-	dump = tree_dump(t);
+	dump = tree_dump(v.t);
 	fputs(dump, stdout);
 	ret = 0;
 out:
+	config_release(&cfg);
 	free(dump);
-	tree_free(t);
+	tree_free(v.t);
 	db_close(db);
 	if (fd >= 0)
 		close(fd);

@@ -76,29 +76,33 @@ static int wkfs_mounts(struct mnt **out)
 	return n;
 }
 
-static void fill(struct folder *f, const char *dir, const char *mnt)
+/* 0, or -EPERM when the folder's runtime directory is not safe (the
+ * reason in err): nothing of it may be used then. */
+static int fill(struct folder *f, const char *dir, const char *mnt, char *err,
+		size_t errlen)
 {
+	int rc;
+
 	snprintf(f->dir, sizeof(f->dir), "%s", dir);
 	snprintf(f->mnt, sizeof(f->mnt), "%s", mnt ? mnt : "");
 	f->mounted = mnt != NULL;
 	snprintf(f->key, sizeof(f->key), "%s", mnt ? mnt : dir);
-	if (rundir_for(f->key, f->run, sizeof(f->run)))
+	rc = rundir_for(f->key, f->run, sizeof(f->run), err, errlen);
+	if (rc)
 		f->run[0] = '\0';
+	return rc;
 }
 
 /* Matches path against the mounts: as a mount point or as a source. */
-static bool match_mount(const struct mnt *m, int n, const char *path,
-			struct folder *f)
+static const struct mnt *match_mount(const struct mnt *m, int n,
+				     const char *path)
 {
 	/* The last match is the top mount. */
-	for (int i = n - 1; i >= 0; i--) {
+	for (int i = n - 1; i >= 0; i--)
 		if (strcmp(m[i].point, path) == 0 ||
-		    strcmp(m[i].source, path) == 0) {
-			fill(f, m[i].source, m[i].point);
-			return true;
-		}
-	}
-	return false;
+		    strcmp(m[i].source, path) == 0)
+			return &m[i];
+	return NULL;
 }
 
 static bool has_sidecar(const char *dir)
@@ -126,12 +130,15 @@ int folder_resolve(const char *path, struct folder *f, char *err, size_t errlen)
 	if (n < 0)
 		n = 0;
 	for (;;) {
+		const struct mnt *hit = match_mount(m, n, cur);
 		char *slash;
+		int rc;
 
-		if (match_mount(m, n, cur, f) ||
-		    (has_sidecar(cur) && (fill(f, cur, NULL), true))) {
+		if (hit || has_sidecar(cur)) {
+			rc = hit ? fill(f, hit->source, hit->point, err, errlen)
+				 : fill(f, cur, NULL, err, errlen);
 			free(m);
-			return 0;
+			return rc;
 		}
 		slash = strrchr(cur, '/');
 		if (!slash || cur[1] == '\0')
@@ -149,13 +156,13 @@ int folder_resolve(const char *path, struct folder *f, char *err, size_t errlen)
 	return -ENOENT;
 }
 
-int folder_list(struct folder **out)
+int folder_list(struct folder **out, char *err, size_t errlen)
 {
 	char base[RUNDIR_MAX];
 	struct folder *v = NULL;
 	struct mnt *m;
 	size_t alloc;
-	int n, count = 0;
+	int n, rc, count = 0;
 	DIR *d;
 
 	n = wkfs_mounts(&m);
@@ -163,11 +170,22 @@ int folder_list(struct folder **out)
 		return n;
 	alloc = (size_t)n + 8;
 	v = xcalloc(alloc, sizeof(*v));
-	for (int i = 0; i < n; i++)
-		fill(&v[count++], m[i].source, m[i].point);
+	for (int i = 0; i < n; i++) {
+		rc = fill(&v[count++], m[i].source, m[i].point, err, errlen);
+		if (rc) {
+			free(m);
+			free(v);
+			return rc;
+		}
+	}
 	free(m);
 	/* Daemons of folders that are not mounted. */
-	if (rundir_base(base, sizeof(base)) == 0 && (d = opendir(base))) {
+	rc = rundir_base(base, sizeof(base), err, errlen);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	if ((d = opendir(base))) {
 		struct dirent *de;
 
 		while ((de = readdir(d))) {
@@ -202,7 +220,8 @@ int folder_list(struct folder **out)
 				alloc *= 2;
 				v = xrealloc(v, alloc * sizeof(*v));
 			}
-			fill(&v[count++], dir, NULL);
+			if (fill(&v[count], dir, NULL, NULL, 0) == 0)
+				count++;
 		}
 		closedir(d);
 	}

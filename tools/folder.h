@@ -24,7 +24,8 @@ struct folder {
 /*
  * The synced folder at or above path (the current directory when path is
  * NULL): a wkfs mount point, the backing directory of one, or a directory
- * holding .wkfs/.  0, or -errno with a one-line reason in err.
+ * holding .wkfs/.  0, or -errno with a one-line reason in err (also when
+ * its runtime directory is not safe: rundir_safe()).
  */
 int folder_resolve(const char *path, struct folder *f, char *err,
 		   size_t errlen);
@@ -32,9 +33,9 @@ int folder_resolve(const char *path, struct folder *f, char *err,
 /*
  * Every folder wkfs is mounted on (from /proc/self/mountinfo), then those
  * with only a daemon running.  *out is malloc'd; returns the count or
- * -errno.
+ * -errno (-EPERM: a runtime directory is not safe, the reason in err).
  */
-int folder_list(struct folder **out);
+int folder_list(struct folder **out, char *err, size_t errlen);
 
 /*
  * Reads the folder's config: 1 when it has a [remote], 0 when it is local

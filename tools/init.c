@@ -1,7 +1,12 @@
 /*
- * init.c - `wkfs init DIR [--remote URL] [--token T] [--device NAME]
- * [--hooks]`: create the sidecar (config.ini, wkfs.db, tmp/, objects/) and
- * record what DIR holds as the first ops.
+ * init.c - `wkfs init DIR [--remote URL] [--token-file F | --token -]
+ * [--ca FILE] [--insecure] [--device NAME] [--hooks]`: create the sidecar
+ * (config.ini, wkfs.db, tmp/, objects/) and record what DIR holds as the
+ * first ops.
+ *
+ * A relay's token is read from a file or from standard input so that it
+ * never shows in ps; `--token T` still works.  ws:// to another machine is
+ * refused unless --insecure (remote_url_check()).
  *
  * A failed init removes what it made, so it leaves no half-made sidecar
  * behind and can simply be run again.
@@ -32,6 +37,40 @@
 #include "recorder.h"
 #include "scan.h"
 #include "wlog.h"
+
+/*
+ * The token from --token: T itself, or "-" for the first line of standard
+ * input; or from --token-file F: F's first line.  Surrounding white space
+ * is dropped.  A malloc'd string, or NULL after saying why.
+ */
+static char *read_token(const char *arg, const char *file)
+{
+	char buf[512];
+	FILE *f;
+	size_t n;
+	char *s;
+
+	if (arg && strcmp(arg, "-") != 0)
+		return strdup(arg);
+	f = file ? fopen(file, "re") : stdin;
+	if (!f) {
+		wk_err("--token-file %s: %s", file, strerror(errno));
+		return NULL;
+	}
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	if (file)
+		fclose(f);
+	s = buf + strspn(buf, " \t\r\n");
+	n = strlen(s);
+	while (n && strchr(" \t\r\n", s[n - 1]))
+		s[--n] = '\0';
+	if (!n) {
+		wk_err("%s: no token there", file ? file : "standard input");
+		return NULL;
+	}
+	return strdup(s);
+}
 
 /* Checks a git remote and makes its branch; -1 when init must stop. */
 static int prepare_git(const char *dir, struct wk_config *cfg, bool hooks)
@@ -87,17 +126,24 @@ int cmd_init(int argc, char **argv)
 		{"device", required_argument, NULL, 'd'},
 		{"remote", required_argument, NULL, 'r'},
 		{"token", required_argument, NULL, 't'},
+		{"token-file", required_argument, NULL, 'T'},
+		{"ca", required_argument, NULL, 'c'},
+		{"insecure", no_argument, NULL, 'i'},
 		{"hooks", no_argument, NULL, 'H'},
 		{0},
 	};
 	struct wk_config cfg;
 	struct recorder *rec = NULL;
 	struct scan_stats stats;
-	char dir[PATH_MAX], err[512];
-	const char *device = NULL, *remote = NULL, *token = NULL;
-	const char *usage = "usage: wkfs init DIR [--remote URL] [--token T] "
-			    "[--device NAME] [--hooks]\n";
-	bool hooks = false;
+	char dir[PATH_MAX], ca[PATH_MAX], err[1024];
+	const char *device = NULL, *remote = NULL, *token_arg = NULL;
+	const char *token_file = NULL, *ca_arg = NULL;
+	const char *usage = "usage: wkfs init DIR [--remote URL [--token-file "
+			    "F | --token -]"
+			    " [--ca FILE] [--insecure]]\n"
+			    "                     [--device NAME] [--hooks]\n";
+	char *token = NULL;
+	bool hooks = false, insecure = false;
 	int c, fd, ret = 1, rc;
 	FILE *f;
 
@@ -108,7 +154,13 @@ int cmd_init(int argc, char **argv)
 		} else if (c == 'r') {
 			remote = optarg;
 		} else if (c == 't') {
-			token = optarg;
+			token_arg = optarg;
+		} else if (c == 'T') {
+			token_file = optarg;
+		} else if (c == 'c') {
+			ca_arg = optarg;
+		} else if (c == 'i') {
+			insecure = true;
 		} else if (c == 'H') {
 			hooks = true;
 		} else {
@@ -127,16 +179,51 @@ int cmd_init(int argc, char **argv)
 		       remote);
 		return 2;
 	}
-	if (remote && strncmp(remote, "git:", 4) != 0 &&
-	    (!token || strlen(token) != 64 ||
-	     strspn(token, "0123456789abcdefABCDEF") != 64)) {
-		wk_err("--token: a relay needs the 64 hex digits 'wkfs-relay "
-		       "folder add' printed");
-		return 2;
-	}
-	if (token && !remote) {
+	if ((token_arg || token_file) && !remote) {
 		wk_err("--token goes with --remote");
 		return 2;
+	}
+	if (token_arg && token_file) {
+		wk_err("give the token once: --token-file F, or --token - to "
+		       "read it from standard input");
+		return 2;
+	}
+	if (ca_arg && (!remote || strncmp(remote, "wss://", 6) != 0)) {
+		wk_err("--ca goes with a wss:// --remote");
+		return 2;
+	}
+	if (insecure && (!remote || strncmp(remote, "ws://", 5) != 0)) {
+		wk_err("--insecure goes with a ws:// --remote");
+		return 2;
+	}
+	if (remote && remote_url_check(remote, insecure, err, sizeof(err))) {
+		wk_err("%s", err);
+		return 2;
+	}
+	if (ca_arg && (!realpath(ca_arg, ca) || access(ca, R_OK) != 0)) {
+		wk_err("--ca %s: %s: give a readable CA certificate file (PEM)",
+		       ca_arg, strerror(errno));
+		return 2;
+	}
+	if (remote && strncmp(remote, "git:", 4) != 0) {
+		token = token_arg || token_file
+				? read_token(token_arg, token_file)
+				: NULL;
+		if (!token && (token_arg || token_file))
+			return 2;
+		if (!token || strlen(token) != 64 ||
+		    strspn(token, "0123456789abcdefABCDEF") != 64) {
+			wk_err("a relay needs its token, the 64 hex digits "
+			       "'wkfs-relay folder add' printed: --token-file "
+			       "FILE, or --token - to read it from standard "
+			       "input");
+			free(token);
+			return 2;
+		}
+	} else if (token_arg || token_file) {
+		token = read_token(token_arg, token_file);
+		if (!token)
+			return 2;
 	}
 	if (hooks && !remote) {
 		wk_err("--hooks goes with --remote git:.");
@@ -145,12 +232,14 @@ int cmd_init(int argc, char **argv)
 	if (!realpath(argv[optind], dir)) {
 		wk_err("%s: %s: give an existing directory", argv[optind],
 		       strerror(errno));
+		free(token);
 		return 1;
 	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		wk_err("%s: %s: give an existing directory", dir,
 		       strerror(errno));
+		free(token);
 		return 1;
 	}
 	if (faccessat(fd, ".wkfs", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -161,6 +250,8 @@ int cmd_init(int argc, char **argv)
 	if (remote) {
 		cfg.remote_url = strdup(remote);
 		cfg.remote_token = token ? strdup(token) : NULL;
+		cfg.remote_insecure = insecure;
+		cfg.remote_ca = ca_arg ? strdup(ca) : NULL;
 	}
 	if (remote && !strncmp(remote, "git:", 4) &&
 	    prepare_git(dir, &cfg, hooks))
@@ -226,5 +317,6 @@ out_config:
 	config_release(&cfg);
 out_close:
 	close(fd);
+	free(token);
 	return ret;
 }

@@ -3,7 +3,9 @@
  *
  * Text: "SEQ TIME DEVICE KIND PATH [-> NEWPATH] [details]", DEVICE being
  * the device name the op carries ("-" for none).  JSON: one object per
- * line (JSON Lines), fields as in docs/architecture.md.  A path is the op's
+ * line (JSON Lines), fields as in docs/architecture.md.  Names, devices
+ * and targets are escaped for the terminal in text (lib/termesc.h), as
+ * JSON strings in JSON.  A path is the op's
  * directory as it is named now plus the name the op recorded, so a put
  * shows the name the file had when it was written.
  */
@@ -25,6 +27,7 @@
 #include "nindex.h"
 #include "out.h"
 #include "recorder.h"
+#include "termesc.h"
 #include "wlog.h"
 #include "xalloc.h"
 
@@ -110,11 +113,15 @@ static int print_op(void *arg, const struct db_oprow *r)
 	out_iso_ms((int64_t)hlc_ms(op->id.hlc), t, sizeof(t));
 
 	if (!c->json) {
-		printf("%" PRId64 " %s %s %-7s %s", r->seq, t,
-		       op->device[0] ? op->device : "-", kind ? kind : "?",
-		       path);
-		if (op->kind == WK_OP_MOVE)
-			printf(" -> %s", npath);
+		/* Names and devices come from any replica: escaped. */
+		printf("%" PRId64 " %s ", r->seq, t);
+		term_fputs(op->device[0] ? op->device : "-", stdout);
+		printf(" %-7s ", kind ? kind : "?");
+		term_fputs(path, stdout);
+		if (op->kind == WK_OP_MOVE) {
+			fputs(" -> ", stdout);
+			term_fputs(npath, stdout);
+		}
 		if (op->kind == WK_OP_PUT)
 			printf(" size=%" PRIu64 " hash=%s", op->size,
 			       wk_hash_str(&op->hash, h));
@@ -122,8 +129,10 @@ static int print_op(void *arg, const struct db_oprow *r)
 			printf(" mode=0%03o", op->mode);
 		if (op->kind == WK_OP_SETATTR && op->attrs & WK_ATTR_MTIME)
 			printf(" mtime_ns=%" PRId64, op->mtime_ns);
-		if (op->kind == WK_OP_SYMLINK)
-			printf(" target=%s", op->target);
+		if (op->kind == WK_OP_SYMLINK) {
+			fputs(" target=", stdout);
+			term_fputs(op->target, stdout);
+		}
 		if (why)
 			printf(" [not applied: %s]", why);
 		putchar('\n');

@@ -31,6 +31,7 @@
 #include "locate.h"
 #include "out.h"
 #include "syncctl.h"
+#include "termesc.h"
 #include "version.h"
 #include "xalloc.h"
 
@@ -129,6 +130,10 @@ static void read_sidecar(struct fstatus *s)
 		s->remote_type = strncmp(cfg.remote_url, "git:", 4) == 0
 					 ? "git"
 					 : "relay";
+		/* The daemon would refuse it: say so here too. */
+		if (remote_url_check(cfg.remote_url, cfg.remote_insecure,
+				     s->problem, sizeof(s->problem)))
+			goto out;
 	}
 	if (cfg.device_name)
 		snprintf(s->device, sizeof(s->device), "%s", cfg.device_name);
@@ -285,10 +290,18 @@ static void row(const char *label, const char *fmt, ...)
 {
 	va_list ap;
 
-	printf("  %-11s ", label);
+	char *text;
+
+	/* Rows show names, URLs and the daemon's errors (which may quote a
+	 * relay): escaped for the terminal, all of it. */
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
 	va_end(ap);
+	printf("  %-11s ", label);
+	if (text)
+		term_fputs(text, stdout);
+	free(text);
 	putchar('\n');
 }
 
@@ -302,9 +315,10 @@ static void print_human(const struct fstatus *s)
 			: OUT_YELLOW;
 	char a[64], b[64];
 
-	printf("%s%s%s  %s%s%s\n", out_colour(stdout, OUT_BOLD), s->f.dir,
-	       out_reset(stdout), out_colour(stdout, c), s->summary,
-	       out_reset(stdout));
+	fputs(out_colour(stdout, OUT_BOLD), stdout);
+	term_fputs(s->f.dir, stdout);
+	printf("%s  %s%s%s\n", out_reset(stdout), out_colour(stdout, c),
+	       s->summary, out_reset(stdout));
 	if (s->problem[0])
 		row("problem", "%s", s->problem);
 	if (!s->f.mounted)
@@ -502,7 +516,7 @@ int cmd_status(int argc, char **argv)
 	if (optind < argc) {
 		v = xcalloc((size_t)(argc - optind), sizeof(*v));
 		for (int i = optind; i < argc; i++) {
-			char err[512];
+			char err[1024];
 
 			if (folder_resolve(argv[i], &v[n].f, err,
 					   sizeof(err))) {
@@ -514,13 +528,17 @@ int cmd_status(int argc, char **argv)
 		}
 	} else {
 		struct folder *f;
-		int k = folder_list(&f);
+		char err[1024] = "";
+		int k = folder_list(&f, err, sizeof(err));
 
 		if (k < 0) {
-			fprintf(stderr,
-				"wkfs: cannot read the mount table: "
-				"%s\n",
-				strerror(-k));
+			if (err[0])
+				fprintf(stderr, "wkfs: %s\n", err);
+			else
+				fprintf(stderr,
+					"wkfs: cannot read the mount table: "
+					"%s\n",
+					strerror(-k));
 			return 1;
 		}
 		v = xcalloc((size_t)k + 1, sizeof(*v));

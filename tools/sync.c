@@ -199,8 +199,9 @@ int cmd_sync(int argc, char **argv)
 		return 1;
 	}
 	if (strncmp(line, "ok", 2) != 0) {
-		fprintf(stderr, "wkfs: %s: sync failed: %s\n", f.dir,
-			strncmp(line, "error ", 6) == 0 ? line + 6 : line);
+		/* The daemon's reason may quote the relay: wk_err escapes. */
+		wk_err("%s: sync failed: %s", f.dir,
+		       strncmp(line, "error ", 6) == 0 ? line + 6 : line);
 		return 1;
 	}
 	if (f.mounted && !all_applied(&f))

@@ -17,7 +17,9 @@
 static const struct {
 	const char *name, *args, *what;
 } commands[] = {
-	{"init", "DIR [--remote URL] [--token T] [--device NAME] [--hooks]",
+	{"init",
+	 "DIR [--remote URL [--token-file F | --token -] [--ca F] "
+	 "[--insecure]] [--device NAME] [--hooks]",
 	 "start syncing DIR: create DIR/.wkfs"},
 	{"mount", "DIR [MNT] [-f] [-o OPTS] [--accept-deletions] [--no-syncd]",
 	 "mount DIR (in place, or on MNT); starts wkfs-syncd"},

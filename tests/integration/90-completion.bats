@@ -47,7 +47,7 @@ words() { printf '%s\n' $1 | sort; }
 	run completions status --
 	assert_output --json
 	run completions init /tmp/x --
-	assert_output "$(words "--device --hooks --remote --token")"
+	assert_output "$(words "--ca --device --hooks --insecure --remote --token --token-file")"
 	run completions hooks ""
 	assert_output "$(words "install remove")"
 	run completions conflicts --re

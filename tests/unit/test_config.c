@@ -48,6 +48,9 @@ static void assert_defaults(const struct wk_config *c)
 	assert_int_equal(c->n_ignore, 0);
 	assert_null(c->remote_url);
 	assert_null(c->remote_token);
+	assert_false(c->remote_insecure);
+	assert_null(c->remote_ca);
+	assert_false(c->world_writable);
 	assert_string_equal(c->remote_branch, "wk/oplog");
 	assert_int_equal(c->remote_interval_s, 30);
 }
@@ -115,8 +118,11 @@ static void test_every_key(void **state)
 				   "token = s3cr3t-T0ken\n"
 				   "branch = sync/main\n"
 				   "interval = 120\n"
+				   "insecure = no\n"
+				   "ca = /etc/wkfs/ca.pem\n"
 				   "[sync]\n"
-				   "ignore = \\#*\n";
+				   "ignore = \\#*\n"
+				   "world-writable = yes\n";
 	struct wk_config c;
 	char err[256];
 
@@ -133,6 +139,9 @@ static void test_every_key(void **state)
 	assert_string_equal(c.remote_token, "s3cr3t-T0ken");
 	assert_string_equal(c.remote_branch, "sync/main");
 	assert_int_equal(c.remote_interval_s, 120);
+	assert_false(c.remote_insecure);
+	assert_string_equal(c.remote_ca, "/etc/wkfs/ca.pem");
+	assert_true(c.world_writable);
 	config_release(&c);
 }
 
@@ -226,15 +235,16 @@ static const struct bad_case bad_cases[] = {
 	 "config.ini:1: unknown section [Device] (expected [device], [sync] or "
 	 "[remote])"},
 	{"[sync]\n\ncolour = red\n",
-	 "config.ini:3: unknown key 'colour' in [sync] (expected ignore)"},
+	 "config.ini:3: unknown key 'colour' in [sync] (expected ignore or "
+	 "world-writable)"},
 	{"[device]\nhost = x\n",
 	 "config.ini:2: unknown key 'host' in [device] (expected name)"},
 	{"[remote]\nuri = ws://h/\n",
 	 "config.ini:2: unknown key 'uri' in [remote] (expected url, token, "
-	 "branch or interval)"},
+	 "branch, interval, insecure or ca)"},
 	{"[remote]\nURL = ws://h/\n",
 	 "config.ini:2: unknown key 'URL' in [remote] (expected url, token, "
-	 "branch or interval)"},
+	 "branch, interval, insecure or ca)"},
 	{"# top\nname = x\n",
 	 "config.ini:2: key 'name' outside any section (expected [device], "
 	 "[sync] or [remote] first)"},
@@ -283,6 +293,16 @@ static const struct bad_case bad_cases[] = {
 	 "config.ini:2: bad value for 'url' in [remote]: " URL_EXPECT},
 	{"[remote]\nurl =\n",
 	 "config.ini:2: bad value for 'url' in [remote]: " URL_EXPECT},
+	/* yes or no, and the CA file */
+	{"[remote]\ninsecure = true\n",
+	 "config.ini:2: bad value for 'insecure' in [remote]: expected yes or "
+	 "no"},
+	{"[sync]\nworld-writable = 1\n",
+	 "config.ini:2: bad value for 'world-writable' in [sync]: expected "
+	 "yes or no"},
+	{"[remote]\nca = ca.pem\n",
+	 "config.ini:2: bad value for 'ca' in [remote]: expected the absolute "
+	 "path of a CA certificate file (PEM)"},
 	/* [remote] token */
 	{"[remote]\ntoken =\n",
 	 "config.ini:2: bad value for 'token' in [remote]: expected a token "
@@ -810,6 +830,91 @@ static void test_load_unreadable(void **state)
 	config_release(&c);
 }
 
+/* ws:// only to this machine unless insecure; decided from the URL. */
+static void test_remote_url_check(void **state)
+{
+	static const char *const ok[] = {
+		"ws://127.0.0.1:7890/n",     "ws://127.8.9.10/n",
+		"ws://localhost:7890/n",     "ws://LocalHost/n",
+		"ws://[::1]:7890/n",	     "ws://[::ffff:127.0.0.1]:1/n",
+		"wss://relay.example.org/n", "wss://10.1.2.3:7890/n",
+		"git:/srv/notes.git",	     "git:ssh://h/r.git",
+	};
+	static const char *const refused[] = {
+		"ws://10.1.2.3:7890/n",
+		"ws://relay.example.org/n",
+		"ws://[2001:db8::1]:7890/n",
+		"ws://128.0.0.1/n",
+		"ws://localhost.example.org/n",
+		"ws://127.1/n",
+		"ws://0.0.0.0/n",
+		"ws://[::]:1/n",
+	};
+	char err[1024];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (remote_url_check(ok[i], false, err, sizeof(err)) != 0)
+			fail_msg("%s refused: %s", ok[i], err);
+		assert_string_equal(err, "");
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (remote_url_check(refused[i], false, err, sizeof(err)) !=
+		    -EPERM)
+			fail_msg("%s allowed", refused[i]);
+		assert_non_null(strstr(err, refused[i]));
+		assert_non_null(strstr(err, "unencrypted"));
+		assert_non_null(strstr(err, "insecure = yes"));
+		assert_null(strchr(err, '\n'));
+		assert_int_equal(
+			remote_url_check(refused[i], true, err, sizeof(err)),
+			0);
+	}
+	assert_int_equal(
+		remote_url_check("ws://10.1.2.3/n", false, err, sizeof(err)),
+		-EPERM);
+	assert_string_equal(err,
+			    "ws://10.1.2.3/n: refusing ws:// to 10.1.2.3, "
+			    "another machine: the folder's token and every "
+			    "change would cross the network unencrypted; use "
+			    "wss:// (see wkfs-relay(8)), or allow it with "
+			    "'insecure = yes' under [remote] in "
+			    ".wkfs/config.ini (wkfs init --insecure)");
+}
+
+/* insecure, ca and world-writable are written when set, and read back. */
+static void test_write_security_keys(void **state)
+{
+	struct wk_config c, back;
+	char err[256];
+	char *text;
+	int rc;
+
+	config_init(&c);
+	c.remote_url = strdup("ws://10.0.0.1:7890/n");
+	c.remote_insecure = true;
+	c.remote_ca = strdup("/etc/ca.pem");
+	c.world_writable = true;
+	text = write_str(&c, &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(text, "\ninsecure = yes\n"));
+	assert_non_null(strstr(text, "\nca = /etc/ca.pem\n"));
+	assert_non_null(strstr(text, "\nworld-writable = yes\n"));
+	config_init(&back);
+	assert_int_equal(parse_str(text, &back, err, sizeof(err)), 0);
+	assert_true(back.remote_insecure);
+	assert_true(back.world_writable);
+	assert_string_equal(back.remote_ca, "/etc/ca.pem");
+	free(text);
+	config_release(&back);
+	/* a relative CA path is not written */
+	free(c.remote_ca);
+	c.remote_ca = strdup("ca.pem");
+	text = write_str(&c, &rc);
+	assert_int_equal(rc, -EINVAL);
+	free(text);
+	config_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -826,6 +931,8 @@ int main(void)
 		cmocka_unit_test(test_write_roundtrip),
 		cmocka_unit_test(test_write_text),
 		cmocka_unit_test(test_write_refuses),
+		cmocka_unit_test(test_remote_url_check),
+		cmocka_unit_test(test_write_security_keys),
 		cmocka_unit_test_setup_teardown(test_load_missing, tmpdir_setup,
 						tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(test_load_file, tmpdir_setup,

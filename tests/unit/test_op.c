@@ -176,6 +176,39 @@ static void test_device_names(void **state)
 		  "0123456789abcdef0123456789abcde");
 }
 
+/* The one rule for modes from a remote (wk_remote_mode). */
+static void test_remote_mode(void **state)
+{
+	struct wk_op op = {.kind = WK_OP_MKDIR, .mode = 07777};
+
+	assert_int_equal(wk_remote_mode(07777, false), 0775);
+	assert_int_equal(wk_remote_mode(07777, true), 0777);
+	assert_int_equal(wk_remote_mode(04755, false), 0755);
+	assert_int_equal(wk_remote_mode(02775, false), 0775);
+	assert_int_equal(wk_remote_mode(01777, false), 0775);
+	assert_int_equal(wk_remote_mode(0666, false), 0664);
+	assert_int_equal(wk_remote_mode(0640, false), 0640);
+	assert_int_equal(wk_remote_mode(0, true), 0);
+
+	wk_op_mask_remote(&op, false);
+	assert_int_equal(op.mode, 0775);
+	op = (struct wk_op){.kind = WK_OP_CREATE, .mode = 06666};
+	wk_op_mask_remote(&op, true);
+	assert_int_equal(op.mode, 0666);
+	op = (struct wk_op){
+		.kind = WK_OP_SETATTR, .attrs = WK_ATTR_MODE, .mode = 04777};
+	wk_op_mask_remote(&op, false);
+	assert_int_equal(op.mode, 0775);
+	/* a setattr of the mtime only, and other kinds: untouched */
+	op = (struct wk_op){
+		.kind = WK_OP_SETATTR, .attrs = WK_ATTR_MTIME, .mode = 07777};
+	wk_op_mask_remote(&op, false);
+	assert_int_equal(op.mode, 07777);
+	op = (struct wk_op){.kind = WK_OP_PUT, .mode = 07777};
+	wk_op_mask_remote(&op, false);
+	assert_int_equal(op.mode, 07777);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_id_order),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_device_names),
+		cmocka_unit_test(test_remote_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

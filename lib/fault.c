@@ -12,12 +12,25 @@
 
 static unsigned long fault_hits;
 
+/* WKFS_FAULT_DIR/name exists: armed; deleting it is the one hit. */
+static void fault_file(const char *dir, const char *name)
+{
+	char arm[4096];
+
+	snprintf(arm, sizeof(arm), "%s/%s", dir, name);
+	if (unlink(arm) == 0)
+		_exit(FAULT_EXIT);
+}
+
 void fault_point(const char *name)
 {
 	const char *armed = getenv("WKFS_FAULT");
+	const char *dir = getenv("WKFS_FAULT_DIR");
 	const char *at;
 	unsigned long want = 1;
 
+	if (dir)
+		fault_file(dir, name);
 	if (!armed || strcmp(armed, name) != 0)
 		return;
 	at = getenv("WKFS_FAULT_AT");

@@ -11,6 +11,13 @@
  * Only one point is armed at a time, so a single counter counts its hits
  * (atomically: points may be reached from several threads).  The counter
  * lives for the process; a test forks a fresh child per crash.
+ *
+ * A test that must let a long-running process (the mount, a daemon, the
+ * relay) get ready first arms a point later instead: with WKFS_FAULT_DIR
+ * set, a point is armed while a file named like it exists in that
+ * directory; the process deletes the file and dies on the next hit, so
+ * the restarted process runs unarmed (tests/integration/84-fault-matrix).
+ * Without WKFS_FAULT_DIR this costs one getenv() more.
  */
 #ifndef WKFS_FAULT_H
 #define WKFS_FAULT_H

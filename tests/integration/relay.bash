@@ -220,6 +220,37 @@ op_total() {
 		grep -c "\"origin\":\"$2\"" || true
 }
 
+# ---- what the relay holds, and exactly-once checks (79, 84) ----
+
+# rq SQL: a query on the relay's database (readable while it runs: WAL).
+rq() { sqlite3 "$DATA/relay.db" "$1"; }
+
+# relay_ops [FOLDER]: how many ops the relay holds for FOLDER (Notes).
+relay_ops() {
+	rq "select count(*) from ops join folders f on f.id = ops.folder
+	    where f.name = '${1:-Notes}'"
+}
+_relay_ops_ge() { [ "$(relay_ops)" -ge "$1" ]; }
+
+# no_conflict_copies DIR...: nothing named *.conflict-* anywhere.
+no_conflict_copies() {
+	local found
+	found=$(find "$@" -path '*/.wkfs' -prune -o -name '*.conflict-*' -print)
+	[ -z "$found" ] || { echo "unexpected conflict copies: $found" >&2; return 1; }
+}
+
+# exactly_once: every op of A and B is at the relay once and at the other
+# replica once (UNIQUE constraints would hide a duplicate insert, so the
+# totals must match exactly).
+exactly_once() {
+	local la lb
+	la=$(op_total "$A" local)
+	lb=$(op_total "$B" local)
+	assert_equal "$(relay_ops)" $((la + lb))
+	assert_equal "$(op_total "$B" remote)" "$la"
+	assert_equal "$(op_total "$A" remote)" "$lb"
+}
+
 # relay_wire: bytes through the relay's connections (tcp_info bytes_acked,
 # which leaves out loopback's retransmissions, plus bytes_received, over
 # every socket on its port), then the sorted list of those connections

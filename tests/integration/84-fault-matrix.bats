@@ -39,7 +39,7 @@ relay_armable() {
 
 setup() {
 	replicas_setup relay_armable
-	declare -gA EXPECT=()
+	expect_reset
 }
 teardown() { replicas_teardown; }
 
@@ -61,39 +61,6 @@ mount_pid() {
 		a0=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | head -n 1)
 		if [[ $a0 == *wkfs ]]; then echo "$p"; fi
 	done
-}
-
-# w DIR PATH TEXT: writes TEXT to DIR/PATH and expects it on both replicas
-# (the write returned: it is acknowledged).
-w() {
-	printf '%s\n' "$3" >"$1/$2" || return 1
-	EXPECT[$2]=$3
-}
-
-# writes DIR TAG: a few changes in DIR, each under names of its own: new
-# files, a directory with a file, one file appended to, one renamed.
-writes() {
-	local i side=${1##*/}
-	mkdir -p "$1/$side-$2.d" || return 1
-	for i in 1 2 3; do
-		w "$1" "$side-$2-$i" "$side $2 $i" || return 1
-	done
-	w "$1" "$side-$2.d/in" "$side $2 in a directory" || return 1
-	mv "$1/$side-$2-3" "$1/$side-$2-moved" || return 1
-	EXPECT[$side-$2-moved]=${EXPECT[$side-$2-3]}
-	unset "EXPECT[$side-$2-3]"
-}
-
-# all_expected DIR: every acknowledged write is in DIR, as written.
-all_expected() {
-	local p bad=0
-	for p in "${!EXPECT[@]}"; do
-		if [ "$(cat "$1/$p" 2>/dev/null)" != "${EXPECT[$p]}" ]; then
-			echo "$1/$p: lost or wrong (want '${EXPECT[$p]}')" >&2
-			bad=1
-		fi
-	done
-	return $bad
 }
 
 # fault_case PROC POINT WRITER: PROC (mount, syncd: A's; relay) dies at

@@ -251,6 +251,57 @@ exactly_once() {
 	assert_equal "$(op_total "$A" remote)" "$lb"
 }
 
+# ---- writes each replica makes under names of its own (84, 86) ----
+#
+# EXPECT maps each path written (and not renamed since) to its text:
+# expect_reset empties it, all_expected checks a replica against it.
+
+expect_reset() { declare -gA EXPECT=(); }
+
+# w DIR PATH TEXT: writes TEXT to DIR/PATH and expects it on both replicas
+# (the write returned: it is acknowledged).
+w() {
+	printf '%s\n' "$3" >"$1/$2" || return 1
+	EXPECT[$2]=$3
+}
+
+# writes DIR TAG: a few changes in DIR, each under names of its own: new
+# files, a directory with a file, one file appended to, one renamed.
+# Stops at the first that fails.
+writes() {
+	local i side=${1##*/}
+	mkdir -p "$1/$side-$2.d" || return 1
+	for i in 1 2 3; do
+		w "$1" "$side-$2-$i" "$side $2 $i" || return 1
+	done
+	w "$1" "$side-$2.d/in" "$side $2 in a directory" || return 1
+	# a change that failed (its mount died) may or may not have
+	# happened: its path is expected neither way
+	printf 'more\n' >>"$1/$side-$2-1" || {
+		unset "EXPECT[$side-$2-1]"
+		return 1
+	}
+	EXPECT[$side-$2-1]+=$'\nmore'
+	mv "$1/$side-$2-3" "$1/$side-$2-moved" || {
+		unset "EXPECT[$side-$2-3]"
+		return 1
+	}
+	EXPECT[$side-$2-moved]=${EXPECT[$side-$2-3]}
+	unset "EXPECT[$side-$2-3]"
+}
+
+# all_expected DIR: every acknowledged write is in DIR, as written.
+all_expected() {
+	local p bad=0
+	for p in "${!EXPECT[@]}"; do
+		if [ "$(cat "$1/$p" 2>/dev/null)" != "${EXPECT[$p]}" ]; then
+			echo "$1/$p: lost or wrong (want '${EXPECT[$p]}')" >&2
+			bad=1
+		fi
+	done
+	return $bad
+}
+
 # relay_wire: bytes through the relay's connections (tcp_info bytes_acked,
 # which leaves out loopback's retransmissions, plus bytes_received, over
 # every socket on its port), then the sorted list of those connections

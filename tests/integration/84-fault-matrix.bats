@@ -127,17 +127,7 @@ except OSError:
 		relay_armable "127.0.0.1:$PORT"
 		;;
 	esac
-	writes "$A" after
-	writes "$B" after
-
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	wait_until "$SYNC_WAIT" all_shipped "$A"
-	wait_until "$SYNC_WAIT" all_shipped "$B"
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	all_expected "$A"
-	all_expected "$B"
-	no_conflict_copies "$A" "$B"
-	exactly_once
+	converge_after_writes
 }
 
 # ---- the mount (A's) ----

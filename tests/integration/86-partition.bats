@@ -116,14 +116,5 @@ heal() { ip -n "$NS-r" link set "wk${ID}ar" up; }
 	while ((SECONDS < end)); do sleep 1; done
 	heal
 
-	writes "$A" after
-	writes "$B" after
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	wait_until "$SYNC_WAIT" all_shipped "$A"
-	wait_until "$SYNC_WAIT" all_shipped "$B"
-	wait_same "$SYNC_WAIT" "$A" "$B"
-	all_expected "$A"
-	all_expected "$B"
-	no_conflict_copies "$A" "$B"
-	exactly_once
+	converge_after_writes
 }

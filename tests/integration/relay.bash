@@ -302,6 +302,22 @@ all_expected() {
 	return $bad
 }
 
+# converge_after_writes: A and B both write once more, then must converge
+# (SYNC_WAIT seconds): identical, every local op acknowledged, every
+# expected write on both, no conflict copies, every op exactly once.
+converge_after_writes() {
+	writes "$A" after
+	writes "$B" after
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	wait_until "$SYNC_WAIT" all_shipped "$A"
+	wait_until "$SYNC_WAIT" all_shipped "$B"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	all_expected "$A"
+	all_expected "$B"
+	no_conflict_copies "$A" "$B"
+	exactly_once
+}
+
 # relay_wire: bytes through the relay's connections (tcp_info bytes_acked,
 # which leaves out loopback's retransmissions, plus bytes_received, over
 # every socket on its port), then the sorted list of those connections

@@ -16,8 +16,10 @@
 # The matrix is 16 points: 7 of the mount (its oplog commit, fsync, the
 # materializer's rename of a backing file, the commit of an applied
 # batch), 5 of wkfs-syncd (send, ack, applying a batch and its cursor) and
-# 4 of the relay (its commit, its ACK).  `make check` runs one point of
-# each process; WKFS_LONG=1 (make check-long) runs them all.
+# 4 of the relay (its commit, its ACK), each at its first hit; then 6 of
+# them again mid-stream, at the N-th hit while one side makes 60 files.
+# `make check` runs one point of each process; WKFS_LONG=1 (make
+# check-long) runs all 22 cases.
 
 load helpers
 
@@ -63,12 +65,22 @@ mount_pid() {
 	done
 }
 
-# fault_case PROC POINT WRITER: PROC (mount, syncd: A's; relay) dies at
-# POINT while WRITER (A or B's dir) writes; then it is restarted and the
-# replicas must converge with nothing lost and nothing twice.
+# many DIR: 60 new files in DIR, one at a time.
+many() {
+	local i side=${1##*/}
+	for i in $(seq 60); do
+		w "$1" "$side-many-$i" "$side many $i" || return 1
+	done
+}
+
+# fault_case PROC POINT WRITER [N]: PROC (mount, syncd: A's; relay) dies
+# at POINT while WRITER (A or B's dir) writes; then it is restarted and
+# the replicas must converge with nothing lost and nothing twice.  With
+# N, WRITER makes 60 files and PROC dies at the N-th hit: mid-stream.
 fault_case() {
-	local proc=$1 point=$2 writer=$3 victim dir
-	if [ "${WKFS_LONG:-}" != 1 ] && [[ $FAST_POINTS != *" $point "* ]]; then
+	local proc=$1 point=$2 writer=$3 hits=${4:-} victim dir
+	if [ "${WKFS_LONG:-}" != 1 ] &&
+		{ [ -n "$hits" ] || [[ $FAST_POINTS != *" $point "* ]]; }; then
 		skip "the whole matrix runs in make check-long"
 	fi
 	armable a
@@ -83,8 +95,10 @@ fault_case() {
 	relay) victim=$RPID dir=$T/fault.relay ;;
 	esac
 	[ -n "$victim" ]
-	touch "$dir/$point"
-	if [ "$point" = fs.after_fsync ]; then
+	echo "$hits" >"$dir/$point"
+	if [ -n "$hits" ]; then
+		many "$writer" 2>/dev/null || true
+	elif [ "$point" = fs.after_fsync ]; then
 		# fsync's reply never comes: the mount dies first.  The
 		# content is durable in the backing file all the same.
 		pyc 'import os, sys
@@ -198,4 +212,30 @@ except OSError:
 
 @test "relay dies after sending an ACK" {
 	fault_case relay relay.after_ack "$A"
+}
+
+# ---- mid-stream: the N-th hit while one side makes 60 files ----
+
+@test "mount dies at its 5th oplog commit of 60 new files" {
+	fault_case mount rec.before_commit "$A" 5
+}
+
+@test "mount dies mid-batch, before the 20th rename of 60 remote files" {
+	fault_case mount mat.before_rename "$B" 20
+}
+
+@test "mount dies mid-batch, after the 20th rename of 60 remote files" {
+	fault_case mount mat.after_rename "$B" 20
+}
+
+@test "syncd dies before its 2nd PUSH of 60 new files" {
+	fault_case syncd syncd.before_send "$A" 2
+}
+
+@test "syncd dies after committing its 2nd received batch of 60 files" {
+	fault_case syncd syncd.after_apply "$B" 2
+}
+
+@test "relay dies before committing the 2nd PUSH of 60 new files" {
+	fault_case relay relay.push "$A" 2
 }

@@ -142,9 +142,10 @@ $(B)/tests/test_gitseg: $(B)/tests/unit/test_gitseg.o \
 
 # ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_*.c -> build-fuzz/ ----
 # Built by clang with ASan and UBSan against lib/ and syncd's segment
-# codec (an archive: a harness links only the objects it reaches).  `make fuzz` runs each for FUZZ_TIME
-# seconds on its seed corpus (tests/fuzz/corpus/NAME); check-run runs each
-# briefly (tests/run) when clang can build them.
+# codec (an archive: a harness links only the objects it reaches).
+# `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus
+# (tests/fuzz/corpus/NAME); check-run runs each briefly (tests/run) when
+# clang can build them.
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 60
 FB         := build-fuzz

@@ -1,8 +1,9 @@
 /*
  * fuzz_wire.c - libFuzzer harness for the wire decoder (lib/wire.c): one
  * frame as a peer could send it.  A frame that decodes is walked op by op
- * (each payload through wire_op_decode_ref, as relay and daemon do) and
- * encoded again, which must succeed and decode to the same type.
+ * (each payload through wire_op_decode_ref, as relay and daemon do; an
+ * ERROR's reason through wire_missing_put) and encoded again, which must
+ * succeed and decode to the same type.
  */
 #include <assert.h>
 #include <stddef.h>
@@ -42,6 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 		return 0;
 	if (m.type == WIRE_OPS || m.type == WIRE_PUSH)
 		walk_ops(&m);
+	if (m.type == WIRE_ERROR) {
+		struct wk_id put;
+
+		/* wkfs-syncd reads the put an ERROR `missing` names. */
+		wire_missing_put(m.error.reason, &put);
+	}
 	wire_buf_init(&b, 0, WIRE_FRAME_MAX);
 	assert(wire_encode(&b, &m) == 0);
 	assert(wire_decode(wire_buf_data(&b), wire_buf_len(&b), &again) == 0);

@@ -40,11 +40,11 @@
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
 
+#include "fault.h"
 #include "relay_admit.h"
 #include "relay_chunks.h"
 #include "relay_db.h"
 #include "relay_int.h"
-#include "fault.h"
 #include "wire.h"
 #include "wlog.h"
 #include "xalloc.h"

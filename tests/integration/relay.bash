@@ -259,9 +259,11 @@ exactly_once() {
 expect_reset() { declare -gA EXPECT=(); }
 
 # w DIR PATH TEXT: writes TEXT to DIR/PATH and expects it on both replicas
-# (the write returned: it is acknowledged).
+# once acknowledged: once close returned.  Through tee, which checks
+# close: the shell ignores its errors, and with the kernel's writeback
+# cache close is where a write into a mount that died fails.
 w() {
-	printf '%s\n' "$3" >"$1/$2" || return 1
+	printf '%s\n' "$3" | tee "$1/$2" >/dev/null || return 1
 	EXPECT[$2]=$3
 }
 
@@ -277,7 +279,7 @@ writes() {
 	w "$1" "$side-$2.d/in" "$side $2 in a directory" || return 1
 	# a change that failed (its mount died) may or may not have
 	# happened: its path is expected neither way
-	printf 'more\n' >>"$1/$side-$2-1" || {
+	printf 'more\n' | tee -a "$1/$side-$2-1" >/dev/null || {
 		unset "EXPECT[$side-$2-1]"
 		return 1
 	}

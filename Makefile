@@ -10,7 +10,7 @@
 #                                                 build/wkfs-syncd
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
-#          install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
+#          fuzz (FUZZ_TIME=seconds per harness) install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
 #          bench bench-sync bench-converge bench-scale deps
 
 PREFIX  ?= /usr/local
@@ -81,6 +81,7 @@ TEST_BINS := $(RTEST)
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
 .PHONY: all check check-run check-long install clean format demo bench deps \
+	fuzz fuzz-bins \
 	bench-chunk bench-merge bench-sync bench-converge bench-scale lint-man
 all: $(BINS) $(TEST_BINS)
 
@@ -139,17 +140,62 @@ $(B)/tests/test_gitseg: $(B)/tests/unit/test_gitseg.o \
 	$(CC) $(LDFLAGS) -o $@ $< $(B)/syncd/syncd_gitseg.o $(UNIT_HOBJ) \
 		$(LIBWKFS) $(call pkg_libs,cmocka) $(LIB_LIBS) $(LDLIBS)
 
+# ---- fuzzing: libFuzzer harnesses tests/fuzz/fuzz_*.c -> build-fuzz/ ----
+# Built by clang with ASan and UBSan against lib/ and syncd's segment
+# codec (an archive: a harness links only the objects it reaches).
+# `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus
+# (tests/fuzz/corpus/NAME); check-run runs each briefly (tests/run) when
+# clang can build them.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 60
+FB         := build-fuzz
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
+FUZZ_LIB   := $(LIB_SRC) syncd/syncd_gitseg.c
+FUZZ_OBJ   := $(FUZZ_LIB:%.c=$(FB)/%.o)
+# Asked only by the targets that run the harnesses when clang is there.
+HAVE_FUZZ  := $(if $(filter check-run check-long,$(MAKECMDGOALS)),$(shell \
+	echo 'int LLVMFuzzerTestOneInput(const char *p, long n) { return 0; }' \
+	| $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null && \
+	echo yes))
+
+$(FB)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+		-MMD -MP -Ilib -Isyncd -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
+		$(call pkg_cflags,$(LIB_PKGS)) -c -o $@ $<
+
+$(FB)/libwkfs.a: $(FUZZ_OBJ)
+	$(AR) rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/tests/fuzz/fuzz_%.o $(FB)/libwkfs.a
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LIB_LIBS) \
+		$(LDLIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+# The seed corpus's maker (tests/fuzz/mkseeds.c says when to run it).
+$(FB)/mkseeds: tests/fuzz/mkseeds.c $(FB)/libwkfs.a
+	$(FUZZ_CC) -g -std=gnu11 -D_GNU_SOURCE -Ilib -Isyncd $(FUZZ_SAN) \
+		-o $@ $^ $(LIB_LIBS) $(LDLIBS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-bins
+	@FB=$(FB) tests/fuzz/run $(FUZZ_TIME)
+
 # check installs what is missing first, then re-reads this Makefile so that
 # pkg-config sees the freshly installed libraries.
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: $(BINS) $(TEST_BINS) $(UNIT_BIN)
-	@B=$(B) tests/run
+check-run: $(BINS) $(TEST_BINS) $(UNIT_BIN) $(if $(HAVE_FUZZ),$(FUZZ_BIN))
+	@B=$(B) FB=$(if $(HAVE_FUZZ),$(FB)) tests/run
 
 check-long: deps
-	@$(MAKE) --no-print-directory $(BINS) $(TEST_BINS) $(UNIT_BIN)
-	@B=$(B) WKFS_LONG=1 tests/run
+	@$(MAKE) --no-print-directory $(BINS) $(TEST_BINS) $(UNIT_BIN) \
+		$(if $(HAVE_FUZZ),$(FUZZ_BIN))
+	@B=$(B) FB=$(if $(HAVE_FUZZ),$(FB)) WKFS_LONG=1 tests/run
 
 deps:
 	@tools/install-deps
@@ -236,6 +282,6 @@ format:
 		syncd/*.[ch] tests/unit/*.[ch])
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san $(FB)
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) $(FB) -name '*.d' 2>/dev/null)

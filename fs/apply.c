@@ -1337,6 +1337,7 @@ static int apply_round(struct apply *ap)
 	set_applied(ap, t.last_seq);
 	/* Durable before the materializer forgets the batch. */
 	rec_flush_l(r, true);
+	fault_point("apply.after_commit");
 	forget_batches(ap);
 	mat_gc_note(&ap->gc, fed, nfed);
 	drop_objects(ap);

@@ -28,6 +28,7 @@
 #include "apply.h"
 #include "caller.h"
 #include "content.h"
+#include "fault.h"
 #include "ops_common.h"
 #include "wlog.h"
 
@@ -666,6 +667,8 @@ static void wkfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		fuse_reply_err(req, errno);
 		return;
 	}
+	/* The content is durable, its put not yet recorded. */
+	fault_point("fs.after_fsync");
 	record_put(fs, inode_get(fs, ino), fi->fh, false);
 	rec_flush(fs->rec, true);
 	fuse_reply_err(req, 0);

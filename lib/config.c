@@ -586,7 +586,8 @@ static bool value_storable(const char *key, const char *v)
 		    (s[1] == ';' || s[1] == '\0'))
 			return false;
 	}
-	return strlen(key) + strlen(" = ") + strlen(v) <= CONFIG_LINE_MAX;
+	/* The shortest line that holds it, "key=v": inih reads that too. */
+	return strlen(key) + strlen("=") + strlen(v) <= CONFIG_LINE_MAX;
 }
 
 static bool value_ok(struct config_parser *p, enum config_key k, const char *v)
@@ -623,8 +624,15 @@ static bool config_writable(const struct wk_config *c)
 
 static void write_key(FILE *f, const char *key, const char *v)
 {
+	/* A value that fits a line only without the spaces (it was read
+	 * from one) goes without them. */
+	bool roomy = strlen(key) + strlen(" = ") + strlen(v) <= CONFIG_LINE_MAX;
+	const char *sep = roomy ? " = " : "=";
+
 	/* "key = ;x" would read back as an empty value, "key =;x" as ";x". */
-	fprintf(f, "%s =%s%s\n", key, v[0] == ';' ? "" : " ", v);
+	if (roomy && v[0] == ';')
+		sep = " =";
+	fprintf(f, "%s%s%s\n", key, sep, v);
 }
 
 int config_write(FILE *f, const struct wk_config *c)

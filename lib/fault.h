@@ -5,12 +5,20 @@
  * fault_point("area.moment") there.  With WKFS_FAULT=area.moment in the
  * environment the process dies on the spot with _exit(FAULT_EXIT) - no
  * atexit handlers, no stdio flush, no cleanup, like a kill -9 - on the
- * WKFS_FAULT_AT-th time that point is reached (1 when unset).  Without
- * WKFS_FAULT a fault point costs one getenv().
+ * WKFS_FAULT_AT-th time that point is reached (1 when unset);
+ * WKFS_FAULT=area.moment:N says the same as WKFS_FAULT_AT=N.  Without
+ * them a fault point costs a few getenv()s.
  *
  * Only one point is armed at a time, so a single counter counts its hits
  * (atomically: points may be reached from several threads).  The counter
  * lives for the process; a test forks a fresh child per crash.
+ *
+ * A test that must let a long-running process (the mount, a daemon, the
+ * relay) get ready first arms a point later instead: with WKFS_FAULT_DIR
+ * set, a point is armed while a file named like it exists in that
+ * directory.  The file holds how many hits are left (empty: 1), counted
+ * down in it; at the last the process deletes the file and dies, so the
+ * restarted process runs unarmed (tests/integration/84-fault-matrix).
  */
 #ifndef WKFS_FAULT_H
 #define WKFS_FAULT_H

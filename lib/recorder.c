@@ -20,6 +20,7 @@
 
 #include "content.h"
 #include "db.h"
+#include "fault.h"
 #include "hlc.h"
 #include "ignore.h"
 #include "wlog.h"
@@ -866,10 +867,13 @@ static int commit_batch(struct recorder *r, struct qitem *batch, bool durable,
 	free(ids);
 	if (!rc)
 		rc = db_meta_set_u64(r->db, "hlc", last);
+	fault_point("rec.before_commit");
 	if (!rc)
 		rc = db_commit(r->db, durable);
 	if (rc)
 		db_rollback(r->db);
+	else
+		fault_point("rec.after_commit");
 	return rc;
 }
 

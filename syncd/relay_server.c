@@ -40,6 +40,7 @@
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
 
+#include "fault.h"
 #include "relay_admit.h"
 #include "relay_chunks.h"
 #include "relay_db.h"
@@ -333,7 +334,14 @@ static int send_queued(struct conn *c)
 			conn_fail(c, WIRE_ERR_STORAGE,
 				  "cannot read a chunk: %s", strerror(-rc));
 	} else {
+		/* An ACK: the PUSH is stored; does the client learn it? */
+		bool ack = wire_buf_data(&m->frame)[0] == WIRE_ACK;
+
+		if (ack)
+			fault_point("relay.before_ack");
 		rc = write_frame(c, &m->frame);
+		if (ack && !rc)
+			fault_point("relay.after_ack");
 	}
 	wire_buf_release(&m->frame);
 	free(m);

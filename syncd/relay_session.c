@@ -383,6 +383,7 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 			  strerror(-rc));
 		return;
 	}
+	fault_point("relay.after_commit");
 	folder_grew(c, added_bytes);
 	ack.ack.batch_id = m->batch.batch_id;
 	ack.ack.high_seq = head;

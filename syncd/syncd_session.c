@@ -204,10 +204,13 @@ static int insert_batch(struct syncd *s, const struct wire_msg *m,
 		(*inserted)++;
 	}
 	rc = db_meta_set_u64(s->db, "relay_cursor", m->batch.through);
+	fault_point("syncd.before_apply");
 	if (!rc)
 		rc = db_commit(s->db, true);
-	if (!rc)
+	if (!rc) {
+		fault_point("syncd.after_apply");
 		return 0;
+	}
 out_rollback:
 	db_rollback(s->db);
 	snprintf(s->err, sizeof(s->err), "cannot store remote ops: %s",
@@ -437,6 +440,7 @@ static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 
 	/* Content uploaded, PUSH not sent: where a relay can lose it. */
 	fault_pause("syncd.push");
+	fault_point("syncd.before_send");
 	rc = wsc_send(s->ops, wire_buf_data(frame), wire_buf_len(frame));
 	if (rc)
 		return syncd_fail(s, s->ops, rc, "PUSH");
@@ -453,6 +457,8 @@ static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 		if (rc)
 			return rc;
 	}
+	/* Acknowledged, not yet marked shipped: sent again next session. */
+	fault_point("syncd.after_ack");
 	/* The refused put is in: its story is over. */
 	if (s->refused_seq && last >= s->refused_seq)
 		s->refused_times = 0;

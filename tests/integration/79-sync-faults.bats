@@ -19,16 +19,6 @@ SYNC_WAIT=120 # seconds a change may take to reach every replica
 setup() { replicas_setup; }
 teardown() { replicas_teardown; }
 
-# rq SQL: a query on the relay's database (readable while it runs: WAL).
-rq() { sqlite3 "$DATA/relay.db" "$1"; }
-
-# relay_ops [FOLDER]: how many ops the relay holds for FOLDER (Notes).
-relay_ops() {
-	rq "select count(*) from ops join folders f on f.id = ops.folder
-	    where f.name = '${1:-Notes}'"
-}
-_relay_ops_ge() { [ "$(relay_ops)" -ge "$1" ]; }
-
 # stored_chunks: "COUNT BYTES" of the chunks in the relay's store for Notes.
 stored_chunks() {
 	find "$DATA/chunks/Notes" -type f ! -name '.*' -printf '%s\n' \
@@ -49,25 +39,6 @@ tcp_bytes() {
 		END { print (f == "read" ? s - q : s) + 0 }'
 }
 _tcp_bytes_ge() { [ "$(tcp_bytes "$1" "$2")" -ge "$3" ]; }
-
-# no_conflict_copies DIR...: nothing named *.conflict-* anywhere.
-no_conflict_copies() {
-	local found
-	found=$(find "$@" -path '*/.wkfs' -prune -o -name '*.conflict-*' -print)
-	[ -z "$found" ] || { echo "unexpected conflict copies: $found" >&2; return 1; }
-}
-
-# exactly_once: every op of A and B is at the relay once and at the other
-# replica once (UNIQUE constraints would hide a duplicate insert, so the
-# totals must match exactly).
-exactly_once() {
-	local la lb
-	la=$(op_total "$A" local)
-	lb=$(op_total "$B" local)
-	assert_equal "$(relay_ops)" $((la + lb))
-	assert_equal "$(op_total "$B" remote)" "$la"
-	assert_equal "$(op_total "$A" remote)" "$lb"
-}
 
 # put_shipped DIR PATH: "true"/"false": DIR's newest put of PATH is acked.
 put_shipped() {

@@ -220,6 +220,106 @@ op_total() {
 		grep -c "\"origin\":\"$2\"" || true
 }
 
+# ---- what the relay holds, and exactly-once checks (79, 84) ----
+
+# rq SQL: a query on the relay's database (readable while it runs: WAL).
+rq() { sqlite3 "$DATA/relay.db" "$1"; }
+
+# relay_ops [FOLDER]: how many ops the relay holds for FOLDER (Notes).
+relay_ops() {
+	rq "select count(*) from ops join folders f on f.id = ops.folder
+	    where f.name = '${1:-Notes}'"
+}
+_relay_ops_ge() { [ "$(relay_ops)" -ge "$1" ]; }
+
+# no_conflict_copies DIR...: nothing named *.conflict-* anywhere.
+no_conflict_copies() {
+	local found
+	found=$(find "$@" -path '*/.wkfs' -prune -o -name '*.conflict-*' -print)
+	[ -z "$found" ] || { echo "unexpected conflict copies: $found" >&2; return 1; }
+}
+
+# exactly_once: every op of A and B is at the relay once and at the other
+# replica once (UNIQUE constraints would hide a duplicate insert, so the
+# totals must match exactly).
+exactly_once() {
+	local la lb
+	la=$(op_total "$A" local)
+	lb=$(op_total "$B" local)
+	assert_equal "$(relay_ops)" $((la + lb))
+	assert_equal "$(op_total "$B" remote)" "$la"
+	assert_equal "$(op_total "$A" remote)" "$lb"
+}
+
+# ---- writes each replica makes under names of its own (84, 86) ----
+#
+# EXPECT maps each path written (and not renamed since) to its text:
+# expect_reset empties it, all_expected checks a replica against it.
+
+expect_reset() { declare -gA EXPECT=(); }
+
+# w DIR PATH TEXT: writes TEXT to DIR/PATH and expects it on both replicas
+# once acknowledged: once close returned.  Through tee, which checks
+# close: the shell ignores its errors, and with the kernel's writeback
+# cache close is where a write into a mount that died fails.
+w() {
+	printf '%s\n' "$3" | tee "$1/$2" >/dev/null || return 1
+	EXPECT[$2]=$3
+}
+
+# writes DIR TAG: a few changes in DIR, each under names of its own: new
+# files, a directory with a file, one file appended to, one renamed.
+# Stops at the first that fails.
+writes() {
+	local i side=${1##*/}
+	mkdir -p "$1/$side-$2.d" || return 1
+	for i in 1 2 3; do
+		w "$1" "$side-$2-$i" "$side $2 $i" || return 1
+	done
+	w "$1" "$side-$2.d/in" "$side $2 in a directory" || return 1
+	# a change that failed (its mount died) may or may not have
+	# happened: its path is expected neither way
+	printf 'more\n' | tee -a "$1/$side-$2-1" >/dev/null || {
+		unset "EXPECT[$side-$2-1]"
+		return 1
+	}
+	EXPECT[$side-$2-1]+=$'\nmore'
+	mv "$1/$side-$2-3" "$1/$side-$2-moved" || {
+		unset "EXPECT[$side-$2-3]"
+		return 1
+	}
+	EXPECT[$side-$2-moved]=${EXPECT[$side-$2-3]}
+	unset "EXPECT[$side-$2-3]"
+}
+
+# all_expected DIR: every acknowledged write is in DIR, as written.
+all_expected() {
+	local p bad=0
+	for p in "${!EXPECT[@]}"; do
+		if [ "$(cat "$1/$p" 2>/dev/null)" != "${EXPECT[$p]}" ]; then
+			echo "$1/$p: lost or wrong (want '${EXPECT[$p]}')" >&2
+			bad=1
+		fi
+	done
+	return $bad
+}
+
+# converge_after_writes: A and B both write once more, then must converge
+# (SYNC_WAIT seconds): identical, every local op acknowledged, every
+# expected write on both, no conflict copies, every op exactly once.
+converge_after_writes() {
+	writes "$A" after
+	writes "$B" after
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	wait_until "$SYNC_WAIT" all_shipped "$A"
+	wait_until "$SYNC_WAIT" all_shipped "$B"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	all_expected "$A"
+	all_expected "$B"
+	no_conflict_copies "$A" "$B"
+	exactly_once
+}
+
 # relay_wire: bytes through the relay's connections (tcp_info bytes_acked,
 # which leaves out loopback's retransmissions, plus bytes_received, over
 # every socket on its port), then the sorted list of those connections

@@ -574,6 +574,32 @@ static void test_write_roundtrip(void **state)
 	config_release(&c);
 }
 
+/*
+ * A value read from a line as long as there is, written without a space
+ * after '=', goes back without spaces too: with them the line would be
+ * too long to read back (found by tests/fuzz/fuzz_config).
+ */
+static void test_write_longest_line(void **state)
+{
+	char text[512], err[256], *out;
+	struct wk_config c;
+	size_t n;
+	int rc;
+
+	config_init(&c);
+	n = (size_t)snprintf(text, sizeof(text), "[sync]\nignore =");
+	memset(text + n, 'x', 199 - strlen("ignore ="));
+	strcpy(text + n + 199 - strlen("ignore ="), "\n");
+	assert_int_equal(parse_str(text, &c, err, sizeof(err)), 0);
+	assert_int_equal(strlen(c.ignore[0]), 199 - strlen("ignore ="));
+	out = write_str(&c, &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "\nignore=xxx"));
+	free(out);
+	roundtrip(&c);
+	config_release(&c);
+}
+
 static void test_write_text(void **state)
 {
 	static const char want[] =
@@ -675,14 +701,14 @@ static void test_write_refuses(void **state)
 	text = write_str(&c, &rc);
 	assert_int_equal(rc, -EINVAL);
 	free(text);
-	/* A line inih's buffer cannot hold. */
+	/* A line inih's buffer cannot hold, even as "ignore=...". */
 	free(c.ignore[0]);
 	c.ignore[0] = calloc(1, 200);
-	memset(c.ignore[0], 'x', 199 - strlen("ignore = ") + 1);
+	memset(c.ignore[0], 'x', 199 - strlen("ignore=") + 1);
 	text = write_str(&c, &rc);
 	assert_int_equal(rc, -EINVAL);
 	free(text);
-	c.ignore[0][199 - strlen("ignore = ")] = '\0';
+	c.ignore[0][199 - strlen("ignore=")] = '\0';
 	text = write_str(&c, &rc);
 	assert_int_equal(rc, 0);
 	free(text);
@@ -929,6 +955,7 @@ int main(void)
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_write_roundtrip),
+		cmocka_unit_test(test_write_longest_line),
 		cmocka_unit_test(test_write_text),
 		cmocka_unit_test(test_write_refuses),
 		cmocka_unit_test(test_remote_url_check),

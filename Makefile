@@ -50,7 +50,7 @@ TOOLS_SRC := $(sort $(wildcard tools/*.c))
 RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_session.c \
 	     syncd/relay_db.c syncd/relay_chunks.c syncd/relay_git.c \
 	     syncd/relay_gitrebuild.c syncd/relay_limits.c syncd/relay_admit.c \
-	     syncd/syncd_gitseg.c
+	     syncd/relay_http.c syncd/relay_stats.c syncd/syncd_gitseg.c
 RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
 SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
 	     syncd/syncd_ctl.c syncd/syncd_wake.c syncd/syncd_batch.c \

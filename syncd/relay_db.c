@@ -37,6 +37,7 @@ enum stmt_id {
 	ST_CURSOR_GET,
 	ST_CURSOR_LIST,
 	ST_OPS_BEHIND,
+	ST_OP_LAST,
 	ST_OPS_RANGE,
 	ST_META_GET,
 	ST_META_SET,
@@ -70,6 +71,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  " WHERE folder = ?1 AND actor = ?2",
 	[ST_OPS_BEHIND] = "SELECT count(*) FROM ops WHERE folder = ?1"
 			  " AND seq > ?2 AND actor != ?3",
+	[ST_OP_LAST] = "SELECT seq, actor, hlc, payload FROM ops"
+		       " WHERE folder = ?1 AND actor = ?2"
+		       " ORDER BY hlc DESC LIMIT 1",
 	[ST_CURSOR_LIST] = "SELECT actor, seq FROM cursors WHERE folder = ?1"
 			   " ORDER BY actor",
 	[ST_OPS_RANGE] =
@@ -618,6 +622,17 @@ int relay_db_ops_behind(struct relay_db *db, int64_t folder, uint64_t after,
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)actor);
 	return step_u64(st, count);
+}
+
+int relay_db_last_op(struct relay_db *db, int64_t folder, uint64_t actor,
+		     relay_op_fn fn, void *arg)
+{
+	sqlite3_stmt *st = db->st[ST_OP_LAST];
+	unsigned rows;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
+	return ops_rows(st, fn, arg, &rows);
 }
 
 int relay_db_ops_range(struct relay_db *db, int64_t folder, uint64_t after,

@@ -35,6 +35,7 @@
 #include "relay_chunks.h"
 #include "relay_db.h"
 #include "relay_int.h"
+#include "op.h"
 #include "relay_stats.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -358,11 +359,24 @@ struct replica_rows {
 	time_t now;
 };
 
+/* The device name an op carries (the replica's, when it made it). */
+static int device_of(void *arg, const struct wire_opent *e)
+{
+	struct wk_op *op = xmalloc(sizeof(*op));
+	char *device = arg;
+
+	if (wire_op_decode(e->payload, e->len, e->actor, e->hlc, op) == 0)
+		memcpy(device, op->device, WK_DEVICE_MAX + 1);
+	free(op);
+	return 0;
+}
+
 static int replica_row(void *arg, uint64_t actor, uint64_t seq)
 {
 	struct replica_rows *rr = arg;
 	struct relay_replica_seen *p;
 	struct wire_buf *b = rr->b;
+	char device[WK_DEVICE_MAX + 1] = "";
 	bool on = false;
 	uint64_t lag;
 	int rc =
@@ -374,10 +388,13 @@ static int replica_row(void *arg, uint64_t actor, uint64_t seq)
 		if (p->folder == rr->row->f.id && p->actor == actor)
 			break;
 	on = p && p->sessions > 0;
-	out_printf(b,
-		   "<tr class=\"replica\"><td><code>%016" PRIx64
-		   "</code></td><td>",
-		   actor);
+	rc = relay_db_last_op(rr->r->db, rr->row->f.id, actor, device_of,
+			      device);
+	if (rc)
+		return rc;
+	out_printf(b, "<tr class=\"replica\"><td class=\"device\">");
+	out_html(b, device[0] ? device : "?");
+	out_printf(b, " <code>%016" PRIx64 "</code></td><td>", actor);
 	out_html(b, p ? p->addr : "");
 	out_printf(b, "</td><td class=\"%s\">%s</td><td>", on ? "on" : "off",
 		   on ? "connected" : "away");
@@ -407,7 +424,7 @@ static int render_folder(struct relay *r, struct wire_buf *b,
 		   row->f.active ? "" : " (revoked)", row->f.head,
 		   row->connected, row->st->ops_in, row->st->ops_out,
 		   row->chunk_bytes, row->max_lag);
-	out_printf(b, "<table><tr><th>device (actor)</th><th>address</th>"
+	out_printf(b, "<table><tr><th>device, actor</th><th>address</th>"
 		      "<th>state</th><th>last seen</th><th>cursor</th>"
 		      "<th>lag (ops)</th></tr>\n");
 	int rc = relay_db_cursors_foreach(r->db, row->f.id, replica_row, &rr);

@@ -167,7 +167,9 @@ chromium_dom() {
 		"$out/72-status-page.png")
 	echo "$page" >"$out/72-status-page.html"
 	echo "$page" | grep -q '<title>wkfs-relay</title>'
-	echo "$page" | grep 'class="replica"' | grep "$actor" |
+	# replica a: its device name (from its ops), actor, connected
+	echo "$page" | grep 'class="replica"' |
+		grep "class=\"device\">a <code>$actor</code>" |
 		grep -q 'class="on">connected<'
 	echo "$page" | grep -q 'class="folder">Notes<'
 	echo "$page" | grep -q '&lt;script&gt;document.title'

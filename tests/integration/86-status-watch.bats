@@ -89,7 +89,7 @@ big_set() {
 	start_relay 127.0.0.1:0 --limit messages-per-second=20
 	replica a
 	stop_syncd a
-	big_set "$A" 40
+	big_set "$A" 20
 	# script(1) gives sync a pty for stderr; its typescript keeps every
 	# rewrite of the progress line
 	script -qfec "'$WKFS_BIN' sync --timeout 120 '$A'" "$T/typescript" \

@@ -10,7 +10,7 @@
 #                                                 build/wkfs-syncd
 #
 # Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
-#          fuzz (FUZZ_TIME=seconds per harness) install (PREFIX, DESTDIR, SBINDIR...) lint-man clean format demo
+#          fuzz (FUZZ_TIME=seconds per harness) install (PREFIX, DESTDIR, SBINDIR...) deb lint-man clean format demo
 #          bench bench-sync bench-converge bench-scale deps
 
 PREFIX  ?= /usr/local
@@ -50,7 +50,7 @@ TOOLS_SRC := $(sort $(wildcard tools/*.c))
 RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_session.c \
 	     syncd/relay_db.c syncd/relay_chunks.c syncd/relay_git.c \
 	     syncd/relay_gitrebuild.c syncd/relay_limits.c syncd/relay_admit.c \
-	     syncd/syncd_gitseg.c
+	     syncd/relay_http.c syncd/relay_stats.c syncd/syncd_gitseg.c
 RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
 SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
 	     syncd/syncd_ctl.c syncd/syncd_wake.c syncd/syncd_batch.c \
@@ -80,7 +80,7 @@ TEST_BINS := $(RTEST)
 
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
-.PHONY: all check check-run check-long install clean format demo bench deps \
+.PHONY: all check check-run check-long install clean format demo bench deps deb \
 	fuzz fuzz-bins \
 	bench-chunk bench-merge bench-sync bench-converge bench-scale lint-man
 all: $(BINS) $(TEST_BINS)
@@ -272,6 +272,25 @@ install: $(BINS)
 	install -m 644 $(UNIT_EXAMPLES) $(DESTDIR)$(PREFIX)/share/doc/wkfs/
 	install -m 644 contrib/bash-completion/wkfs $(DESTDIR)$(BASHCOMPDIR)/wkfs
 
+# The Debian package: contrib/debian/ is the debian/ directory of a copy of
+# the source tree in $(B)/deb/wkfs-VERSION, built with dpkg-buildpackage;
+# the .deb lands in $(B)/deb/ and lintian must find no error in it.
+DEB_VERSION := $(shell sed -n 's/^\#define WKFS_VERSION "\(.*\)"/\1/p' lib/version.h)
+DEB_TREE    := $(B)/deb/wkfs-$(DEB_VERSION)
+DEB_SOURCES := Makefile README.md lib fs tools syncd docs contrib
+
+deb:
+	@tools/install-deps --deb
+	@head -n 1 contrib/debian/changelog | grep -qF '($(DEB_VERSION))' || \
+		{ echo "contrib/debian/changelog does not name version" \
+		  "$(DEB_VERSION) (lib/version.h): add an entry" >&2; exit 1; }
+	rm -rf $(B)/deb && mkdir -p $(DEB_TREE)
+	cp -a $(DEB_SOURCES) $(DEB_TREE)/
+	cp -a contrib/debian $(DEB_TREE)/debian
+	cd $(DEB_TREE) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(B)/deb/wkfs_$(DEB_VERSION)_*.deb
+
 # The man pages must lint clean (tests/integration/90-man.bats runs this).
 lint-man:
 	@out=$$(mandoc -T lint -W warning $(MAN_PAGES) 2>&1); \
@@ -284,4 +303,5 @@ format:
 clean:
 	rm -rf build build-san $(FB)
 
--include $(shell find $(B) $(FB) -name '*.d' 2>/dev/null)
+# (not the package's tree in $(B)/deb, whose sysusers.d is a directory)
+-include $(shell find $(B) $(FB) -path $(B)/deb -prune -o -name '*.d' -type f -print 2>/dev/null)

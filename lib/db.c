@@ -942,6 +942,14 @@ int db_pending(struct wkdb *db, int64_t *ops, int64_t *bytes)
 			  ops, bytes);
 }
 
+int db_pending_files(struct wkdb *db, int64_t *files, int64_t *puts)
+{
+	return two_counts(db,
+			  "SELECT count(DISTINCT node), count(*) FROM ops"
+			  " WHERE shipped = 0 AND origin = 0 AND kind = 3",
+			  files, puts);
+}
+
 void db_node_release(struct db_node *n)
 {
 	free(n->target);

@@ -160,6 +160,9 @@ int db_op_counts(struct wkdb *db, int64_t *total, int64_t *unshipped);
 /* Local ops not yet shipped, and the bytes of content their puts name. */
 int db_pending(struct wkdb *db, int64_t *ops, int64_t *bytes);
 
+/* Of those, the files (nodes) whose content is to be sent, and the puts. */
+int db_pending_files(struct wkdb *db, int64_t *files, int64_t *puts);
+
 /* Frees the strings a db_node owns. */
 void db_node_release(struct db_node *n);
 

@@ -32,6 +32,8 @@
 #define RELAY_REFUSE_SECS 2
 /* How long the loop sleeps after lws failed to accept (no descriptor). */
 #define RELAY_ACCEPT_PAUSE_US 20000
+/* An HTTP answer (metrics, status page) stays under this many bytes. */
+#define RELAY_HTTP_MAX (8u << 20)
 /* Seconds between checks that live sessions' tokens are still valid. */
 #define RELAY_REVOKE_CHECK_SECS 2
 
@@ -43,6 +45,14 @@ struct relay_opts {
 	const char *tls_key;
 	const struct relay_git_opts *git; /* --git, or NULL */
 	const struct relay_limits *limits;
+	/* --metrics: a plain HTTP listener for GET /metrics (relay_http.c) */
+	const char *metrics_host; /* NULL: none */
+	int metrics_port;
+	/* --admin-token-file: SHA-256 of the token that opens /metrics on
+	 * the relay's own port and the status page */
+	bool has_admin;
+	uint8_t admin_hash[32];
+	bool status_page; /* --status-page: GET / */
 	bool verbose;
 };
 

@@ -35,6 +35,9 @@ enum stmt_id {
 	ST_OPS_AFTER,
 	ST_CURSOR_SET,
 	ST_CURSOR_GET,
+	ST_CURSOR_LIST,
+	ST_OPS_BEHIND,
+	ST_OP_LAST,
 	ST_OPS_RANGE,
 	ST_META_GET,
 	ST_META_SET,
@@ -66,6 +69,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  " DO UPDATE SET seq = max(seq, excluded.seq)",
 	[ST_CURSOR_GET] = "SELECT seq FROM cursors"
 			  " WHERE folder = ?1 AND actor = ?2",
+	[ST_OPS_BEHIND] = "SELECT count(*) FROM ops WHERE folder = ?1"
+			  " AND seq > ?2 AND actor != ?3",
+	[ST_OP_LAST] = "SELECT seq, actor, hlc, payload FROM ops"
+		       " WHERE folder = ?1 AND actor = ?2"
+		       " ORDER BY hlc DESC LIMIT 1",
+	[ST_CURSOR_LIST] = "SELECT actor, seq FROM cursors WHERE folder = ?1"
+			   " ORDER BY actor",
 	[ST_OPS_RANGE] =
 		"SELECT seq, actor, hlc, payload FROM ops"
 		" WHERE folder = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -581,6 +591,48 @@ int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
 	return step_u64(st, seq);
+}
+
+int relay_db_cursors_foreach(struct relay_db *db, int64_t folder,
+			     relay_cursor_fn fn, void *arg)
+{
+	sqlite3_stmt *st = db->st[ST_CURSOR_LIST];
+	int rc, ret = 0;
+
+	sqlite3_bind_int64(st, 1, folder);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = fn(arg, (uint64_t)sqlite3_column_int64(st, 0),
+			 (uint64_t)sqlite3_column_int64(st, 1));
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = rc_errno(rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+int relay_db_ops_behind(struct relay_db *db, int64_t folder, uint64_t after,
+			uint64_t actor, uint64_t *count)
+{
+	sqlite3_stmt *st = db->st[ST_OPS_BEHIND];
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)actor);
+	return step_u64(st, count);
+}
+
+int relay_db_last_op(struct relay_db *db, int64_t folder, uint64_t actor,
+		     relay_op_fn fn, void *arg)
+{
+	sqlite3_stmt *st = db->st[ST_OP_LAST];
+	unsigned rows;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)actor);
+	return ops_rows(st, fn, arg, &rows);
 }
 
 int relay_db_ops_range(struct relay_db *db, int64_t folder, uint64_t after,

@@ -105,6 +105,22 @@ int relay_db_cursor_set(struct relay_db *db, int64_t folder, uint64_t actor,
 int relay_db_cursor_get(struct relay_db *db, int64_t folder, uint64_t actor,
 			uint64_t *seq);
 
+/* Calls fn with every cursor of the folder (the replicas it knows), by
+ * actor; a nonzero return stops and is returned. */
+typedef int (*relay_cursor_fn)(void *arg, uint64_t actor, uint64_t seq);
+int relay_db_cursors_foreach(struct relay_db *db, int64_t folder,
+			     relay_cursor_fn fn, void *arg);
+
+/* How many ops of other actors than `actor` come after seq `after`: what
+ * that replica has yet to apply (one scan of them). */
+int relay_db_ops_behind(struct relay_db *db, int64_t folder, uint64_t after,
+			uint64_t actor, uint64_t *count);
+
+/* Calls fn with the newest op (by clock) of actor in the folder, if it
+ * has one (the status page reads its device name from it). */
+int relay_db_last_op(struct relay_db *db, int64_t folder, uint64_t actor,
+		     relay_op_fn fn, void *arg);
+
 /*
  * The cursor a HELLO names: stored (a row even at 0, which marks the actor
  * as known to this relay), or -ESTALE when the folder was rebuilt from git

@@ -15,6 +15,7 @@
 
 #include "relay.h"
 #include "relay_db.h"
+#include "relay_stats.h"
 #include "wire.h"
 
 enum conn_state {
@@ -76,6 +77,14 @@ struct conn {
 	size_t q_bytes;
 	uint16_t err_code;
 	char err_reason[WIRE_REASON_MAX + 1];
+
+	/* for the metrics and status page */
+	char addr[64];			 /* the peer's address */
+	int handling;			 /* the message type being handled */
+	struct relay_replica_seen *seen; /* NULL before HELLO */
+
+	/* a plain HTTP request instead (relay_http.c): its answer */
+	struct wire_buf http_out;
 };
 
 struct relay {
@@ -94,6 +103,8 @@ struct relay {
 	const struct relay_limits *lim;
 	struct relay_admit *admit; /* connections per address, in total */
 	struct folder_use *uses;   /* folder-bytes, when it is set */
+	struct relay_stats stats;  /* for /metrics and the status page */
+	struct lws_vhost *metrics_vh; /* --metrics: HTTP only */
 };
 
 /* Marks the connection failed: only the ERROR goes out, then it closes. */
@@ -115,5 +126,15 @@ void commit_later(struct relay *r);
 
 /* LWS_CALLBACK_RECEIVE: a fragment of a client's message. */
 void relay_on_receive(struct conn *c, const uint8_t *in, size_t len);
+
+/*
+ * Plain HTTP on the relay's vhosts (relay_http.c): LWS_CALLBACK_HTTP
+ * answers GET /metrics and GET / (the status page) or an error, and
+ * HTTP_WRITEABLE sends the answer; each returns nonzero to close.
+ * relay_http_done() frees what a request left (CLOSED_HTTP).
+ */
+int relay_http_request(struct conn *c, struct lws *wsi, const char *uri);
+int relay_http_writeable(struct conn *c, struct lws *wsi);
+void relay_http_done(struct conn *c);
 
 #endif

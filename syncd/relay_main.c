@@ -3,7 +3,8 @@
  * that run without a server (`folder add|list|revoke`).
  *
  *   wkfs-relay --data DIR [--bind ADDR:PORT] [--tls-cert F --tls-key F]
- *              [--limit NAME=VALUE]...
+ *              [--limit NAME=VALUE]... [--metrics ADDR:PORT]
+ *              [--admin-token-file FILE [--status-page]]
  *              [--git GITDIR [--git-branch B] [--git-commit-interval S]
  *               [--git-remote NAME [--git-push-interval S]]] [--verbose]
  *   wkfs-relay --data DIR folder add NAME | list | revoke NAME
@@ -41,7 +42,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: wkfs-relay --data DIR [--bind ADDR:PORT]"
 		" [--tls-cert FILE --tls-key FILE] [--verbose]\n"
-		"                  [--limit NAME=VALUE]...\n"
+		"                  [--limit NAME=VALUE]... [--metrics "
+		"ADDR:PORT]\n"
+		"                  [--admin-token-file FILE [--status-page]]\n"
 		"                  [--git GITDIR [--git-branch B]"
 		" [--git-commit-interval S]\n"
 		"                   [--git-remote NAME"
@@ -98,6 +101,44 @@ static int parse_bind(char *s, const char **host, int *port)
 	if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
 		return -EINVAL;
 	*port = (int)p;
+	return 0;
+}
+
+/*
+ * --admin-token-file: the file's first line is the token (at least 16
+ * characters, surrounding blanks dropped); only its SHA-256 is kept.
+ */
+static int read_admin_token(const char *file, uint8_t hash[32])
+{
+	char line[512], *t, *end;
+	unsigned int n = 32;
+	FILE *f = fopen(file, "re");
+	bool got;
+
+	if (!f) {
+		wk_err("cannot read --admin-token-file %s: %s", file,
+		       strerror(errno));
+		return -1;
+	}
+	got = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	t = line;
+	if (got) {
+		while (*t == ' ' || *t == '\t')
+			t++;
+		end = t + strlen(t);
+		while (end > t && strchr(" \t\r\n", end[-1]))
+			*--end = '\0';
+	}
+	if (!got || strlen(t) < 16) {
+		wk_err("--admin-token-file %s: its first line must be a token"
+		       " of at least 16 characters (make one with"
+		       " `openssl rand -hex 32`)",
+		       file);
+		return -1;
+	}
+	EVP_Digest(t, strlen(t), hash, &n, EVP_sha256(), NULL);
+	memset(line, 0, sizeof(line));
 	return 0;
 }
 
@@ -361,6 +402,9 @@ int main(int argc, char **argv)
 		{"git-push-interval", required_argument, NULL, 'P'},
 		{"rebuild-from-git", required_argument, NULL, 'F'},
 		{"limit", required_argument, NULL, 'L'},
+		{"metrics", required_argument, NULL, 'M'},
+		{"admin-token-file", required_argument, NULL, 'A'},
+		{"status-page", no_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	struct relay_opts o = {.host = DEFAULT_HOST, .port = DEFAULT_PORT};
@@ -428,6 +472,24 @@ int main(int argc, char **argv)
 		case 'F':
 			rebuild = optarg;
 			break;
+		case 'M':
+			o.metrics_port = DEFAULT_PORT + 1;
+			if (parse_bind(optarg, &o.metrics_host,
+				       &o.metrics_port)) {
+				wk_err("bad --metrics '%s': use ADDR:PORT or"
+				       " [IPV6]:PORT",
+				       optarg);
+				return 2;
+			}
+			break;
+		case 'A':
+			if (read_admin_token(optarg, o.admin_hash))
+				return 2;
+			o.has_admin = true;
+			break;
+		case 'S':
+			o.status_page = true;
+			break;
 		case 'L':
 			if (relay_limit_parse(&lim, optarg, err, sizeof(err))) {
 				wk_err("%s", err);
@@ -476,6 +538,11 @@ int main(int argc, char **argv)
 		}
 		return folder_cmd(o.data_dir, argc - optind - 1,
 				  argv + optind + 1);
+	}
+	if (o.status_page && !o.has_admin) {
+		wk_err("--status-page needs --admin-token-file: the page is"
+		       " for the relay's admin only");
+		return 2;
 	}
 	if (!o.tls_cert != !o.tls_key) {
 		wk_err("--tls-cert and --tls-key go together");

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -99,6 +100,8 @@ conn_fail(struct conn *c, int code, const char *fmt, ...)
 	va_end(ap);
 	c->err_code = (uint16_t)code;
 	c->state = CONN_FAILING;
+	relay_stats_error(&c->r->stats, code, c->handling == WIRE_PUSH,
+			  c->folder, c->actor, c->addr, c->err_reason);
 	q_free(c);
 	if (c->r->o->verbose)
 		wk_info("closing a connection (folder %s): %s: %s",
@@ -201,9 +204,13 @@ void commit_chunks(struct relay *r)
 {
 	int rc;
 
+	lws_usec_t t0 = lws_now_usecs();
+
 	lws_sul_cancel(&r->commit_sul);
 	r->staged_since = 0;
 	rc = relay_chunk_commit(r->stage, chunk_done, r);
+	relay_stats_commit(&r->stats, RELAY_COMMIT_CHUNKS,
+			   lws_now_usecs() - t0);
 	if (rc)
 		wk_warn("cannot store chunks: %s", strerror(-rc));
 }
@@ -240,7 +247,10 @@ static int write_frame(struct conn *c, struct wire_buf *b)
 	size_t len = wire_buf_len(b);
 	int n = lws_write(c->wsi, wire_buf_data(b), len, LWS_WRITE_BINARY);
 
-	return n < (int)len ? -EIO : 0;
+	if (n < (int)len)
+		return -EIO;
+	c->r->stats.bytes_out += len;
+	return 0;
 }
 
 struct batch_fill {
@@ -300,6 +310,8 @@ static int send_ops(struct conn *c, bool *sent)
 	rc = write_frame(c, &r->ops_buf);
 	if (rc)
 		return rc;
+	relay_stats_folder(&r->stats, c->folder_id)->ops_out +=
+		wire_batch_count(&r->ops_buf);
 	c->send_seq = through;
 	*sent = true;
 	return 0;
@@ -511,6 +523,7 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		memset(c, 0, sizeof(*c));
 		c->wsi = wsi;
 		c->r = r;
+		lws_get_peer_simple(wsi, c->addr, sizeof(c->addr));
 		wire_buf_init(&c->rx, 0, WIRE_FRAME_MAX);
 		if (lws_hdr_copy(wsi, c->path, sizeof(c->path),
 				 WSI_TOKEN_GET_URI) < 0)
@@ -524,11 +537,29 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_CLOSED:
+		if (c->seen) {
+			c->seen->sessions--;
+			c->seen->last_seen = time(NULL);
+		}
 		lws_sul_cancel(&c->rate_sul);
 		relay_chunk_disown(r->stage, c);
 		live_remove(c);
 		q_free(c);
 		wire_buf_release(&c->rx);
+		return 0;
+	/* Plain HTTP: /metrics and the status page (relay_http.c). */
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* the --metrics listener speaks HTTP only */
+		return r->metrics_vh && lws_get_vhost(wsi) == r->metrics_vh;
+	/* c is NULL on a connection that sent no request yet (a browser
+	 * opens some ahead). */
+	case LWS_CALLBACK_HTTP:
+		return c ? relay_http_request(c, wsi, in ? in : "") : -1;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return c ? relay_http_writeable(c, wsi) : 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (c)
+			relay_http_done(c);
 		return 0;
 	default:
 		break;
@@ -576,6 +607,33 @@ static int open_store(struct relay *r, int *lock_fd)
 	return rc;
 }
 
+/* --metrics: a second vhost on its own address, plain HTTP, that answers
+ * GET /metrics to anyone and refuses WebSocket sessions. */
+static int metrics_listen(struct relay *r,
+			  struct lws_context_creation_info *info)
+{
+	const struct relay_opts *o = r->o;
+
+	info->port = o->metrics_port;
+	info->iface = o->metrics_host;
+	info->options &= ~(unsigned long long)LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (!strchr(o->metrics_host, ':'))
+		info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info->vhost_name = "wkfs-metrics";
+	info->ssl_cert_filepath = NULL;
+	info->ssl_private_key_filepath = NULL;
+	r->metrics_vh = lws_create_vhost(r->ctx, info);
+	if (!r->metrics_vh || lws_get_vhost_listen_port(r->metrics_vh) <= 0) {
+		wk_err("cannot listen on %s:%d for --metrics", o->metrics_host,
+		       o->metrics_port);
+		return -EADDRNOTAVAIL;
+	}
+	printf(strchr(o->metrics_host, ':') ? "metrics on [%s]:%d\n"
+					    : "metrics on %s:%d\n",
+	       o->metrics_host, lws_get_vhost_listen_port(r->metrics_vh));
+	return 0;
+}
+
 int relay_serve(const struct relay_opts *o)
 {
 	struct lws_context_creation_info info;
@@ -585,6 +643,7 @@ int relay_serve(const struct relay_opts *o)
 
 	memset(&r, 0, sizeof(r));
 	r.o = o;
+	relay_stats_init(&r.stats);
 	r.lim = o->limits;
 	r.admit = relay_admit_new(r.lim);
 	rc = open_store(&r, &lock_fd);
@@ -631,6 +690,11 @@ int relay_serve(const struct relay_opts *o)
 		rc = -EADDRNOTAVAIL;
 		goto out;
 	}
+	if (o->metrics_host) {
+		rc = metrics_listen(&r, &info);
+		if (rc)
+			goto out;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -662,6 +726,7 @@ out:
 	relay_git_stop(r.git); /* the last commit, after the last op */
 	relay_db_close(r.db);
 	relay_admit_free(r.admit);
+	relay_stats_release(&r.stats);
 	while (r.uses) {
 		struct folder_use *u = r.uses;
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
@@ -212,6 +213,12 @@ static void on_hello(struct conn *c, const struct wire_msg *m)
 	c->state = CONN_READY;
 	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
 	live_add(c);
+	c->seen = relay_stats_replica(&c->r->stats, c->folder_id, c->actor);
+	if (c->seen) {
+		c->seen->sessions++;
+		c->seen->last_seen = time(NULL);
+		memcpy(c->seen->addr, c->addr, sizeof(c->addr));
+	}
 	w.welcome.version = c->version;
 	w.welcome.head_seq = f.head;
 	conn_queue(c, &w);
@@ -349,6 +356,8 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 {
 	struct wire_msg ack = {.type = WIRE_ACK};
 	uint64_t head, added_bytes, budget;
+	struct relay_folder_stats *fs;
+	lws_usec_t t0;
 	uint32_t added;
 	int rc;
 
@@ -370,8 +379,11 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	}
 	if (!folder_budget(c, &budget))
 		return;
+	t0 = lws_now_usecs();
 	rc = relay_db_push(c->r->db, c->folder_id, m, budget, &head, &added,
 			   &added_bytes);
+	relay_stats_commit(&c->r->stats, RELAY_COMMIT_OPS,
+			   lws_now_usecs() - t0);
 	if (rc == -EDQUOT) {
 		folder_full(c, added_bytes, "this push");
 		return;
@@ -385,6 +397,9 @@ static void on_push(struct conn *c, const struct wire_msg *m)
 	}
 	fault_point("relay.after_commit");
 	folder_grew(c, added_bytes);
+	fs = relay_stats_folder(&c->r->stats, c->folder_id);
+	fs->pushes++;
+	fs->ops_in += added;
 	ack.ack.batch_id = m->batch.batch_id;
 	ack.ack.high_seq = head;
 	conn_queue(c, &ack);
@@ -510,6 +525,9 @@ static void on_frame(struct conn *c, const uint8_t *p, size_t len)
 						 : "HELLO was already sent");
 		return;
 	}
+	if (c->seen)
+		c->seen->last_seen = time(NULL);
+	c->handling = m.type;
 	switch (m.type) {
 	case WIRE_HELLO:
 		on_hello(c, &m);
@@ -537,6 +555,7 @@ static void on_frame(struct conn *c, const uint8_t *p, size_t len)
 	default:
 		break;
 	}
+	c->handling = 0;
 }
 
 /*
@@ -564,6 +583,7 @@ static bool hello_room(struct conn *c, size_t len)
 
 void relay_on_receive(struct conn *c, const uint8_t *in, size_t len)
 {
+	c->r->stats.bytes_in += len;
 	if (c->state == CONN_FAILING || c->state == CONN_CLOSING) {
 		/* Drained, not read: see on_writeable(). */
 		c->in_msg = !lws_is_final_fragment(c->wsi);

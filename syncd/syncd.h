@@ -65,6 +65,9 @@ struct syncd_shared {
 	uint64_t received;     /* remote ops stored, since start */
 	uint64_t tx_bytes;     /* bytes sent: relay messages, or git blobs */
 	uint64_t rx_bytes;     /* and received, since start */
+	uint64_t cursor;       /* the relay seq received through */
+	uint64_t remote_head;  /* the relay's head as last heard (WELCOME,
+				* OPS), at least cursor; 0: unknown (git) */
 	uint64_t sync_asked;   /* sync requests so far */
 	uint64_t sync_done;    /* requests answered */
 	int sync_rc;	       /* result of the last answered round */
@@ -88,6 +91,7 @@ struct syncd {
 	struct wsc *ops; /* NULL when offline */
 	struct wsc *data;
 	uint64_t cursor;      /* last relay seq applied (meta relay_cursor) */
+	uint64_t remote_head; /* the relay's head, as last heard */
 	bool caught_up;	      /* CAUGHT_UP seen this session */
 	bool cursor_refused;  /* the last HELLO got ERROR `cursor` */
 	int peer_error;	      /* WIRE_ERR_* the last HELLO got, or 0 */
@@ -145,6 +149,9 @@ int syncd_ctl_start(struct syncd *s);
 void syncd_ctl_stop(struct syncd *s);
 /* The main thread publishes its state (locks sh). */
 void syncd_publish(struct syncd *s, enum syncd_conn conn, bool ok);
+/* Publishes the counters only, while an exchange runs (`wkfs sync` and
+ * `wkfs status --watch` show how far it got). */
+void syncd_publish_progress(struct syncd *s);
 /* The sync requests not yet answered: 0 when none. */
 uint64_t syncd_sync_wanted(struct syncd *s);
 /* Answers the requests up to asked with rc (and s->err when rc != 0). */

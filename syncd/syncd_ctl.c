@@ -8,13 +8,16 @@
  *                    itself
  *   status        -> "ok key=value ...", one line: version, pid, state
  *                    (connecting, connected, offline, auth-failed), url,
- *                    pending_ops, pending_bytes, last_ok_ms, started_ms,
- *                    pushed, received (ops), tx_bytes, rx_bytes (message
- *                    bytes), and last error=... (the rest of the line,
- *                    may hold spaces)
+ *                    pending_ops, pending_bytes, pending_files,
+ *                    last_ok_ms, started_ms, pushed, received (ops),
+ *                    tx_bytes, rx_bytes (message bytes), cursor,
+ *                    remote_head (relay seqs), and last error=... (the
+ *                    rest of the line, may hold spaces)
  *   sync          -> exchange now: "progress key=value ..." lines every
- *                    PROGRESS_MS while it runs, then "ok pushed=N
- *                    received=N" or "error REASON"
+ *                    PROGRESS_MS while it runs (pushed, received,
+ *                    pending_ops, pending_bytes, pending_files,
+ *                    to_receive), then "ok pushed=N received=N" or
+ *                    "error REASON"
  *   stop          -> "ok", then the daemon exits
  *
  * The socket lives in the folder's runtime directory (mode 0700, checked:
@@ -83,10 +86,20 @@ void syncd_publish(struct syncd *s, enum syncd_conn conn, bool ok)
 	} else if (conn != SYNCD_CONNECTED && conn != SYNCD_CONNECTING) {
 		snprintf(s->sh.err, sizeof(s->sh.err), "%s", s->err);
 	}
+	pthread_mutex_unlock(&s->sh.lock);
+	syncd_publish_progress(s);
+}
+
+void syncd_publish_progress(struct syncd *s)
+{
+	pthread_mutex_lock(&s->sh.lock);
 	s->sh.pushed = s->pushed;
 	s->sh.received = s->received;
 	s->sh.tx_bytes = s->tx_bytes;
 	s->sh.rx_bytes = s->rx_bytes;
+	s->sh.cursor = s->cursor;
+	s->sh.remote_head =
+		s->remote_head > s->cursor ? s->remote_head : s->cursor;
 	pthread_mutex_unlock(&s->sh.lock);
 }
 
@@ -119,36 +132,43 @@ void syncd_sync_answer(struct syncd *s, uint64_t asked, int rc)
 
 static int active_syncs; /* sync threads alive, under s->sh.lock */
 
+/* What is left to send: ops, bytes of content, files (-1: unknown). */
 static void pending_of(struct syncd *s, struct wkdb **db, int64_t *ops,
-		       int64_t *bytes)
+		       int64_t *bytes, int64_t *files)
 {
 	char err[256];
+	int64_t puts;
 
-	*ops = *bytes = -1;
+	*ops = *bytes = *files = -1;
 	if (!*db && db_open_at(s->dirfd, DB_READONLY, db, err, sizeof(err)))
 		*db = NULL;
 	if (*db && db_pending(*db, ops, bytes))
 		*ops = *bytes = -1;
+	if (*db && db_pending_files(*db, files, &puts))
+		*files = -1;
 }
 
 static void answer_status(struct syncd *s, int fd, struct wkdb **db)
 {
 	char line[CTL_LINE_MAX];
 	struct syncd_shared sh;
-	int64_t ops, bytes;
+	int64_t ops, bytes, files;
 
-	pending_of(s, db, &ops, &bytes);
+	pending_of(s, db, &ops, &bytes, &files);
 	pthread_mutex_lock(&s->sh.lock);
 	sh = s->sh;
 	pthread_mutex_unlock(&s->sh.lock);
 	snprintf(line, sizeof(line),
 		 "ok version=%s pid=%d state=%s url=%s pending_ops=%" PRId64
-		 " pending_bytes=%" PRId64 " last_ok_ms=%" PRId64
-		 " started_ms=%" PRId64 " pushed=%" PRIu64 " received=%" PRIu64
-		 " tx_bytes=%" PRIu64 " rx_bytes=%" PRIu64 " error=%s",
+		 " pending_bytes=%" PRId64 " pending_files=%" PRId64
+		 " last_ok_ms=%" PRId64 " started_ms=%" PRId64
+		 " pushed=%" PRIu64 " received=%" PRIu64 " tx_bytes=%" PRIu64
+		 " rx_bytes=%" PRIu64 " cursor=%" PRIu64 " remote_head=%" PRIu64
+		 " error=%s",
 		 own_version(), (int)getpid(), conn_name(sh.conn),
-		 s->cfg.remote_url, ops, bytes, sh.last_ok_ms, sh.started_ms,
-		 sh.pushed, sh.received, sh.tx_bytes, sh.rx_bytes, sh.err);
+		 s->cfg.remote_url, ops, bytes, files, sh.last_ok_ms,
+		 sh.started_ms, sh.pushed, sh.received, sh.tx_bytes,
+		 sh.rx_bytes, sh.cursor, sh.remote_head, sh.err);
 	ctl_reply(fd, line, -1);
 }
 
@@ -175,7 +195,8 @@ static void *sync_main(void *arg)
 	while (s->sh.sync_done < mine) {
 		struct timespec until;
 		uint64_t pushed = s->sh.pushed, received = s->sh.received;
-		int64_t ops, bytes;
+		uint64_t to_receive = s->sh.remote_head - s->sh.cursor;
+		int64_t ops, bytes, files;
 
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += PROGRESS_MS * 1000000L;
@@ -187,11 +208,13 @@ static void *sync_main(void *arg)
 		    ETIMEDOUT)
 			continue;
 		pthread_mutex_unlock(&s->sh.lock);
-		pending_of(s, &db, &ops, &bytes);
+		pending_of(s, &db, &ops, &bytes, &files);
 		snprintf(line, sizeof(line),
 			 "progress pushed=%" PRIu64 " received=%" PRIu64
-			 " pending_ops=%" PRId64 " pending_bytes=%" PRId64,
-			 pushed - pushed0, received - received0, ops, bytes);
+			 " pending_ops=%" PRId64 " pending_bytes=%" PRId64
+			 " pending_files=%" PRId64 " to_receive=%" PRIu64,
+			 pushed - pushed0, received - received0, ops, bytes,
+			 files, to_receive);
 		rc = ctl_reply(j->fd, line, -1);
 		pthread_mutex_lock(&s->sh.lock);
 		if (rc)

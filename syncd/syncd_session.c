@@ -135,6 +135,8 @@ int syncd_session_open(struct syncd *s)
 	}
 	s->caught_up = false;
 	s->acked = false;
+	s->remote_head = head;
+	syncd_publish_progress(s);
 	syncd_wake_target(s, s->ops);
 	wk_info("connected to %s (head %" PRIu64 ", cursor %" PRIu64 ")",
 		s->cfg.remote_url, head, s->cursor);
@@ -279,6 +281,7 @@ static int handle_ops(struct syncd *s, const struct wire_msg *m)
 		wk_info("received %d ops (through seq %" PRIu64 ")", inserted,
 			m->batch.through);
 	}
+	syncd_publish_progress(s);
 	return send_cursor(s, s->cursor);
 }
 
@@ -470,6 +473,7 @@ static int send_batch(struct syncd *s, struct wire_buf *frame, int64_t last)
 	}
 	s->shipped_upto = last;
 	s->pushed += n;
+	syncd_publish_progress(s);
 	wk_info("pushed %u ops (through local seq %" PRId64 ")", n, last);
 	return 0;
 }

@@ -44,18 +44,24 @@ static int64_t num(const char *line, const char *key)
 	return p ? atoll(p + strlen(key)) : 0;
 }
 
+/* One line, rewritten in place: what is left to send (files, bytes,
+ * ops) and to receive, what went, and how fast. */
 static void progress(const char *line, int64_t start)
 {
 	double secs = (double)(out_now_ms() - start) / 1000.0;
 	int64_t pushed = num(line, "pushed="), got = num(line, "received=");
 	int64_t bytes = num(line, "pending_bytes=");
+	int64_t files = num(line, "pending_files=");
+	int64_t in = num(line, "to_receive=");
 	char b[32];
 
 	out_bytes((uint64_t)(bytes > 0 ? bytes : 0), b, sizeof(b));
 	fprintf(stderr,
-		"\r\033[Ksyncing: %" PRId64 " ops sent, %" PRId64
-		" received, %" PRId64 " ops (%s) to go, %.0f ops/s",
-		pushed, got, num(line, "pending_ops="), b,
+		"\r\033[Ksyncing: %" PRId64 " files (%s) in %" PRId64
+		" ops to send, %" PRId64 " ops to receive; %" PRId64
+		" sent, %" PRId64 " received, %.0f ops/s",
+		files > 0 ? files : 0, b, num(line, "pending_ops="),
+		in > 0 ? in : 0, pushed, got,
 		secs > 0 ? (double)(pushed + got) / secs : 0.0);
 }
 

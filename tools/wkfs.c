@@ -24,7 +24,7 @@ static const struct {
 	{"mount", "DIR [MNT] [-f] [-o OPTS] [--accept-deletions] [--no-syncd]",
 	 "mount DIR (in place, or on MNT); starts wkfs-syncd"},
 	{"umount", "DIR", "unmount DIR (its wkfs-syncd stops too)"},
-	{"status", "[DIR...] [--json]",
+	{"status", "[DIR...] [--json] [--watch [--interval S]]",
 	 "the state of every mounted folder, or of DIR"},
 	{"sync", "[DIR] [--timeout S]", "exchange with the remote now"},
 	{"conflicts",

@@ -30,7 +30,9 @@
 #   WKFS_BIN       the wkfs binary (default $B/wkfs in the repository)
 #
 # The table goes to stdout and, with raw values, to
-# tests/bench/out/fs-<timestamp>.txt; progress goes to stderr.  A trap
+# tests/bench/out/fs-<timestamp>.txt, and as a bar chart of the ratios to
+# native (gnuplot) to fs-<timestamp>.svg beside it, its numbers in .tsv;
+# progress goes to stderr.  A trap
 # unmounts what the script mounted, stops only the processes it started (by
 # pid) and removes the work directory.  Exits 1 when a measurement failed
 # or timed out (a skipped column is not a failure).  Needs root for
@@ -857,6 +859,24 @@ notes()
 	return 0
 }
 
+# chart_data: the table's ratios to native, for bench_chart.
+chart_data()
+{
+	local id u n k
+	printf 'workload\tbindfs\twkfs\n'
+	for id in "${ROWS[@]}"; do
+		u=${UNIT[$id]}
+		k=cost
+		[ "$u" = s ] || k=rate
+		# shellcheck disable=SC2086
+		n=$(bench_median ${RAW[$id,native]:-})
+		# shellcheck disable=SC2086
+		printf '%s\t%s\t%s\n' "${LABEL[$id]}" \
+			"$(bench_cost "$k" "$(bench_median ${RAW[$id,bindfs]:-})" "$n")" \
+			"$(bench_cost "$k" "$(bench_median ${RAW[$id,wkfs]:-})" "$n")"
+	done
+}
+
 raw()
 {
 	local id t
@@ -900,6 +920,10 @@ out=$here/out/fs-$(date +%Y%m%d-%H%M%S).txt
 } | tee "$out"
 raw >>"$out"
 echo "written to $out" >&2
+chart_data >"${out%.txt}.tsv"
+bench_chart "${out%.txt}.tsv" "${out%.txt}.svg" \
+	"wkfs and bindfs against native, $(date +%F)$([ "$QUICK" = 1 ] && echo ", quick run")" \
+	native && [ -s "${out%.txt}.svg" ] && echo "chart: ${out%.txt}.svg" >&2
 
 # A failed or timed-out measurement is a finding: say so in the status.
 for key in "${!RAW[@]}"; do

@@ -213,3 +213,55 @@ bench_cleanup()
 	fi
 	BENCH_WORKDIR=
 }
+
+# bench_cost KIND V BASE: V's cost relative to BASE for a chart, or "-"
+# (not numbers, or zero): KIND cost for times and bytes (V / BASE), rate
+# for MB/s and IOPS (BASE / V).
+bench_cost()
+{
+	if ! bench_is_number "$2" || ! bench_is_number "$3"; then
+		echo -
+		return
+	fi
+	awk -v k="$1" -v v="$2" -v b="$3" 'BEGIN {
+		r = (k == "rate") ? (v > 0 ? b / v : 0) : (b > 0 ? v / b : 0)
+		if (r > 0) printf "%.4f\n", r; else print "-" }'
+}
+
+# bench_chart DATA SVG TITLE BASE: draws DATA as an SVG bar chart with
+# gnuplot.  DATA is tab-separated: a first line naming the columns (the
+# workload, then one series each) and a line per workload with each
+# series' cost relative to BASE (time or bytes over BASE's, or BASE's
+# rate over the series'; "-" where there is none).  Bars on a log scale,
+# a line at 1 for BASE: below it better than BASE, above it worse.
+# Without gnuplot it says so and draws nothing (tools/install-deps
+# --bench brings it).
+bench_chart()
+{
+	local data=$1 svg=$2 title=$3 base=$4 n
+	command -v gnuplot >/dev/null || {
+		echo "no gnuplot: no chart (tools/install-deps --bench)" >&2
+		return 0
+	}
+	n=$(head -n 1 "$data" | awk -F'\t' '{ print NF }')
+	gnuplot <<GP
+set terminal svg size 960,560 dynamic noenhanced font "sans,12" background "white"
+set output "$svg"
+set datafile separator "\t"
+set datafile missing "-"
+set title "$title"
+set ylabel "cost relative to $base (log scale; lower is better)"
+set logscale y
+set yrange [0.05:*]
+set grid ytics
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key top left
+set xtics rotate by -30 scale 0 nomirror
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb "#333333" dt 2 lw 1.5
+set label "$base = 1" at graph 1, first 1 right offset -0.5, 0.7
+plot for [i=2:$n] "$data" using i:xtic(1) title columnheader(i)
+GP
+}

@@ -40,7 +40,9 @@
 # (where the work directory goes), BENCH_TIMEOUT (seconds one wait may take,
 # default 900), B (build directory), WKFS_BIN.  Needs root (unshare, FUSE)
 # and tools/install-deps --bench.  The table goes to stdout and to
-# tests/bench/out/sync-<timestamp>.txt; progress to stderr.  A trap
+# tests/bench/out/sync-<timestamp>.txt, with a bar chart of Syncthing's
+# cost relative to wkfs per workload (gnuplot) in sync-<timestamp>.svg and
+# its numbers in .tsv; progress to stderr.  A trap
 # unmounts what the script mounted, stops the processes it started (by
 # pid) and removes the work directory.  Exits 1 if a measurement failed.
 set -u -o pipefail
@@ -526,15 +528,44 @@ fmt()
 # ratio UNIT WKFS PEER: how many times better wkfs is (above 1: wkfs wins).
 ratio()
 {
-	if ! bench_is_number "$2" || ! bench_is_number "$3"; then
-		echo -
-		return
-	fi
-	awk -v u="$1" -v a="$2" -v b="$3" 'BEGIN {
-		r = (u == "MB/s") ? (b > 0 ? a / b : 0) : (a > 0 ? b / a : 0)
-		if (r == 0) { printf "-"; exit }
-		if (r < 0.1) printf "x%.2g", r
+	local r
+	r=$(bench_cost "$(kind "$1")" "$3" "$2")
+	[ "$r" != - ] || { echo -; return; }
+	awk -v r="$r" 'BEGIN { if (r < 0.1) printf "x%.2g", r
 		else printf (r < 10 ? "x%.2f" : "x%.0f"), r }'
+}
+
+# kind UNIT: how bench_cost compares values of UNIT.
+kind()
+{
+	if [ "$1" = MB/s ]; then echo rate; else echo cost; fi
+}
+
+# table_rows: id|unit|label|target of each row of the table.
+table_rows()
+{
+	cat <<EOF
+lat_med|s|save on A -> B, median of $LAT_N|< 50 ms
+lat_p99|s|save on A -> B, p99 of $LAT_N|
+many|s|$MANY_N x 4 KiB files, last write -> B|< 5 s
+edit|B|1-byte edit in $EDIT_MB MiB, on the wire|< 192 KiB
+big|MB/s|$BIG_MB MiB file, end of copy -> B|
+EOF
+}
+
+# chart_data: Syncthing's cost relative to wkfs per workload, for
+# bench_chart.
+chart_data()
+{
+	local id unit label target k
+	printf 'workload\tSyncthing 10 s\tSyncthing 1 s\n'
+	while IFS='|' read -r id unit label target; do
+		[ -n "${VAL[$id,wkfs]:-}" ] || continue
+		k=$(kind "$unit")
+		printf '%s\t%s\t%s\n' "$label" \
+			"$(bench_cost "$k" "${VAL[$id,st10]:--}" "${VAL[$id,wkfs]}")" \
+			"$(bench_cost "$k" "${VAL[$id,st1]:--}" "${VAL[$id,wkfs]}")"
+	done < <(table_rows)
 }
 
 print_table()
@@ -552,13 +583,7 @@ print_table()
 			"$(ratio "$unit" "${VAL[$id,wkfs]:--}" "${VAL[$id,st10]:--}")" \
 			"$(fmt "$unit" "${VAL[$id,st1]:--}")" \
 			"$(ratio "$unit" "${VAL[$id,wkfs]:--}" "${VAL[$id,st1]:--}")"
-	done <<EOF
-lat_med|s|save on A -> B, median of $LAT_N|< 50 ms
-lat_p99|s|save on A -> B, p99 of $LAT_N|
-many|s|$MANY_N x 4 KiB files, last write -> B|< 5 s
-edit|B|1-byte edit in $EDIT_MB MiB, on the wire|< 192 KiB
-big|MB/s|$BIG_MB MiB file, end of copy -> B|
-EOF
+	done < <(table_rows)
 	echo
 	echo "ratio: Syncthing / wkfs for times and bytes, wkfs / Syncthing for MB/s;"
 	echo "above 1 wkfs is better.  Bytes: tcp_info bytes_acked + bytes_received"
@@ -587,4 +612,10 @@ say "wkfs-syncd logs: $(grep -c 'pushed' "$W/log/syncd-a.log") pushes from A"
 out=$here/out/sync-$(date +%Y%m%d-%H%M%S).txt
 print_table | tee "$out"
 echo "(also in $out)" >&2
+if [ "${#TARGETS[@]}" -gt 1 ]; then
+	chart_data >"${out%.txt}.tsv"
+	bench_chart "${out%.txt}.tsv" "${out%.txt}.svg" \
+		"Syncthing against wkfs, loopback, $(date +%F)$([ "$QUICK" = 1 ] && echo ", quick run")" \
+		wkfs && [ -s "${out%.txt}.svg" ] && echo "chart: ${out%.txt}.svg" >&2
+fi
 exit $FAILED

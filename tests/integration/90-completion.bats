@@ -45,7 +45,7 @@ words() { printf '%s\n' $1 | sort; }
 	run completions log -
 	assert_output "$(words "--json -n")"
 	run completions status --
-	assert_output --json
+	assert_output "$(words "--interval --json --watch")"
 	run completions init /tmp/x --
 	assert_output "$(words "--ca --device --hooks --insecure --remote --token --token-file")"
 	run completions hooks ""

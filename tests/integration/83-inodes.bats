@@ -133,3 +133,47 @@ evict() {
 	run cat "$a/other/moved/sub/g"
 	assert_output two
 }
+
+# backing_of DIR: a path to the directory under DIR's in-place mount (the
+# mount's own fd of it), to change files behind the mount's back.
+backing_of() {
+	local pid fd
+	for pid in $(wk_pids_for "$1"); do
+		for fd in /proc/"$pid"/fd/*; do
+			if [ "$(readlink "$fd")" = "$1" ] && [ -d "$fd/.wkfs" ]; then
+				echo "$fd"
+				return 0
+			fi
+		done
+	done
+	return 1
+}
+
+# The mount keeps no fd per inode, so a file that goes behind its back (as
+# a batch removes one) frees its inode number while the kernel still has
+# the FUSE inode.  A new file that the file system gives that number must
+# be a new inode to the kernel: with the old one it would show the old
+# file's size, which the writeback cache keeps.
+@test "a file that takes the inode number of one gone behind the mount is a new inode" {
+	local d=$D root i old=0 new=1
+	mkdir -p "$d/spare"
+	tree "$d/spare" 10 100
+	"$WKFS_BIN" init "$d" >/dev/null
+	mount_limited "$d" 128
+	root=$(backing_of "$d")
+	for i in 1 2 3 4 5 6 7 8; do
+		head -c 5000 /dev/zero | tr '\0' x >"$d/old$i"
+		[ "$(stat -c %s "$d/old$i")" = 5000 ]
+		evict "$d"
+		old=$(stat -c %i "$root/old$i")
+		rm "$root/old$i"
+		printf 'ten bytes!' >"$root/new$i"
+		new=$(stat -c %i "$root/new$i")
+		[ "$old" = "$new" ] && break
+	done
+	[ "$old" = "$new" ] || skip "the file system gave no inode number back"
+	run stat -c %s "$d/new$i"
+	assert_output 10
+	run cat "$d/new$i"
+	assert_output "ten bytes!"
+}

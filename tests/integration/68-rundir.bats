@@ -30,11 +30,7 @@ setup() {
 }
 
 teardown() {
-	local p
-	for p in "${SERVER_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	stop_pids "${SERVER_PIDS[@]}"
 	wk_teardown
 	[ -z "${BASE:-}" ] || rm -rf "$BASE" "/run/user/$U"
 	[ -z "${T:-}" ] || rm -rf "$T"

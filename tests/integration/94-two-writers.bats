@@ -23,11 +23,7 @@ CONVERGE_WAIT=120 # seconds both replicas may take to agree after the writers
 
 setup() { replicas_setup; }
 teardown() {
-	local p
-	for p in "${WRITER_PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
+	stop_pids "${WRITER_PIDS[@]}"
 	replicas_teardown
 }
 

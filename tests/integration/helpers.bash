@@ -79,6 +79,16 @@ wk_pids_for() {
 
 no_wkfs_for() { [ -z "$(wk_pids_for "$1")" ]; }
 
+# stop_pids PID...: ends each process this test started (by its pid) and
+# reaps it; gone already is fine.
+stop_pids() {
+	local p
+	for p in "$@"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+}
+
 wk_unmount_all() {
 	local i m
 	for ((i = ${#WK_MOUNTS[@]} - 1; i >= 0; i--)); do

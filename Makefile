@@ -9,7 +9,7 @@
 #           (+ sqlite3 for relay_db.c only)       build/wkfs-relay-test,
 #                                                 build/wkfs-syncd
 #
-# Targets: all check check-long (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
+# Targets: all check check-long check-deb (SAN=1 for ASan+UBSan, WERROR=1 as in CI)
 #          fuzz (FUZZ_TIME=seconds per harness) install (PREFIX, DESTDIR, SBINDIR...) deb lint-man clean format demo
 #          bench bench-sync bench-converge bench-scale deps
 
@@ -80,7 +80,7 @@ TEST_BINS := $(RTEST)
 
 LIB_LIBS  := $(call pkg_libs,$(LIB_PKGS)) -lm
 
-.PHONY: all check check-run check-long install clean format demo bench deps deb \
+.PHONY: all check check-run check-long check-deb install clean format demo bench deps deb \
 	fuzz fuzz-bins \
 	bench-chunk bench-merge bench-sync bench-converge bench-scale lint-man
 all: $(BINS) $(TEST_BINS)
@@ -196,6 +196,12 @@ check-long: deps
 	@$(MAKE) --no-print-directory $(BINS) $(TEST_BINS) $(UNIT_BIN) \
 		$(if $(HAVE_FUZZ),$(FUZZ_BIN))
 	@B=$(B) FB=$(if $(HAVE_FUZZ),$(FB)) WKFS_LONG=1 tests/run
+
+# The Debian package's test alone (95-deb.bats: builds, installs, mounts
+# through fstab, purges; minutes): CI runs it beside make check.
+check-deb: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@B=$(B) WKFS_LONG=1 WKFS_TESTS=95-deb tests/run
 
 deps:
 	@tools/install-deps

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "apply_plan.h"
+#include "beneath.h"
 #include "content.h"
 #include "db.h"
 #include "fault.h"
@@ -159,7 +160,6 @@ static int find_source(struct apply *ap, const struct tree_change *c, bool walk)
 	struct nindex *ix = rec_index(ap->rec);
 	struct nnode *n = nindex_get(ix, c->node);
 	char path[4096];
-	int fd;
 
 	if (!has_content(n, &c->hash, c->size))
 		n = nindex_get(ix, c->version);
@@ -168,8 +168,7 @@ static int find_source(struct apply *ap, const struct tree_change *c, bool walk)
 	if (!has_content(n, &c->hash, c->size) ||
 	    nindex_path(n, path, sizeof(path)))
 		return -ENOENT;
-	fd = openat(ap->fs->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return beneath_open(ap->fs->rootfd, path, O_RDONLY, NULL);
 }
 
 /* mat_source_fn: find_source with the walk. */
@@ -205,7 +204,7 @@ static bool open_for_writing(struct apply *ap, const char *path)
 {
 	struct stat st;
 
-	if (fstatat(ap->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (beneath_lstat(ap->fs->rootfd, path, &st) < 0 ||
 	    !S_ISREG(st.st_mode))
 		return false;
 	return inode_writers(ap->fs, st.st_dev, st.st_ino) > 0;
@@ -244,10 +243,9 @@ static void link_source(struct apply *ap, struct tree_change *c,
 	struct stat st;
 	char *path;
 
-	if (!has_content(n, &c->hash, c->size) || nnode_is_copy(n) ||
-	    !n->ino || writes_node(ch, c->link) ||
-	    nindex_path(n, now, sizeof(now)) ||
-	    fstatat(ap->fs->rootfd, now, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (!has_content(n, &c->hash, c->size) || nnode_is_copy(n) || !n->ino ||
+	    writes_node(ch, c->link) || nindex_path(n, now, sizeof(now)) ||
+	    beneath_lstat(ap->fs->rootfd, now, &st) < 0 ||
 	    !S_ISREG(st.st_mode) || st.st_ino != n->ino ||
 	    inode_writers(ap->fs, st.st_dev, st.st_ino) > 0)
 		return;
@@ -617,8 +615,7 @@ static fuse_ino_t known_ino(struct apply *ap, const char *path)
 {
 	struct stat st;
 
-	if (fstatat(ap->fs->rootfd, path[0] ? path : ".", &st,
-		    AT_SYMLINK_NOFOLLOW) < 0)
+	if (beneath_lstat(ap->fs->rootfd, path, &st) < 0)
 		return 0;
 	return inode_ino_of(ap->fs, st.st_dev, st.st_ino);
 }
@@ -840,8 +837,7 @@ static size_t hold_replaced(struct apply *ap, const struct tree_changes *ch,
 
 		if (c->kind != TREE_CH_WRITE && c->kind != TREE_CH_REMOVE)
 			continue;
-		fd = openat(ap->fs->rootfd, c->path,
-			    O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		fd = beneath_open(ap->fs->rootfd, c->path, O_PATH, NULL);
 		if (fd < 0)
 			continue;
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

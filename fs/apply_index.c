@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "beneath.h"
 #include "content.h"
 #include "wlog.h"
 #include "xalloc.h"
@@ -194,7 +195,7 @@ static int reconcile_one(const char *path, const struct tree_entry *e,
 		reload_rules(rc, rules_was_in);
 	if (is_rules(n))
 		reload_rules(rc, parent);
-	if (fstatat(s->fs->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (beneath_lstat(s->fs->rootfd, path, &st) == 0) {
 		n->ino = st.st_ino;
 		/* At open (a recovered batch) no finode exists yet. */
 		if (s->inodes)

@@ -505,7 +505,12 @@ static int create_at(struct wkfs *fs, int pfd, const char *name, mode_t mode,
 
 	if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
 		*is_new = false;
-		fd = openat(pfd, name, backing_flags(fs, fi->flags) & ~O_CREAT);
+		/* Never through a symlink made since the kernel's lookup: one
+		 * that points into the mount would have us wait on ourselves.
+		 */
+		fd = openat(pfd, name,
+			    (backing_flags(fs, fi->flags) & ~O_CREAT) |
+				    O_NOFOLLOW);
 	}
 	return fd;
 }

@@ -4,24 +4,21 @@
  *
  * Every path a change names is checked component by component before any
  * syscall sees it, then its parent is opened beneath DIR with openat2()
- * and RESOLVE_NO_SYMLINKS: the kernel refuses any symlink and any escape,
- * so a symlink planted in DIR cannot redirect a step.  Kernels without
- * openat2 get the same effect from a walk of O_NOFOLLOW opens (no ".."
- * can occur: the names were checked).
+ * (beneath.h): no symlink is followed and nothing escapes, so a symlink
+ * planted in DIR cannot redirect a step.
  */
 #include "mat_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "content.h"
 #include "xalloc.h"
 
@@ -61,59 +58,11 @@ static int check_path(const char *path, bool stage)
 	}
 }
 
-/* Opens a checked relative directory path ("" = DIR) component by
- * component, never following a symlink. */
-static int walk(struct mat *m, const char *dir, int flags)
-{
-	char *copy = xstrdup(dir), *save = NULL;
-	int fd = openat(m->rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-	for (char *c = strtok_r(copy, "/", &save); c && fd >= 0;
-	     c = strtok_r(NULL, "/", &save)) {
-		int next = openat(
-			fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-		close(fd);
-		fd = next;
-	}
-	free(copy);
-	if (fd < 0)
-		return -errno;
-	if (flags != O_PATH) {
-		int rfd = openat(fd, ".", flags | O_DIRECTORY | O_CLOEXEC);
-
-		close(fd);
-		return rfd < 0 ? -errno : rfd;
-	}
-	return fd;
-}
-
 /* Opens directory dir (checked, relative, "" = DIR) beneath DIR. */
 static int open_beneath(struct mat *m, const char *dir, int flags)
 {
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-			   RESOLVE_NO_MAGICLINKS,
-	};
-
-	if (dir[0] == '\0')
-		dir = ".";
-	for (int tries = 0; !m->no_openat2; tries++) {
-		long fd =
-			syscall(SYS_openat2, m->rootfd, dir, &how, sizeof(how));
-
-		if (fd >= 0)
-			return (int)fd;
-		if (errno == ENOSYS) {
-			m->no_openat2 = true;
-			break;
-		}
-		/* EAGAIN: a concurrent rename somewhere; try again. */
-		if (errno != EAGAIN || tries == 8)
-			return -errno;
-	}
-	return walk(m, strcmp(dir, ".") == 0 ? "" : dir, flags);
+	return beneath_open(m->rootfd, dir, flags | O_DIRECTORY,
+			    &m->no_openat2);
 }
 
 int mat_parent(struct mat *m, const char *path, bool stage, int *dirfd,

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "content.h"
 #include "db.h"
 #include "fault.h"
@@ -203,7 +204,7 @@ void rec_reload_ignore_l(struct recorder *r, const char *path)
 
 	snprintf(file, sizeof(file), "%s%s%s", path, path[0] ? "/" : "",
 		 IGNORE_FILE);
-	fd = openat(r->dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = beneath_open(r->dirfd, file, O_RDONLY, NULL);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > (1 << 20)) {
 		ignore_remove_file(r->ig, path);

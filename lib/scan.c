@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "content.h"
 #include "wlog.h"
 #include "xalloc.h"
@@ -206,23 +207,20 @@ static void count_files(struct nnode *n, uint64_t *files)
 
 static int read_target(int dirfd, const char *path, char *buf, size_t len)
 {
-	ssize_t n = readlinkat(dirfd, path, buf, len - 1);
+	ssize_t n = beneath_readlink(dirfd, path, buf, len);
 
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
+	return n < 0 ? (int)n : 0;
 }
 
 /* Hashes a regular file beneath dirfd without following links. */
 static int hash_file(int dirfd, const char *path, struct wk_hash *h,
 		     uint64_t *size)
 {
-	int fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = beneath_open(dirfd, path, O_RDONLY, NULL);
 	int rc;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	rc = content_hash_fd(fd, h, size);
 	close(fd);
 	return rc;
@@ -478,10 +476,9 @@ int scan_import_l(struct recorder *r, int dirfd, struct nnode *parent,
 		return rc;
 	top.name = (char *)name;
 	top.path = ppath[0] ? xasprintf("%s/%s", ppath, name) : xstrdup(name);
-	if (fstatat(dirfd, top.path, &top.st, AT_SYMLINK_NOFOLLOW) < 0) {
-		rc = -errno;
+	rc = beneath_lstat(dirfd, top.path, &top.st);
+	if (rc < 0)
 		goto out;
-	}
 	if (!kind_of(top.st.st_mode)) {
 		rc = -EINVAL;
 		goto out;
@@ -490,12 +487,11 @@ int scan_import_l(struct recorder *r, int dirfd, struct nnode *parent,
 	if (rc || !S_ISDIR(top.st.st_mode))
 		goto out;
 	{
-		int cfd =
-			openat(dirfd, top.path,
-			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int cfd = beneath_open(dirfd, top.path, O_RDONLY | O_DIRECTORY,
+				       NULL);
 
 		if (cfd < 0) {
-			rc = -errno;
+			rc = cfd;
 			goto out;
 		}
 		/* Nothing below a new directory is tracked yet. */

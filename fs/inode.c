@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "beneath.h"
 #include "wlog.h"
 #include "xalloc.h"
 
@@ -186,6 +187,19 @@ static struct finode *add_l(struct wkfs *fs, const struct stat *st,
 	in->node = WK_ID_NONE;
 	pthread_mutex_init(&in->mtime_lock, NULL);
 	b = bucket(fs, in->dev, in->ino);
+	/* Two FUSE inodes of one file part the kernel's size from the
+	 * file's (the writeback cache): worth a line when looking for it. */
+	for (struct finode *o = fs->table[b]; o && wlog_debug_enabled();
+	     o = o->next)
+		if (o->dev == in->dev && o->ino == in->ino && o->nlookup)
+			wk_debug(
+				"inode %llu: another finode (nlookup %llu%s%s, "
+				"born %lld, now %lld)",
+				(unsigned long long)in->ino,
+				(unsigned long long)o->nlookup,
+				o->dead ? ", dead" : "",
+				o->keep ? ", kept" : "", (long long)o->btime_ns,
+				(long long)btime_ns);
 	in->next = fs->table[b];
 	fs->table[b] = in;
 	fs->count++;
@@ -395,8 +409,11 @@ int inode_fd(struct wkfs *fs, struct finode *in)
 			break;
 	}
 	pthread_mutex_lock(&fs->ilock);
-	if (in->fd < 0 && !in->keep)
+	if (in->fd < 0 && !in->keep) {
+		wk_debug("inode %llu: its place leads nowhere (%s): dead",
+			 (unsigned long long)in->ino, strerror(-fd));
 		in->dead = true;
+	}
 	pthread_mutex_unlock(&fs->ilock);
 	return fd;
 }
@@ -703,7 +720,7 @@ static struct finode *path_node(struct wkfs *fs, const char *path)
 		slash = strchr(comp, '/');
 		if (slash)
 			*slash = '\0';
-		rc = fstatat(fs->rootfd, buf, &st, AT_SYMLINK_NOFOLLOW);
+		rc = beneath_lstat(fs->rootfd, buf, &st);
 		pthread_mutex_lock(&fs->ilock);
 		n = rc == 0 ? find_l(fs, st.st_dev, st.st_ino) : NULL;
 		if (rc == 0 && !n)
@@ -733,7 +750,7 @@ void inode_moved(struct wkfs *fs, const char *path, const char *new_path)
 	struct stat st;
 
 	(void)path;
-	if (fstatat(fs->rootfd, new_path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (beneath_lstat(fs->rootfd, new_path, &st) < 0)
 		goto out;
 	pthread_mutex_lock(&fs->ilock);
 	in = find_l(fs, st.st_dev, st.st_ino);

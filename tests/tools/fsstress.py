@@ -2,6 +2,7 @@
 """fsstress.py - seeded random file-system churn from several processes.
 
     fsstress.py DIR [--seed N] [--procs 4] [--ops 400] [--no-link]
+                    [--kinds create,write,...]
 
 Forks --procs workers that each do --ops random operations under DIR, all
 on one small pool of names (so they collide: renames over files others
@@ -11,7 +12,7 @@ random.Random(seed * 1000 + i); --seed defaults to one drawn from the
 clock.  Errors the races make (ENOENT, EEXIST, ENOTEMPTY, EISDIR, ...) are
 counted, not fatal.  --no-link leaves hard links out (wkfs replicates a
 hard link as a separate file; without them a divergence is something
-else).
+else).  --kinds keeps only the kinds named (to narrow a failure down).
 
 Prints `seed N` first (on stdout, flushed, so a failing caller has it),
 then one summary line per worker: ops done by kind, errors.  Exits 0
@@ -92,10 +93,10 @@ KINDS = [("create", 20), ("write", 15), ("truncate", 6), ("rename", 12),
          ("rmdir", 4), ("unlink", 10)]
 
 
-def worker(root, seed, i, nops, no_link):
+def worker(root, seed, i, nops, no_link, only):
     rng = random.Random(seed * 1000 + i)
     kinds = [k for k, w in KINDS for _ in range(w)
-             if not (no_link and k == "link")]
+             if not (no_link and k == "link") and (not only or k in only)]
     done, errs = {}, 0
     for _ in range(nops):
         kind = rng.choice(kinds)
@@ -118,7 +119,12 @@ def main():
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--ops", type=int, default=400)
     ap.add_argument("--no-link", action="store_true")
+    ap.add_argument("--kinds", default="")
     a = ap.parse_args()
+    only = set(k for k in a.kinds.split(",") if k)
+    unknown = only - set(k for k, _ in KINDS)
+    if unknown:
+        ap.error("unknown kinds: %s" % ",".join(sorted(unknown)))
     seed = a.seed if a.seed is not None else int(time.time() * 1000) % 100000
     print("seed %d" % seed)
     sys.stdout.flush()
@@ -130,7 +136,7 @@ def main():
         if pid == 0:
             code = 0
             try:
-                worker(a.dir, seed, i, a.ops, a.no_link)
+                worker(a.dir, seed, i, a.ops, a.no_link, only)
             except BaseException as e:  # report, never return into main
                 print("worker %d died: %r" % (i, e), file=sys.stderr)
                 code = 1

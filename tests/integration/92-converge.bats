@@ -76,12 +76,10 @@ teardown() { cv_teardown; }
 }
 
 @test "4-process random stress without hard links" {
-	cv_known_bug "the mount can show a file's old size (kernel writeback cache) and carry out a stale local change under concurrent renames"
 	cv_wl_stress stress 4 --no-link
 }
 
 @test "4-process random stress with hard links" {
-	cv_known_bug "as without links, and local changes of a link group carried out from a chunk the disk is past"
 	cv_wl_stress stress-links 4
 }
 

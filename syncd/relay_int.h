@@ -33,10 +33,8 @@ struct outmsg {
 	struct wire_buf frame;
 };
 
-/* Why a connection is not read from: its replies are piling up, or it
- * sent over messages-per-second. */
+/* Why a connection is not read from: its replies are piling up. */
 #define PAUSE_REPLIES 1u
-#define PAUSE_RATE    2u
 
 /* A folder's bytes (chunks and op payloads) for folder-bytes, counted
  * once when first needed and kept up to date by this relay. */
@@ -69,8 +67,8 @@ struct conn {
 	bool in_msg;
 	unsigned paused;     /* PAUSE_*: why the relay stops reading */
 	uint64_t hello_rx;   /* bytes received before HELLO */
-	lws_usec_t rate_tat; /* when its message budget is back to full */
-	lws_sorted_usec_list_t rate_sul; /* resumes reading (PAUSE_RATE) */
+	int64_t msg_tat;     /* ns: when its message bucket is full again */
+	int64_t frame_tat;   /* ... and its frame bucket */
 
 	/* output */
 	struct outmsg *q_head, *q_tail;

@@ -63,7 +63,8 @@ static void usage(FILE *f)
 		" history.\n"
 		"Limits: hello-bytes, connections, connections-per-address,"
 		" messages-per-second,\n"
-		"put-bytes, folder-bytes (see wkfs-relay(8)).\n",
+		"frames-per-second, put-bytes, folder-bytes (see"
+		" wkfs-relay(8)).\n",
 		DEFAULT_PORT);
 }
 

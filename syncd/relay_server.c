@@ -541,7 +541,6 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			c->seen->sessions--;
 			c->seen->last_seen = time(NULL);
 		}
-		lws_sul_cancel(&c->rate_sul);
 		relay_chunk_disown(r->stage, c);
 		live_remove(c);
 		q_free(c);

@@ -581,6 +581,7 @@ static bool hello_room(struct conn *c, size_t len)
 void relay_on_receive(struct conn *c, const uint8_t *in, size_t len)
 {
 	c->r->stats.bytes_in += len;
+	c->last_rx = lws_now_usecs();
 	if (c->state == CONN_FAILING || c->state == CONN_CLOSING) {
 		/* Drained, not read: see on_writeable(). */
 		c->in_msg = !lws_is_final_fragment(c->wsi);

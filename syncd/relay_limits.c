@@ -1,8 +1,9 @@
 /*
  * relay_limits.c - the relay's configured limits: parsing `--limit
- * NAME=VALUE`, their defaults, and fitting the connection cap in the
- * descriptors the process may open (see relay_limits.h).  Enforcing them
- * is relay_session.c's and relay_admit.c's.
+ * NAME=VALUE` and the config file's values, their defaults, and fitting
+ * the connection cap in the descriptors the process may open (see
+ * relay_limits.h).  Enforcing them is relay_session.c's and
+ * relay_admit.c's.
  */
 #include "relay_limits.h"
 

@@ -1,7 +1,8 @@
 /*
  * relay_limits.h - what one peer, one address and one folder may cost a
  * wkfs-relay (docs/protocol.md, "Relay limits"), set with
- * `--limit NAME=VALUE`, and the descriptor budget they must fit in.
+ * `--limit NAME=VALUE` or in the config file's [limits] (relay_config.h),
+ * and the descriptor budget they must fit in.
  *
  * The protocol's own limits (a message, a batch, a chunk) are in wire.h;
  * these are the operator's, and each has a name that the relay's ERROR

@@ -172,6 +172,7 @@ void relay_config_init(struct relay_config *c)
 
 void relay_config_release(struct relay_config *c)
 {
+	free(c->path);
 	free(c->bind);
 	free(c->metrics);
 	free(c->admin_token_file);
@@ -233,6 +234,8 @@ int relay_config_load(const char *path, struct relay_config *c, char *err,
 		if (rc == -ENOENT)
 			rc = -EINVAL; /* ENOENT is the config's own */
 	}
+	if (!rc)
+		c->path = xstrdup(path);
 	return rc;
 }
 

@@ -32,6 +32,7 @@
 #define RELAY_CONFIG_NAME "relay.ini"
 
 struct relay_config {
+	char *path; /* the file relay_config_load() read, or NULL */
 	char *bind;		 /* [relay] bind, or NULL */
 	char *metrics;		 /* [relay] metrics, or NULL */
 	char *admin_token_file;	 /* [relay] admin-token-file, or NULL */
@@ -56,7 +57,7 @@ int relay_config_parse(FILE *f, const char *name, struct relay_config *c,
 
 /*
  * relay_config_parse() of the file at path, then checks that the files
- * it names can be read.  -ENOENT when path does not exist (err says so:
+ * it names can be read; c->path is then a copy of path.  -ENOENT when path does not exist (err says so:
  * the caller decides whether that is an error), another -errno with a
  * one-line err otherwise.
  */

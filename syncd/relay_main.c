@@ -360,26 +360,24 @@ static int rebuild_cmd(char *data, const char *git_dir, const char *branch)
 /*
  * The config file: --config FILE, which must exist, or DIR/relay.ini
  * when it does.  Its values go into o, lim and *set_conns, for the
- * flags to override.  *path is the file read, or NULL; 0, or -1 once
- * the problem is said.
+ * flags to override.  0, or -1 once the problem is said.
  */
 static int use_config(const char *config, struct relay_opts *o,
 		      struct relay_limits *lim, bool *set_conns,
-		      struct relay_config *cfg, char **path)
+		      struct relay_config *cfg)
 {
-	char err[1024];
+	char err[1024], *path;
 	int rc;
 
-	*path = config ? xstrdup(config)
-		       : xasprintf("%s/" RELAY_CONFIG_NAME, o->data_dir);
-	rc = relay_config_load(*path, cfg, err, sizeof(err));
-	if (rc == -ENOENT && !config) {
-		free(*path);
-		*path = NULL;
+	path = config ? xstrdup(config)
+		      : xasprintf("%s/" RELAY_CONFIG_NAME, o->data_dir);
+	rc = relay_config_load(path, cfg, err, sizeof(err));
+	free(path);
+	if (rc == -ENOENT && !config)
 		return 0;
-	}
 	if (rc) {
 		wk_err("%s", err);
+		relay_config_release(cfg);
 		return -1;
 	}
 	/* Checked by relay_config_parse(): these cannot fail. */
@@ -391,7 +389,7 @@ static int use_config(const char *config, struct relay_opts *o,
 				 &o->metrics_port);
 	}
 	if (cfg->admin_token_file) {
-		char *what = xasprintf("the admin-token-file of %s", *path);
+		char *what = xasprintf("the admin-token-file of %s", cfg->path);
 
 		rc = read_admin_token(what, cfg->admin_token_file,
 				      o->admin_hash);
@@ -438,7 +436,7 @@ int main(int argc, char **argv)
 	static struct relay_config cfg;
 	struct relay_limits lim;
 	const char *rebuild = NULL, *config = NULL;
-	char *data_arg = NULL, *cfg_path = NULL, err[512];
+	char *data_arg = NULL, err[512];
 	bool git_opt = false, set_conns = false;
 	int c, rc;
 
@@ -472,7 +470,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!rebuild && optind == argc &&
-	    use_config(config, &o, &lim, &set_conns, &cfg, &cfg_path))
+	    use_config(config, &o, &lim, &set_conns, &cfg))
 		return 2;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+b:d:c:k:vh", longopts, NULL)) !=
@@ -611,14 +609,13 @@ int main(int argc, char **argv)
 	if (o.verbose) {
 		char desc[512];
 
-		if (cfg_path)
-			wk_info("config: %s", cfg_path);
+		if (cfg.path)
+			wk_info("config: %s", cfg.path);
 		relay_limits_describe(&lim, desc, sizeof(desc));
 		wk_info("limits: %s", desc);
 	}
 	o.limits = &lim;
 	rc = relay_serve(&o) ? 1 : 0;
 	relay_config_release(&cfg);
-	free(cfg_path);
 	return rc;
 }

@@ -50,7 +50,8 @@ TOOLS_SRC := $(sort $(wildcard tools/*.c))
 RELAY_SRC := syncd/relay_main.c syncd/relay_server.c syncd/relay_session.c \
 	     syncd/relay_db.c syncd/relay_chunks.c syncd/relay_git.c \
 	     syncd/relay_gitrebuild.c syncd/relay_limits.c syncd/relay_admit.c \
-	     syncd/relay_http.c syncd/relay_stats.c syncd/syncd_gitseg.c
+	     syncd/relay_http.c syncd/relay_stats.c syncd/syncd_gitseg.c \
+	     syncd/relay_config.c
 RTEST_SRC := syncd/relay_test.c syncd/ws_client.c
 SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
 	     syncd/syncd_ctl.c syncd/syncd_wake.c syncd/syncd_batch.c \
@@ -99,6 +100,8 @@ $(B)/tools/%.o: tools/%.c
 
 # relay_db.c is the relay's one SQLite user (see syncd/relay_db.h).
 $(B)/syncd/relay_db.o: SYNCD_EXTRA := $(call pkg_cflags,sqlite3)
+# relay_config.c reads wkfs-relay's config file with inih.
+$(B)/syncd/relay_config.o: SYNCD_EXTRA := $(call pkg_cflags,inih)
 
 $(B)/syncd/%.o: syncd/%.c
 	@mkdir -p $(@D)
@@ -152,7 +155,8 @@ FB         := build-fuzz
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
-FUZZ_LIB   := $(LIB_SRC) syncd/syncd_gitseg.c
+FUZZ_LIB   := $(LIB_SRC) syncd/syncd_gitseg.c syncd/relay_config.c \
+	      syncd/relay_limits.c
 FUZZ_OBJ   := $(FUZZ_LIB:%.c=$(FB)/%.o)
 # Asked only by the targets that run the harnesses when clang is there.
 HAVE_FUZZ  := $(if $(filter check-run check-long,$(MAKECMDGOALS)),$(shell \

@@ -33,10 +33,12 @@ struct outmsg {
 	struct wire_buf frame;
 };
 
-/* Why a connection is not read from: its replies are piling up, or it
- * sent over messages-per-second. */
+/* Why a connection is not read from: its replies are piling up. */
 #define PAUSE_REPLIES 1u
-#define PAUSE_RATE    2u
+
+/* After its ERROR, a connection is closed once its peer has sent nothing
+ * for this long (RELAY_HELLO_SECS at most). */
+#define RELAY_LINGER_US (200 * LWS_US_PER_MS)
 
 /* A folder's bytes (chunks and op payloads) for folder-bytes, counted
  * once when first needed and kept up to date by this relay. */
@@ -69,14 +71,16 @@ struct conn {
 	bool in_msg;
 	unsigned paused;     /* PAUSE_*: why the relay stops reading */
 	uint64_t hello_rx;   /* bytes received before HELLO */
-	lws_usec_t rate_tat; /* when its message budget is back to full */
-	lws_sorted_usec_list_t rate_sul; /* resumes reading (PAUSE_RATE) */
+	int64_t msg_tat;     /* ns: when its message bucket is full again */
+	int64_t frame_tat;   /* ... and its frame bucket */
+	lws_usec_t last_rx;  /* when it last sent anything */
 
 	/* output */
 	struct outmsg *q_head, *q_tail;
 	size_t q_bytes;
 	uint16_t err_code;
 	char err_reason[WIRE_REASON_MAX + 1];
+	lws_sorted_usec_list_t linger_sul; /* closes it once it is quiet */
 
 	/* for the metrics and status page */
 	char addr[64];			 /* the peer's address */

@@ -1,8 +1,9 @@
 /*
  * relay_limits.c - the relay's configured limits: parsing `--limit
- * NAME=VALUE`, their defaults, and fitting the connection cap in the
- * descriptors the process may open (see relay_limits.h).  Enforcing them
- * is relay_session.c's and relay_admit.c's.
+ * NAME=VALUE` and the config file's values, their defaults, and fitting
+ * the connection cap in the descriptors the process may open (see
+ * relay_limits.h).  Enforcing them is relay_session.c's and
+ * relay_admit.c's.
  */
 #include "relay_limits.h"
 
@@ -39,6 +40,7 @@ static const struct limit_def limit_defs[] = {
 	LIMIT("connections", connections, 1, 1u << 20, false),
 	LIMIT("connections-per-address", connections_addr, 1, 1u << 20, false),
 	LIMIT("messages-per-second", messages_sec, 0, 1u << 24, false),
+	LIMIT("frames-per-second", frames_sec, 0, 1u << 24, false),
 	LIMIT("put-bytes", put_bytes, 0, WIRE_PUT_MAX, true),
 	LIMIT("folder-bytes", folder_bytes, 0, UINT64_MAX >> 1, true),
 };
@@ -57,6 +59,7 @@ void relay_limits_init(struct relay_limits *l)
 		.connections = RELAY_CONNECTIONS_DEFAULT,
 		.connections_addr = 64,
 		.messages_sec = 10000,
+		.frames_sec = 40000,
 		.put_bytes = WIRE_PUT_MAX,
 		.folder_bytes = 0,
 	};
@@ -88,24 +91,42 @@ static bool parse_value(const char *s, bool bytes, uint64_t *v)
 	return true;
 }
 
-int relay_limit_parse(struct relay_limits *l, const char *arg, char *err,
-		      size_t errlen)
+/* "hello-bytes, connections, ... and folder-bytes" */
+static void limit_names(char *out, size_t len)
 {
-	const char *eq = strchr(arg, '=');
-	size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < NLIMITS && n < len; i++) {
+		int k = snprintf(out + n, len - n, "%s%s",
+				 !i		   ? ""
+				 : i + 1 < NLIMITS ? ", "
+						   : " and ",
+				 limit_defs[i].name);
+
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+}
+
+int relay_limit_set(struct relay_limits *l, const char *name, const char *value,
+		    char *err, size_t errlen)
+{
+	char names[256];
 	uint64_t v;
 
 	for (size_t i = 0; i < NLIMITS; i++) {
 		const struct limit_def *d = &limit_defs[i];
 
-		if (strlen(d->name) != nlen || strncmp(arg, d->name, nlen))
+		if (strcmp(name, d->name) != 0)
 			continue;
-		if (!eq || !parse_value(eq + 1, d->bytes, &v) ||
-		    (v && v < d->min) || (!v && d->min) || v > d->max) {
+		if (!parse_value(value, d->bytes, &v) || (v && v < d->min) ||
+		    (!v && d->min) || v > d->max) {
 			snprintf(err, errlen,
-				 "bad --limit '%s': %s takes a whole number"
-				 "%s from %" PRIu64 " to %" PRIu64 "%s",
-				 arg, d->name,
+				 "%s takes a whole number%s from %" PRIu64
+				 " to %" PRIu64 "%s",
+				 d->name,
 				 d->bytes ? " of bytes (K, M, G, T: 1024s)"
 					  : "",
 				 d->min ? d->min : 1, d->max,
@@ -115,12 +136,25 @@ int relay_limit_parse(struct relay_limits *l, const char *arg, char *err,
 		*field(l, d) = v;
 		return 0;
 	}
-	snprintf(err, errlen,
-		 "bad --limit '%s': the limits are hello-bytes, connections,"
-		 " connections-per-address, messages-per-second, put-bytes"
-		 " and folder-bytes",
-		 arg);
+	limit_names(names, sizeof(names));
+	snprintf(err, errlen, "no limit '%s': the limits are %s", name, names);
 	return -EINVAL;
+}
+
+int relay_limit_parse(struct relay_limits *l, const char *arg, char *err,
+		      size_t errlen)
+{
+	const char *eq = strchr(arg, '=');
+	char name[64], why[512];
+
+	snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - arg) : 0, arg);
+	if (!eq || relay_limit_set(l, name, eq + 1, why, sizeof(why))) {
+		if (!eq)
+			snprintf(why, sizeof(why), "use NAME=VALUE");
+		snprintf(err, errlen, "bad --limit '%s': %s", arg, why);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void relay_limits_fit_fds(struct relay_limits *l, int set_connections)

@@ -1,7 +1,8 @@
 /*
  * relay_limits.h - what one peer, one address and one folder may cost a
  * wkfs-relay (docs/protocol.md, "Relay limits"), set with
- * `--limit NAME=VALUE`, and the descriptor budget they must fit in.
+ * `--limit NAME=VALUE` or in the config file's [limits] (relay_config.h),
+ * and the descriptor budget they must fit in.
  *
  * The protocol's own limits (a message, a batch, a chunk) are in wire.h;
  * these are the operator's, and each has a name that the relay's ERROR
@@ -18,6 +19,7 @@ struct relay_limits {
 	uint64_t connections;	   /* TCP connections at once, in total */
 	uint64_t connections_addr; /* ... from one address (IPv6: one /64) */
 	uint64_t messages_sec;	   /* messages per second per session */
+	uint64_t frames_sec;	   /* WebSocket frames per second per session */
 	uint64_t put_bytes;	   /* a put's size (its file, expanded) */
 	uint64_t folder_bytes;	   /* a folder's chunks and op payloads */
 };
@@ -28,6 +30,9 @@ struct relay_limits {
 /* RLIMIT_NOFILE is raised to its hard limit, but not above this: lws
  * sizes tables by it. */
 #define RELAY_NOFILE_MAX 65536
+/* messages-per-second and frames-per-second allow this many seconds'
+ * worth at once before a session is refused. */
+#define RELAY_RATE_BURST_SECS 10
 /* The default of connections, when the descriptors allow it. */
 #define RELAY_CONNECTIONS_DEFAULT 4096
 
@@ -35,10 +40,15 @@ struct relay_limits {
 void relay_limits_init(struct relay_limits *l);
 
 /*
- * "NAME=VALUE" (a whole number; byte limits take a K, M, G or T suffix,
- * powers of 1024; 0 means none for the limits that allow it).  0, or
- * -EINVAL with a one-line reason in err.
+ * Sets limit name to value (a whole number; byte limits take a K, M, G
+ * or T suffix, powers of 1024; 0 means none for the limits that allow
+ * it).  0, or -EINVAL with a one-line reason in err (no prefix: the
+ * caller says where the value came from).
  */
+int relay_limit_set(struct relay_limits *l, const char *name, const char *value,
+		    char *err, size_t errlen);
+
+/* relay_limit_set() of `--limit NAME=VALUE`; err says "bad --limit". */
 int relay_limit_parse(struct relay_limits *l, const char *arg, char *err,
 		      size_t errlen);
 

@@ -2,13 +2,18 @@
  * relay_main.c - the wkfs-relay command: options, and the folder commands
  * that run without a server (`folder add|list|revoke`).
  *
- *   wkfs-relay --data DIR [--bind ADDR:PORT] [--tls-cert F --tls-key F]
+ *   wkfs-relay --data DIR [--config FILE] [--bind ADDR:PORT]
+ *              [--tls-cert F --tls-key F]
  *              [--limit NAME=VALUE]... [--metrics ADDR:PORT]
  *              [--admin-token-file FILE [--status-page]]
  *              [--git GITDIR [--git-branch B] [--git-commit-interval S]
  *               [--git-remote NAME [--git-push-interval S]]] [--verbose]
  *   wkfs-relay --data DIR folder add NAME | list | revoke NAME
  *   wkfs-relay --data DIR --rebuild-from-git GITDIR [--git-branch B]
+ *
+ * The config file (relay_config.h: --config FILE, or DIR/relay.ini when
+ * it exists) is read when serving, before the other flags, which
+ * override what it says.
  *
  * A folder's token is 32 bytes from /dev/urandom, printed once in hex; the
  * relay keeps only its SHA-256.  A rebuild prints a new token per folder:
@@ -17,7 +22,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "relay.h"
+#include "relay_config.h"
 #include "relay_db.h"
 #include "wire.h"
 #include "wlog.h"
@@ -40,8 +45,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: wkfs-relay --data DIR [--bind ADDR:PORT]"
-		" [--tls-cert FILE --tls-key FILE] [--verbose]\n"
+		"usage: wkfs-relay --data DIR [--config FILE] [--bind ADDR:PORT]"
+		" [--verbose]\n"
+		"                  [--tls-cert FILE --tls-key FILE]\n"
 		"                  [--limit NAME=VALUE]... [--metrics "
 		"ADDR:PORT]\n"
 		"                  [--admin-token-file FILE [--status-page]]\n"
@@ -61,54 +67,21 @@ static void usage(FILE *f)
 		" folder's token;\n"
 		"on a revoked folder it issues a new one and keeps the"
 		" history.\n"
+		"Without --config, DIR/" RELAY_CONFIG_NAME " is read when it"
+		" exists; flags override it.\n"
 		"Limits: hello-bytes, connections, connections-per-address,"
 		" messages-per-second,\n"
-		"put-bytes, folder-bytes (see wkfs-relay(8)).\n",
+		"frames-per-second, put-bytes, folder-bytes (see"
+		" wkfs-relay(8)).\n",
 		DEFAULT_PORT);
-}
-
-/* "1.2.3.4:80", "[::1]:80", "host" (default port); host is rewritten. */
-static int parse_bind(char *s, const char **host, int *port)
-{
-	unsigned char addr[sizeof(struct in6_addr)];
-	char *colon, *end;
-	long p;
-
-	if (s[0] == '[') {
-		char *close = strchr(s, ']');
-
-		if (!close || (close[1] && close[1] != ':'))
-			return -EINVAL;
-		*close = '\0';
-		*host = s + 1;
-		colon = close[1] ? close + 1 : NULL;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon && strchr(s, ':') != colon)
-			return -EINVAL; /* bare IPv6: needs brackets */
-		if (colon)
-			*colon = '\0';
-		*host = s;
-	}
-	if (inet_pton(strchr(*host, ':') ? AF_INET6 : AF_INET, *host, addr) !=
-	    1)
-		return -EINVAL; /* numeric only: lws takes names as interfaces
-				 */
-	if (!colon)
-		return 0;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
-		return -EINVAL;
-	*port = (int)p;
-	return 0;
 }
 
 /*
  * --admin-token-file: the file's first line is the token (at least 16
  * characters, surrounding blanks dropped); only its SHA-256 is kept.
  */
-static int read_admin_token(const char *file, uint8_t hash[32])
+static int read_admin_token(const char *what, const char *file,
+			    uint8_t hash[32])
 {
 	char line[512], *t, *end;
 	unsigned int n = 32;
@@ -116,8 +89,7 @@ static int read_admin_token(const char *file, uint8_t hash[32])
 	bool got;
 
 	if (!f) {
-		wk_err("cannot read --admin-token-file %s: %s", file,
-		       strerror(errno));
+		wk_err("cannot read %s %s: %s", what, file, strerror(errno));
 		return -1;
 	}
 	got = fgets(line, sizeof(line), f) != NULL;
@@ -131,10 +103,9 @@ static int read_admin_token(const char *file, uint8_t hash[32])
 			*--end = '\0';
 	}
 	if (!got || strlen(t) < 16) {
-		wk_err("--admin-token-file %s: its first line must be a token"
-		       " of at least 16 characters (make one with"
-		       " `openssl rand -hex 32`)",
-		       file);
+		wk_err("%s %s: its first line must be a token of at least 16"
+		       " characters (make one with `openssl rand -hex 32`)",
+		       what, file);
 		return -1;
 	}
 	EVP_Digest(t, strlen(t), hash, &n, EVP_sha256(), NULL);
@@ -386,6 +357,55 @@ static int rebuild_cmd(char *data, const char *git_dir, const char *branch)
 	return rc ? 1 : 0;
 }
 
+/*
+ * The config file: --config FILE, which must exist, or DIR/relay.ini
+ * when it does.  Its values go into o, lim and *set_conns, for the
+ * flags to override.  0, or -1 once the problem is said.
+ */
+static int use_config(const char *config, struct relay_opts *o,
+		      struct relay_limits *lim, bool *set_conns,
+		      struct relay_config *cfg)
+{
+	char err[1024], *path;
+	int rc;
+
+	path = config ? xstrdup(config)
+		      : xasprintf("%s/" RELAY_CONFIG_NAME, o->data_dir);
+	rc = relay_config_load(path, cfg, err, sizeof(err));
+	free(path);
+	if (rc == -ENOENT && !config)
+		return 0;
+	if (rc) {
+		wk_err("%s", err);
+		relay_config_release(cfg);
+		return -1;
+	}
+	/* Checked by relay_config_parse(): these cannot fail. */
+	if (cfg->bind)
+		relay_parse_addr(cfg->bind, &o->host, &o->port);
+	if (cfg->metrics) {
+		o->metrics_port = DEFAULT_PORT + 1;
+		relay_parse_addr(cfg->metrics, &o->metrics_host,
+				 &o->metrics_port);
+	}
+	if (cfg->admin_token_file) {
+		char *what = xasprintf("the admin-token-file of %s", cfg->path);
+
+		rc = read_admin_token(what, cfg->admin_token_file,
+				      o->admin_hash);
+		free(what);
+		if (rc)
+			return -1;
+		o->has_admin = true;
+	}
+	o->status_page = cfg->status_page;
+	o->tls_cert = cfg->tls_cert;
+	o->tls_key = cfg->tls_key;
+	*lim = cfg->lim;
+	*set_conns = cfg->set_connections;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -405,25 +425,61 @@ int main(int argc, char **argv)
 		{"metrics", required_argument, NULL, 'M'},
 		{"admin-token-file", required_argument, NULL, 'A'},
 		{"status-page", no_argument, NULL, 'S'},
+		{"config", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	struct relay_opts o = {.host = DEFAULT_HOST, .port = DEFAULT_PORT};
 	struct relay_git_opts g = {.branch = RELAY_GIT_BRANCH,
 				   .commit_secs = RELAY_GIT_COMMIT_SECS,
 				   .push_secs = RELAY_GIT_PUSH_SECS};
+	/* o points into it until the process ends. */
+	static struct relay_config cfg;
 	struct relay_limits lim;
-	const char *rebuild = NULL;
-	char *data_arg = NULL, err[256];
+	const char *rebuild = NULL, *config = NULL;
+	char *data_arg = NULL, err[512];
 	bool git_opt = false, set_conns = false;
-	int c;
+	int c, rc;
 
 	wlog_init(argv[0]);
 	relay_limits_init(&lim);
+	relay_config_init(&cfg);
+	/* First where the config file is: its values come before the
+	 * flags, which override them. */
+	while ((c = getopt_long(argc, argv, "+b:d:c:k:vh", longopts, NULL)) !=
+	       -1) {
+		if (c == 'd')
+			o.data_dir = data_arg = optarg;
+		else if (c == 'C')
+			config = optarg;
+		else if (c == 'F')
+			rebuild = optarg;
+		else if (c == 'h' || c == '?')
+			break;
+	}
+	if (c == 'h') {
+		usage(stdout);
+		return 0;
+	}
+	if (c == '?' || !o.data_dir) {
+		usage(stderr);
+		return 2;
+	}
+	if (config && (rebuild || optind < argc)) {
+		wk_err("--config is for serving: folder commands and"
+		       " --rebuild-from-git read no config file");
+		return 2;
+	}
+	if (!rebuild && optind == argc &&
+	    use_config(config, &o, &lim, &set_conns, &cfg))
+		return 2;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "+b:d:c:k:vh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
+		case 'C':
+			break;
 		case 'b':
-			if (parse_bind(optarg, &o.host, &o.port)) {
+			if (relay_parse_addr(optarg, &o.host, &o.port)) {
 				wk_err("bad --bind '%s': use ADDR:PORT or"
 				       " [IPV6]:PORT",
 				       optarg);
@@ -474,8 +530,8 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			o.metrics_port = DEFAULT_PORT + 1;
-			if (parse_bind(optarg, &o.metrics_host,
-				       &o.metrics_port)) {
+			if (relay_parse_addr(optarg, &o.metrics_host,
+					     &o.metrics_port)) {
 				wk_err("bad --metrics '%s': use ADDR:PORT or"
 				       " [IPV6]:PORT",
 				       optarg);
@@ -483,7 +539,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'A':
-			if (read_admin_token(optarg, o.admin_hash))
+			if (read_admin_token("--admin-token-file", optarg,
+					     o.admin_hash))
 				return 2;
 			o.has_admin = true;
 			break;
@@ -552,9 +609,13 @@ int main(int argc, char **argv)
 	if (o.verbose) {
 		char desc[512];
 
+		if (cfg.path)
+			wk_info("config: %s", cfg.path);
 		relay_limits_describe(&lim, desc, sizeof(desc));
 		wk_info("limits: %s", desc);
 	}
 	o.limits = &lim;
-	return relay_serve(&o) ? 1 : 0;
+	rc = relay_serve(&o) ? 1 : 0;
+	relay_config_release(&cfg);
+	return rc;
 }

@@ -372,7 +372,18 @@ static int send_error(struct conn *c)
 	if (wire_encode(&c->r->frame, &e))
 		return -EIO;
 	c->state = CONN_CLOSING;
+	/* What the peer still sends is read and dropped until it is quiet
+	 * (on_writeable()), for RELAY_HELLO_SECS at most. */
+	conn_pause(c, PAUSE_REPLIES, false);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, RELAY_HELLO_SECS);
 	return write_frame(c, &c->r->frame);
+}
+
+static void linger_done(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, linger_sul);
+
+	lws_callback_on_writable(c->wsi);
 }
 
 static bool more_to_send(struct conn *c)
@@ -396,15 +407,21 @@ static int on_writeable(struct conn *c)
 	if (c->state == CONN_CLOSING) {
 		size_t n = strnlen(c->err_reason, 123);
 
+		lws_usec_t quiet = lws_now_usecs() - c->last_rx;
+
 		/*
-		 * Closing while the peer is still sending a message (one too
-		 * big, say) would reset the connection and could destroy the
-		 * ERROR before the peer reads it: drain the message first,
-		 * for a few seconds at most.
+		 * Closing while the peer is still sending (a message too big,
+		 * a flood) would reset the connection and could destroy the
+		 * ERROR before the peer reads it: drain what it sends until
+		 * its message is over and it has been quiet a moment, within
+		 * the timeout send_error() set.
 		 */
-		if (c->in_msg) {
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-					RELAY_HELLO_SECS);
+		if (c->in_msg)
+			return 0;
+		if (quiet < RELAY_LINGER_US) {
+			lws_sul_schedule(lws_get_context(c->wsi), 0,
+					 &c->linger_sul, linger_done,
+					 RELAY_LINGER_US - quiet);
 			return 0;
 		}
 
@@ -541,7 +558,7 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			c->seen->sessions--;
 			c->seen->last_seen = time(NULL);
 		}
-		lws_sul_cancel(&c->rate_sul);
+		lws_sul_cancel(&c->linger_sul);
 		relay_chunk_disown(r->stage, c);
 		live_remove(c);
 		q_free(c);

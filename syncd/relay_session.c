@@ -2,8 +2,8 @@
  * relay_session.c - what wkfs-relay does with each message a client sends
  * (docs/protocol.md): HELLO, PUSH, CURSOR, HAVE, CHUNK_PUT, CHUNK_GET and
  * PING, and the limits a session is held to while it sends them
- * (hello-bytes, messages-per-second, put-bytes, folder-bytes; the
- * connection limits are relay_admit.c's).
+ * (hello-bytes, messages-per-second, frames-per-second, put-bytes,
+ * folder-bytes; the connection limits are relay_admit.c's).
  *
  * Runs on the relay's one service thread, like relay_server.c, which
  * owns the connections, the output queue and sending; replies go through
@@ -37,36 +37,33 @@ static void token_hash(const uint8_t *token, size_t len,
 	EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
 }
 
-static void rate_resume(lws_sorted_usec_list_t *sul)
-{
-	conn_pause(lws_container_of(sul, struct conn, rate_sul), PAUSE_RATE,
-		   false);
-}
-
 /*
- * messages-per-second, as a budget of one second's worth that refills at
- * that rate (GCRA: rate_tat is when the budget is full again): a peer
- * over it is not read until it has some again.  Slowed, not refused: a
- * replica that streams thousands of small chunks must not be dropped for
- * it, and a peer that is not read cannot send faster.
+ * messages-per-second and frames-per-second: a token bucket per session
+ * holding RELAY_RATE_BURST_SECS seconds' worth, refilled at the rate (as
+ * GCRA: *tat is when the bucket is full again, in ns).  A replica that
+ * uploads many small chunks at once stays within the burst; a peer that
+ * keeps sending faster than the rate gets ERROR `limit` and is closed,
+ * as over any other cap.  False when this frame or message is over.
  */
-static void rate_count(struct conn *c)
+static bool rate_take(struct conn *c, int64_t *tat, uint64_t rate,
+		      const char *what, const char *limit)
 {
-	uint64_t rate = c->r->lim->messages_sec;
-	lws_usec_t now, ahead;
+	const int64_t burst = (int64_t)RELAY_RATE_BURST_SECS * 1000000000;
+	int64_t now;
 
 	if (!rate)
-		return;
-	now = lws_now_usecs();
-	if (c->rate_tat < now)
-		c->rate_tat = now;
-	c->rate_tat += (lws_usec_t)(LWS_US_PER_SEC / rate);
-	ahead = c->rate_tat - now;
-	if (ahead <= LWS_US_PER_SEC || (c->paused & PAUSE_RATE))
-		return;
-	conn_pause(c, PAUSE_RATE, true);
-	lws_sul_schedule(lws_get_context(c->wsi), 0, &c->rate_sul, rate_resume,
-			 ahead - LWS_US_PER_SEC);
+		return true;
+	now = (int64_t)lws_now_usecs() * 1000;
+	if (*tat < now)
+		*tat = now;
+	*tat += (int64_t)(1000000000 / rate);
+	if (*tat - now <= burst)
+		return true;
+	conn_fail(c, WIRE_ERR_LIMIT,
+		  "%s faster than %" PRIu64 " a second for %d s: over the"
+		  " limit %s=%" PRIu64,
+		  what, rate, RELAY_RATE_BURST_SECS, limit, rate);
+	return false;
 }
 
 /* The folder's bytes, counted when first asked for; NULL if unreadable
@@ -584,6 +581,7 @@ static bool hello_room(struct conn *c, size_t len)
 void relay_on_receive(struct conn *c, const uint8_t *in, size_t len)
 {
 	c->r->stats.bytes_in += len;
+	c->last_rx = lws_now_usecs();
 	if (c->state == CONN_FAILING || c->state == CONN_CLOSING) {
 		/* Drained, not read: see on_writeable(). */
 		c->in_msg = !lws_is_final_fragment(c->wsi);
@@ -608,8 +606,16 @@ void relay_on_receive(struct conn *c, const uint8_t *in, size_t len)
 	}
 	if (!hello_room(c, len))
 		return;
-	if (!lws_remaining_packet_payload(c->wsi))
-		rate_count(c); /* the end of a WebSocket frame */
+	/* The end of a WebSocket frame, and maybe of a message. */
+	if (!lws_remaining_packet_payload(c->wsi) &&
+	    (!rate_take(c, &c->frame_tat, c->r->lim->frames_sec, "frames",
+			"frames-per-second") ||
+	     (lws_is_final_fragment(c->wsi) &&
+	      !rate_take(c, &c->msg_tat, c->r->lim->messages_sec, "messages",
+			 "messages-per-second")))) {
+		c->in_msg = !lws_is_final_fragment(c->wsi);
+		return;
+	}
 	if (wire_buf_append(&c->rx, in, len)) {
 		conn_fail(c, WIRE_ERR_TOO_BIG, "message over %u bytes",
 			  WIRE_FRAME_MAX);

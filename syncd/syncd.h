@@ -181,6 +181,11 @@ void syncd_wake_target(struct syncd *s, struct wsc *c);
 /* syncd_session.c */
 int syncd_session_open(struct syncd *s);
 void syncd_session_close(struct syncd *s);
+/* True when the relay ended the session (either connection) with ERROR
+ * `limit` over a cap of its own (a rate, folder-bytes), not one naming a
+ * put, which the next session settles at once.  Call before
+ * syncd_session_close(). */
+bool syncd_session_limited(const struct syncd *s);
 /* Receives and handles one message on the ops connection (OPS, CAUGHT_UP,
  * stray replies): 0, -ETIMEDOUT, or an error that ends the session. */
 int syncd_session_step(struct syncd *s, int timeout_ms);

@@ -40,6 +40,9 @@
 #define BACKOFF_MIN_MS 500
 #define APPLY_JOIN_MAX 16 /* OPS messages handled before one apply */
 #define BACKOFF_MAX_MS 60000
+/* After the relay ended a session over one of its limits: a new session
+ * at once would start with a fresh budget and be refused again. */
+#define BACKOFF_LIMIT_MS 5000
 
 static volatile sig_atomic_t stopping;
 
@@ -383,6 +386,7 @@ static int run_daemon(struct syncd *s)
 {
 	long backoff = BACKOFF_MIN_MS;
 	char last[sizeof(s->err)] = "";
+	bool limited = false;
 
 	srandom((unsigned)(time(NULL) ^ getpid()));
 	while (!stopping) {
@@ -392,7 +396,10 @@ static int run_daemon(struct syncd *s)
 		s->peer_error = 0;
 		rc = syncd_session_open(s);
 		if (!rc) {
-			backoff = BACKOFF_MIN_MS;
+			/* A session refused over a limit was no good one:
+			 * the wait keeps growing. */
+			if (!limited)
+				backoff = BACKOFF_MIN_MS;
 			last[0] = '\0';
 			syncd_publish(s, SYNCD_CONNECTED, true);
 			rc = serve(s);
@@ -401,9 +408,12 @@ static int run_daemon(struct syncd *s)
 			syncd_sync_answer(s, asked, rc);
 		}
 		syncd_apply(s);
+		limited = syncd_session_limited(s);
 		syncd_session_close(s);
 		if (stopping)
 			break;
+		if (limited && backoff < BACKOFF_LIMIT_MS)
+			backoff = BACKOFF_LIMIT_MS;
 		syncd_publish(s, failed_state(s), false);
 		/* Say it once, not at every retry. */
 		if (strcmp(last, s->err) != 0) {

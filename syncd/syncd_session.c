@@ -151,6 +151,20 @@ void syncd_session_close(struct syncd *s)
 	s->data = s->ops = NULL;
 }
 
+static bool over_limit(const struct wsc *c)
+{
+	const char *reason;
+	struct wk_id put;
+
+	return c && wsc_peer_error(c, &reason) == WIRE_ERR_LIMIT &&
+	       wire_missing_put(reason, &put) != 0;
+}
+
+bool syncd_session_limited(const struct syncd *s)
+{
+	return over_limit(s->ops) || over_limit(s->data);
+}
+
 /* Fetches the content of the puts of an OPS message. */
 static int fetch_batch(struct syncd *s, const struct wire_msg *m,
 		       struct wk_op *op)

@@ -169,8 +169,16 @@ static void text_seeds(void)
 		"# comment\n*.o\n!keep.o\n/build/\ndocs/**/tmp\n[ab]?.txt\n"
 		"\0a.o\0keep.o\0build\0docs/x/y/tmp\0sub/ab.txt";
 
+	static const char relay_ini[] =
+		"; wkfs-relay\n[relay]\nbind = [::1]:7890\n"
+		"metrics = 127.0.0.1:9101\nstatus-page = no\n"
+		"[tls]\ncert = cert.pem\nkey = key.pem\n[limits]\n"
+		"hello-bytes = 1K\nconnections = 100\n"
+		"messages-per-second = 0\nfolder-bytes = 10G\n";
+
 	put("config", "relay", config, sizeof(config) - 1);
 	put("config", "git", git, sizeof(git) - 1);
+	put("relay_config", "all-sections", relay_ini, sizeof(relay_ini) - 1);
 	put("ignore", "rules-and-paths", ignore, sizeof(ignore) - 1);
 }
 

@@ -11,6 +11,7 @@ load helpers
 B=${WKFS_BUILD:-$BATS_TEST_DIRNAME/../../build}
 RELAY=$B/wkfs-relay
 RT=$B/wkfs-relay-test
+SYNCD=$B/wkfs-syncd
 
 load relay
 
@@ -23,7 +24,11 @@ setup() {
 	BG_PIDS=()
 }
 
-teardown() { clients_relay_teardown; }
+teardown() {
+	stop_syncds
+	wk_teardown
+	clients_relay_teardown
+}
 
 # start_limited OPTION...: a relay with those options and folder Notes.
 start_limited() {
@@ -208,22 +213,105 @@ PYEOF
 	wait_until 20 rt push "$(url Notes)" "$TOK" 7 1
 }
 
-@test "messages-per-second: a session over it is slowed, others are not" {
+@test "messages-per-second: past its burst a session gets ERROR limit and is closed" {
 	start_limited --limit messages-per-second=50
-	# a second's budget, then 50 a second: 150 PINGs take 2 s or more
-	run rt pings "$(url Notes)" "$TOK" 150
+	# ten seconds' worth at once is a burst it takes
+	run rt pings "$(url Notes)" "$TOK" 400
 	assert_success
-	ms=${output##* }
-	echo "150 pings at 50/s: $ms ms" >&3
-	[ "$ms" -ge 1500 ]
+	# a flood past it is refused, naming the limit, and closed
+	run rt pings "$(url Notes)" "$TOK" 3000
+	assert_failure 3
+	assert_output --partial 'error 13 limit: messages faster than 50 a second for 10 s: over the limit messages-per-second=50'
+	assert_line --partial 'close 1008'
+	# the next session has its own budget
 	run rt pings "$(url Notes)" "$TOK" 40
-	ms=${output##* }
-	[ "$ms" -lt 1000 ]
-	stop_relay
-	start_relay 127.0.0.1:0
-	run rt pings "$(url Notes)" "$TOK" 150
-	ms=${output##* }
-	[ "$ms" -lt 1000 ]
+	assert_success
+}
+
+# fragments PORT N [END]: a WebSocket handshake, then a binary message of
+# one byte continued by N one-byte fragments, its last frame sent only
+# with END; prints the handshake's status line and then everything the
+# relay sent back, as text.
+fragments() {
+	"$PY" - "$@" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.send(b"GET /Notes HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+       b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+       b"Sec-WebSocket-Protocol: wkfs\r\nSec-WebSocket-Version: 13\r\n\r\n")
+got = b""
+while b"\r\n\r\n" not in got:
+    got += s.recv(4096)
+head, _, got = got.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode())
+# masked frames (a zero key): binary without FIN, then continuations
+out = b"\x02\x81\0\0\0\0\x01" + b"\x00\x81\0\0\0\0\x00" * int(sys.argv[2])
+if len(sys.argv) > 3:
+    out += b"\x80\x81\0\0\0\0\x00"
+try:
+    s.sendall(out)
+    # until the relay closes, or sends a limit's ERROR (after which it
+    # waits for the unfinished message to end before it closes)
+    while b"over the limit" not in got:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+except OSError:
+    pass
+print(got.decode("latin1"))
+PYEOF
+}
+
+@test "frames-per-second: a message in too many fragments is refused, naming it" {
+	start_limited --limit frames-per-second=10
+	# 100 frames is the burst: a message of 51 is judged as a message
+	run fragments "$PORT" 50 end
+	assert_line --index 0 --partial ' 101 '
+	assert_output --partial 'malformed HELLO'
+	# 300 one-byte fragments, under hello-bytes, over the frames
+	run fragments "$PORT" 300
+	assert_line --index 0 --partial ' 101 '
+	assert_output --partial 'frames faster than 10 a second for 10 s: over the limit frames-per-second=10'
+}
+
+# many DIR N: N small files under DIR/many.
+many() {
+	mkdir -p "$1/many"
+	for ((i = 0; i < $2; i++)); do
+		echo "file $i" >"$1/many/f$i"
+	done
+}
+
+@test "wkfs-syncd refused over messages-per-second backs off, and status names the limit" {
+	start_limited --limit messages-per-second=5
+	T=$(realpath "$BATS_TEST_TMPDIR")
+	replica a
+	A=$(replica_dir a)
+	many "$A" 150
+	wait_until 30 grep -q 'over the limit messages-per-second=5' "$T/a.syncd.log"
+	n0=$(_connects "$T/a.syncd.log")
+	t0=$(date +%s%N)
+	wait_until 10 eval '"$WKFS_BIN" status "$A" | grep -q "limit messages-per-second=5"'
+	# after the refusal it waits 2.5 s or more before its next session
+	# (it used to reconnect within 0.5 s, to be refused again at once)
+	wait_until 15 _connects_gt "$T/a.syncd.log" "$n0"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "wkfs-syncd: next session $ms ms after the refusal" >&3
+	[ "$ms" -ge 2000 ]
+}
+
+@test "a sync through a low but sane messages-per-second converges, unrefused" {
+	start_limited --limit messages-per-second=100
+	T=$(realpath "$BATS_TEST_TMPDIR")
+	replica a
+	replica b
+	A=$(replica_dir a) Bd=$(replica_dir b)
+	many "$A" 100
+	echo more >"$Bd/from-b"
+	wait_same 60 "$A" "$Bd"
+	[ -e "$A/many/f99" ] && [ -e "$A/from-b" ]
+	! grep -q 'limit' "$T/a.syncd.log" "$T/b.syncd.log"
 }
 
 @test "put-bytes: a put naming a bigger file is refused, a repeated chunk too" {

@@ -84,9 +84,6 @@ big_set() {
 }
 
 @test "wkfs sync on a terminal shows files and bytes to go" {
-	# a slow relay: each of the many chunks waits its turn
-	stop_relay
-	start_relay 127.0.0.1:0 --limit messages-per-second=20
 	replica a
 	stop_syncd a
 	big_set "$A" 20

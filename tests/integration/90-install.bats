@@ -79,7 +79,7 @@ verify() {
 	assert_output "ExecStart=$P/bin/wkfs mount %f -f
 ExecStop=-$P/bin/wkfs umount %f"
 	run grep -h '^ExecStart' "$P/lib/systemd/system/wkfs-relay.service"
-	assert_output "ExecStart=$P/bin/wkfs-relay --data /var/lib/wkfs-relay --bind 127.0.0.1:7890"
+	assert_output "ExecStart=$P/bin/wkfs-relay --data /var/lib/wkfs-relay"
 	cmp "$P/lib/systemd/system/wkfs@.service" \
 		"$P/lib/systemd/user/wkfs@.service"
 }

@@ -32,6 +32,8 @@ static const struct {
 	 "mine|theirs|both",
 	 "list conflict copies, or resolve one"},
 	{"log", "[DIR] [--json] [-n N]", "the recorded operations"},
+	{"history", "PATH [--json]",
+	 "every version of a file, or of a directory's entries"},
 	{"stop", "[DIR]", "stop the folder's wkfs-syncd"},
 	{"hooks", "install|remove DIR",
 	 "git hooks that sync DIR after a merge or pull (git:.)"},
@@ -174,6 +176,8 @@ int main(int argc, char **argv)
 		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "conflicts"))
 		return cmd_conflicts(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "history"))
+		return cmd_history(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "hooks"))
 		return cmd_hooks(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "debug"))

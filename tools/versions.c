@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,13 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "content.h"
 #include "db.h"
 #include "hlc.h"
 #include "locate.h"
 #include "out.h"
+#include "syncctl.h"
 #include "xalloc.h"
 
 /*
@@ -410,4 +413,39 @@ void versions_name(const struct versions *v, const struct hist_entry *e,
 	out_iso_ms((int64_t)hlc_ms(op->id.hlc), t, sizeof(t));
 	snprintf(buf, len, "%s version %u (%s, %s)", e->path[0] ? e->path : ".",
 		 e->number, t, op->device[0] ? op->device : "-");
+}
+
+int versions_fetch(const struct versions *v, const struct wk_hash *hash,
+		   uint64_t size, char *err, size_t errlen)
+{
+	char req[64 + WK_HASH_STRLEN], reply[512], hex[WK_HASH_STRLEN];
+	char sock[RUNDIR_MAX + 16];
+	int rc;
+
+	if (!v->remote || !v->f.run[0]) {
+		snprintf(err, errlen, "the folder has no remote");
+		return -ENOENT;
+	}
+	/* The daemon holds the relay connection; start it if need be, as
+	 * wkfs sync does. */
+	rc = syncctl_ensure(v->f.key, v->f.run, NULL);
+	if (rc) {
+		snprintf(err, errlen, "cannot start wkfs-syncd: %s",
+			 rc == -ECHILD ? "it said why above" : strerror(-rc));
+		return rc;
+	}
+	snprintf(sock, sizeof(sock), "%s/syncd.sock", v->f.run);
+	snprintf(req, sizeof(req), "fetch %s %" PRIu64, wk_hash_str(hash, hex),
+		 size);
+	rc = ctl_request(sock, req, reply, sizeof(reply), NULL);
+	if (rc) {
+		snprintf(err, errlen, "wkfs-syncd did not answer: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	if (strcmp(reply, "ok") == 0)
+		return 0;
+	snprintf(err, errlen, "%s",
+		 strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+	return -ENOENT;
 }

@@ -72,6 +72,14 @@ const char *versions_where_id(const struct versions *v, struct wk_id version,
 int versions_content(const struct versions *v, const struct wk_hash *hash,
 		     uint64_t size);
 
+/*
+ * Has wkfs-syncd (started if need be) fetch that content from the relay
+ * into .wkfs/objects, where versions_content() then finds it.  0, or
+ * -errno with the reason in err (no remote, not on the relay, offline).
+ */
+int versions_fetch(const struct versions *v, const struct wk_hash *hash,
+		   uint64_t size, char *err, size_t errlen);
+
 /* "PATH version N (TIME, DEVICE)" in buf, for wk_err() (which escapes
  * what it prints). */
 void versions_name(const struct versions *v, const struct hist_entry *e,

@@ -117,19 +117,171 @@ for line in sys.stdin:
 	assert_equal "$(hist_field "$B" both.txt "$n" content)" here
 }
 
-@test "history errors: unknown path, outside the folder, bad usage" {
-	replica_init a
-	replica_mount a
-	run "$WKFS_BIN" history "$A/never-was"
+# version_of DIR PATH KIND SIZE: the number of the last version of PATH of
+# KIND ("save") with SIZE bytes.
+version_of() {
+	(cd "$1" && "$WKFS_BIN" history --json "$2") | "$PY" -c '
+import json, sys
+kind, size = sys.argv[1], int(sys.argv[2])
+n = ""
+for line in sys.stdin:
+    v = json.loads(line)
+    if v["kind"] == kind and v.get("size") == size:
+        n = v["version"]
+print(n)' "$3" "$4"
+}
+
+@test "restore brings back a version overwritten on both replicas, from the relay, and B gets it" {
+	replica a
+	replica b
+	head -c 5000 /dev/urandom >"$T/v1"
+	head -c 7000 /dev/urandom >"$T/v2"
+	cp "$T/v1" "$A/doc.bin"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	cp "$T/v2" "$B/doc.bin"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	cmp "$T/v2" "$A/doc.bin"
+
+	local n
+	n=$(version_of "$A" doc.bin save 5000)
+	[ -n "$n" ]
+	# neither replica holds it any more: only the relay does
+	assert_equal "$(hist_field "$A" doc.bin "$n" content)" relay
+	run "$WKFS_BIN" restore "$A/doc.bin" --version "$n"
+	assert_success
+	assert_output "restored 1 entry to doc.bin"
+	cmp "$T/v1" "$A/doc.bin"
+	# an ordinary change: a new save by a, which reaches B
+	wait_until "$SYNC_WAIT" cmp -s "$T/v1" "$B/doc.bin"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	run hist "$B" doc.bin
+	assert_line --partial "save doc.bin a"
+	[ "$(version_of "$B" doc.bin save 5000)" -gt "$n" ]
+	no_conflict_copies "$A" "$B"
+
+	# the same again changes nothing; --to makes a copy beside it
+	run "$WKFS_BIN" restore "$A/doc.bin" --version "$n"
+	assert_output "restored 0 entries to doc.bin (1 already as they were)"
+	n=$(version_of "$A" doc.bin save 7000)
+	run "$WKFS_BIN" restore "$A/doc.bin" --version "$n" --to "$A/old/v2.bin"
+	assert_success
+	cmp "$T/v2" "$A/old/v2.bin"
+	cmp "$T/v1" "$A/doc.bin"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+}
+
+@test "restore --deleted lists and brings back what B deleted; a directory comes back as it was at a time" {
+	replica a
+	replica b
+	mkdir -p "$A/docs" "$A/proj/src"
+	echo alpha >"$A/docs/a.txt"
+	echo keep >"$A/docs/keep.txt"
+	echo one >"$A/proj/f1"
+	echo two >"$A/proj/src/f2"
+	chmod 600 "$A/proj/f1"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	local then before
+	then=$("$WKFS_BIN" history --json "$A/proj" | tail -n 1 |
+		"$PY" -c 'import json, sys; print(json.load(sys.stdin)["time"])')
+	before=$(listing "$A/proj")
+
+	rm "$B/docs/a.txt"
+	echo changed >"$B/proj/f1"
+	rm -r "$B/proj/src"
+	echo new >"$B/proj/f3"
+	wait_same "$SYNC_WAIT" "$A" "$B"
+
+	run "$WKFS_BIN" restore --deleted "$A/docs"
+	assert_success
+	assert_output --regexp '^[0-9T:.-]+Z b +6 B relay +docs/a.txt$'
+	run "$WKFS_BIN" restore --deleted "$A/docs/a.txt"
+	assert_success
+	run cat "$A/docs/a.txt"
+	assert_output alpha
+	wait_same "$SYNC_WAIT" "$A" "$B"
+
+	# the directory as it was: a copy first, then in place
+	run "$WKFS_BIN" restore "$A/proj" --at "$then" --to "$A/proj-then"
+	assert_success
+	assert_equal "$(listing "$A/proj-then")" "$before"
+	run "$WKFS_BIN" restore "$A/proj" --at "$then"
+	assert_success
+	# f1 and src/f2 are back; f3, made since, stays (restore deletes
+	# nothing)
+	assert_equal "$(listing "$A/proj" | grep -v '^f3 ')" "$before"
+	[ -f "$A/proj/f3" ]
+	wait_same "$SYNC_WAIT" "$A" "$B"
+	no_conflict_copies "$A" "$B"
+}
+
+@test "errors: unknown path, bad time, no such version, content gone, usage" {
+	wk_dirs
+	wk_init "$D"
+	wk_mount "$D"
+	echo first >"$D/f"
+	echo second >"$D/f"
+	wait_until 10 "$WKFS_BIN" history "$D/f"
+
+	run "$WKFS_BIN" history "$D/never-was"
 	assert_failure 1
-	assert_output "wkfs: $A/never-was: no such file or directory, now or in the history of $A"
+	assert_output "wkfs: $D/never-was: no such file or directory, now or in the history of $D"
 	run "$WKFS_BIN" history "$T"
 	assert_failure 1
 	assert_output --partial 'is not in a synced folder'
-	run "$WKFS_BIN" history "$A/.wkfs/config.ini"
+	run "$WKFS_BIN" history "$D/.wkfs/config.ini"
 	assert_failure 1
 	assert_output --partial "sidecar"
 	run "$WKFS_BIN" history
 	assert_failure 2
 	assert_output --partial 'usage: wkfs history PATH'
+
+	run "$WKFS_BIN" restore "$D/f" --at yesterday
+	assert_failure 1
+	assert_output "wkfs: cannot read the time 'yesterday': give it as 2026-12-08T10:11:12Z (UTC, as wkfs history shows times), 2026-12-08, or @SECONDS"
+	run "$WKFS_BIN" restore "$D/f" --version 99
+	assert_failure 1
+	assert_output --regexp "^wkfs: $D/f has no version 99: its versions are 1 to [0-9]+ \(wkfs history $D/f\)$"
+	run "$WKFS_BIN" restore "$D/f" --at 2001-01-01
+	assert_failure 1
+	assert_output "wkfs: $D/f did not exist at 2001-01-01; wkfs history $D/f lists its versions"
+	run "$WKFS_BIN" restore "$D/never-was"
+	assert_failure 1
+	assert_output "wkfs: $D/never-was: nothing was deleted there; wkfs restore --deleted DIR lists what was deleted in DIR"
+	run "$WKFS_BIN" restore "$D/f"
+	assert_failure 1
+	assert_output --partial "is there now: say which version"
+	# a local-only folder never sent the first version anywhere
+	local n
+	n=$(version_of "$D" f save 6)
+	run "$WKFS_BIN" restore "$D/f" --version "$n"
+	assert_failure 1
+	assert_output --regexp "^wkfs: content of f version $n \([0-9T:.-]+Z, [^)]+\) is not on this replica, and no remote was sent it: it is gone$"
+	run cat "$D/f"
+	assert_output second
+	run "$WKFS_BIN" restore "$D/f" --version 1 --at 2001-01-01
+	assert_failure 2
+	run "$WKFS_BIN" restore --deleted "$D/f" --version 1
+	assert_failure 2
+	# nothing was written by any of them
+	[ -z "$(ls -A "$D" | grep -v '^f$')" ]
+}
+
+@test "restore in an unmounted folder writes the directory; the next mount records it" {
+	wk_dirs
+	wk_init "$D"
+	wk_mount "$D"
+	echo same >"$D/a"
+	echo same >"$D/b"
+	rm "$D/a"
+	wait_until 10 "$WKFS_BIN" history "$D/a"
+	wk_umount "$D"
+
+	run "$WKFS_BIN" restore --deleted "$D/a"
+	assert_success
+	assert_line "restored 1 entry to a"
+	assert_line "$D is not mounted: the change is recorded when it is mounted next"
+	run cat "$D/a"
+	assert_output same
+	wk_mount "$D"
+	wait_until 10 eval '"$WKFS_BIN" history "$D/a" | tail -n 1 | grep -q " save "'
 }

@@ -33,17 +33,17 @@ static void print_text(const struct versions *v, const struct hist_entry *e)
 {
 	const struct wk_op *op = &v->ops[e->op];
 	const char *where = versions_where(v, e);
-	char t[64], size[32] = "-", actor[17];
+	char t[64], size[32] = "-", actor[17], *dev;
 
 	out_iso_ms((int64_t)hlc_ms(op->id.hlc), t, sizeof(t));
 	if (e->has_content && e->node_kind == WK_KIND_FILE)
 		out_bytes(e->size, size, sizeof(size));
 	snprintf(actor, sizeof(actor), "%016" PRIx64, op->id.actor);
-	printf("%-3u %s ", e->number, t);
 	/* Devices and names come from any replica: escaped. */
-	term_fputs(op->device[0] ? op->device : actor, stdout);
-	printf(" %-13s %9s %-5s ", hist_kind_name(e->kind), size,
-	       where ? where : "-");
+	dev = term_escape_dup(op->device[0] ? op->device : actor);
+	printf("%-3u %s %-8s %-13s %9s %-5s ", e->number, t, dev,
+	       hist_kind_name(e->kind), size, where ? where : "-");
+	free(dev);
 	term_fputs(e->path[0] ? e->path : ".", stdout);
 	if (e->from) {
 		fputs(" <- ", stdout);

@@ -564,14 +564,14 @@ static void print_deleted(const struct restore *r, const struct history *h)
 		const struct hist_entry *e = &h->v[i];
 		const struct wk_op *op = &r->v.ops[e->op];
 		const char *where = versions_where(&r->v, e);
-		char t[64], size[32] = "-";
+		char t[64], size[32] = "-", *dev;
 
 		out_iso_ms((int64_t)hlc_ms(op->id.hlc), t, sizeof(t));
 		if (where)
 			out_bytes(e->size, size, sizeof(size));
-		printf("%s ", t);
-		term_fputs(op->device[0] ? op->device : "-", stdout);
-		printf(" %9s %-5s ", size, where ? where : "-");
+		dev = term_escape_dup(op->device[0] ? op->device : "-");
+		printf("%s %-8s %9s %-5s ", t, dev, size, where ? where : "-");
+		free(dev);
 		term_fputs(e->path, stdout);
 		puts(e->node_kind == WK_KIND_DIR ? "/" : "");
 	}

@@ -151,6 +151,15 @@ print(n)' "$3" "$4"
 	assert_success
 	assert_output "restored 1 entry to doc.bin"
 	cmp "$T/v1" "$A/doc.bin"
+	# the fetched content stays in A's object store, which status shows
+	"$WKFS_BIN" status "$A" --json | "$PY" -c '
+import json, sys
+st = json.load(sys.stdin)["folders"][0]["store"]
+assert st["objects"] >= 1 and st["object_bytes"] >= 5000, st
+assert st["bytes"] == st["oplog_bytes"] + st["object_bytes"] + \
+    st["recipe_bytes"] + st["chunk_bytes"], st'
+	run "$WKFS_BIN" status "$A"
+	assert_line --regexp '^  store +[0-9.]+ [KM]iB: oplog [0-9.]+ [KM]?i?B, [0-9]+ objects? [0-9.]+ [KM]?i?B, recipes [0-9.]+ [KM]?i?B$'
 	# an ordinary change: a new save by a, which reaches B
 	wait_until "$SYNC_WAIT" cmp -s "$T/v1" "$B/doc.bin"
 	wait_same "$SYNC_WAIT" "$A" "$B"

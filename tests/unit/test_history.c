@@ -60,15 +60,18 @@ static void reverse(struct wk_op *ops, size_t n)
 	}
 }
 
-/* history_of_path of ops, in the given order and reversed, equals want. */
-static void check_history(struct wk_op *ops, size_t n, const char *path,
-			  const char *want)
+typedef int (*query_fn)(const struct wk_op *ops, size_t n, const char *path,
+			struct history *h);
+
+/* query of ops, in the given order and reversed, renders as want. */
+static void check_query(query_fn query, struct wk_op *ops, size_t n,
+			const char *path, const char *want)
 {
 	for (int pass = 0; pass < 2; pass++) {
 		struct history h;
 		char *got;
 
-		assert_int_equal(history_of_path(ops, n, path, &h), 0);
+		assert_int_equal(query(ops, n, path, &h), 0);
 		got = render(&h);
 		assert_string_equal(got, want);
 		free(got);
@@ -77,21 +80,10 @@ static void check_history(struct wk_op *ops, size_t n, const char *path,
 	}
 }
 
-static void check_deleted(struct wk_op *ops, size_t n, const char *path,
-			  const char *want)
-{
-	for (int pass = 0; pass < 2; pass++) {
-		struct history h;
-		char *got;
-
-		assert_int_equal(history_deleted(ops, n, path, &h), 0);
-		got = render(&h);
-		assert_string_equal(got, want);
-		free(got);
-		history_release(&h);
-		reverse(ops, n);
-	}
-}
+#define check_history(ops, n, path, want) \
+	check_query(history_of_path, ops, n, path, want)
+#define check_deleted(ops, n, path, want) \
+	check_query(history_deleted, ops, n, path, want)
 
 static void test_saves_then_move_are_followed(void **state)
 {

@@ -270,11 +270,13 @@ struct select_ctx {
 	struct node_set *set;
 };
 
+/* A conflict copy stands for its file's node: asking about the copy's
+ * name shows the file's versions, the copy's among them. */
 static int select_shown(const char *p, const struct tree_entry *e, void *arg)
 {
 	struct select_ctx *c = arg;
 
-	if (!e->conflict_copy && history_path_within(p, c->path))
+	if (history_path_within(p, c->path))
 		node_set_add(c->set, e->node);
 	return 0;
 }

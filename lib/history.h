@@ -5,7 +5,8 @@
  * The oplog names nodes, not paths, so a path's history is that of every
  * node that was ever shown at the path or below it: the file that is there
  * now, across its moves; the files an editor's save-by-rename put there
- * one after the other; a file deleted from there.  Where a node was at
+ * one after the other; a file deleted from there; the file a conflict
+ * copy shown there belongs to.  Where a node was at
  * each op is what the merge engine (lib/tree.h) showed once the ops up to
  * that one, in (hlc, actor) order, were applied: the same rules that made
  * the folder make its past.

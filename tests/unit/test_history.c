@@ -129,10 +129,21 @@ static void test_delete_keeps_what_it_removed(void **state)
 	check_deleted(ops, 4, "g", "");
 }
 
+/* Copies the path of the first conflict copy into arg. */
+static int copy_path(const char *path, const struct tree_entry *e, void *arg)
+{
+	if (!e->conflict_copy)
+		return 0;
+	snprintf(arg, WK_NAME_MAX + 1, "%s", path);
+	return 1;
+}
+
 static void test_concurrent_saves_mark_the_loser(void **state)
 {
 	struct wk_op ops[4];
 	struct wk_id f = ID(1, LAPTOP);
+	char copy[WK_NAME_MAX + 1];
+	struct tree *t;
 
 	(void)state;
 	tl_create(&ops[0], f, ROOT, "doc");
@@ -141,6 +152,15 @@ static void test_concurrent_saves_mark_the_loser(void **state)
 	tl_put(&ops[2], ID(5, LAPTOP), f, ID(2, LAPTOP), 6);
 	tl_put(&ops[3], ID(6, DESK), f, ID(2, LAPTOP), 9);
 	check_history(ops, 4, "doc",
+		      "create doc 0\n"
+		      "save doc 4\n"
+		      "conflict copy doc 6\n"
+		      "save doc 9\n");
+	/* The copy's name leads to its file's history. */
+	t = history_tree_at(ops, 4, WK_ID_NONE);
+	assert_int_equal(tree_foreach(t, copy_path, copy), 1);
+	tree_free(t);
+	check_history(ops, 4, copy,
 		      "create doc 0\n"
 		      "save doc 4\n"
 		      "conflict copy doc 6\n"

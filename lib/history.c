@@ -389,31 +389,57 @@ static bool same_content(const struct wk_op *a, const struct wk_op *b)
 	       memcmp(&a->hash, &b->hash, sizeof(a->hash)) == 0;
 }
 
+/* Orders saves by node, then base, then id: concurrent ones side by side. */
+static const struct wk_op *group_ops;
+
+static int cmp_save(const void *a, const void *b)
+{
+	const struct wk_op *x = &group_ops[((const struct hist_entry *)a)->op];
+	const struct wk_op *y = &group_ops[((const struct hist_entry *)b)->op];
+	int c = wk_id_cmp(x->node, y->node);
+
+	if (!c)
+		c = wk_id_cmp(put_base(x), put_base(y));
+	return c ? c : wk_id_cmp(x->id, y->id);
+}
+
 /*
- * Marks the saves that lost to a concurrent one: two puts of one node
- * with the same base and different content conflict, and the higher
- * (hlc, actor) keeps the name (tree.h), so the lower is shown as a
- * conflict copy for as long as nothing retires it.
+ * Marks the saves that lost to a concurrent one: puts of one node with the
+ * same base did not see each other, and the newest (hlc, actor) keeps the
+ * name (tree.h), so the others are shown as conflict copies unless their
+ * content is the newest's.  Groups are walked from their newest put.
  */
 static void mark_conflicts(const struct wk_op *ops, struct history *h)
 {
-	for (size_t i = 0; i < h->n; i++) {
-		const struct wk_op *p = &ops[h->v[i].op];
+	struct hist_entry *saves = xmalloc((h->n ? h->n : 1) * sizeof(*saves));
+	size_t n = 0;
 
-		if (h->v[i].kind != HIST_SAVE)
-			continue;
-		for (size_t j = i + 1; j < h->n; j++) {
-			const struct wk_op *q = &ops[h->v[j].op];
-
-			if (q->kind == WK_OP_PUT &&
-			    wk_id_eq(q->node, p->node) &&
-			    wk_id_eq(put_base(q), put_base(p)) &&
-			    !same_content(p, q)) {
-				h->v[i].kind = HIST_CONFLICT;
-				break;
-			}
+	for (size_t i = 0; i < h->n; i++)
+		if (h->v[i].kind == HIST_SAVE) {
+			saves[n] = h->v[i];
+			saves[n++].number =
+				(unsigned)i; /* where it goes back */
 		}
+	group_ops = ops;
+	qsort(saves, n, sizeof(*saves), cmp_save);
+	group_ops = NULL;
+	for (size_t end = n; end > 0;) {
+		const struct wk_op *newest = &ops[saves[end - 1].op];
+		size_t i = end - 1;
+
+		while (i > 0) {
+			const struct wk_op *p = &ops[saves[i - 1].op];
+
+			if (!wk_id_eq(p->node, newest->node) ||
+			    !wk_id_eq(put_base(p), put_base(newest)))
+				break;
+			i--;
+			if (!same_content(p, newest))
+				h->v[saves[i].number].kind = HIST_CONFLICT;
+		}
+		end = i;
 	}
+	free(saves);
 }
 
 static void number(struct history *h)

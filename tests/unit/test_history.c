@@ -138,12 +138,20 @@ static int copy_path(const char *path, const struct tree_entry *e, void *arg)
 	return 1;
 }
 
+static int count_copies(const char *path, const struct tree_entry *e, void *arg)
+{
+	(void)path;
+	*(int *)arg += e->conflict_copy;
+	return 0;
+}
+
 static void test_concurrent_saves_mark_the_loser(void **state)
 {
 	struct wk_op ops[4];
 	struct wk_id f = ID(1, LAPTOP);
 	char copy[WK_NAME_MAX + 1];
 	struct tree *t;
+	int ncopies;
 
 	(void)state;
 	tl_create(&ops[0], f, ROOT, "doc");
@@ -165,7 +173,25 @@ static void test_concurrent_saves_mark_the_loser(void **state)
 		      "save doc 4\n"
 		      "conflict copy doc 6\n"
 		      "save doc 9\n");
+	/* Three saw version 2: the laptop's first has the newest's content,
+	 * so only the desk's is a copy. */
+	tl_put(&ops[1], ID(5, LAPTOP), f, NONE, 9);
+	tl_put(&ops[2], ID(6, DESK), f, NONE, 4);
+	tl_put(&ops[3], ID(7, LAPTOP), f, NONE, 9);
+	check_history(ops, 4, "doc",
+		      "create doc 0\n"
+		      "save doc 9\n"
+		      "conflict copy doc 4\n"
+		      "save doc 9\n");
+	/* ... as the engine shows it: one copy. */
+	t = history_tree_at(ops, 4, WK_ID_NONE);
+	ncopies = 0;
+	tree_foreach(t, count_copies, &ncopies);
+	assert_int_equal(ncopies, 1);
+	tree_free(t);
 	/* Equal contents do not conflict. */
+	tl_put(&ops[1], ID(2, LAPTOP), f, NONE, 4);
+	tl_put(&ops[3], ID(6, DESK), f, ID(2, LAPTOP), 9);
 	tl_put(&ops[2], ID(5, LAPTOP), f, ID(2, LAPTOP), 9);
 	check_history(ops, 4, "doc",
 		      "create doc 0\n"

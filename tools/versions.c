@@ -245,6 +245,25 @@ static int add_file(const char *path, const struct tree_entry *e, void *arg)
 	return 0;
 }
 
+static const struct wk_op *sort_ops;
+
+static int cmp_by_id(const void *a, const void *b)
+{
+	return wk_id_cmp(sort_ops[*(const size_t *)a].id,
+			 sort_ops[*(const size_t *)b].id);
+}
+
+/* v->by_id: the ops' indices in id order, to find a version's put. */
+static void index_ops(struct versions *v)
+{
+	v->by_id = xmalloc((v->n ? v->n : 1) * sizeof(*v->by_id));
+	for (size_t i = 0; i < v->n; i++)
+		v->by_id[i] = i;
+	sort_ops = v->ops;
+	qsort(v->by_id, v->n, sizeof(*v->by_id), cmp_by_id);
+	sort_ops = NULL;
+}
+
 int versions_open(const char *path, struct versions *v, char *err,
 		  size_t errlen)
 {
@@ -272,6 +291,7 @@ int versions_open(const char *path, struct versions *v, char *err,
 	db_close(db);
 	if (rc)
 		goto out_fail;
+	index_ops(v);
 	v->now = history_tree_at(v->ops, v->n, WK_ID_NONE);
 	tree_foreach(v->now, add_file, v);
 	if (v->nfiles)
@@ -295,6 +315,8 @@ void versions_release(struct versions *v)
 		free(v->files[i].path);
 	free(v->ops);
 	free(v->on_remote);
+	free(v->by_id);
+	v->by_id = NULL;
 	free(v->files);
 	v->files = NULL;
 	v->nfiles = v->files_alloc = 0;
@@ -377,11 +399,30 @@ int versions_content(const struct versions *v, const struct wk_hash *hash,
 	return -ENOENT;
 }
 
+/* The index of op id in v->ops, or v->n. */
+static size_t op_by_id(const struct versions *v, struct wk_id id)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = wk_id_cmp(v->ops[v->by_id[mid]].id, id);
+
+		if (!c)
+			return v->by_id[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return v->n;
+}
+
 const char *versions_where_id(const struct versions *v, struct wk_id version,
 			      const struct wk_hash *hash, uint64_t size)
 {
 	char hex[WK_HASH_STRLEN], p[64 + WK_HASH_STRLEN];
-	size_t at;
+	size_t at, i;
 
 	/* Said from what is recorded, without reading every file: restore
 	 * checks the bytes it takes. */
@@ -390,11 +431,8 @@ const char *versions_where_id(const struct versions *v, struct wk_id version,
 	    faccessat(v->dirfd, p, R_OK, 0) == 0)
 		return "here";
 	/* The put that made it, sent or received: the remote has had it. */
-	for (size_t i = 0; i < v->n; i++)
-		if (wk_id_eq(v->ops[i].id, version))
-			return v->remote && v->on_remote[i] ? v->remote
-							    : "gone";
-	return "gone";
+	i = op_by_id(v, version);
+	return v->remote && i < v->n && v->on_remote[i] ? v->remote : "gone";
 }
 
 const char *versions_where(const struct versions *v, const struct hist_entry *e)

@@ -36,6 +36,7 @@ struct versions {
 	int dirfd;	     /* the backing directory (reaches .wkfs) */
 	struct wk_op *ops;   /* the whole oplog, in seq order */
 	uint8_t *on_remote;  /* per op: shipped, or came from the remote */
+	size_t *by_id;	     /* the ops' indices in (hlc, actor) order */
 	size_t n;
 	const char *remote;	 /* "relay", "git", or NULL (local only) */
 	struct tree *now;	 /* the folder as its whole oplog shows it */

@@ -11,6 +11,9 @@
  * it and renamed over its name, as editors save: readers see the old file
  * or the new one, never part of either.
  *
+ * Paths are walked beneath the folder's root one directory at a time,
+ * never through a symlink (open_parent()).
+ *
  * Before anything is written every content the restore needs is found
  * (lib/history.h says which, versions.h where): a restore that cannot be
  * carried out whole changes nothing.  Files made since TIME are left as
@@ -58,6 +61,7 @@ struct restore {
 	struct versions v;
 	const char *arg;   /* PATH as given */
 	char to[PATH_MAX]; /* where rel goes: rel itself, or --to */
+	int rootfd;	   /* v.root: every write is beneath it */
 };
 
 static void plan_add(struct plan *p, const char *dest, enum wk_kind kind,
@@ -103,55 +107,127 @@ static int dest_of(const struct restore *r, const char *from, const char *src,
 	return -ENAMETOOLONG;
 }
 
-static void full_path(const struct restore *r, const char *rel, char *out,
-		      size_t len)
+/*
+ * The directory holding rel, opened beneath the folder one component at a
+ * time without following symlinks, so that a name another replica turned
+ * into a symlink cannot lead a restore outside the folder; *name is rel's
+ * last component.  With create, missing directories are made.  The fd,
+ * or -errno (with err; -ENOENT without create: not there, no message).
+ */
+static int open_parent(const struct restore *r, const char *rel, bool create,
+		       const char **name, char *err, size_t errlen)
 {
-	snprintf(out, len, "%s%s%s", r->v.root, rel[0] ? "/" : "", rel);
+	const char *p = rel, *slash;
+	int fd = openat(r->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	for (; fd >= 0 && (slash = strchr(p, '/')); p = slash + 1) {
+		char comp[WK_NAME_MAX + 1];
+		size_t len = (size_t)(slash - p);
+		int next, e;
+
+		if (len > WK_NAME_MAX) {
+			close(fd);
+			snprintf(err, errlen, "%s: name too long", rel);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		if (create && mkdirat(fd, comp, 0777) != 0 && errno != EEXIST)
+			next = -1;
+		else
+			next = openat(fd, comp,
+				      O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					      O_CLOEXEC);
+		e = errno;
+		close(fd);
+		if (next >= 0) {
+			fd = next;
+			continue;
+		}
+		if (e == ENOENT && !create)
+			return -ENOENT;
+		if (e == ENOTDIR || e == ELOOP)
+			snprintf(err, errlen,
+				 "%.*s is not a directory now; restore to "
+				 "another path with --to",
+				 (int)(slash - rel), rel);
+		else
+			snprintf(err, errlen, "cannot open %.*s: %s",
+				 (int)(slash - rel), rel, strerror(e));
+		return -e;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", r->v.root,
+			 strerror(errno));
+		return -errno;
+	}
+	*name = p;
+	return fd;
 }
 
 /* ---- checking: everything is at hand before anything is written ------ */
 
-/* 1 when the entry at rel already is what it holds, 0 when not, -errno
- * (with err) when it cannot become it. */
+/* Whether the entry name in dir fd already is what it holds. */
+static bool holds_item(int fd, const char *name, const struct stat *st,
+		       const struct item *it)
+{
+	char tgt[WK_TARGET_MAX + 1];
+	struct wk_hash h;
+	uint64_t size;
+	ssize_t n;
+	int f, rc;
+
+	if (it->kind == WK_KIND_DIR)
+		return true;
+	if (it->kind == WK_KIND_SYMLINK) {
+		if (!it->target)
+			return true; /* nothing known to write */
+		n = readlinkat(fd, name, tgt, sizeof(tgt) - 1);
+		return n >= 0 && S_ISLNK(st->st_mode) &&
+		       (size_t)n == strlen(it->target) &&
+		       !memcmp(tgt, it->target, (size_t)n);
+	}
+	if (!S_ISREG(st->st_mode) || (uint64_t)st->st_size != it->size)
+		return false;
+	f = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (f < 0)
+		return false;
+	rc = content_hash_fd(f, &h, &size);
+	close(f);
+	return !rc && size == it->size && !memcmp(&h, &it->hash, sizeof(h));
+}
+
+/* 1 when the entry at it->dest already is what it holds, 0 when not,
+ * -errno (with err) when it cannot become it. */
 static int already(const struct restore *r, const struct item *it, char *err,
 		   size_t errlen)
 {
-	char p[2 * PATH_MAX], tgt[WK_TARGET_MAX + 1];
-	struct wk_hash h;
+	const char *name;
 	struct stat st;
-	uint64_t size;
-	ssize_t n;
 	int fd, rc;
 
-	full_path(r, it->dest, p, sizeof(p));
-	if (lstat(p, &st) != 0)
+	if (!it->dest[0]) /* the folder itself */
+		return it->kind == WK_KIND_DIR ? 1 : -EISDIR;
+	fd = open_parent(r, it->dest, false, &name, err, errlen);
+	if (fd == -ENOENT)
 		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		close(fd);
+		return 0;
+	}
+	rc = holds_item(fd, name, &st, it);
+	close(fd);
 	if (S_ISDIR(st.st_mode) != (it->kind == WK_KIND_DIR)) {
 		snprintf(err, errlen,
 			 "%s is %s now; restore to another path with --to",
-			 it->dest[0] ? it->dest : ".",
+			 it->dest,
 			 S_ISDIR(st.st_mode) ? "a directory"
 					     : "not a directory");
 		return -EEXIST;
 	}
-	if (it->kind == WK_KIND_DIR)
-		return 1;
-	if (it->kind == WK_KIND_SYMLINK) {
-		if (!it->target)
-			return 1; /* nothing known to write */
-		n = readlink(p, tgt, sizeof(tgt) - 1);
-		return n >= 0 && S_ISLNK(st.st_mode) &&
-		       (size_t)n == strlen(it->target) &&
-		       !memcmp(tgt, it->target, (size_t)n);
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != it->size)
-		return 0;
-	fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	rc = content_hash_fd(fd, &h, &size);
-	close(fd);
-	return !rc && size == it->size && !memcmp(&h, &it->hash, sizeof(h));
+	return rc;
 }
 
 /* Says why the content of it cannot be had (why: a failed fetch, or
@@ -231,35 +307,6 @@ static int check_plan(const struct restore *r, struct plan *p, char *err,
 
 /* ---- writing ---------------------------------------------------------- */
 
-/* Makes the directories above rel that are missing. */
-static int make_parents(const struct restore *r, const char *rel, char *err,
-			size_t errlen)
-{
-	char p[2 * PATH_MAX];
-	size_t base = strlen(r->v.root) + 1;
-
-	full_path(r, rel, p, sizeof(p));
-	for (char *s = p + base; (s = strchr(s, '/')); s++) {
-		struct stat st;
-
-		*s = '\0';
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			snprintf(err, errlen, "cannot make %s: %s", p,
-				 strerror(errno));
-			return -errno;
-		}
-		if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen,
-				 "%s is not a directory; restore to another "
-				 "path with --to",
-				 p + base);
-			return -ENOTDIR;
-		}
-		*s = '/';
-	}
-	return 0;
-}
-
 static int copy_fd(int in, int out)
 {
 	char buf[1 << 16];
@@ -276,32 +323,32 @@ static int copy_fd(int in, int out)
 	return n < 0 ? -errno : 0;
 }
 
-/* The temporary beside p: a dot file of the same directory. */
-static void temp_beside(const char *p, char *out, size_t len)
+/* The temporary a restore writes beside an entry, in the same directory
+ * (one at a time per process). */
+static void temp_name(char *out, size_t len)
 {
-	const char *slash = strrchr(p, '/');
-
-	snprintf(out, len, "%.*s.%s.wkfs-restore.%ld", (int)(slash - p + 1), p,
-		 slash + 1, (long)getpid());
+	snprintf(out, len, ".wkfs-restore.%ld", (long)getpid());
 }
 
-static int write_file(const struct restore *r, const struct item *it,
-		      const char *p, const char *tmp)
+static int write_file(const struct restore *r, const struct item *it, int dir,
+		      const char *name, const char *tmp)
 {
 	struct stat st;
 	mode_t mode = it->mode ? it->mode & 07777 : 0644;
 	int in = -1, out, rc = 0;
 
 	/* The mode the file has now wins over the one it had then. */
-	if (lstat(p, &st) == 0 && S_ISREG(st.st_mode))
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
 		mode = st.st_mode & 07777;
 	if (it->size) {
 		in = versions_content(&r->v, &it->hash, it->size);
 		if (in < 0)
 			return in;
 	}
-	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		   mode);
+	out = openat(dir, tmp,
+		     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		     mode);
 	if (out < 0) {
 		rc = -errno;
 		goto out_close_in;
@@ -312,10 +359,10 @@ static int write_file(const struct restore *r, const struct item *it,
 		rc = -errno;
 	if (close(out) != 0 && !rc)
 		rc = -errno;
-	if (!rc && rename(tmp, p) != 0)
+	if (!rc && renameat(dir, tmp, dir, name) != 0)
 		rc = -errno;
 	if (rc)
-		unlink(tmp);
+		unlinkat(dir, tmp, 0);
 out_close_in:
 	if (in >= 0)
 		close(in);
@@ -325,38 +372,41 @@ out_close_in:
 static int write_item(const struct restore *r, const struct item *it, char *err,
 		      size_t errlen)
 {
-	char p[2 * PATH_MAX], tmp[2 * PATH_MAX + 64];
-	int rc;
+	char tmp[64];
+	const char *name;
+	int dir, rc;
 
-	full_path(r, it->dest, p, sizeof(p));
-	rc = make_parents(r, it->dest, err, errlen);
-	if (rc)
-		return rc;
+	dir = open_parent(r, it->dest, true, &name, err, errlen);
+	if (dir < 0)
+		return dir;
+	temp_name(tmp, sizeof(tmp));
 	if (it->kind == WK_KIND_DIR) {
-		rc = mkdir(p, it->mode ? it->mode & 07777 : 0755) == 0 ||
+		rc = mkdirat(dir, name, it->mode ? it->mode & 07777 : 0755) ==
+					     0 ||
 				     errno == EEXIST
 			     ? 0
 			     : -errno;
 	} else if (it->kind == WK_KIND_SYMLINK) {
-		temp_beside(p, tmp, sizeof(tmp));
-		rc = symlink(it->target, tmp) == 0 && rename(tmp, p) == 0
+		rc = symlinkat(it->target, dir, tmp) == 0 &&
+				     renameat(dir, tmp, dir, name) == 0
 			     ? 0
 			     : -errno;
 		if (rc)
-			unlink(tmp);
+			unlinkat(dir, tmp, 0);
 	} else {
-		temp_beside(p, tmp, sizeof(tmp));
-		rc = write_file(r, it, p, tmp);
+		rc = write_file(r, it, dir, name, tmp);
 		if (rc == -ENOENT) {
 			/* Gone since check_plan() found it. */
 			missing_content(r, it, "it went away meanwhile", err,
 					errlen);
-			return rc;
+			goto out_close_dir;
 		}
 	}
 	if (rc)
-		snprintf(err, errlen, "cannot restore %s: %s",
-			 it->dest[0] ? it->dest : ".", strerror(-rc));
+		snprintf(err, errlen, "cannot restore %s: %s", it->dest,
+			 strerror(-rc));
+out_close_dir:
+	close(dir);
 	return rc;
 }
 
@@ -678,6 +728,12 @@ int cmd_restore(int argc, char **argv)
 		wk_err("%s", err);
 		return 1;
 	}
+	r.rootfd = open(r.v.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r.rootfd < 0) {
+		wk_err("%s: %s", r.v.root, strerror(errno));
+		versions_release(&r.v);
+		return 1;
+	}
 	rc = to ? versions_relpath(&r.v, to, r.to, sizeof(r.to), err,
 				   sizeof(err))
 		: (snprintf(r.to, sizeof(r.to), "%s", r.v.rel), 0);
@@ -703,6 +759,7 @@ int cmd_restore(int argc, char **argv)
 		report(&r, &p);
 out:
 	plan_release(&p);
+	close(r.rootfd);
 	versions_release(&r.v);
 	return rc ? 1 : 0;
 }

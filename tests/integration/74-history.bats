@@ -274,6 +274,25 @@ assert st["bytes"] == st["oplog_bytes"] + st["object_bytes"] + \
 	assert_failure 2
 	# nothing was written by any of them
 	[ -z "$(ls -A "$D" | grep -v '^f$')" ]
+
+	# a directory replaced by a symlink to outside the folder: a restore
+	# never writes through it
+	mkdir "$D/d"
+	echo inside >"$D/d/g"
+	wait_until 10 eval '"$WKFS_BIN" history "$D/d/g" | grep -q " save "'
+	local then
+	then=$("$WKFS_BIN" history --json "$D/d" | tail -n 1 |
+		"$PY" -c 'import json, sys; print(json.load(sys.stdin)["time"])')
+	rm -r "$D/d"
+	mkdir "$T/outside"
+	ln -s "$T/outside" "$D/d"
+	run "$WKFS_BIN" restore "$D" --at "$then"
+	assert_failure 1
+	assert_output "wkfs: d is not a directory now; restore to another path with --to"
+	run "$WKFS_BIN" restore --deleted "$D/d/g"
+	assert_failure 1
+	assert_output --partial "outside is not in a synced folder"
+	[ -z "$(ls -A "$T/outside")" ]
 }
 
 @test "restore in an unmounted folder writes the directory; the next mount records it" {

@@ -7,9 +7,10 @@
  * the folder is mounted that is through the mount, so the recorder makes
  * new ops of it and they sync; when it is not, into the directory itself,
  * and the mount's scan records the change when it next mounts (as for any
- * edit made while unmounted).  Each file is written to a temporary beside
- * it and renamed over its name, as editors save: readers see the old file
- * or the new one, never part of either.
+ * edit made while unmounted).  A file that exists is written to a
+ * temporary beside it and renamed over its name, as editors save: readers
+ * see the old file or the new one, never part of either; one that does
+ * not is written in place (removed again if that fails).
  *
  * Paths are walked beneath the folder's root one directory at a time,
  * never through a symlink (open_parent()).
@@ -335,12 +336,19 @@ static int write_file(const struct restore *r, const struct item *it, int dir,
 {
 	struct stat st;
 	mode_t mode = it->mode ? it->mode & 07777 : 0644;
+	bool fresh = false; /* nothing at name: written there directly */
 	int in = -1, out, rc = 0;
 
 	/* The mode the file has now wins over the one it had then. */
-	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(st.st_mode))
-		mode = st.st_mode & 07777;
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISREG(st.st_mode))
+			mode = st.st_mode & 07777;
+	} else if (errno == ENOENT) {
+		/* No reader to protect, and no temporary name to show up
+		 * in the history. */
+		fresh = true;
+		tmp = name;
+	}
 	if (it->size) {
 		in = versions_content(&r->v, &it->hash, it->size);
 		if (in < 0)
@@ -359,7 +367,7 @@ static int write_file(const struct restore *r, const struct item *it, int dir,
 		rc = -errno;
 	if (close(out) != 0 && !rc)
 		rc = -errno;
-	if (!rc && renameat(dir, tmp, dir, name) != 0)
+	if (!rc && !fresh && renameat(dir, tmp, dir, name) != 0)
 		rc = -errno;
 	if (rc)
 		unlinkat(dir, tmp, 0);
@@ -501,10 +509,12 @@ static int plan_tree(const struct restore *r, struct tree *t, const char *path,
 		       r->arg, at, r->arg);
 		return -ENOENT;
 	}
-	if (path[0] && !e.conflict_copy && pick_entry(path, &e, &c))
-		return -ENAMETOOLONG;
+	/* A directory's walk visits the directory itself too, but never
+	 * the root. */
 	if (e.kind == WK_KIND_DIR)
 		return tree_foreach(t, pick_entry, &c);
+	if (!e.conflict_copy && pick_entry(path, &e, &c))
+		return -ENAMETOOLONG;
 	return 0;
 }
 

@@ -208,6 +208,11 @@ assert st["bytes"] == st["oplog_bytes"] + st["object_bytes"] + \
 	assert_success
 	run cat "$A/docs/a.txt"
 	assert_output alpha
+	# a file that was not there is written in place: no temporary name
+	# in its history
+	run hist "$A" docs/a.txt
+	refute_output --partial wkfs-restore
+	assert_line --regexp '^[0-9]+ save docs/a.txt a$'
 	wait_same "$SYNC_WAIT" "$A" "$B"
 
 	# the directory as it was: a copy first, then in place

@@ -65,8 +65,10 @@ struct restore {
 	int rootfd;	   /* v.root: every write is beneath it */
 };
 
-static void plan_add(struct plan *p, const char *dest, enum wk_kind kind,
-		     const char *what)
+/* A new item of p, to dest, named what in messages; the caller fills the
+ * rest. */
+static struct item *plan_add(struct plan *p, const char *dest,
+			     enum wk_kind kind, const char *what)
 {
 	struct item *it;
 
@@ -79,6 +81,7 @@ static void plan_add(struct plan *p, const char *dest, enum wk_kind kind,
 	it->dest = xstrdup(dest);
 	it->kind = kind;
 	it->what = xstrdup(what);
+	return it;
 }
 
 static void plan_release(struct plan *p)
@@ -457,11 +460,10 @@ fail:
 
 /* ---- what to restore -------------------------------------------------- */
 
-static void item_fill(struct item *it, enum wk_kind kind, struct wk_id version,
+static void item_fill(struct item *it, struct wk_id version,
 		      const struct wk_hash *hash, uint64_t size, uint32_t mode,
 		      const char *target)
 {
-	it->kind = kind;
 	it->version = version;
 	it->hash = *hash;
 	it->size = size;
@@ -489,9 +491,8 @@ static int pick_entry(const char *path, const struct tree_entry *e, void *arg)
 	if (dest_of(c->r, c->from, path, dest, sizeof(dest)))
 		return -ENAMETOOLONG;
 	snprintf(what, sizeof(what), "%s as at %s", path, c->at);
-	plan_add(c->p, dest, e->kind, what);
-	item_fill(&c->p->v[c->p->n - 1], e->kind, e->version, &e->hash, e->size,
-		  e->mode, e->target);
+	item_fill(plan_add(c->p, dest, e->kind, what), e->version, &e->hash,
+		  e->size, e->mode, e->target);
 	return 0;
 }
 
@@ -609,9 +610,8 @@ static int restore_version(struct restore *r, const char *arg, struct plan *p)
 	rc = version_dest(r, e, dest, sizeof(dest));
 	if (rc)
 		goto out;
-	plan_add(p, dest, e->node_kind, what);
-	item_fill(&p->v[p->n - 1], e->node_kind, e->version, &e->hash, e->size,
-		  e->mode, e->target);
+	item_fill(plan_add(p, dest, e->node_kind, what), e->version, &e->hash,
+		  e->size, e->mode, e->target);
 	rc = 0;
 out:
 	history_release(&h);
@@ -670,9 +670,8 @@ static int restore_deleted(struct restore *r, struct plan *p, bool *listed)
 		rc = dest_of(r, r->v.rel, e->path, dest, sizeof(dest));
 		if (rc)
 			goto out;
-		plan_add(p, dest, e->node_kind, what);
-		item_fill(&p->v[p->n - 1], e->node_kind, e->version, &e->hash,
-			  e->size, e->mode, e->target);
+		item_fill(plan_add(p, dest, e->node_kind, what), e->version,
+			  &e->hash, e->size, e->mode, e->target);
 	}
 out:
 	history_release(&h);
@@ -695,10 +694,11 @@ static void report(const struct restore *r, const struct plan *p)
 	if (p->unchanged)
 		printf(" (%u already as they were)", p->unchanged);
 	putchar('\n');
-	if (!r->v.f.mounted && p->written)
-		printf("%s is not mounted: the change is recorded when it is "
-		       "mounted next\n",
-		       r->v.root);
+	if (!r->v.f.mounted && p->written) {
+		term_fputs(r->v.root, stdout);
+		puts(" is not mounted: the change is recorded when it is "
+		     "mounted next");
+	}
 }
 
 int cmd_restore(int argc, char **argv)

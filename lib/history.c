@@ -10,6 +10,7 @@
 #include "history.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,18 +160,86 @@ struct wk_id history_id_at_ms(int64_t ms)
 	return (struct wk_id){hlc_pack((uint64_t)ms, UINT64_MAX), UINT64_MAX};
 }
 
+static char *dup_or_null(const char *s)
+{
+	return s[0] ? xstrdup(s) : NULL;
+}
+
+void history_op_set(struct hist_op *h, const struct wk_op *op)
+{
+	h->id = op->id;
+	h->node = op->node;
+	h->parent = op->parent;
+	h->new_parent = op->new_parent;
+	h->base = op->base;
+	h->link = op->link;
+	h->kind = op->kind;
+	h->mode = op->mode;
+	h->attrs = op->attrs;
+	h->mtime_ns = op->mtime_ns;
+	h->size = op->size;
+	h->hash = op->hash;
+	h->name = dup_or_null(op->name);
+	h->new_name = dup_or_null(op->new_name);
+	h->target = dup_or_null(op->target);
+	memcpy(h->device, op->device, sizeof(h->device));
+}
+
+static void copy_str(char *dst, size_t len, const char *s)
+{
+	snprintf(dst, len, "%s", s ? s : "");
+}
+
+void history_op_get(const struct hist_op *h, struct wk_op *op)
+{
+	op->id = h->id;
+	op->node = h->node;
+	op->parent = h->parent;
+	op->new_parent = h->new_parent;
+	op->base = h->base;
+	op->link = h->link;
+	op->kind = h->kind;
+	op->mode = h->mode;
+	op->attrs = h->attrs;
+	op->mtime_ns = h->mtime_ns;
+	op->size = h->size;
+	op->hash = h->hash;
+	copy_str(op->name, sizeof(op->name), h->name);
+	copy_str(op->new_name, sizeof(op->new_name), h->new_name);
+	copy_str(op->target, sizeof(op->target), h->target);
+	memcpy(op->device, h->device, sizeof(op->device));
+}
+
+void history_ops_release(struct hist_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(ops[i].name);
+		free(ops[i].new_name);
+		free(ops[i].target);
+	}
+}
+
+/* Feeds one op to the engine, in the form it takes. */
+static void apply_one(struct tree *t, const struct hist_op *h)
+{
+	struct wk_op op;
+
+	history_op_get(h, &op);
+	tree_apply(t, &op, 1, NULL);
+}
+
 /* The ops' indices in (hlc, actor) order. */
-static const struct wk_op *sort_base;
+static const struct hist_op *sort_base;
 
 static int cmp_op_index(const void *a, const void *b)
 {
-	const struct wk_op *x = &sort_base[*(const size_t *)a];
-	const struct wk_op *y = &sort_base[*(const size_t *)b];
+	const struct hist_op *x = &sort_base[*(const size_t *)a];
+	const struct hist_op *y = &sort_base[*(const size_t *)b];
 
 	return wk_id_cmp(x->id, y->id);
 }
 
-static size_t *op_order(const struct wk_op *ops, size_t n)
+static size_t *op_order(const struct hist_op *ops, size_t n)
 {
 	size_t *order = xmalloc((n ? n : 1) * sizeof(*order));
 
@@ -238,7 +307,7 @@ static bool shown_at(const struct tree *t, const char *path, struct wk_id node,
 }
 
 /* Applies op to t and reports where its node was before and after. */
-static void replay_one(struct tree *t, const struct wk_op *op, struct step *s)
+static void replay_one(struct tree *t, const struct hist_op *op, struct step *s)
 {
 	s->before = op->kind == WK_OP_REMOVE || op->kind == WK_OP_MOVE
 			    ? tree_node_path(t, op->node)
@@ -246,7 +315,7 @@ static void replay_one(struct tree *t, const struct wk_op *op, struct step *s)
 	s->has_shown = false;
 	if (op->kind == WK_OP_REMOVE)
 		s->has_shown = shown_at(t, s->before, op->node, &s->shown);
-	tree_apply(t, op, 1, NULL);
+	apply_one(t, op);
 	s->after =
 		op->kind == WK_OP_REMOVE ? NULL : tree_node_path(t, op->node);
 	if (op->kind != WK_OP_REMOVE)
@@ -283,8 +352,8 @@ static int select_shown(const char *p, const struct tree_entry *e, void *arg)
 
 /* Every node shown at or below path at some op, or at the end (a parent's
  * move changes a node's path without an op of its own). */
-static void select_nodes(const struct wk_op *ops, const size_t *order, size_t n,
-			 const char *path, struct node_set *set)
+static void select_nodes(const struct hist_op *ops, const size_t *order,
+			 size_t n, const char *path, struct node_set *set)
 {
 	struct tree *t = tree_new();
 	struct select_ctx c = {path, set};
@@ -301,7 +370,7 @@ static void select_nodes(const struct wk_op *ops, const size_t *order, size_t n,
 	node_set_seal(set);
 }
 
-static enum hist_kind kind_of(const struct wk_op *op)
+static enum hist_kind kind_of(const struct hist_op *op)
 {
 	switch (op->kind) {
 	case WK_OP_MKDIR:
@@ -322,7 +391,7 @@ static enum hist_kind kind_of(const struct wk_op *op)
 	return HIST_ATTR;
 }
 
-static enum wk_kind node_kind_of(const struct wk_op *op, const struct step *s)
+static enum wk_kind node_kind_of(const struct hist_op *op, const struct step *s)
 {
 	if (s->has_shown)
 		return s->shown.kind;
@@ -333,7 +402,7 @@ static enum wk_kind node_kind_of(const struct wk_op *op, const struct step *s)
 	return WK_KIND_FILE;
 }
 
-static void entry_fill(struct hist_entry *e, const struct wk_op *op,
+static void entry_fill(struct hist_entry *e, const struct hist_op *op,
 		       size_t index, struct step *s)
 {
 	memset(e, 0, sizeof(*e));
@@ -378,24 +447,26 @@ static struct hist_entry *history_push(struct history *h, size_t *alloc)
 
 /* A put's base, with the create spelled as the node's own id: the two
  * spellings tree.h allows for it. */
-static struct wk_id put_base(const struct wk_op *op)
+static struct wk_id put_base(const struct hist_op *op)
 {
 	return wk_id_eq(op->base, WK_ID_NONE) ? op->node : op->base;
 }
 
-static bool same_content(const struct wk_op *a, const struct wk_op *b)
+static bool same_content(const struct hist_op *a, const struct hist_op *b)
 {
 	return (a->size == 0 && b->size == 0) ||
 	       memcmp(&a->hash, &b->hash, sizeof(a->hash)) == 0;
 }
 
 /* Orders saves by node, then base, then id: concurrent ones side by side. */
-static const struct wk_op *group_ops;
+static const struct hist_op *group_ops;
 
 static int cmp_save(const void *a, const void *b)
 {
-	const struct wk_op *x = &group_ops[((const struct hist_entry *)a)->op];
-	const struct wk_op *y = &group_ops[((const struct hist_entry *)b)->op];
+	const struct hist_op *x =
+		&group_ops[((const struct hist_entry *)a)->op];
+	const struct hist_op *y =
+		&group_ops[((const struct hist_entry *)b)->op];
 	int c = wk_id_cmp(x->node, y->node);
 
 	if (!c)
@@ -409,7 +480,7 @@ static int cmp_save(const void *a, const void *b)
  * name (tree.h), so the others are shown as conflict copies unless their
  * content is the newest's.  Groups are walked from their newest put.
  */
-static void mark_conflicts(const struct wk_op *ops, struct history *h)
+static void mark_conflicts(const struct hist_op *ops, struct history *h)
 {
 	struct hist_entry *saves = xmalloc((h->n ? h->n : 1) * sizeof(*saves));
 	size_t n = 0;
@@ -424,11 +495,11 @@ static void mark_conflicts(const struct wk_op *ops, struct history *h)
 	qsort(saves, n, sizeof(*saves), cmp_save);
 	group_ops = NULL;
 	for (size_t end = n; end > 0;) {
-		const struct wk_op *newest = &ops[saves[end - 1].op];
+		const struct hist_op *newest = &ops[saves[end - 1].op];
 		size_t i = end - 1;
 
 		while (i > 0) {
-			const struct wk_op *p = &ops[saves[i - 1].op];
+			const struct hist_op *p = &ops[saves[i - 1].op];
 
 			if (!wk_id_eq(p->node, newest->node) ||
 			    !wk_id_eq(put_base(p), put_base(newest)))
@@ -448,7 +519,7 @@ static void number(struct history *h)
 		h->v[i].number = (unsigned)(i + 1);
 }
 
-int history_of_path(const struct wk_op *ops, size_t n, const char *path,
+int history_of_path(const struct hist_op *ops, size_t n, const char *path,
 		    struct history *h)
 {
 	size_t *order = op_order(ops, n);
@@ -461,7 +532,7 @@ int history_of_path(const struct wk_op *ops, size_t n, const char *path,
 	select_nodes(ops, order, n, path, &set);
 	t = tree_new();
 	for (size_t i = 0; i < n; i++) {
-		const struct wk_op *op = &ops[order[i]];
+		const struct hist_op *op = &ops[order[i]];
 
 		replay_one(t, op, &s);
 		if (node_set_has(&set, op->node))
@@ -476,7 +547,7 @@ int history_of_path(const struct wk_op *ops, size_t n, const char *path,
 	return 0;
 }
 
-int history_deleted(const struct wk_op *ops, size_t n, const char *path,
+int history_deleted(const struct hist_op *ops, size_t n, const char *path,
 		    struct history *h)
 {
 	size_t *order = op_order(ops, n);
@@ -488,7 +559,7 @@ int history_deleted(const struct wk_op *ops, size_t n, const char *path,
 	history_init(h);
 	history_init(&all);
 	for (size_t i = 0; i < n; i++) {
-		const struct wk_op *op = &ops[order[i]];
+		const struct hist_op *op = &ops[order[i]];
 
 		replay_one(t, op, &s);
 		if (op->kind == WK_OP_REMOVE && s.before &&
@@ -523,7 +594,7 @@ int history_deleted(const struct wk_op *ops, size_t n, const char *path,
 	return 0;
 }
 
-struct tree *history_tree_at(const struct wk_op *ops, size_t n,
+struct tree *history_tree_at(const struct hist_op *ops, size_t n,
 			     struct wk_id upto)
 {
 	size_t *order = op_order(ops, n);
@@ -531,7 +602,7 @@ struct tree *history_tree_at(const struct wk_op *ops, size_t n,
 
 	/* In op order, so that the engine never undoes. */
 	for (size_t i = 0; i < n && wk_id_cmp(ops[order[i]].id, upto) <= 0; i++)
-		tree_apply(t, &ops[order[i]], 1, NULL);
+		apply_one(t, &ops[order[i]]);
 	free(order);
 	return t;
 }

@@ -11,8 +11,9 @@
  * that one, in (hlc, actor) order, were applied: the same rules that made
  * the folder make its past.
  *
- * Pure: no I/O, no SQLite.  The caller reads the ops (any order) and says
- * where contents are; this module only orders and replays them.  Every
+ * Pure: no I/O, no SQLite.  The caller reads the ops (any order, as
+ * struct hist_op) and says where contents are; this module only orders
+ * and replays them.  Every
  * query replays the whole log once or twice, so it costs what a merge of
  * the log costs (lib/tree.h, "Cost"); ops are referred to by their index
  * in the caller's array.
@@ -26,6 +27,29 @@
 
 #include "op.h"
 #include "tree.h"
+
+/*
+ * An op as the queries keep it: struct wk_op without its fixed buffers.
+ * A struct wk_op is about 4.8 KB, mostly room for a symlink target and
+ * two names, which would make a long oplog gigabytes in memory; this is
+ * about 200 bytes and the strings it holds.  history_op_set() copies an op
+ * in, history_op_get() writes it back out for the merge engine.
+ */
+struct hist_op {
+	struct wk_id id, node, parent, new_parent, base, link;
+	enum wk_op_kind kind;
+	uint32_t mode, attrs;
+	int64_t mtime_ns;
+	uint64_t size;
+	struct wk_hash hash;
+	char *name, *new_name, *target; /* NULL when empty */
+	char device[WK_DEVICE_MAX + 1];
+};
+
+void history_op_set(struct hist_op *h, const struct wk_op *op);
+void history_op_get(const struct hist_op *h, struct wk_op *op);
+/* Frees the strings of n ops (not the array). */
+void history_ops_release(struct hist_op *ops, size_t n);
 
 /* What an op did to the node, in the words `wkfs history` uses. */
 enum hist_kind {
@@ -77,14 +101,14 @@ void history_release(struct history *h);
  * ("" is the root: every node), in op order.  An empty history means
  * that no node was ever there.  0 (memory exhaustion aborts).
  */
-int history_of_path(const struct wk_op *ops, size_t n, const char *path,
+int history_of_path(const struct hist_op *ops, size_t n, const char *path,
 		    struct history *h);
 
 /*
  * Fills h with the deletes of nodes that are gone now and were last shown
  * at path or below it, one per node (its last delete), in op order.
  */
-int history_deleted(const struct wk_op *ops, size_t n, const char *path,
+int history_deleted(const struct hist_op *ops, size_t n, const char *path,
 		    struct history *h);
 
 /*
@@ -93,7 +117,7 @@ int history_deleted(const struct wk_op *ops, size_t n, const char *path,
  * that arrived after upto's time but is older still counts: the tree is
  * what a replica that had every op would have shown then.
  */
-struct tree *history_tree_at(const struct wk_op *ops, size_t n,
+struct tree *history_tree_at(const struct hist_op *ops, size_t n,
 			     struct wk_id upto);
 
 /* The id of the newest op at or before ms milliseconds since the epoch,

@@ -31,7 +31,7 @@ static const char *node_type(enum wk_kind k)
 
 static void print_text(const struct versions *v, const struct hist_entry *e)
 {
-	const struct wk_op *op = &v->ops[e->op];
+	const struct hist_op *op = &v->ops[e->op];
 	const char *where = versions_where(v, e);
 	char t[64], size[32] = "-", actor[17], *dev;
 
@@ -54,7 +54,7 @@ static void print_text(const struct versions *v, const struct hist_entry *e)
 
 static void print_json(const struct versions *v, const struct hist_entry *e)
 {
-	const struct wk_op *op = &v->ops[e->op];
+	const struct hist_op *op = &v->ops[e->op];
 	const char *where = versions_where(v, e);
 	char t[64], id[WK_ID_STRLEN], h[WK_HASH_STRLEN];
 

@@ -622,7 +622,7 @@ static void print_deleted(const struct restore *r, const struct history *h)
 {
 	for (size_t i = 0; i < h->n; i++) {
 		const struct hist_entry *e = &h->v[i];
-		const struct wk_op *op = &r->v.ops[e->op];
+		const struct hist_op *op = &r->v.ops[e->op];
 		const char *where = versions_where(&r->v, e);
 		char t[64], size[32] = "-", *dev;
 

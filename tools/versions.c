@@ -195,7 +195,7 @@ static int add_op(void *arg, const struct db_oprow *r)
 		v->ops = xrealloc(v->ops, c->alloc * sizeof(*v->ops));
 		v->on_remote = xrealloc(v->on_remote, c->alloc);
 	}
-	v->ops[v->n] = r->op;
+	history_op_set(&v->ops[v->n], &r->op);
 	v->on_remote[v->n++] = r->shipped || r->origin == DB_ORIGIN_REMOTE;
 	return 0;
 }
@@ -245,7 +245,7 @@ static int add_file(const char *path, const struct tree_entry *e, void *arg)
 	return 0;
 }
 
-static const struct wk_op *sort_ops;
+static const struct hist_op *sort_ops;
 
 static int cmp_by_id(const void *a, const void *b)
 {
@@ -313,6 +313,7 @@ void versions_release(struct versions *v)
 	v->now = NULL;
 	for (size_t i = 0; i < v->nfiles; i++)
 		free(v->files[i].path);
+	history_ops_release(v->ops, v->n);
 	free(v->ops);
 	free(v->on_remote);
 	free(v->by_id);
@@ -445,7 +446,7 @@ const char *versions_where(const struct versions *v, const struct hist_entry *e)
 void versions_name(const struct versions *v, const struct hist_entry *e,
 		   char *buf, size_t len)
 {
-	const struct wk_op *op = &v->ops[e->op];
+	const struct hist_op *op = &v->ops[e->op];
 	char t[64];
 
 	out_iso_ms((int64_t)hlc_ms(op->id.hlc), t, sizeof(t));

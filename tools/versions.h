@@ -34,7 +34,7 @@ struct versions {
 	char rel[PATH_MAX];  /* the path asked about, relative to root ("":
 				the folder itself) */
 	int dirfd;	     /* the backing directory (reaches .wkfs) */
-	struct wk_op *ops;   /* the whole oplog, in seq order */
+	struct hist_op *ops; /* the whole oplog, in seq order */
 	uint8_t *on_remote;  /* per op: shipped, or came from the remote */
 	size_t *by_id;	     /* the ops' indices in (hlc, actor) order */
 	size_t n;

@@ -60,18 +60,48 @@ static void reverse(struct wk_op *ops, size_t n)
 	}
 }
 
-typedef int (*query_fn)(const struct wk_op *ops, size_t n, const char *path,
+typedef int (*query_fn)(const struct hist_op *ops, size_t n, const char *path,
 			struct history *h);
+
+/* The ops as the queries take them; free with hist_free(). */
+static struct hist_op *hist_of(const struct wk_op *ops, size_t n)
+{
+	struct hist_op *h = calloc(n, sizeof(*h));
+
+	assert_non_null(h);
+	for (size_t i = 0; i < n; i++)
+		history_op_set(&h[i], &ops[i]);
+	return h;
+}
+
+static void hist_free(struct hist_op *h, size_t n)
+{
+	history_ops_release(h, n);
+	free(h);
+}
+
+/* history_tree_at() of ops built as struct wk_op. */
+static struct tree *tree_at(const struct wk_op *ops, size_t n,
+			    struct wk_id upto)
+{
+	struct hist_op *h = hist_of(ops, n);
+	struct tree *t = history_tree_at(h, n, upto);
+
+	hist_free(h, n);
+	return t;
+}
 
 /* query of ops, in the given order and reversed, renders as want. */
 static void check_query(query_fn query, struct wk_op *ops, size_t n,
 			const char *path, const char *want)
 {
 	for (int pass = 0; pass < 2; pass++) {
+		struct hist_op *hops = hist_of(ops, n);
 		struct history h;
 		char *got;
 
-		assert_int_equal(query(ops, n, path, &h), 0);
+		assert_int_equal(query(hops, n, path, &h), 0);
+		hist_free(hops, n);
 		got = render(&h);
 		assert_string_equal(got, want);
 		free(got);
@@ -165,7 +195,7 @@ static void test_concurrent_saves_mark_the_loser(void **state)
 		      "conflict copy doc 6\n"
 		      "save doc 9\n");
 	/* The copy's name leads to its file's history. */
-	t = history_tree_at(ops, 4, WK_ID_NONE);
+	t = tree_at(ops, 4, WK_ID_NONE);
 	assert_int_equal(tree_foreach(t, copy_path, copy), 1);
 	tree_free(t);
 	check_history(ops, 4, copy,
@@ -184,7 +214,7 @@ static void test_concurrent_saves_mark_the_loser(void **state)
 		      "conflict copy doc 4\n"
 		      "save doc 9\n");
 	/* ... as the engine shows it: one copy. */
-	t = history_tree_at(ops, 4, WK_ID_NONE);
+	t = tree_at(ops, 4, WK_ID_NONE);
 	ncopies = 0;
 	tree_foreach(t, count_copies, &ncopies);
 	assert_int_equal(ncopies, 1);
@@ -266,23 +296,23 @@ static void test_tree_at_a_moment(void **state)
 	tl_put(&ops[2], ID(5, DESK), f, ID(2, LAPTOP), 4);
 	tl_move(&ops[3], ID(8, DESK), f, ROOT, "g");
 
-	t = history_tree_at(ops, 4, history_id_at_ms((int64_t)T0 + 4));
+	t = tree_at(ops, 4, history_id_at_ms((int64_t)T0 + 4));
 	assert_int_equal(tree_lookup(t, "f", &e), 0);
 	assert_int_equal(e.size, 3);
 	assert_int_equal(tree_lookup(t, "g", &e), -ENOENT);
 	tree_free(t);
 
 	/* The bound takes every op of its millisecond. */
-	t = history_tree_at(ops, 4, history_id_at_ms((int64_t)T0 + 5));
+	t = tree_at(ops, 4, history_id_at_ms((int64_t)T0 + 5));
 	assert_int_equal(tree_lookup(t, "f", &e), 0);
 	assert_int_equal(e.size, 4);
 	tree_free(t);
 
-	t = history_tree_at(ops, 4, WK_ID_NONE);
+	t = tree_at(ops, 4, WK_ID_NONE);
 	assert_int_equal(tree_lookup(t, "g", &e), 0);
 	tree_free(t);
 
-	t = history_tree_at(ops, 4, history_id_at_ms((int64_t)T0));
+	t = tree_at(ops, 4, history_id_at_ms((int64_t)T0));
 	assert_int_equal(tree_lookup(t, "f", &e), -ENOENT);
 	tree_free(t);
 }
@@ -324,6 +354,42 @@ static void test_parse_time(void **state)
 		assert_int_equal(history_parse_time(bad[i], &ms), -EINVAL);
 }
 
+static void test_ops_keep_every_field(void **state)
+{
+	struct wk_op ops[3], back;
+	struct hist_op h;
+
+	(void)state;
+	tl_symlink(&ops[0], ID(1, LAPTOP), ROOT, "l", "some/where");
+	tl_move(&ops[1], ID(2, DESK), ID(1, LAPTOP), ID(9, DESK), "m");
+	tl_put(&ops[2], ID(3, DESK), ID(7, LAPTOP), ID(5, DESK), 8);
+	ops[2].link = ID(4, LAPTOP);
+	ops[2].mtime_ns = -5;
+	for (int i = 0; i < 3; i++) {
+		history_op_set(&h, &ops[i]);
+		memset(&back, 0xa5, sizeof(back));
+		history_op_get(&h, &back);
+		history_ops_release(&h, 1);
+		assert_true(wk_id_eq(back.id, ops[i].id));
+		assert_int_equal(back.kind, ops[i].kind);
+		assert_true(wk_id_eq(back.node, ops[i].node));
+		assert_true(wk_id_eq(back.parent, ops[i].parent));
+		assert_true(wk_id_eq(back.new_parent, ops[i].new_parent));
+		assert_true(wk_id_eq(back.base, ops[i].base));
+		assert_true(wk_id_eq(back.link, ops[i].link));
+		assert_int_equal(back.mode, ops[i].mode);
+		assert_int_equal(back.attrs, ops[i].attrs);
+		assert_int_equal(back.mtime_ns, ops[i].mtime_ns);
+		assert_int_equal(back.size, ops[i].size);
+		assert_memory_equal(&back.hash, &ops[i].hash,
+				    sizeof(back.hash));
+		assert_string_equal(back.name, ops[i].name);
+		assert_string_equal(back.new_name, ops[i].new_name);
+		assert_string_equal(back.target, ops[i].target);
+		assert_string_equal(back.device, ops[i].device);
+	}
+}
+
 static void test_path_within(void **state)
 {
 	(void)state;
@@ -344,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_deleted_tree_is_listed_whole),
 		cmocka_unit_test(test_tree_at_a_moment),
 		cmocka_unit_test(test_parse_time),
+		cmocka_unit_test(test_ops_keep_every_field),
 		cmocka_unit_test(test_path_within),
 	};
 

@@ -57,7 +57,7 @@ SYNCD_SRC := syncd/syncd_main.c syncd/syncd_session.c syncd/syncd_content.c \
 	     syncd/syncd_ctl.c syncd/syncd_wake.c syncd/syncd_batch.c \
 	     syncd/syncd_chunks.c syncd/syncd_fetch.c syncd/syncd_local.c \
 	     syncd/syncd_git.c syncd/syncd_gitseg.c \
-	     syncd/syncd_gitpull.c syncd/syncd_gitmirror.c \
+	     syncd/syncd_gitpull.c syncd/syncd_gitmirror.c syncd/syncd_refetch.c \
 	     syncd/ws_client.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_HELP := $(filter-out $(UNIT_SRC),$(sort $(wildcard tests/unit/*.c)))

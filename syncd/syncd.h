@@ -73,6 +73,11 @@ struct syncd_shared {
 	int sync_rc;	       /* result of the last answered round */
 	char sync_err[512];    /* its reason when it failed */
 	struct wsc *wake_conn; /* what syncd_wake() interrupts, or NULL */
+	uint64_t fetch_asked;  /* restore's fetch requests so far */
+	uint64_t fetch_done;   /* and answered (syncd_refetch.c) */
+	int fetch_rc;	       /* result of the last one answered */
+	struct wk_hash fetch_hash; /* the content asked for */
+	uint64_t fetch_size;
 };
 
 struct syncd {
@@ -203,6 +208,11 @@ void syncd_apply(struct syncd *s);
 /* Asks the mount to commit what it has recorded (fs.sock "flush"), so
  * that the nodes table shows it; false when no mount answered. */
 bool syncd_flush_mount(struct syncd *s);
+
+/* syncd_refetch.c: `fetch HASH SIZE` from syncd.sock (wkfs restore).
+ * The control thread asks and waits; the loop serves between rounds. */
+void syncd_refetch_answer(struct syncd *s, int fd, const char *args);
+void syncd_refetch_serve(struct syncd *s);
 
 /* syncd_content.c */
 struct wk_op;

@@ -19,6 +19,9 @@
  *                    to_receive), then "ok pushed=N received=N" or
  *                    "error REASON"
  *   stop          -> "ok", then the daemon exits
+ *   fetch HASH SIZE -> the content into .wkfs/objects from the relay, for
+ *                    wkfs restore: "ok" or "error REASON"
+ *                    (syncd_refetch.c)
  *
  * The socket lives in the folder's runtime directory (mode 0700, checked:
  * rundir_safe()), and ctl_accept() turns away clients of another uid than
@@ -296,6 +299,8 @@ static void *ctl_main(void *arg)
 		} else if (strcmp(line, "sync") == 0) {
 			start_sync(s, fd);
 			continue; /* the sync thread owns fd */
+		} else if (strncmp(line, "fetch ", 6) == 0) {
+			syncd_refetch_answer(s, fd, line + 6);
 		} else if (strcmp(line, "stop") == 0) {
 			ctl_reply(fd, "ok", -1);
 			syncd_request_stop();

@@ -348,6 +348,7 @@ static int serve(struct syncd *s)
 			if (rc)
 				break;
 		}
+		syncd_refetch_serve(s);
 		rc = syncd_session_wait(s, SYNCD_POLL_MS);
 		if (rc == -ETIMEDOUT)
 			rc = content_drain(s);

@@ -11,6 +11,8 @@ int cmd_sync(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_conflicts(int argc, char **argv);
 int cmd_hooks(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 /* Test-only helpers (tools/debug.c). */
 int cmd_debug(int argc, char **argv);
 

@@ -39,6 +39,7 @@
 #include "folder.h"
 #include "locate.h"
 #include "out.h"
+#include "store.h"
 #include "syncctl.h"
 #include "termesc.h"
 #include "version.h"
@@ -53,6 +54,8 @@ struct fstatus {
 	char device[256];
 	bool have_actor;
 	uint64_t actor;
+	bool have_store;
+	struct store_usage store; /* the sidecar's disk use */
 
 	pid_t pid;
 	bool answered; /* the daemon answered status */
@@ -152,6 +155,7 @@ static void read_sidecar(struct fstatus *s)
 		snprintf(s->device, sizeof(s->device), "%s", cfg.device_name);
 	else if (gethostname(s->device, sizeof(s->device)))
 		s->device[0] = '\0';
+	s->have_store = store_usage_at(fd, &s->store) == 0;
 	if (db_open_at(fd, DB_READONLY, &db, err, sizeof(err))) {
 		snprintf(s->problem, sizeof(s->problem), "%s", err);
 		goto out;
@@ -357,6 +361,25 @@ static void print_progress(FILE *o, const struct fstatus *s)
 	}
 }
 
+/* "store  1.2 MiB: oplog 1 MiB, 3 objects 200 KiB, recipes 4 KiB" */
+static void print_store(FILE *o, const struct store_usage *u)
+{
+	char all[32], db[32], obj[32], rec[32], chunks[80] = "";
+
+	out_bytes(store_total(u), all, sizeof(all));
+	out_bytes(u->db_bytes, db, sizeof(db));
+	out_bytes(u->object_bytes, obj, sizeof(obj));
+	out_bytes(u->recipe_bytes, rec, sizeof(rec));
+	if (u->chunk_bytes) {
+		char c[32];
+
+		out_bytes(u->chunk_bytes, c, sizeof(c));
+		snprintf(chunks, sizeof(chunks), ", chunks %s", c);
+	}
+	row(o, "store", "%s: oplog %s, %" PRIu64 " object%s %s, recipes %s%s",
+	    all, db, u->objects, u->objects == 1 ? "" : "s", obj, rec, chunks);
+}
+
 static void print_human(FILE *o, const struct fstatus *s)
 {
 	enum out_colour c =
@@ -438,6 +461,8 @@ static void print_human(FILE *o, const struct fstatus *s)
 	if (s->have_actor)
 		row(o, "actor", "%016" PRIx64 " (device %s)", s->actor,
 		    s->device);
+	if (s->have_store)
+		print_store(o, &s->store);
 }
 
 /* ---- JSON ---- */
@@ -534,6 +559,18 @@ static void print_json(FILE *o, const struct fstatus *s)
 	}
 	fputs(",\"device\":", o);
 	jstr_or_null(o, s->device);
+	fputs(",\"store\":", o);
+	if (s->have_store)
+		fprintf(o,
+			"{\"bytes\":%" PRIu64 ",\"oplog_bytes\":%" PRIu64
+			",\"objects\":%" PRIu64 ",\"object_bytes\":%" PRIu64
+			",\"recipe_bytes\":%" PRIu64 ",\"chunk_bytes\":%" PRIu64
+			"}",
+			store_total(&s->store), s->store.db_bytes,
+			s->store.objects, s->store.object_bytes,
+			s->store.recipe_bytes, s->store.chunk_bytes);
+	else
+		fputs("null", o);
 	fputs(",\"error\":", o);
 	jstr_or_null(o, s->problem[0] ? s->problem
 			: s->error[0] ? s->error

@@ -32,6 +32,11 @@ static const struct {
 	 "mine|theirs|both",
 	 "list conflict copies, or resolve one"},
 	{"log", "[DIR] [--json] [-n N]", "the recorded operations"},
+	{"history", "PATH [--json]",
+	 "every version of a file, or of a directory's entries"},
+	{"restore",
+	 "PATH [--at TIME | --version N] [--to NEWPATH] | --deleted DIR",
+	 "bring a version back as a new change"},
 	{"stop", "[DIR]", "stop the folder's wkfs-syncd"},
 	{"hooks", "install|remove DIR",
 	 "git hooks that sync DIR after a merge or pull (git:.)"},
@@ -174,6 +179,10 @@ int main(int argc, char **argv)
 		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "conflicts"))
 		return cmd_conflicts(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "history"))
+		return cmd_history(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "hooks"))
 		return cmd_hooks(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "debug"))

@@ -32,7 +32,7 @@ words() { printf '%s\n' $1 | sort; }
 
 @test "the first word completes to the commands" {
 	run completions ""
-	assert_output "$(words "conflicts help hooks init log mount status stop sync umount")"
+	assert_output "$(words "conflicts help history hooks init log mount restore status stop sync umount")"
 	run completions s
 	assert_output "$(words "status stop sync")"
 	run completions --v

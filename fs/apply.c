@@ -296,6 +296,42 @@ static bool op_blocked(struct apply *ap, const struct wk_op *op)
 
 /* The same, checked on what the engine decided: this also catches a file
  * that another op's name pushes aside (a conflict copy of it). */
+/*
+ * Why the batch ch cannot be carried out now, into why (the first change
+ * that stops it), for the log: a file open for writing, or a WRITE whose
+ * content is neither in the store nor in a file here.  Lock held.
+ */
+static void why_blocked(struct apply *ap, const struct tree_changes *ch,
+			char *why, size_t len)
+{
+	snprintf(why, len, "nothing found");
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct tree_change *c = &ch->v[i];
+		int fd;
+
+		if ((c->kind == TREE_CH_WRITE || c->kind == TREE_CH_REMOVE ||
+		     c->kind == TREE_CH_RENAME) &&
+		    open_for_writing(ap, c->path)) {
+			snprintf(why, len, "%s is open for writing", c->path);
+			return;
+		}
+		if (c->kind != TREE_CH_WRITE || c->size == 0 ||
+		    mat_object_have(ap->mat, &c->hash))
+			continue;
+		fd = local_source(ap, c);
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		snprintf(why, len,
+			 "the content of %s%s (%" PRIu64
+			 " bytes) is not here: %s",
+			 c->path, c->conflict_copy ? " (a conflict copy)" : "",
+			 c->size, strerror(-fd));
+		return;
+	}
+}
+
 static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
 {
 	for (size_t i = 0; i < ch->n; i++) {
@@ -1291,10 +1327,11 @@ static int apply_round(struct apply *ap)
 	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
 		/* Opened for writing since, or content gone: the engine
 		 * cannot take ops back, so start again from the oplog. */
+		char why[512];
+
 		batch_end(ap);
-		wk_info("deferring %zu remote ops: a file is busy or content"
-			" is missing",
-			nfed);
+		why_blocked(ap, &ch, why, sizeof(why));
+		wk_info("deferring %zu remote ops: %s", nfed, why);
 		set_waiting(ap, true);
 		build_tree(ap);
 		t.more = false;

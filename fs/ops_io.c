@@ -228,6 +228,8 @@ static void wkfs_init(void *data, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* The kernel does flock and POSIX locks itself (see above). */
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
+	/* Names and types only (see wkfs_readdir). */
+	conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 	conn->max_write = MAX_WRITE;
 	conn->max_readahead = MAX_WRITE;
 }

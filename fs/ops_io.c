@@ -259,6 +259,8 @@ static void wkfs_init(void *data, struct fuse_conn_info *conn)
 	 * tests/integration/92-converge.bats found it.
 	 */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Names and types only (see wkfs_readdir). */
+	conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 	conn->max_write = MAX_WRITE;
 	conn->max_readahead = MAX_WRITE;
 }

@@ -857,8 +857,14 @@ static void wkfs_opendir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t offset, struct fuse_file_info *fi, bool plus)
+/*
+ * Plain readdir only: with readdirplus the kernel has every entry looked
+ * up (a statx and a finode each), which a find that only wants names and
+ * types pays for a million times; ls -l pays per file either way (its
+ * xattr calls go to us one by one).  wkfs_init() turns it off.
+ */
+static void wkfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t offset, struct fuse_file_info *fi)
 {
 	struct wkfs *fs = fuse_req_userdata(req);
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
@@ -873,8 +879,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		d->offset = offset;
 	}
 	for (;;) {
-		struct fuse_entry_param e;
-		const char *name;
+		struct stat st;
 		size_t used;
 		off_t next;
 
@@ -887,46 +892,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			}
 		}
 		next = d->entry->d_off;
-		name = d->entry->d_name;
-		if (at_root && strcmp(name, ".wkfs") == 0) {
-			d->entry = NULL;
-			d->offset = next;
-			continue;
-		}
-		if (plus && strcmp(name, ".") && strcmp(name, "..")) {
-			err = -do_lookup(fs, ino, name, &e);
-			if (err == ENOENT) {
-				d->entry = NULL;
-				d->offset = next;
-				err = 0;
-				continue;
-			}
-			if (err)
-				break;
-			used = fuse_add_direntry_plus(req, p, rem, name, &e,
-						      next);
-			if (used > rem) {
-				inode_forget(fs, inode_get(fs, e.ino), 1);
-				break;
-			}
-		} else {
-			struct stat st = {.st_ino = d->entry->d_ino,
-					  .st_mode = d->entry->d_type << 12};
-
-			if (plus) {
-				memset(&e, 0, sizeof(e));
-				e.attr = st;
-				used = fuse_add_direntry_plus(req, p, rem, name,
-							      &e, next);
-			} else {
-				used = fuse_add_direntry(req, p, rem, name, &st,
-							 next);
-			}
+		if (!(at_root && strcmp(d->entry->d_name, ".wkfs") == 0)) {
+			memset(&st, 0, sizeof(st));
+			st.st_ino = d->entry->d_ino;
+			st.st_mode = d->entry->d_type << 12;
+			used = fuse_add_direntry(req, p, rem, d->entry->d_name,
+						 &st, next);
 			if (used > rem)
 				break;
+			p += used;
+			rem -= used;
 		}
-		p += used;
-		rem -= used;
 		d->entry = NULL;
 		d->offset = next;
 	}
@@ -935,18 +911,6 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	else
 		fuse_reply_buf(req, buf, size - rem);
 	free(buf);
-}
-
-static void wkfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			 off_t offset, struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, offset, fi, false);
-}
-
-static void wkfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
-			     off_t offset, struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, offset, fi, true);
 }
 
 static void wkfs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -1053,7 +1017,6 @@ void ops_ns_fill(struct fuse_lowlevel_ops *o)
 	o->rename = wkfs_rename;
 	o->opendir = wkfs_opendir;
 	o->readdir = wkfs_readdir;
-	o->readdirplus = wkfs_readdirplus;
 	o->releasedir = wkfs_releasedir;
 	o->fsyncdir = wkfs_fsyncdir;
 }

@@ -75,6 +75,8 @@ struct recorder {
 /* Group commit (see gather()): how long ops may wait, and how many. */
 #define GATHER_MS  20
 #define GATHER_MAX 4096
+/* Queued ops past which rec_throttle_l() waits for the writer. */
+#define THROTTLE_OPS (4 * GATHER_MAX)
 
 void rec_lock(struct recorder *r)
 {
@@ -108,9 +110,15 @@ uint64_t rec_recorded(struct recorder *r)
 
 /* ---- loading ---------------------------------------------------------- */
 
+/*
+ * Rows come in the table's order, not the tree's: a directory rewritten
+ * after its children were recorded comes after them.  Such children wait
+ * (few do); every other row goes into the index as it is read, since a
+ * copy of the whole table would cost more memory than the index itself.
+ */
 struct load_ctx {
 	struct nindex *ix;
-	struct db_node *pending; /* rows whose parent came later */
+	struct db_node **pending; /* rows read before their parent */
 	size_t n_pending, cap_pending;
 };
 
@@ -127,24 +135,73 @@ static void fill_nnode(struct nnode *n, const struct db_node *d)
 	n->ino = d->ino;
 }
 
+static void attach_row(struct nindex *ix, struct nnode *parent,
+		       const struct db_node *d)
+{
+	struct nnode *n;
+
+	if (nindex_add(ix, d->id, parent, d->name, d->kind, &n) == 0)
+		fill_nnode(n, d);
+	else
+		wk_warn("dropping duplicate node %s", d->name);
+}
+
 static int load_row(void *arg, const struct db_node *d)
 {
 	struct load_ctx *c = arg;
+	struct nnode *parent;
 	struct db_node *p;
 
+	if (d->kind == 0)
+		return 0;
+	parent = nindex_get(c->ix, d->parent);
+	if (parent) {
+		attach_row(c->ix, parent, d);
+		return 0;
+	}
 	if (c->n_pending == c->cap_pending) {
-		c->cap_pending = c->cap_pending ? 2 * c->cap_pending : 1024;
+		c->cap_pending = c->cap_pending ? 2 * c->cap_pending : 256;
 		c->pending = xrealloc(c->pending,
 				      c->cap_pending * sizeof(*c->pending));
 	}
-	p = &c->pending[c->n_pending++];
+	p = xmalloc(sizeof(*p));
 	*p = *d;
 	p->target = d->target ? xstrdup(d->target) : NULL;
+	c->pending[c->n_pending++] = p;
 	return 0;
 }
 
-/* Rows come in key order, not tree order: attach in passes until no row
- * finds its parent.  Rows left over are orphans of a damaged table. */
+/* Places the rows that waited, in passes until none finds its parent; what
+ * is left are orphans of a damaged table.  Returns how many. */
+static size_t place_pending(struct load_ctx *c)
+{
+	size_t left = c->n_pending;
+
+	while (left) {
+		size_t placed = 0;
+
+		for (size_t i = 0; i < c->n_pending; i++) {
+			struct db_node *d = c->pending[i];
+			struct nnode *parent;
+
+			if (!d)
+				continue;
+			parent = nindex_get(c->ix, d->parent);
+			if (!parent)
+				continue;
+			attach_row(c->ix, parent, d);
+			db_node_release(d);
+			free(d);
+			c->pending[i] = NULL;
+			placed++;
+			left--;
+		}
+		if (!placed)
+			break;
+	}
+	return left;
+}
+
 int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err, size_t errlen)
 {
 	struct load_ctx c = {.ix = ix};
@@ -157,38 +214,17 @@ int rec_load_tree(struct wkdb *db, struct nindex *ix, char *err, size_t errlen)
 			 db_errmsg(db));
 		goto out;
 	}
-	left = c.n_pending;
-	while (left) {
-		size_t placed = 0;
-
-		for (size_t i = 0; i < c.n_pending; i++) {
-			struct db_node *d = &c.pending[i];
-			struct nnode *parent, *n;
-
-			if (d->kind == 0)
-				continue;
-			parent = nindex_get(ix, d->parent);
-			if (!parent)
-				continue;
-			if (nindex_add(ix, d->id, parent, d->name, d->kind,
-				       &n) == 0)
-				fill_nnode(n, d);
-			else
-				wk_warn("dropping duplicate node %s", d->name);
-			d->kind = 0;
-			placed++;
-			left--;
-		}
-		if (!placed)
-			break;
-	}
+	left = place_pending(&c);
 	if (left)
 		wk_warn("%zu nodes of the database have no parent; the scan"
 			" will record what is on disk instead",
 			left);
 out:
-	for (size_t i = 0; i < c.n_pending; i++)
-		db_node_release(&c.pending[i]);
+	for (size_t i = 0; i < c.n_pending; i++) {
+		if (c.pending[i])
+			db_node_release(c.pending[i]);
+		free(c.pending[i]);
+	}
 	free(c.pending);
 	return rc;
 }
@@ -671,6 +707,17 @@ int rec_flush_l(struct recorder *r, bool durable)
 		pthread_cond_wait(&r->done, &r->lock);
 	r->waiters--;
 	return 0;
+}
+
+void rec_throttle_l(struct recorder *r)
+{
+	if (r->queued - r->committed < THROTTLE_OPS)
+		return;
+	r->waiters++;
+	pthread_cond_signal(&r->work);
+	while (r->queued - r->committed >= THROTTLE_OPS / 2)
+		pthread_cond_wait(&r->done, &r->lock);
+	r->waiters--;
 }
 
 bool rec_idle_l(const struct recorder *r)

@@ -138,6 +138,15 @@ int rec_flush(struct recorder *r, bool durable);
  * new can have been queued by others only if the caller keeps the lock). */
 int rec_flush_l(struct recorder *r, bool durable);
 
+/*
+ * Waits, the lock released meanwhile, for the writer to catch up when more
+ * than a few batches of ops wait: for one holder of the lock that records
+ * a whole folder (the scan at init or at mount), whose queue would
+ * otherwise hold an op of some kilobytes for every file at once.  Only for
+ * a caller that knows nobody else changes the index meanwhile.
+ */
+void rec_throttle_l(struct recorder *r);
+
 /* True when every op queued so far is committed (lock held). */
 bool rec_idle_l(const struct recorder *r);
 

@@ -214,6 +214,28 @@ DEFAULT_IGNORED=(.notes.txt.swp .notes.txt.swx 4913 'notes.txt~' '#notes.txt#'
 	refute_output --partial build
 }
 
+@test "an ignored directory renamed to a tracked name below the root: contents" {
+	wk_init "$D"
+	wk_mount "$D"
+	printf 'build/\n' >"$D/.wkfsignore"
+	wait_op put .wkfsignore
+	mkdir -p "$D/top/build/sub" "$D/top/build/empty"
+	echo one >"$D/top/build/a"
+	echo two >"$D/top/build/sub/b"
+	ln -s sub/b "$D/top/build/link"
+	echo ref >"$D/top/ref"
+	wait_op put top/ref
+	mark=$(ops_mark)
+	mv "$D/top/build" "$D/top/out"
+	assert_equal "$(cat "$D/top/out/sub/b")" two
+	assert_state_matches "$D"
+	assert_op mkdir top/out "$mark"
+	assert_op mkdir top/out/empty "$mark"
+	assert_op put top/out/a "$mark"
+	assert_op put top/out/sub/b "$mark"
+	assert_op symlink top/out/link "$mark"
+}
+
 
 # ---- rules never delete: a tracked name stays tracked --------------------
 #

@@ -32,6 +32,7 @@
 #include "fs.h"
 #include "apply.h"
 #include "apply_index.h"
+#include "view_repair.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +104,8 @@ struct apply {
 	struct plan_item *held;
 	size_t nheld;
 	bool tree_moved; /* ops fed since the last plan */
+	/* A batch changed DIR since the last repair pass (repair_view). */
+	bool repair_due;
 
 	/* Under fs->ilock: odd while a batch may replace or remove files,
 	 * from its last check for writers to the end of mat_apply (see
@@ -464,6 +467,9 @@ struct feed {
 
 static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 			    fuse_ino_t **old, size_t *nold);
+static void carry_out(struct apply *ap, const char *what,
+		      struct tree_changes *ch, fuse_ino_t **old, size_t *nold);
+static void drop_unready(struct apply *ap, struct tree_changes *ch);
 static size_t drop_shown(struct apply *ap, struct tree_changes *ch);
 static void log_changes(struct apply *ap, const char *what,
 			const struct tree_changes *ch);
@@ -1224,17 +1230,28 @@ static void creation_mtimes(struct tree_changes *ch)
 static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 			    fuse_ino_t **old, size_t *nold)
 {
+	carry_out(ap, "local changes", ch, old, nold);
+}
+
+/* carry_out_local() for any list of changes; what names it in the log. */
+static void carry_out(struct apply *ap, const char *what,
+		      struct tree_changes *ch, fuse_ino_t **old, size_t *nold)
+{
 	struct mat_result res = {0};
 	struct replaced *rep;
 	size_t nrep;
 	int rc;
 
 	batch_begin(ap);
-	if (!mat_ready(ap->mat, ch) || changes_blocked(ap, ch)) {
+	if (!mat_ready(ap->mat, ch))
+		drop_unready(ap, ch);
+	if (changes_blocked(ap, ch)) {
 		batch_end(ap);
-		wk_warn("local changes: %zu changes to other entries wait for"
-			" a file to be closed; left as they are",
-			ch->n);
+		char why[512];
+
+		why_blocked(ap, ch, why, sizeof(why));
+		wk_warn("%s: %zu changes wait (%s); left as they are", what,
+			ch->n, why);
 		log_changes(ap, "left:", ch);
 		return;
 	}
@@ -1243,21 +1260,93 @@ static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 	rep = xmalloc((ch->n + 1) * sizeof(*rep));
 	nrep = hold_replaced(ap, ch, rep);
 	rc = mat_apply(ap->mat, ch, 0, &res);
+	ap->repair_due = true;
 	*old = xrealloc(*old, (*nold + nrep + 1) * sizeof(**old));
 	release_replaced(ap, rep, nrep, *old, nold);
 	batch_end(ap);
 	free(rep);
 	if (rc)
-		wk_err("cannot carry out local changes: %s", strerror(-rc));
+		wk_err("cannot carry out %s: %s", what, strerror(-rc));
 	else if (res.failed)
-		wk_warn("%zu of %zu changes local ops made failed; first:"
-			" %s: %s",
+		wk_warn("%s: %zu of %zu changes failed; first: %s: %s", what,
 			res.failed, ch->n,
 			res.first_path ? res.first_path : "?",
 			strerror(-res.first_err));
 	if (!rc)
 		sync_index(ap, ch, NULL, 0);
 	mat_result_release(&res);
+}
+
+/* view_repair_have_fn: is c's content in the store or a file here? */
+static bool repair_have(void *arg, const struct tree_change *c)
+{
+	struct apply *ap = arg;
+	int fd;
+
+	if (c->size == 0 || mat_object_have(ap->mat, &c->hash))
+		return true;
+	fd = local_source(ap, c);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/*
+ * Takes out of ch every WRITE whose content is neither in the store nor
+ * in a file here, each said in the log; the batch then leaves those
+ * entries as they are (a file keeps its last content, a new one is not
+ * made yet) and the repair pass gives them once the content comes.
+ * Lock held.
+ */
+static void drop_unready(struct apply *ap, struct tree_changes *ch)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < ch->n; i++) {
+		struct tree_change *c = &ch->v[i];
+
+		if (c->kind != TREE_CH_WRITE || repair_have(ap, c)) {
+			ch->v[kept++] = *c;
+			continue;
+		}
+		wk_warn("not shown yet: %s%s: its content (%" PRIu64
+			" bytes) is not here; the rest of the batch goes on",
+			c->path, c->conflict_copy ? " (a conflict copy)" : "",
+			c->size);
+		free(c->path);
+		free(c->new_path);
+		free(c->target);
+		free(c->link_path);
+	}
+	ch->n = kept;
+	ap->repair_due = true;
+}
+
+/*
+ * The repair pass (view_repair.h): once nothing waits, every local op is
+ * in the view and a batch changed DIR since the last pass, what DIR lacks
+ * of the view is carried out as a batch of its own.  Finding anything is
+ * a bug elsewhere, so it is said.  Lock held.
+ */
+static void repair_view(struct apply *ap, fuse_ino_t **old, size_t *nold)
+{
+	struct tree_changes ch;
+
+	if (!ap->repair_due || ap->nheld || !ap->locals_all_fed ||
+	    !rec_idle_l(ap->rec))
+		return;
+	ap->repair_due = false;
+	tree_changes_init(&ch);
+	if (view_repair_collect(ap->tree, rec_index(ap->rec), ap->fs->rootfd,
+				repair_have, ap, &ch) > 0) {
+		wk_warn("repair: DIR lacked %zu entries or modes that the "
+			"view shows; giving them back",
+			ch.n);
+		log_changes(ap, "repair:", &ch);
+		carry_out(ap, "repair", &ch, old, nold);
+	}
+	tree_changes_release(&ch);
 }
 
 static void check_view(struct apply *ap, int64_t seq);
@@ -1317,6 +1406,7 @@ static int apply_round(struct apply *ap)
 		set_applied(ap, t.last_seq);
 		drop_objects(ap); /* ones an earlier round had to leave */
 		check_view(ap, t.last_seq);
+		repair_view(ap, &lold, &nlold);
 		goto out_unlock;
 	}
 	log_ops(ap, "remote op:", fed, nfed);
@@ -1324,9 +1414,15 @@ static int apply_round(struct apply *ap)
 	log_changes(ap, "remote change:", &ch);
 	ap->tree_moved = true;
 	batch_begin(ap);
-	if (!mat_ready(ap->mat, &ch) || changes_blocked(ap, &ch)) {
-		/* Opened for writing since, or content gone: the engine
-		 * cannot take ops back, so start again from the oplog. */
+	/* A content that is nowhere here (a version this replica wrote and
+	 * wrote over since, shown as a conflict copy) must not stop the
+	 * batch for good: the rest goes on, and the repair pass writes the
+	 * entry once the content is at hand. */
+	if (!mat_ready(ap->mat, &ch))
+		drop_unready(ap, &ch);
+	if (changes_blocked(ap, &ch)) {
+		/* Opened for writing since: the engine cannot take ops
+		 * back, so start again from the oplog. */
 		char why[512];
 
 		batch_end(ap);
@@ -1346,6 +1442,7 @@ static int apply_round(struct apply *ap)
 	 * committed, the next mount's mat_recover() says so (apply_open). */
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	rc = mat_apply(ap->mat, &ch, (uint64_t)t.last_seq, &res);
+	ap->repair_due = true;
 	mat_ms = ms_since(&t1);
 	old = xmalloc((nrep + 1) * sizeof(*old));
 	release_replaced(ap, rep, nrep, old, &nold);
@@ -1572,6 +1669,7 @@ int apply_start(struct apply *ap)
 	int rc;
 
 	ap->inodes = true;
+	ap->repair_due = true; /* a crash may have left DIR short */
 	rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
 
 	ap->running = rc == 0;

@@ -1,0 +1,138 @@
+/*
+ * view_repair.c - the changes that give DIR what it lacks of the view
+ * (see view_repair.h for when and why).
+ */
+#include "view_repair.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "beneath.h"
+#include "xalloc.h"
+
+struct repair {
+	struct nindex *ix;
+	int rootfd;
+	view_repair_have_fn have;
+	void *arg;
+	struct tree_changes *out;
+	size_t added;
+};
+
+/* Is the parent of path a directory in the index, or one an earlier
+ * change of the pass makes? */
+static bool parent_ready(const struct repair *r, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len;
+	struct nnode *p;
+
+	if (!slash)
+		return true;
+	len = (size_t)(slash - path);
+	p = nindex_lookup(r->ix, path, len);
+	if (p)
+		return p->kind == WK_KIND_DIR;
+	for (size_t i = 0; i < r->out->n; i++) {
+		const struct tree_change *c = &r->out->v[i];
+
+		if (c->kind == TREE_CH_MKDIR && strlen(c->path) == len &&
+		    memcmp(c->path, path, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does index entry e hold the very version te shows? */
+static bool same_version(const struct nnode *e, const struct tree_entry *te)
+{
+	if (te->conflict_copy)
+		return nnode_is_copy(e) && wk_id_eq(e->id, te->version) &&
+		       wk_id_eq(e->copy_of, te->node);
+	return !nnode_is_copy(e) && wk_id_eq(e->id, te->node) &&
+	       wk_id_eq(e->content, te->version);
+}
+
+static struct tree_change *add(struct repair *r, enum tree_change_kind kind,
+			       const char *path, const struct tree_entry *te)
+{
+	struct tree_change *c = tree_changes_add(r->out);
+
+	c->kind = kind;
+	c->type = te->kind;
+	c->path = xstrdup(path);
+	c->node = te->node;
+	c->version = te->version;
+	c->conflict_copy = te->conflict_copy;
+	c->mode = te->mode;
+	c->mtime_ns = te->mtime_ns;
+	c->link = WK_ID_NONE;
+	r->added++;
+	return c;
+}
+
+/* An entry of the view where DIR has nothing. */
+static void add_missing(struct repair *r, const char *path,
+			const struct tree_entry *te)
+{
+	struct tree_change *c;
+	struct stat st;
+
+	if (!parent_ready(r, path) ||
+	    beneath_lstat(r->rootfd, path, &st) != -ENOENT)
+		return;
+	switch (te->kind) {
+	case WK_KIND_DIR:
+		add(r, TREE_CH_MKDIR, path, te);
+		break;
+	case WK_KIND_FILE:
+		c = add(r, TREE_CH_WRITE, path, te);
+		c->size = te->size;
+		c->hash = te->hash;
+		if (c->size && !r->have(r->arg, c)) {
+			/* Not now: a later pass, once it came. */
+			free(c->path);
+			r->out->n--;
+			r->added--;
+		}
+		break;
+	case WK_KIND_SYMLINK:
+		c = add(r, TREE_CH_SYMLINK, path, te);
+		c->target = xstrdup(te->target ? te->target : "");
+		break;
+	default:
+		break;
+	}
+}
+
+static int visit(const char *path, const struct tree_entry *te, void *arg)
+{
+	struct repair *r = arg;
+	struct nnode *e;
+
+	if (!*path)
+		return 0;
+	e = nindex_lookup(r->ix, path, strlen(path));
+	if (!e)
+		add_missing(r, path, te);
+	else if (te->kind == WK_KIND_FILE && e->kind == WK_KIND_FILE &&
+		 same_version(e, te) && (e->mode & 07777) != (te->mode & 07777))
+		add(r, TREE_CH_SETATTR, path, te);
+	return 0;
+}
+
+size_t view_repair_collect(const struct tree *view, struct nindex *ix,
+			   int rootfd, view_repair_have_fn have, void *arg,
+			   struct tree_changes *out)
+{
+	struct repair r = {.ix = ix,
+			   .rootfd = rootfd,
+			   .have = have,
+			   .arg = arg,
+			   .out = out};
+
+	tree_foreach(view, visit, &r);
+	return r.added;
+}

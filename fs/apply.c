@@ -32,6 +32,7 @@
 #include "fs.h"
 #include "apply.h"
 #include "apply_index.h"
+#include "refetch.h"
 #include "view_repair.h"
 
 #include <errno.h>
@@ -106,6 +107,10 @@ struct apply {
 	bool tree_moved; /* ops fed since the last plan */
 	/* A batch changed DIR since the last repair pass (repair_view). */
 	bool repair_due;
+	/* A step of a batch failed since: the next pass looks at the disk
+	 * (the index follows the view, not what the steps did). */
+	bool repair_disk;
+	struct refetch *refetch; /* asks syncd for missing contents */
 
 	/* Under fs->ilock: odd while a batch may replace or remove files,
 	 * from its last check for writers to the end of mat_apply (see
@@ -122,6 +127,7 @@ struct apply {
 	uint64_t requested, finished; /* round numbers */
 	bool kicked, stop, running;
 	bool waiting; /* (lock) remote ops wait for a close */
+	bool content_came; /* (lock) refetch brought a content */
 	pthread_t thread;
 };
 
@@ -1265,6 +1271,8 @@ static void carry_out(struct apply *ap, const char *what,
 	release_replaced(ap, rep, nrep, *old, nold);
 	batch_end(ap);
 	free(rep);
+	if (rc || res.failed)
+		ap->repair_disk = true;
 	if (rc)
 		wk_err("cannot carry out %s: %s", what, strerror(-rc));
 	else if (res.failed)
@@ -1286,8 +1294,11 @@ static bool repair_have(void *arg, const struct tree_change *c)
 	if (c->size == 0 || mat_object_have(ap->mat, &c->hash))
 		return true;
 	fd = local_source(ap, c);
-	if (fd < 0)
+	if (fd < 0) {
+		/* The relay has it if anyone sent it. */
+		refetch_want(ap->refetch, &c->hash, c->size);
 		return false;
+	}
 	close(fd);
 	return true;
 }
@@ -1333,16 +1344,22 @@ static void repair_view(struct apply *ap, fuse_ino_t **old, size_t *nold)
 {
 	struct tree_changes ch;
 
-	if (!ap->repair_due || ap->nheld || !ap->locals_all_fed ||
-	    !rec_idle_l(ap->rec))
+	bool disk = ap->repair_disk;
+
+	pthread_mutex_lock(&ap->lock);
+	if (ap->content_came)
+		ap->repair_due = true;
+	ap->content_came = false;
+	pthread_mutex_unlock(&ap->lock);
+	if (!ap->repair_due || !ap->locals_all_fed || !rec_idle_l(ap->rec))
 		return;
-	ap->repair_due = false;
+	ap->repair_due = ap->repair_disk = false;
 	tree_changes_init(&ch);
 	if (view_repair_collect(ap->tree, rec_index(ap->rec), ap->fs->rootfd,
-				repair_have, ap, &ch) > 0) {
+				disk, repair_have, ap, &ch) > 0) {
 		wk_warn("repair: DIR lacked %zu entries or modes that the "
-			"view shows; giving them back",
-			ch.n);
+			"view shows (first: %s); giving them back",
+			ch.n, ch.v[0].path);
 		log_changes(ap, "repair:", &ch);
 		carry_out(ap, "repair", &ch, old, nold);
 	}
@@ -1454,6 +1471,8 @@ static int apply_round(struct apply *ap)
 		goto out_unlock;
 	}
 	fault_point("apply.before_commit");
+	if (res.failed)
+		ap->repair_disk = true;
 	if (res.failed)
 		wk_warn("%zu of %zu remote changes failed; first: %s: %s",
 			res.failed, ch.n, res.first_path ? res.first_path : "?",
@@ -1669,11 +1688,28 @@ int apply_start(struct apply *ap)
 	int rc;
 
 	ap->inodes = true;
-	ap->repair_due = true; /* a crash may have left DIR short */
+	/* A crash may have left DIR short of the view (the scan made the
+	 * index what the disk holds). */
+	ap->repair_due = true;
 	rc = -pthread_create(&ap->thread, NULL, apply_main, ap);
 
 	ap->running = rc == 0;
 	return rc;
+}
+
+void apply_set_refetch(struct apply *ap, struct refetch *rf)
+{
+	ap->refetch = rf;
+}
+
+void apply_content_came(void *arg)
+{
+	struct apply *ap = arg;
+
+	pthread_mutex_lock(&ap->lock);
+	ap->content_came = true;
+	pthread_mutex_unlock(&ap->lock);
+	apply_kick(ap);
 }
 
 void apply_kick(struct apply *ap)

@@ -56,6 +56,13 @@ int apply_open(struct wkfs *fs, const struct wk_config *cfg, struct apply **out,
 int apply_start(struct apply *ap);
 
 /* Asks for a round soon (the last writer of a file closed it). */
+struct refetch;
+/* Gives the apply thread rf (fs/refetch.h) to ask for contents it lacks;
+ * before apply_start(). */
+void apply_set_refetch(struct apply *ap, struct refetch *rf);
+/* refetch_came_fn (arg: the struct apply): a content came; the next
+ * round's repair pass writes what waited for it. */
+void apply_content_came(void *arg);
 void apply_kick(struct apply *ap);
 
 /* The same, only when remote ops wait for a file to be closed (what

@@ -74,6 +74,7 @@ struct apply;
 struct wkfs {
 	int rootfd;               /* DIR, opened before the mount */
 	struct apply *apply;      /* remote ops (fs/apply.h) */
+	struct refetch *refetch;  /* missing contents (fs/refetch.h) */
 	struct finode root;
 	struct recorder *rec;
 	struct fuse_session *se;

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "refetch.h"
 #include "rundir.h"
 #include "scan.h"
 #include "syncctl.h"
@@ -634,6 +635,10 @@ static int mount_run(struct mount_opts *opts)
 		     run);
 		goto out_unmount;
 	}
+	/* Contents a batch lacks come from the relay through the daemon. */
+	if (cfg.remote_url)
+		fs.refetch = refetch_start(run, apply_content_came, fs.apply);
+	apply_set_refetch(fs.apply, fs.refetch);
 	if (apply_start(fs.apply) != 0) {
 		fail("%s: cannot start the apply thread", o.mnt);
 		goto out_unmount;
@@ -668,6 +673,8 @@ static int mount_run(struct mount_opts *opts)
 	close(ctl.lfd);
 	pthread_join(ctl.thread, NULL);
 	apply_stop(fs.apply);
+	refetch_stop(fs.refetch);
+	fs.refetch = NULL;
 	{
 		char *p = xasprintf("%s/fs.sock", run);
 
@@ -690,6 +697,8 @@ static int mount_run(struct mount_opts *opts)
 	ret = 0;
 out_unmount:
 	apply_stop(fs.apply);
+	refetch_stop(fs.refetch);
+	fs.refetch = NULL;
 	fuse_session_unmount(fs.se);
 	fuse_remove_signal_handlers(fs.se);
 out_session:

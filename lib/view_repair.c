@@ -17,6 +17,7 @@ struct repair {
 	int rootfd;
 	view_repair_have_fn have;
 	void *arg;
+	bool check_disk; /* the file system, not only the index, says */
 	struct tree_changes *out;
 	size_t added;
 };
@@ -32,9 +33,6 @@ static bool parent_ready(const struct repair *r, const char *path)
 	if (!slash)
 		return true;
 	len = (size_t)(slash - path);
-	p = nindex_lookup(r->ix, path, len);
-	if (p)
-		return p->kind == WK_KIND_DIR;
 	for (size_t i = 0; i < r->out->n; i++) {
 		const struct tree_change *c = &r->out->v[i];
 
@@ -42,7 +40,17 @@ static bool parent_ready(const struct repair *r, const char *path)
 		    memcmp(c->path, path, len) == 0)
 			return true;
 	}
-	return false;
+	if (r->check_disk) {
+		char *dir = xstrndup(path, len);
+		struct stat st;
+		bool ok = beneath_lstat(r->rootfd, dir, &st) == 0 &&
+			  S_ISDIR(st.st_mode);
+
+		free(dir);
+		return ok;
+	}
+	p = nindex_lookup(r->ix, path, len);
+	return p && p->kind == WK_KIND_DIR;
 }
 
 /* Does index entry e hold the very version te shows? */
@@ -73,30 +81,44 @@ static struct tree_change *add(struct repair *r, enum tree_change_kind kind,
 	return c;
 }
 
-/* An entry of the view where DIR has nothing. */
+/* A WRITE of te at path, when its content is at hand. */
+static void add_write(struct repair *r, const char *path,
+		      const struct tree_entry *te)
+{
+	struct tree_change *c = add(r, TREE_CH_WRITE, path, te);
+
+	c->size = te->size;
+	c->hash = te->hash;
+	if (c->size && !r->have(r->arg, c)) {
+		/* Not now: a later pass, once it came. */
+		free(c->path);
+		r->out->n--;
+		r->added--;
+	}
+}
+
+/* Is index entry e what te shows (for a directory: a directory)? */
+static bool same_entry(const struct nnode *e, const struct tree_entry *te)
+{
+	if (e->kind != te->kind)
+		return false;
+	return te->kind != WK_KIND_FILE || same_version(e, te);
+}
+
+/* An entry of the view where DIR has nothing (checked). */
 static void add_missing(struct repair *r, const char *path,
 			const struct tree_entry *te)
 {
 	struct tree_change *c;
-	struct stat st;
 
-	if (!parent_ready(r, path) ||
-	    beneath_lstat(r->rootfd, path, &st) != -ENOENT)
+	if (!parent_ready(r, path))
 		return;
 	switch (te->kind) {
 	case WK_KIND_DIR:
 		add(r, TREE_CH_MKDIR, path, te);
 		break;
 	case WK_KIND_FILE:
-		c = add(r, TREE_CH_WRITE, path, te);
-		c->size = te->size;
-		c->hash = te->hash;
-		if (c->size && !r->have(r->arg, c)) {
-			/* Not now: a later pass, once it came. */
-			free(c->path);
-			r->out->n--;
-			r->added--;
-		}
+		add_write(r, path, te);
 		break;
 	case WK_KIND_SYMLINK:
 		c = add(r, TREE_CH_SYMLINK, path, te);
@@ -111,26 +133,49 @@ static int visit(const char *path, const struct tree_entry *te, void *arg)
 {
 	struct repair *r = arg;
 	struct nnode *e;
+	struct stat st;
+	uint32_t mode;
+	int rc;
 
 	if (!*path)
 		return 0;
 	e = nindex_lookup(r->ix, path, strlen(path));
-	if (!e)
-		add_missing(r, path, te);
-	else if (te->kind == WK_KIND_FILE && e->kind == WK_KIND_FILE &&
-		 same_version(e, te) && (e->mode & 07777) != (te->mode & 07777))
+	if (e && te->kind == WK_KIND_FILE && !te->conflict_copy &&
+	    e->kind == WK_KIND_FILE && !nnode_is_copy(e) &&
+	    wk_id_eq(e->id, te->node) && !wk_id_eq(e->content, te->version)) {
+		/* The file, at an older version than the view's (a batch
+		 * went on without its content): the view's, once at hand. */
+		add_write(r, path, te);
+		return 0;
+	}
+	if (e && !same_entry(e, te))
+		return 0; /* something else is there: not ours to replace */
+	if (!e || r->check_disk) {
+		rc = beneath_lstat(r->rootfd, path, &st);
+		if (rc == -ENOENT)
+			add_missing(r, path, te);
+		if (rc < 0 || !e ||
+		    (S_ISDIR(st.st_mode) != (te->kind == WK_KIND_DIR)))
+			return 0;
+		mode = st.st_mode;
+	} else {
+		mode = e->mode;
+	}
+	if (te->kind != WK_KIND_SYMLINK && (mode & 07777) != (te->mode & 07777))
 		add(r, TREE_CH_SETATTR, path, te);
 	return 0;
 }
 
 size_t view_repair_collect(const struct tree *view, struct nindex *ix,
-			   int rootfd, view_repair_have_fn have, void *arg,
+			   int rootfd, bool check_disk,
+			   view_repair_have_fn have, void *arg,
 			   struct tree_changes *out)
 {
 	struct repair r = {.ix = ix,
 			   .rootfd = rootfd,
 			   .have = have,
 			   .arg = arg,
+			   .check_disk = check_disk,
 			   .out = out};
 
 	tree_foreach(view, visit, &r);

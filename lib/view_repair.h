@@ -27,15 +27,20 @@ typedef bool (*view_repair_have_fn)(void *arg, const struct tree_change *c);
 
 /*
  * Appends to out a change for each view entry that DIR (rootfd; the index
- * ix says what it holds) lacks: MKDIR, WRITE (content by the view's hash,
- * only when have says it is at hand) or SYMLINK where neither the index
- * nor the file system has anything at the path and the parent is a
- * directory there (or made by an earlier change of out); SETATTR where
- * the index holds the view's very version with another mode.  Returns
- * how many it appended.
+ * ix says what it holds) lacks, where the index has nothing at the path or
+ * holds what the view shows there (the same version of a file):
+ * - MKDIR, WRITE (content by the view's hash, only when have says it is
+ *   at hand) or SYMLINK where the file system has nothing at the path and
+ *   the parent is a directory (or made by an earlier change of out);
+ * - SETATTR where a file's or directory's mode is another.
+ * Without check_disk the index is taken for what DIR holds (one stat only
+ * where the index has nothing); with it, every entry is looked at on disk
+ * (after a batch some of whose steps failed: the index then follows the
+ * view, not the disk).  Returns how many changes it appended.
  */
 size_t view_repair_collect(const struct tree *view, struct nindex *ix,
-			   int rootfd, view_repair_have_fn have, void *arg,
+			   int rootfd, bool check_disk,
+			   view_repair_have_fn have, void *arg,
 			   struct tree_changes *out);
 
 #endif

@@ -135,8 +135,8 @@ static void test_gives_back_what_dir_lacks(void **state)
 {
 	struct fixture *fx = *state;
 	const struct tree_change *c;
-	size_t n = view_repair_collect(fx->view, fx->ix, fx->rootfd, have, fx,
-				       &fx->ch);
+	size_t n = view_repair_collect(fx->view, fx->ix, fx->rootfd, false,
+				       have, fx, &fx->ch);
 
 	/* d/l, e, e/g made; d/f's mode set; d/ and d/x left alone. */
 	assert_int_equal(n, 4);
@@ -169,7 +169,8 @@ static void test_a_content_not_at_hand_waits(void **state)
 	struct fixture *fx = *state;
 
 	fx->missing = 9;
-	view_repair_collect(fx->view, fx->ix, fx->rootfd, have, fx, &fx->ch);
+	view_repair_collect(fx->view, fx->ix, fx->rootfd, false, have, fx,
+			    &fx->ch);
 	assert_null(find(fx, "e/g"));
 	assert_non_null(find(fx, "e"));
 	assert_int_equal(fx->ch.n, 3);
@@ -184,14 +185,87 @@ static void test_dir_that_has_it_is_left_alone(void **state)
 	nindex_lookup(fx->ix, "d/f", 3)->mode = 0600;
 	assert_int_equal(nindex_add(fx->ix, L, d, "l", WK_KIND_SYMLINK, &l), 0);
 	assert_int_equal(nindex_add(fx->ix, X, d, "x", WK_KIND_FILE, &l), 0);
+	l->content = tl_id(14, 0, A);
+	l->mode = 0644;
 	assert_int_equal(nindex_add(fx->ix, E, nindex_root(fx->ix), "e",
 				    WK_KIND_DIR, &e),
 			 0);
+	e->mode = 0700;
 	assert_int_equal(nindex_add(fx->ix, G, e, "g", WK_KIND_FILE, &g), 0);
-	assert_int_equal(view_repair_collect(fx->view, fx->ix, fx->rootfd, have,
-					     fx, &fx->ch),
+	g->content = tl_id(13, 0, A);
+	g->mode = 0644;
+	assert_int_equal(view_repair_collect(fx->view, fx->ix, fx->rootfd,
+					     false, have, fx, &fx->ch),
 			 0);
 	assert_int_equal(fx->ch.n, 0);
+}
+
+/* The index holds the file at an older version than the view's (a batch
+ * went on without the content): the view's is written, once at hand. */
+static void test_an_older_version_is_brought_up(void **state)
+{
+	struct fixture *fx = *state;
+	const struct tree_change *c;
+
+	nindex_lookup(fx->ix, "d/f", 3)->content = tl_id(9, 0, A);
+	nindex_lookup(fx->ix, "d/f", 3)->mode = 0600;
+	fx->missing = 7;
+	view_repair_collect(fx->view, fx->ix, fx->rootfd, false, have, fx,
+			    &fx->ch);
+	assert_null(find(fx, "d/f"));
+	tree_changes_release(&fx->ch);
+	tree_changes_init(&fx->ch);
+	fx->missing = 0;
+	view_repair_collect(fx->view, fx->ix, fx->rootfd, false, have, fx,
+			    &fx->ch);
+	c = find(fx, "d/f");
+	assert_non_null(c);
+	assert_int_equal(c->kind, TREE_CH_WRITE);
+	assert_int_equal(c->size, 7);
+	assert_true(wk_id_eq(c->version, tl_id(10, 0, A)));
+}
+
+/* With check_disk, the disk is asked even where the index has the entry:
+ * what a failed step left out comes back, a mode the disk has otherwise
+ * is set, and a file DIR has is still left alone. */
+static void test_check_disk_asks_the_disk(void **state)
+{
+	struct fixture *fx = *state;
+	struct nnode *n, *e, *d = nindex_lookup(fx->ix, "d", 1);
+	const struct tree_change *c;
+
+	nindex_lookup(fx->ix, "d/f", 3)->mode = 0600;
+	assert_int_equal(nindex_add(fx->ix, L, d, "l", WK_KIND_SYMLINK, &n), 0);
+	assert_int_equal(nindex_add(fx->ix, X, d, "x", WK_KIND_FILE, &n), 0);
+	n->content = tl_id(14, 0, A);
+	n->mode = 0644;
+	assert_int_equal(nindex_add(fx->ix, E, nindex_root(fx->ix), "e",
+				    WK_KIND_DIR, &e),
+			 0);
+	e->mode = 0700;
+	assert_int_equal(nindex_add(fx->ix, G, e, "g", WK_KIND_FILE, &n), 0);
+	n->content = tl_id(13, 0, A);
+	n->mode = 0644;
+	/* Without the disk: nothing to do. */
+	assert_int_equal(view_repair_collect(fx->view, fx->ix, fx->rootfd,
+					     false, have, fx, &fx->ch),
+			 0);
+	/* DIR's d/x has another mode than the view's. */
+	assert_int_equal(fchmodat(fx->rootfd, "d/x", 0600, 0), 0);
+	view_repair_collect(fx->view, fx->ix, fx->rootfd, true, have, fx,
+			    &fx->ch);
+	c = find(fx, "d/f");
+	assert_non_null(c);
+	assert_int_equal(c->kind, TREE_CH_WRITE);
+	assert_int_equal(find(fx, "d/l")->kind, TREE_CH_SYMLINK);
+	assert_int_equal(find(fx, "e")->kind, TREE_CH_MKDIR);
+	assert_int_equal(find(fx, "e/g")->kind, TREE_CH_WRITE);
+	c = find(fx, "d/x");
+	assert_non_null(c);
+	assert_int_equal(c->kind, TREE_CH_SETATTR);
+	assert_int_equal(c->mode & 07777, 0644);
+	assert_null(find(fx, "d"));
+	assert_int_equal(fx->ch.n, 5);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -202,6 +276,8 @@ int main(void)
 		T(test_gives_back_what_dir_lacks),
 		T(test_a_content_not_at_hand_waits),
 		T(test_dir_that_has_it_is_left_alone),
+		T(test_check_disk_asks_the_disk),
+		T(test_an_older_version_is_brought_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1331,7 +1331,9 @@ static void drop_unready(struct apply *ap, struct tree_changes *ch)
 		free(c->link_path);
 	}
 	ch->n = kept;
-	ap->repair_due = true;
+	/* The index sync may still take the entry from the view (a full
+	 * walk): the pass must ask the disk. */
+	ap->repair_due = ap->repair_disk = true;
 }
 
 /*
@@ -1344,15 +1346,16 @@ static void repair_view(struct apply *ap, fuse_ino_t **old, size_t *nold)
 {
 	struct tree_changes ch;
 
-	bool disk = ap->repair_disk;
+	bool disk;
 
 	pthread_mutex_lock(&ap->lock);
 	if (ap->content_came)
-		ap->repair_due = true;
+		ap->repair_due = ap->repair_disk = true;
 	ap->content_came = false;
 	pthread_mutex_unlock(&ap->lock);
 	if (!ap->repair_due || !ap->locals_all_fed || !rec_idle_l(ap->rec))
 		return;
+	disk = ap->repair_disk;
 	ap->repair_due = ap->repair_disk = false;
 	tree_changes_init(&ch);
 	if (view_repair_collect(ap->tree, rec_index(ap->rec), ap->fs->rootfd,

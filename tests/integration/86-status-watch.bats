@@ -84,14 +84,24 @@ big_set() {
 }
 
 @test "wkfs sync on a terminal shows files and bytes to go" {
+	local P=$T/pause spid
 	replica a
 	stop_syncd a
 	big_set "$A" 20
-	# script(1) gives sync a pty for stderr; its typescript keeps every
-	# rewrite of the progress line
-	script -qfec "'$WKFS_BIN' sync --timeout 120 '$A'" "$T/typescript" \
-		</dev/null >/dev/null 3>&-
-	grep -aqE 'syncing: [0-9]+ files \([0-9.]+ [KM]iB\) in [0-9]+ ops to send, [0-9]+ ops to receive' \
+	# The daemon that wkfs sync starts stops before its first PUSH until
+	# the test has seen the progress line (lib/fault.h): no race with a
+	# fast relay.  script(1) gives sync a pty for stderr; its typescript
+	# keeps every rewrite of the progress line.
+	mkdir -p "$P"
+	touch "$P/syncd.push"
+	WKFS_PAUSE_DIR=$P script -qfec "'$WKFS_BIN' sync --timeout 120 '$A'" \
+		"$T/typescript" </dev/null >/dev/null 3>&- &
+	spid=$!
+	WK_PIDS+=("$spid")
+	wait_until 60 test -e "$P/syncd.push.paused"
+	wait_until 20 grep -aqE 'syncing: [0-9]+ files \([0-9.]+ [KM]iB\) in [0-9]+ ops to send, [0-9]+ ops to receive' \
 		"$T/typescript"
+	rm "$P/syncd.push.paused"
+	wait "$spid"
 	grep -aq 'synced (' "$T/typescript"
 }

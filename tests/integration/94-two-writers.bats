@@ -91,7 +91,7 @@ down_up() {
 }
 
 @test "two writers on overlapping trees with daemon restarts lose nothing" {
-	# Still fails on some runs (issue 12): 3 of the last 5 converged
+	# Still fails on some runs (issue 12): 2 of the last 5 converged
 	# with nothing lost.  Fixed in the last session: a batch stalled for
 	# good on a conflict copy of a version this replica had written
 	# over (drop_unready, fs/refetch.c fetches it); one replica lacked

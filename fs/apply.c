@@ -304,44 +304,10 @@ static bool op_blocked(struct apply *ap, const struct wk_op *op)
 }
 
 /* The same, checked on what the engine decided: this also catches a file
- * that another op's name pushes aside (a conflict copy of it). */
-/*
- * Why the batch ch cannot be carried out now, into why (the first change
- * that stops it), for the log: a file open for writing, or a WRITE whose
- * content is neither in the store nor in a file here.  Lock held.
- */
-static void why_blocked(struct apply *ap, const struct tree_changes *ch,
-			char *why, size_t len)
-{
-	snprintf(why, len, "nothing found");
-	for (size_t i = 0; i < ch->n; i++) {
-		const struct tree_change *c = &ch->v[i];
-		int fd;
-
-		if ((c->kind == TREE_CH_WRITE || c->kind == TREE_CH_REMOVE ||
-		     c->kind == TREE_CH_RENAME) &&
-		    open_for_writing(ap, c->path)) {
-			snprintf(why, len, "%s is open for writing", c->path);
-			return;
-		}
-		if (c->kind != TREE_CH_WRITE || c->size == 0 ||
-		    mat_object_have(ap->mat, &c->hash))
-			continue;
-		fd = local_source(ap, c);
-		if (fd >= 0) {
-			close(fd);
-			continue;
-		}
-		snprintf(why, len,
-			 "the content of %s%s (%" PRIu64
-			 " bytes) is not here: %s",
-			 c->path, c->conflict_copy ? " (a conflict copy)" : "",
-			 c->size, strerror(-fd));
-		return;
-	}
-}
-
-static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
+ * that another op's name pushes aside (a conflict copy of it).  The first
+ * change of ch that must wait for a file open for writing, or NULL. */
+static const struct tree_change *blocking_change(struct apply *ap,
+						 const struct tree_changes *ch)
 {
 	for (size_t i = 0; i < ch->n; i++) {
 		const struct tree_change *c = &ch->v[i];
@@ -349,13 +315,13 @@ static bool changes_blocked(struct apply *ap, const struct tree_changes *ch)
 		if ((c->kind == TREE_CH_WRITE || c->kind == TREE_CH_REMOVE ||
 		     c->kind == TREE_CH_RENAME) &&
 		    open_for_writing(ap, c->path))
-			return true;
+			return c;
 	}
-	return false;
+	return NULL;
 }
 
 /*
- * Between changes_blocked() and the end of mat_apply() no handle may start
+ * Between blocking_change() and the end of mat_apply() no handle may start
  * writing unseen: opens that may write take a ticket before their open(2)
  * and are counted only if no batch ran since (apply.h).
  */
@@ -1243,21 +1209,20 @@ static void carry_out_local(struct apply *ap, struct tree_changes *ch,
 static void carry_out(struct apply *ap, const char *what,
 		      struct tree_changes *ch, fuse_ino_t **old, size_t *nold)
 {
+	const struct tree_change *blocked;
 	struct mat_result res = {0};
 	struct replaced *rep;
 	size_t nrep;
 	int rc;
 
 	batch_begin(ap);
-	if (!mat_ready(ap->mat, ch))
-		drop_unready(ap, ch);
-	if (changes_blocked(ap, ch)) {
+	drop_unready(ap, ch);
+	blocked = blocking_change(ap, ch);
+	if (blocked) {
 		batch_end(ap);
-		char why[512];
-
-		why_blocked(ap, ch, why, sizeof(why));
-		wk_warn("%s: %zu changes wait (%s); left as they are", what,
-			ch->n, why);
+		wk_warn("%s: %zu changes wait (%s is open for writing); left "
+			"as they are",
+			what, ch->n, blocked->path);
 		log_changes(ap, "left:", ch);
 		return;
 	}
@@ -1325,15 +1290,13 @@ static void drop_unready(struct apply *ap, struct tree_changes *ch)
 			" bytes) is not here; the rest of the batch goes on",
 			c->path, c->conflict_copy ? " (a conflict copy)" : "",
 			c->size);
-		free(c->path);
-		free(c->new_path);
-		free(c->target);
-		free(c->link_path);
+		tree_change_release(c);
 	}
+	/* The index sync may still take a dropped entry from the view (a
+	 * full walk): the pass must ask the disk. */
+	if (kept < ch->n)
+		ap->repair_due = ap->repair_disk = true;
 	ch->n = kept;
-	/* The index sync may still take the entry from the view (a full
-	 * walk): the pass must ask the disk. */
-	ap->repair_due = ap->repair_disk = true;
 }
 
 /*
@@ -1378,6 +1341,7 @@ static int apply_round(struct apply *ap)
 	struct plan_env env = {.arg = ap,
 			       .content_here = plan_content_here,
 			       .busy = plan_busy};
+	const struct tree_change *blocked;
 	struct tree_changes ch;
 	struct mat_result res = {0};
 	struct replaced *rep = NULL;
@@ -1438,16 +1402,14 @@ static int apply_round(struct apply *ap)
 	 * wrote over since, shown as a conflict copy) must not stop the
 	 * batch for good: the rest goes on, and the repair pass writes the
 	 * entry once the content is at hand. */
-	if (!mat_ready(ap->mat, &ch))
-		drop_unready(ap, &ch);
-	if (changes_blocked(ap, &ch)) {
+	drop_unready(ap, &ch);
+	blocked = blocking_change(ap, &ch);
+	if (blocked) {
 		/* Opened for writing since: the engine cannot take ops
 		 * back, so start again from the oplog. */
-		char why[512];
-
 		batch_end(ap);
-		why_blocked(ap, &ch, why, sizeof(why));
-		wk_info("deferring %zu remote ops: %s", nfed, why);
+		wk_info("deferring %zu remote ops: %s is open for writing",
+			nfed, blocked->path);
 		set_waiting(ap, true);
 		build_tree(ap);
 		t.more = false;

@@ -137,6 +137,8 @@ struct tree_changes {
 void tree_changes_init(struct tree_changes *c);
 /* A new zeroed change at the end of c (a caller's own list). */
 struct tree_change *tree_changes_add(struct tree_changes *c);
+/* Frees the strings of one change (one a caller takes out of its list). */
+void tree_change_release(struct tree_change *c);
 /* Frees every change and its strings; c can be reused after init. */
 void tree_changes_release(struct tree_changes *c);
 

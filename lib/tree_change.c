@@ -24,14 +24,18 @@ void tree_changes_init(struct tree_changes *c)
 	c->n = c->alloc = 0;
 }
 
+void tree_change_release(struct tree_change *c)
+{
+	free(c->path);
+	free(c->new_path);
+	free(c->target);
+	free(c->link_path);
+}
+
 void tree_changes_release(struct tree_changes *c)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->v[i].path);
-		free(c->v[i].new_path);
-		free(c->v[i].target);
-		free(c->v[i].link_path);
-	}
+	for (size_t i = 0; i < c->n; i++)
+		tree_change_release(&c->v[i]);
 	free(c->v);
 	tree_changes_init(c);
 }

@@ -85,16 +85,22 @@ static struct tree_change *add(struct repair *r, enum tree_change_kind kind,
 static void add_write(struct repair *r, const char *path,
 		      const struct tree_entry *te)
 {
-	struct tree_change *c = add(r, TREE_CH_WRITE, path, te);
+	struct tree_change want = {.kind = TREE_CH_WRITE,
+				   .type = te->kind,
+				   .path = (char *)path,
+				   .node = te->node,
+				   .version = te->version,
+				   .conflict_copy = te->conflict_copy,
+				   .size = te->size,
+				   .hash = te->hash,
+				   .link = WK_ID_NONE};
+	struct tree_change *c;
 
+	if (want.size && !r->have(r->arg, &want))
+		return; /* not now: a later pass, once it came */
+	c = add(r, TREE_CH_WRITE, path, te);
 	c->size = te->size;
 	c->hash = te->hash;
-	if (c->size && !r->have(r->arg, c)) {
-		/* Not now: a later pass, once it came. */
-		free(c->path);
-		r->out->n--;
-		r->added--;
-	}
 }
 
 /* Is index entry e what te shows (for a directory: a directory)? */
